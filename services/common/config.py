@@ -1,0 +1,167 @@
+"""Server configuration: typed defaults, overridden by a TOML file, then by environment.
+
+One structure for every service so that `parlons serve` (all services in one process)
+and split deployments read the same file. Environment variables win over the file so a
+container can change one value without a new file: `PARLONS_<SECTION>_<KEY>`, e.g.
+`PARLONS_SERVER_PORT=50052`, `PARLONS_TRANSCRIPTION_MODEL=small`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from parlons.services.common.errors import InvalidArgument
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    # Largest request/response message; whole-file RPCs are bounded by it.
+    max_message_mb: int = 64
+    # Prometheus metrics on this HTTP port; 0 = disabled.
+    metrics_port: int = 0
+    # Seconds in-flight calls get to finish on SIGTERM.
+    grace_s: float = 30.0
+    tls_cert: str = ""
+    tls_key: str = ""
+    # When set, clients must present a certificate signed by this CA (mTLS).
+    tls_client_ca: str = ""
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@dataclass
+class TranscriptionSettings:
+    enabled: bool = True
+    # Catalog name or model directory.
+    model: str = "tiny.en"
+    device: str = "auto"
+    compute_type: str = "auto"
+    cpu_threads: int = 0
+    # Parallel decodes inside CTranslate2 (one model copy).
+    num_workers: int = 1
+    # Requests decoded at once; more wait in the queue.
+    max_concurrent: int = 1
+    # Requests waiting beyond the running ones before RESOURCE_EXHAUSTED.
+    max_queued: int = 8
+    # Longest audio accepted in one request, in seconds.
+    max_audio_s: float = 4 * 3600.0
+    # Live streams served at once.
+    max_streams: int = 4
+    # Batched pipeline: "auto" (GPU only), "on", "off".
+    batched: str = "auto"
+    batch_size: int = 8
+
+
+@dataclass
+class DiarizationSettings:
+    enabled: bool = True
+    # Pipeline config file; empty = the packaged default.
+    pipeline_config: str = ""
+    device: str = "auto"
+    max_concurrent: int = 1
+    max_queued: int = 8
+    max_audio_s: float = 4 * 3600.0
+
+
+@dataclass
+class TranslationSettings:
+    enabled: bool = True
+    # Model directories or catalog names, one per pair or multilingual.
+    models: list[str] = field(default_factory=list)
+    device: str = "auto"
+    compute_type: str = "auto"
+    # Micro-batching window and size.
+    batch_wait_ms: float = 5.0
+    max_batch_tokens: int = 4096
+    max_chars_per_request: int = 100_000
+    max_document_mb: int = 20
+    max_pdf_pages: int = 200
+
+
+@dataclass
+class ParlonsConfig:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
+    diarization: DiarizationSettings = field(default_factory=DiarizationSettings)
+    translation: TranslationSettings = field(default_factory=TranslationSettings)
+
+
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> ParlonsConfig:
+    """Defaults, then the TOML file (if any), then PARLONS_* environment variables."""
+    config = ParlonsConfig()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidArgument(f"cannot read config file {path}: {exc}") from exc
+        _apply_mapping(config, data, origin=str(path))
+    _apply_environment(config, os.environ if environ is None else environ)
+    return config
+
+
+def _sections(config: ParlonsConfig) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def _apply_mapping(config: ParlonsConfig, data: Mapping[str, Any], origin: str) -> None:
+    sections = _sections(config)
+    for section_name, values in data.items():
+        section = sections.get(section_name)
+        if section is None or not isinstance(values, Mapping):
+            raise InvalidArgument(f"{origin}: unknown section [{section_name}]")
+        for key, value in values.items():
+            _set_field(section, key, value, f"{origin}: [{section_name}] {key}")
+
+
+def _apply_environment(config: ParlonsConfig, environ: Mapping[str, str]) -> None:
+    for section_name, section in _sections(config).items():
+        for f in dataclasses.fields(section):
+            name = f"PARLONS_{section_name}_{f.name}".upper()
+            if name in environ:
+                _set_field(section, f.name, environ[name], name)
+
+
+def _set_field(section: Any, key: str, value: Any, where: str) -> None:
+    hints = typing.get_type_hints(type(section))
+    if key not in hints:
+        raise InvalidArgument(f"{where}: unknown setting")
+    setattr(section, key, _coerce(value, hints[key], where))
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Turn a TOML or environment value into the field's type, with a clear error."""
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError("boolean given")
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            return str(value)
+        if typing.get_origin(kind) is list:
+            if isinstance(value, str):
+                return [item.strip() for item in value.split(",") if item.strip()]
+            return [str(item) for item in value]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{where}: {exc}") from exc
+    raise InvalidArgument(f"{where}: unsupported setting type {kind}")
