@@ -1,0 +1,154 @@
+"""`parlons transcribe`: the batch CLI for archives of recordings.
+
+Against `--server` it is a plain gRPC client; without one it starts the services
+in-process on a loopback port, so one code path serves both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from parlons.clients import formats
+from parlons.clients.sdk import TranscriptionClient, open_channel, wait_until_serving
+from parlons.v1 import transcription_pb2
+
+console = Console(stderr=True)
+
+
+def options_from_args(args: argparse.Namespace) -> transcription_pb2.TranscriptionOptions:
+    options = transcription_pb2.TranscriptionOptions(
+        model=args.model or "",
+        language=args.language or "",
+        task=transcription_pb2.TRANSLATE_TO_ENGLISH if args.task == "translate" else transcription_pb2.TRANSCRIBE,
+        beam_size=args.beam_size,
+        word_timestamps=args.word_timestamps or args.diarize,
+        vad_filter=args.vad_filter,
+        initial_prompt=args.initial_prompt or "",
+        hotwords=args.hotwords or "",
+        temperatures=args.temperature or [],
+        per_channel=args.per_channel,
+        language_per_segment=args.language_per_segment,
+    )
+    return options
+
+
+@contextlib.contextmanager
+def server_address(args: argparse.Namespace) -> Iterator[str]:
+    """The given --server, or an in-process server for the duration of the command."""
+    if args.server:
+        yield args.server
+        return
+    from parlons.serve import build_modules
+    from parlons.services.common.config import load_config
+    from parlons.services.common.server import BackgroundServer
+
+    config = load_config(args.config)
+    config.server.host = "127.0.0.1"
+    config.server.port = 0
+    if args.model:
+        config.transcription.model = args.model
+    names = ["transcription"] + (["diarization"] if args.diarize else [])
+    with console.status("loading models..."):
+        server = BackgroundServer(config.server, build_modules(config, names)).start()
+    try:
+        yield server.address
+    finally:
+        server.stop()
+
+
+def output_paths(source: Path, output_dir: Path | None, fmts: list[str]) -> dict[str, Path]:
+    folder = output_dir or source.parent
+    return {fmt: folder / f"{source.stem}.{fmt}" for fmt in fmts}
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    fmts = list(formats.FORMATS) if args.format == "all" else args.format.split(",")
+    unknown = [f for f in fmts if f not in formats.FORMATS]
+    if unknown:
+        console.print(f"[red]unknown format(s) {', '.join(unknown)}; choose from {', '.join(formats.FORMATS)} or all")
+        return 2
+    files = [Path(f) for f in args.files]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        console.print(f"[red]not a file: {', '.join(missing)}")
+        return 2
+    if args.output_dir:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    options = options_from_args(args)
+    failures = 0
+    with server_address(args) as address:
+        channel = open_channel(address)
+        wait_until_serving(channel)
+        client = TranscriptionClient(channel)
+        diarizer = None
+        if args.diarize:
+            from parlons.clients.conversation import ConversationClient
+
+            diarizer = ConversationClient(channel, num_speakers=args.num_speakers)
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console,
+        )
+        with progress:
+            task = progress.add_task("transcribing", total=len(files))
+            for path in files:
+                progress.update(task, description=f"transcribing {path.name}")
+                try:
+                    response = client.transcribe_file(path, options, timeout_s=args.timeout)
+                    extra: dict[str, str] = {}
+                    if diarizer is not None:
+                        response, rttm = diarizer.attribute_speakers(path, response, timeout_s=args.timeout)
+                        extra["rttm"] = rttm
+                except grpc.RpcError as exc:
+                    failures += 1
+                    console.print(f"[red]{path}: {exc.code().name}: {exc.details()}")
+                    progress.advance(task)
+                    continue
+                for fmt, target in output_paths(path, Path(args.output_dir) if args.output_dir else None, fmts).items():
+                    target.write_text(formats.render(response, fmt), encoding="utf-8")
+                for fmt, text in extra.items():
+                    target = output_paths(path, Path(args.output_dir) if args.output_dir else None, [fmt])[fmt]
+                    target.write_text(text, encoding="utf-8")
+                if args.print:
+                    sys.stdout.write(formats.to_txt(response))
+                progress.advance(task)
+        channel.close()
+    return 1 if failures else 0
+
+
+def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio files to txt, json, srt and vtt",
+        description="Transcribe files with the transcription service (in-process unless --server is given).",
+    )
+    parser.add_argument("files", nargs="+", help="audio files (any format ffmpeg/PyAV decodes)")
+    parser.add_argument("--server", help="gRPC address of a running parlons server (default: in-process)")
+    parser.add_argument("--config", help="config file for the in-process server")
+    parser.add_argument("--model", help="catalog name or model directory (default from config: tiny.en)")
+    parser.add_argument("--language", help="BCP-47 code; default: identify automatically")
+    parser.add_argument("--task", choices=["transcribe", "translate"], default="transcribe",
+                        help="translate = transcribe into English (whisper's own translation)")
+    parser.add_argument("--beam-size", type=int, default=0)
+    parser.add_argument("--word-timestamps", action="store_true")
+    parser.add_argument("--vad-filter", action="store_true", help="skip non-speech with Silero VAD")
+    parser.add_argument("--initial-prompt")
+    parser.add_argument("--hotwords")
+    parser.add_argument("--temperature", type=float, action="append", help="repeat for a fallback list")
+    parser.add_argument("--per-channel", action="store_true", help="one speaker per channel")
+    parser.add_argument("--language-per-segment", action="store_true")
+    parser.add_argument("--diarize", action="store_true", help="attribute speakers (writes .rttm too)")
+    parser.add_argument("--num-speakers", type=int, default=0)
+    parser.add_argument("--format", default="all", help="comma-separated txt,json,srt,vtt or all")
+    parser.add_argument("--output-dir", help="where to write outputs (default: beside each file)")
+    parser.add_argument("--print", action="store_true", help="also print the text")
+    parser.add_argument("--timeout", type=float, default=None, help="per-file deadline in seconds")
+    parser.set_defaults(func=run_transcribe)

@@ -1,0 +1,51 @@
+"""The `parlons` command: serve, models, transcribe, translate, desk.
+
+Each command lives next to the code it drives and registers itself here; this module
+only builds the parser and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# (module, function adding the sub-command); a missing optional part is skipped with a note.
+_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("parlons.serve", "add_serve_command"),
+    ("parlons.models.cli", "add_models_command"),
+    ("parlons.clients.transcribe_cli", "add_transcribe_command"),
+    ("parlons.clients.translate_cli", "add_translate_command"),
+    ("parlons.clients.desk", "add_desk_command"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parlons",
+        description="Speech and translation services for French public services (gRPC).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name, function_name in _COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        getattr(module, function_name)(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up parlons on a fresh machine: system packages, a virtual environment in .venv,
+# the CPU build of PyTorch first (so nothing pulls CUDA wheels), the project, and the
+# default models. Safe to run again: every step skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${PARLONS_VENV:-.venv}"
+TORCH_VERSION="${PARLONS_TORCH_VERSION:-2.13.0}"
+# Models pulled now so the first call does not wait for them (names from models/catalog.toml).
+DEFAULT_MODELS="${PARLONS_DEFAULT_MODELS:-tiny.en base}"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+need_apt=()
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing system packages: ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    say "optional system packages missing (${need_apt[*]}): some tests generate speech with espeak-ng"
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+PIP=("$VENV/bin/python" -m pip)
+
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  say "installing torch==$TORCH_VERSION (CPU build where available) before anything else"
+  "${PIP[@]}" install -q "torch==$TORCH_VERSION"
+fi
+
+say "installing parlons and its dependencies"
+"${PIP[@]}" install -q -e ".[dev]"
+
+if "${PIP[@]}" list 2>/dev/null | grep -qi '^nvidia-'; then
+  if ! command -v nvidia-smi >/dev/null 2>&1; then
+    say "warning: CUDA (nvidia-*) packages were installed on a machine without a GPU"
+  fi
+fi
+
+say "fetching default models: $DEFAULT_MODELS"
+# shellcheck disable=SC2086
+"$VENV/bin/parlons" models pull $DEFAULT_MODELS
+say "ready: $VENV/bin/parlons"
