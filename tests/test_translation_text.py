@@ -143,3 +143,18 @@ def test_closest_language() -> None:
     assert languages.closest("zh-TW", available) == "zh-Hant"
     assert languages.closest("pt", available) == "pt-BR"
     assert languages.closest("de", available) is None
+
+
+def test_detector_mode_follows_the_number_of_languages() -> None:
+    from parlons.services.translation.detect import LanguageDetector
+
+    few = LanguageDetector(["fr", "en", "es"])
+    assert not few.low_accuracy and few.languages == ["en", "es", "fr"]
+    found = few.detect("Bonjour, je voudrais renouveler mon titre de séjour.")
+    assert found.language == "fr" and 0.5 < found.confidence <= 1.0
+    assert few.detect("12 345 !").language is None
+    many = LanguageDetector(None)
+    assert many.low_accuracy and len(many.languages) > 70
+    assert many.detect("Добрий день, я хочу продовжити посвідку на проживання.").language == "uk"
+    single = LanguageDetector(["fr"])
+    assert single.detect("anything at all").language == "fr"

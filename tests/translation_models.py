@@ -62,6 +62,7 @@ def train_sentencepiece(
     bos_id: int = 1,
     eos_id: int = 2,
     pad_id: int = -1,
+    model_type: str = "unigram",
 ) -> bytes:
     """Train a small SentencePiece model in memory and return its serialized bytes."""
     writer = io.BytesIO()
@@ -71,7 +72,7 @@ def train_sentencepiece(
         vocab_size=vocab_size,
         hard_vocab_limit=False,
         character_coverage=1.0,
-        model_type="unigram",
+        model_type=model_type,
         unk_id=unk_id,
         bos_id=bos_id,
         eos_id=eos_id,

@@ -1,0 +1,359 @@
+"""TranslationService over gRPC: proto in, engine call, proto out.
+
+The engine (CTranslate2 behind the micro-batcher) does the work; this layer validates
+requests, resolves glossaries (the request's entries over the tenant's named glossary),
+keeps live streams ordered while their sentences are translated concurrently, and
+shapes the responses. Errors are engine exceptions mapped by the shared interceptor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import AsyncIterator
+
+import grpc
+from google.protobuf.message import DecodeError
+from grpc import aio
+
+from parlons.services.common import metrics
+from parlons.services.common.config import ParlonsConfig, TranslationSettings
+from parlons.services.common.context import TENANT_HEADER
+from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
+from parlons.services.translation.documents import DocFormat, DocumentLimits
+from parlons.services.translation.engine import EngineLimits, TextTranslation, TranslationEngine
+from parlons.services.translation.glossary import Glossary, GlossaryEntry, GlossaryStore
+from parlons.services.translation.layouts import load_layout
+from parlons.services.translation.model import RuntimeOptions, TranslationModel
+from parlons.v1 import translation_pb2, translation_pb2_grpc
+
+log = logging.getLogger("parlons.translation")
+
+SERVICE_NAME = "parlons.v1.TranslationService"
+
+
+class _Undecodable:
+    """Stands for a request message protobuf could not parse (e.g. a string that is not UTF-8)."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _lenient(parse):  # type: ignore[no-untyped-def]
+    """A deserializer that never raises: gRPC would answer UNKNOWN; we answer INVALID_ARGUMENT."""
+    def deserialize(data: bytes) -> object:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return _Undecodable(str(exc))
+    return deserialize
+
+
+def _checked(message):  # type: ignore[no-untyped-def]
+    if isinstance(message, _Undecodable):
+        raise InvalidArgument(
+            f"the request is not a valid protobuf message ({message.error}); string fields must be UTF-8 "
+            "(send documents in the bytes field `content`)")
+    return message
+
+
+async def _checked_stream(iterator):  # type: ignore[no-untyped-def]
+    async for message in iterator:
+        yield _checked(message)
+
+
+def _setting(settings: TranslationSettings, name: str, default: object) -> object:
+    """Settings added after the first config version fall back to their defaults."""
+    return getattr(settings, name, default)
+
+
+class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
+    def __init__(self, module: "TranslationModule") -> None:
+        self._module = module
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _engine(self) -> TranslationEngine:
+        engine = self._module.engine
+        if engine is None:
+            raise Unavailable("the translation models are still loading; retry shortly")
+        if not engine.models:
+            raise FailedPrecondition(
+                "no translation model is configured on this server; set [translation] models "
+                "(catalog names such as opus-mt-fr-en, or model directories)")
+        return engine
+
+    def _glossary(self, options: translation_pb2.TranslationOptions,
+                  context: aio.ServicerContext) -> Glossary | None:
+        proto = options.glossary
+        entries = [
+            GlossaryEntry(
+                source=e.source,
+                target=None if e.do_not_translate or not e.target else e.target,
+                case_sensitive=e.case_sensitive,
+            )
+            for e in proto.entries
+        ]
+        base: Glossary | None = None
+        if proto.name:
+            metadata = dict((k, v) for k, v in (context.invocation_metadata() or ()))
+            tenant = str(metadata.get(TENANT_HEADER, ""))
+            base = self._module.glossaries.get(tenant, proto.name)
+        request = Glossary.build(entries) if entries else None
+        if base is None:
+            return request
+        return base.merged(request)
+
+    @staticmethod
+    def _translation(result: TextTranslation) -> translation_pb2.Translation:
+        return translation_pb2.Translation(
+            text=result.text,
+            detected_source_language=result.source_language,
+            detection_confidence=result.detection_confidence,
+            model=result.model,
+        )
+
+    async def _translate(self, texts: list[str], options: translation_pb2.TranslationOptions,
+                         glossary: Glossary | None) -> list[TextTranslation]:
+        if options.beam_size < 0:
+            raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}")
+        return await self._engine().translate(
+            texts, options.target_language, options.source_language,
+            glossary=glossary, model=options.model, beam_size=options.beam_size)
+
+    # --- RPCs -----------------------------------------------------------------------------
+
+    async def TranslateText(self, request: translation_pb2.TranslateTextRequest,
+                            context: aio.ServicerContext) -> translation_pb2.TranslateTextResponse:
+        request = _checked(request)
+        if not request.texts:
+            raise InvalidArgument("texts is empty: send at least one text to translate")
+        glossary = self._glossary(request.options, context)
+        results = await self._translate(list(request.texts), request.options, glossary)
+        return translation_pb2.TranslateTextResponse(translations=[self._translation(r) for r in results])
+
+    async def StreamingTranslate(
+        self,
+        request_iterator: AsyncIterator[translation_pb2.StreamingTranslateRequest],
+        context: aio.ServicerContext,
+    ) -> AsyncIterator[translation_pb2.StreamingTranslateResponse]:
+        request_iterator = _checked_stream(request_iterator)  # type: ignore[assignment]
+        try:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
+            raise InvalidArgument("empty stream: send a config message first") from None
+        if first.WhichOneof("request") != "config":
+            raise InvalidArgument("the first message of a stream must be the config, then texts")
+        options = first.config.options
+        if not options.target_language:
+            raise InvalidArgument("target_language is required in the stream's config")
+        glossary = self._glossary(options, context)
+        self._engine().registry  # fail fast when no model is loaded  # noqa: B018
+        async with self._module.stream_slot():
+            async for response in self._stream(request_iterator, options, glossary):
+                yield response
+
+    async def _stream(
+        self,
+        request_iterator: AsyncIterator[translation_pb2.StreamingTranslateRequest],
+        options: translation_pb2.TranslationOptions,
+        glossary: Glossary | None,
+    ) -> AsyncIterator[translation_pb2.StreamingTranslateResponse]:
+        """Translate sentences as they arrive (several at once, so they share batches) and
+        answer in arrival order. At most `window` sentences are in flight per stream."""
+        window = int(_setting(self._module.settings, "max_stream_in_flight", 32))  # type: ignore[call-overload]
+        pending: asyncio.Queue[tuple[int, str, asyncio.Task[list[TextTranslation]]] | BaseException | None] = (
+            asyncio.Queue(maxsize=window))
+
+        async def read() -> None:
+            index = 0
+            try:
+                async for request in request_iterator:
+                    if request.WhichOneof("request") != "text":
+                        raise InvalidArgument("config sent twice: a stream takes one config, then texts only")
+                    task = asyncio.create_task(self._translate([request.text], options, glossary))
+                    await pending.put((index, request.text, task))
+                    index += 1
+            except BaseException as exc:  # noqa: BLE001 - handed to the writer below
+                await pending.put(exc)
+            else:
+                await pending.put(None)
+
+        reader = asyncio.create_task(read())
+        outstanding: list[asyncio.Task[list[TextTranslation]]] = []
+        try:
+            while True:
+                item = await pending.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    if isinstance(item, asyncio.CancelledError):
+                        raise asyncio.CancelledError()
+                    raise item
+                index, source_text, task = item
+                outstanding.append(task)
+                result = (await task)[0]
+                outstanding.remove(task)
+                yield translation_pb2.StreamingTranslateResponse(
+                    translation=self._translation(result), source_text=source_text, index=index)
+        finally:
+            reader.cancel()
+            for task in outstanding:
+                task.cancel()
+            while not pending.empty():
+                leftover = pending.get_nowait()
+                if isinstance(leftover, tuple):
+                    leftover[2].cancel()
+
+    async def TranslateDocument(self, request: translation_pb2.TranslateDocumentRequest,
+                                context: aio.ServicerContext) -> translation_pb2.TranslateDocumentResponse:
+        request = _checked(request)
+        options = request.options
+        if options.beam_size < 0:
+            raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}")
+        try:
+            fmt = DocFormat(request.format)
+            pdf_output = DocFormat(request.pdf_output_format)
+        except ValueError:
+            raise InvalidArgument("unknown document format value") from None
+        glossary = self._glossary(options, context)
+        engine = self._engine()
+        started = time.perf_counter()
+        result = await engine.translate_document(
+            request.content, options.target_language, options.source_language, fmt=fmt,
+            file_name=request.file_name, mime_type=request.mime_type, glossary=glossary,
+            model=options.model, beam_size=options.beam_size, pdf_output=pdf_output)
+        log.info("document translated", extra={"fields": {
+            "format": result.format.name, "bytes_in": len(request.content), "segments": result.segments,
+            "characters": result.characters, "s": round(time.perf_counter() - started, 3)}})
+        return translation_pb2.TranslateDocumentResponse(
+            content=result.content, format=int(result.format), mime_type=result.mime_type,
+            file_name=result.file_name, detected_source_language=result.source_language,
+            segments_translated=result.segments, characters=result.characters, notes=result.notes)
+
+    async def ListLanguages(self, request: translation_pb2.ListLanguagesRequest,
+                            context: aio.ServicerContext) -> translation_pb2.ListLanguagesResponse:
+        engine = self._module.engine
+        if engine is None:
+            raise Unavailable("the translation models are still loading; retry shortly")
+        return translation_pb2.ListLanguagesResponse(
+            pairs=[translation_pb2.LanguagePair(source_language=p.source, target_language=p.target,
+                                                model=p.model, pivot=p.pivot) for p in engine.pairs()],
+            detectable_languages=engine.detectable_languages,
+        )
+
+
+class TranslationModule:
+    """The translation service as the shared server sees it: register, load, close."""
+
+    service_names = (SERVICE_NAME,)
+
+    def __init__(self, settings: TranslationSettings, *, max_message_mb: int = 64) -> None:
+        self.settings = settings
+        self.max_message_mb = max_message_mb
+        self.engine: TranslationEngine | None = None
+        glossary_dir = str(_setting(settings, "glossaries_dir", "") or "")
+        self.glossaries = GlossaryStore(Path(glossary_dir) if glossary_dir else None)
+        self._open_streams = 0
+        self._servicer = TranslationServicer(self)
+
+    def register(self, server: aio.Server) -> None:
+        """As the generated add_..._to_server, with deserializers that cannot raise."""
+        sv = self._servicer
+        pb = translation_pb2
+        handlers = {
+            "TranslateText": grpc.unary_unary_rpc_method_handler(
+                sv.TranslateText, request_deserializer=_lenient(pb.TranslateTextRequest.FromString),
+                response_serializer=pb.TranslateTextResponse.SerializeToString),
+            "StreamingTranslate": grpc.stream_stream_rpc_method_handler(
+                sv.StreamingTranslate, request_deserializer=_lenient(pb.StreamingTranslateRequest.FromString),
+                response_serializer=pb.StreamingTranslateResponse.SerializeToString),
+            "TranslateDocument": grpc.unary_unary_rpc_method_handler(
+                sv.TranslateDocument, request_deserializer=_lenient(pb.TranslateDocumentRequest.FromString),
+                response_serializer=pb.TranslateDocumentResponse.SerializeToString),
+            "ListLanguages": grpc.unary_unary_rpc_method_handler(
+                sv.ListLanguages, request_deserializer=_lenient(pb.ListLanguagesRequest.FromString),
+                response_serializer=pb.ListLanguagesResponse.SerializeToString),
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+    def runtime_options(self) -> RuntimeOptions:
+        s = self.settings
+        return RuntimeOptions(
+            device=s.device,
+            compute_type=s.compute_type,
+            inter_threads=int(_setting(s, "inter_threads", 1)),  # type: ignore[call-overload]
+            intra_threads=int(_setting(s, "intra_threads", 0)),  # type: ignore[call-overload]
+            batch_wait_ms=s.batch_wait_ms,
+            max_batch_tokens=s.max_batch_tokens,
+            max_pending_sentences=int(_setting(s, "max_pending_sentences", 20_000)),  # type: ignore[call-overload]
+        )
+
+    def _load_engine(self) -> TranslationEngine:
+        from parlons.models.manager import ModelManager
+
+        manager = ModelManager()
+        runtime = self.runtime_options()
+        models: list[TranslationModel] = []
+        for name in self.settings.models:
+            path = manager.resolve(name, kind="translation")
+            is_path = Path(name).expanduser().exists()
+            kwargs: dict[str, object] = {"name": Path(name).name if is_path else name}
+            entry = None if is_path else manager.catalog.get(name)
+            if entry is not None and entry.source_languages and entry.target_languages:
+                kwargs["source_languages"] = list(entry.source_languages)
+                kwargs["target_languages"] = list(entry.target_languages)
+            models.append(TranslationModel(load_layout(path, **kwargs), runtime))  # type: ignore[arg-type]
+        if not models:
+            log.warning("no translation model configured: TranslationService answers FAILED_PRECONDITION")
+        s = self.settings
+        limits = EngineLimits(max_chars_per_request=s.max_chars_per_request)
+        doc_limits = DocumentLimits(
+            max_bytes=min(s.max_document_mb, self.max_message_mb) * 1024 * 1024,
+            max_pdf_pages=s.max_pdf_pages,
+            max_chars=int(_setting(s, "max_document_chars", 1_000_000)),  # type: ignore[call-overload]
+        )
+        return TranslationEngine(
+            models, limits=limits, document_limits=doc_limits,
+            detect=bool(_setting(s, "detect_language", True)),
+            default_beam_size=int(_setting(s, "beam_size", 2)),  # type: ignore[call-overload]
+            pivot_language=str(_setting(s, "pivot_language", "en")),
+        )
+
+    async def load(self) -> None:
+        started = time.perf_counter()
+        self.engine = await asyncio.to_thread(self._load_engine)
+        metrics.MODEL_LOAD_SECONDS.labels("translation", "all").set(time.perf_counter() - started)
+
+    async def close(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            await asyncio.gather(*(m.aclose() for m in engine.models), return_exceptions=True)
+
+    def stream_slot(self) -> "_StreamSlot":
+        return _StreamSlot(self)
+
+
+class _StreamSlot:
+    """Count open streams; refuse one over the limit at once."""
+
+    def __init__(self, module: TranslationModule) -> None:
+        self._module = module
+        self._limit = int(_setting(module.settings, "max_streams", 64))  # type: ignore[call-overload]
+
+    async def __aenter__(self) -> None:
+        if self._module._open_streams >= self._limit:
+            raise ResourceExhausted(f"too many live translation streams ({self._limit} open); retry shortly", 2.0)
+        self._module._open_streams += 1
+        metrics.ACTIVE_STREAMS.labels("translation").inc()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._module._open_streams -= 1
+        metrics.ACTIVE_STREAMS.labels("translation").dec()
+
+
+def module_from_config(config: ParlonsConfig) -> TranslationModule:
+    return TranslationModule(config.translation, max_message_mb=config.server.max_message_mb)
