@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -30,13 +31,14 @@ def options_from_args(args: argparse.Namespace) -> transcription_pb2.Transcripti
         task=transcription_pb2.TRANSLATE_TO_ENGLISH if args.task == "translate" else transcription_pb2.TRANSCRIBE,
         beam_size=args.beam_size,
         word_timestamps=args.word_timestamps or args.diarize,
-        vad_filter=args.vad_filter,
         initial_prompt=args.initial_prompt or "",
         hotwords=args.hotwords or "",
         temperatures=args.temperature or [],
         per_channel=args.per_channel,
         language_per_segment=args.language_per_segment,
     )
+    if args.vad is not None:
+        options.vad_filter = args.vad
     return options
 
 
@@ -55,7 +57,15 @@ def server_address(args: argparse.Namespace) -> Iterator[str]:
     config.server.port = 0
     if args.model:
         config.transcription.model = args.model
-    names = ["transcription"] + (["diarization"] if args.diarize else [])
+    # --diarize goes through the gateway's TranscribeConversation (word-level merge of
+    # transcription and diarisation); in-process it needs no key and no REST port.
+    # With --per-channel each channel is one speaker: no diarisation model needed.
+    names = ["transcription"]
+    if args.diarize:
+        names += ["gateway"] if args.per_channel else ["diarization", "gateway"]
+    config.gateway.auth = "none"
+    config.gateway.tenants_path = ""
+    config.gateway.rest_enabled = False
     with console.status("loading models..."):
         server = BackgroundServer(config.server, build_modules(config, names)).start()
     try:
@@ -87,12 +97,14 @@ def run_transcribe(args: argparse.Namespace) -> int:
     with server_address(args) as address:
         channel = open_channel(address)
         wait_until_serving(channel)
-        client = TranscriptionClient(channel)
+        api_key = args.api_key or os.environ.get("PARLONS_API_KEY") or None
+        auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        client = TranscriptionClient(channel, metadata=auth)
         diarizer = None
         if args.diarize:
             from parlons.clients.conversation import ConversationClient
 
-            diarizer = ConversationClient(channel, num_speakers=args.num_speakers)
+            diarizer = ConversationClient(channel, num_speakers=args.num_speakers, metadata=auth)
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console,
@@ -102,11 +114,13 @@ def run_transcribe(args: argparse.Namespace) -> int:
             for path in files:
                 progress.update(task, description=f"transcribing {path.name}")
                 try:
-                    response = client.transcribe_file(path, options, timeout_s=args.timeout)
                     extra: dict[str, str] = {}
                     if diarizer is not None:
-                        response, rttm = diarizer.attribute_speakers(path, response, timeout_s=args.timeout)
-                        extra["rttm"] = rttm
+                        response, extra["rttm"] = diarizer.transcribe_with_speakers(
+                            path, options, per_channel=args.per_channel, timeout_s=args.timeout
+                        )
+                    else:
+                        response = client.transcribe_file(path, options, timeout_s=args.timeout)
                 except grpc.RpcError as exc:
                     failures += 1
                     console.print(f"[red]{path}: {exc.code().name}: {exc.details()}")
@@ -132,6 +146,7 @@ def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("files", nargs="+", help="audio files (any format ffmpeg/PyAV decodes)")
     parser.add_argument("--server", help="gRPC address of a running parlons server (default: in-process)")
+    parser.add_argument("--api-key", help="gateway API key (default: $PARLONS_API_KEY)")
     parser.add_argument("--config", help="config file for the in-process server")
     parser.add_argument("--model", help="catalog name or model directory (default from config: tiny.en)")
     parser.add_argument("--language", help="BCP-47 code; default: identify automatically")
@@ -139,13 +154,16 @@ def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:
                         help="translate = transcribe into English (whisper's own translation)")
     parser.add_argument("--beam-size", type=int, default=0)
     parser.add_argument("--word-timestamps", action="store_true")
-    parser.add_argument("--vad-filter", action="store_true", help="skip non-speech with Silero VAD")
+    parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip non-speech with Silero VAD (server default: on)")
     parser.add_argument("--initial-prompt")
     parser.add_argument("--hotwords")
     parser.add_argument("--temperature", type=float, action="append", help="repeat for a fallback list")
     parser.add_argument("--per-channel", action="store_true", help="one speaker per channel")
     parser.add_argument("--language-per-segment", action="store_true")
-    parser.add_argument("--diarize", action="store_true", help="attribute speakers (writes .rttm too)")
+    parser.add_argument("--diarize", action="store_true",
+                        help="attribute speakers through the gateway (writes .rttm too); with --per-channel, "
+                             "one speaker per channel")
     parser.add_argument("--num-speakers", type=int, default=0)
     parser.add_argument("--format", default="all", help="comma-separated txt,json,srt,vtt or all")
     parser.add_argument("--output-dir", help="where to write outputs (default: beside each file)")

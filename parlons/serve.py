@@ -20,6 +20,9 @@ SERVICES: dict[str, tuple[str, str]] = {
     "transcription": ("parlons.services.transcription.servicer", "module_from_config"),
     "diarization": ("parlons.services.diarization.servicer", "module_from_config"),
     "translation": ("parlons.services.translation.servicer", "module_from_config"),
+    # Fronts the others: with them in one process it holds the public port and they run
+    # on a private socket behind it (see services/gateway/servicer.py).
+    "gateway": ("parlons.services.gateway.servicer", "module_from_config"),
 }
 
 
@@ -36,14 +39,17 @@ def available_services() -> list[str]:
     return names
 
 
+def _factory(name: str) -> Callable[..., ServiceModule]:
+    module_path, factory_name = SERVICES[name]
+    return getattr(importlib.import_module(module_path), factory_name)
+
+
 def build_modules(config: ParlonsConfig, names: list[str]) -> list[ServiceModule]:
-    modules: list[ServiceModule] = []
-    for name in names:
-        module_path, factory_name = SERVICES[name]
-        factory: Callable[[ParlonsConfig], ServiceModule] = getattr(
-            importlib.import_module(module_path), factory_name
-        )
-        modules.append(factory(config))
+    """The modules to serve. With "gateway" among the names, the gateway is the one
+    public module and the others become its in-process backends."""
+    modules = [_factory(name)(config) for name in names if name != "gateway"]
+    if "gateway" in names:
+        return [_factory("gateway")(config, modules)]
     return modules
 
 

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from parlons.v1 import audio_pb2 as parlons_dot_v1_dot_audio__pb2
 from parlons.v1 import transcription_pb2 as parlons_dot_v1_dot_transcription__pb2
 from parlons.v1 import diarization_pb2 as parlons_dot_v1_dot_diarization__pb2
+from parlons.v1 import translation_pb2 as parlons_dot_v1_dot_translation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18parlons/v1/gateway.proto\x12\nparlons.v1\x1a\x16parlons/v1/audio.proto\x1a\x1eparlons/v1/transcription.proto\x1a\x1cparlons/v1/diarization.proto\"\x85\x02\n\x1dTranscribeConversationRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12 \n\x05\x61udio\x18\x02 \x01(\x0b\x32\x11.parlons.v1.Audio\x12\x37\n\rtranscription\x18\x03 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12\x33\n\x0b\x64iarization\x18\x04 \x01(\x0b\x32\x1e.parlons.v1.DiarizationOptions\x12\x18\n\x10target_languages\x18\x05 \x03(\t\x12\x11\n\tsubtitles\x18\x06 \x01(\x08\"1\n\x0fTurnTranslation\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xcc\x01\n\x10\x43onversationTurn\x12\x0f\n\x07speaker\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08language\x18\x05 \x01(\t\x12#\n\x05words\x18\x06 \x03(\x0b\x32\x14.parlons.v1.WordInfo\x12\x31\n\x0ctranslations\x18\x07 \x03(\x0b\x32\x1b.parlons.v1.TurnTranslation\x12\x0f\n\x07\x63hannel\x18\x08 \x01(\x05\"\xe0\x01\n\x1eTranscribeConversationResponse\x12+\n\x05turns\x18\x01 \x03(\x0b\x32\x1c.parlons.v1.ConversationTurn\x12,\n\x08speakers\x18\x02 \x03(\x0b\x32\x1a.parlons.v1.SpeakerSummary\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x18\n\x10\x61udio_duration_s\x18\x04 \x01(\x02\x12\x1d\n\x15processing_duration_s\x18\x05 \x01(\x02\x12\x0b\n\x03srt\x18\x06 \x01(\t\x12\x0b\n\x03vtt\x18\x07 \x01(\t\"\xb5\x01\n\x16TranslateSpeechRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12 \n\x05\x61udio\x18\x02 \x01(\x0b\x32\x11.parlons.v1.Audio\x12\x37\n\rtranscription\x18\x03 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12\x17\n\x0ftarget_language\x18\x04 \x01(\t\"\xb6\x01\n\x17TranslateSpeechResponse\x12%\n\x08segments\x18\x01 \x03(\x0b\x32\x13.parlons.v1.Segment\x12\x1b\n\x13translated_segments\x18\x02 \x03(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x17\n\x0ftranslated_text\x18\x04 \x01(\t\x12\x17\n\x0fsource_language\x18\x05 \x01(\t\x12\x17\n\x0ftarget_language\x18\x06 \x01(\t\"8\n\x05Party\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\x05\"\xd0\x01\n\x16LiveConversationConfig\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12\"\n\x07parties\x18\x02 \x03(\x0b\x32\x11.parlons.v1.Party\x12\x37\n\rtranscription\x18\x03 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12\x1c\n\x0finterim_results\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\x12\n\x10_interim_results\"s\n\x17LiveConversationRequest\x12\x34\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\".parlons.v1.LiveConversationConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"\xed\x01\n\rLiveUtterance\x12\r\n\x05party\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x11\n\tstability\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08language\x18\x05 \x01(\t\x12\x1c\n\x14language_probability\x18\x06 \x01(\x02\x12\x13\n\x0btranslation\x18\x07 \x01(\t\x12\x1c\n\x14translation_language\x18\x08 \x01(\t\x12\x0f\n\x07start_s\x18\t \x01(\x02\x12\r\n\x05\x65nd_s\x18\n \x01(\x02\x12\x17\n\x0futterance_index\x18\x0b \x01(\x05\"I\n\x18LiveConversationResponse\x12-\n\nutterances\x18\x01 \x03(\x0b\x32\x19.parlons.v1.LiveUtterance2\xc0\x02\n\x0eGatewayService\x12o\n\x16TranscribeConversation\x12).parlons.v1.TranscribeConversationRequest\x1a*.parlons.v1.TranscribeConversationResponse\x12Z\n\x0fTranslateSpeech\x12\".parlons.v1.TranslateSpeechRequest\x1a#.parlons.v1.TranslateSpeechResponse\x12\x61\n\x10LiveConversation\x12#.parlons.v1.LiveConversationRequest\x1a$.parlons.v1.LiveConversationResponse(\x01\x30\x01\x42\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18parlons/v1/gateway.proto\x12\nparlons.v1\x1a\x16parlons/v1/audio.proto\x1a\x1eparlons/v1/transcription.proto\x1a\x1cparlons/v1/diarization.proto\x1a\x1cparlons/v1/translation.proto\"\xad\x02\n\x1dTranscribeConversationRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12 \n\x05\x61udio\x18\x02 \x01(\x0b\x32\x11.parlons.v1.Audio\x12\x37\n\rtranscription\x18\x03 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12\x33\n\x0b\x64iarization\x18\x04 \x01(\x0b\x32\x1e.parlons.v1.DiarizationOptions\x12\x18\n\x10target_languages\x18\x05 \x03(\t\x12\x11\n\tsubtitles\x18\x06 \x01(\x08\x12&\n\x08glossary\x18\x07 \x01(\x0b\x32\x14.parlons.v1.Glossary\"\x86\x01\n#TranscribeConversationUploadRequest\x12;\n\x06\x63onfig\x18\x01 \x01(\x0b\x32).parlons.v1.TranscribeConversationRequestH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"1\n\x0fTurnTranslation\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xcc\x01\n\x10\x43onversationTurn\x12\x0f\n\x07speaker\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08language\x18\x05 \x01(\t\x12#\n\x05words\x18\x06 \x03(\x0b\x32\x14.parlons.v1.WordInfo\x12\x31\n\x0ctranslations\x18\x07 \x03(\x0b\x32\x1b.parlons.v1.TurnTranslation\x12\x0f\n\x07\x63hannel\x18\x08 \x01(\x05\"\x8b\x02\n\x1eTranscribeConversationResponse\x12+\n\x05turns\x18\x01 \x03(\x0b\x32\x1c.parlons.v1.ConversationTurn\x12,\n\x08speakers\x18\x02 \x03(\x0b\x32\x1a.parlons.v1.SpeakerSummary\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x18\n\x10\x61udio_duration_s\x18\x04 \x01(\x02\x12\x1d\n\x15processing_duration_s\x18\x05 \x01(\x02\x12\x0b\n\x03srt\x18\x06 \x01(\t\x12\x0b\n\x03vtt\x18\x07 \x01(\t\x12\x0c\n\x04rttm\x18\x08 \x01(\t\x12\x1b\n\x13transcription_model\x18\t \x01(\t\"\xdd\x01\n\x16TranslateSpeechRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12 \n\x05\x61udio\x18\x02 \x01(\x0b\x32\x11.parlons.v1.Audio\x12\x37\n\rtranscription\x18\x03 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12\x17\n\x0ftarget_language\x18\x04 \x01(\t\x12&\n\x08glossary\x18\x05 \x01(\x0b\x32\x14.parlons.v1.Glossary\"\xef\x01\n\x17TranslateSpeechResponse\x12%\n\x08segments\x18\x01 \x03(\x0b\x32\x13.parlons.v1.Segment\x12\x1b\n\x13translated_segments\x18\x02 \x03(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x17\n\x0ftranslated_text\x18\x04 \x01(\t\x12\x17\n\x0fsource_language\x18\x05 \x01(\t\x12\x17\n\x0ftarget_language\x18\x06 \x01(\t\x12\x18\n\x10\x61udio_duration_s\x18\x07 \x01(\x02\x12\x1d\n\x15processing_duration_s\x18\x08 \x01(\x02\"8\n\x05Party\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\x05\"\x9d\x02\n\x16LiveConversationConfig\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12\"\n\x07parties\x18\x02 \x03(\x0b\x32\x11.parlons.v1.Party\x12\x37\n\rtranscription\x18\x03 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12\x1c\n\x0finterim_results\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12&\n\x08glossary\x18\x05 \x01(\x0b\x32\x14.parlons.v1.Glossary\x12#\n\x1b\x65nd_of_utterance_silence_ms\x18\x06 \x01(\x05\x42\x12\n\x10_interim_results\"s\n\x17LiveConversationRequest\x12\x34\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\".parlons.v1.LiveConversationConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"\x99\x02\n\rLiveUtterance\x12\r\n\x05party\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x11\n\tstability\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08language\x18\x05 \x01(\t\x12\x1c\n\x14language_probability\x18\x06 \x01(\x02\x12\x13\n\x0btranslation\x18\x07 \x01(\t\x12\x1c\n\x14translation_language\x18\x08 \x01(\t\x12\x0f\n\x07start_s\x18\t \x01(\x02\x12\r\n\x05\x65nd_s\x18\n \x01(\x02\x12\x17\n\x0futterance_index\x18\x0b \x01(\x05\x12\x19\n\x11translation_error\x18\x0c \x01(\t\x12\x0f\n\x07\x63hannel\x18\r \x01(\x05\"I\n\x18LiveConversationResponse\x12-\n\nutterances\x18\x01 \x03(\x0b\x32\x19.parlons.v1.LiveUtterance2\xbf\x03\n\x0eGatewayService\x12o\n\x16TranscribeConversation\x12).parlons.v1.TranscribeConversationRequest\x1a*.parlons.v1.TranscribeConversationResponse\x12}\n\x1cTranscribeConversationUpload\x12/.parlons.v1.TranscribeConversationUploadRequest\x1a*.parlons.v1.TranscribeConversationResponse(\x01\x12Z\n\x0fTranslateSpeech\x12\".parlons.v1.TranslateSpeechRequest\x1a#.parlons.v1.TranslateSpeechResponse\x12\x61\n\x10LiveConversation\x12#.parlons.v1.LiveConversationRequest\x1a$.parlons.v1.LiveConversationResponse(\x01\x30\x01\x42\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +36,30 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parlons.v1.gateway_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rfr.parlons.v1P\001'
-  _globals['_TRANSCRIBECONVERSATIONREQUEST']._serialized_start=127
-  _globals['_TRANSCRIBECONVERSATIONREQUEST']._serialized_end=388
-  _globals['_TURNTRANSLATION']._serialized_start=390
-  _globals['_TURNTRANSLATION']._serialized_end=439
-  _globals['_CONVERSATIONTURN']._serialized_start=442
-  _globals['_CONVERSATIONTURN']._serialized_end=646
-  _globals['_TRANSCRIBECONVERSATIONRESPONSE']._serialized_start=649
-  _globals['_TRANSCRIBECONVERSATIONRESPONSE']._serialized_end=873
-  _globals['_TRANSLATESPEECHREQUEST']._serialized_start=876
-  _globals['_TRANSLATESPEECHREQUEST']._serialized_end=1057
-  _globals['_TRANSLATESPEECHRESPONSE']._serialized_start=1060
-  _globals['_TRANSLATESPEECHRESPONSE']._serialized_end=1242
-  _globals['_PARTY']._serialized_start=1244
-  _globals['_PARTY']._serialized_end=1300
-  _globals['_LIVECONVERSATIONCONFIG']._serialized_start=1303
-  _globals['_LIVECONVERSATIONCONFIG']._serialized_end=1511
-  _globals['_LIVECONVERSATIONREQUEST']._serialized_start=1513
-  _globals['_LIVECONVERSATIONREQUEST']._serialized_end=1628
-  _globals['_LIVEUTTERANCE']._serialized_start=1631
-  _globals['_LIVEUTTERANCE']._serialized_end=1868
-  _globals['_LIVECONVERSATIONRESPONSE']._serialized_start=1870
-  _globals['_LIVECONVERSATIONRESPONSE']._serialized_end=1943
-  _globals['_GATEWAYSERVICE']._serialized_start=1946
-  _globals['_GATEWAYSERVICE']._serialized_end=2266
+  _globals['_TRANSCRIBECONVERSATIONREQUEST']._serialized_start=157
+  _globals['_TRANSCRIBECONVERSATIONREQUEST']._serialized_end=458
+  _globals['_TRANSCRIBECONVERSATIONUPLOADREQUEST']._serialized_start=461
+  _globals['_TRANSCRIBECONVERSATIONUPLOADREQUEST']._serialized_end=595
+  _globals['_TURNTRANSLATION']._serialized_start=597
+  _globals['_TURNTRANSLATION']._serialized_end=646
+  _globals['_CONVERSATIONTURN']._serialized_start=649
+  _globals['_CONVERSATIONTURN']._serialized_end=853
+  _globals['_TRANSCRIBECONVERSATIONRESPONSE']._serialized_start=856
+  _globals['_TRANSCRIBECONVERSATIONRESPONSE']._serialized_end=1123
+  _globals['_TRANSLATESPEECHREQUEST']._serialized_start=1126
+  _globals['_TRANSLATESPEECHREQUEST']._serialized_end=1347
+  _globals['_TRANSLATESPEECHRESPONSE']._serialized_start=1350
+  _globals['_TRANSLATESPEECHRESPONSE']._serialized_end=1589
+  _globals['_PARTY']._serialized_start=1591
+  _globals['_PARTY']._serialized_end=1647
+  _globals['_LIVECONVERSATIONCONFIG']._serialized_start=1650
+  _globals['_LIVECONVERSATIONCONFIG']._serialized_end=1935
+  _globals['_LIVECONVERSATIONREQUEST']._serialized_start=1937
+  _globals['_LIVECONVERSATIONREQUEST']._serialized_end=2052
+  _globals['_LIVEUTTERANCE']._serialized_start=2055
+  _globals['_LIVEUTTERANCE']._serialized_end=2336
+  _globals['_LIVECONVERSATIONRESPONSE']._serialized_start=2338
+  _globals['_LIVECONVERSATIONRESPONSE']._serialized_end=2411
+  _globals['_GATEWAYSERVICE']._serialized_start=2414
+  _globals['_GATEWAYSERVICE']._serialized_end=2861
 # @@protoc_insertion_point(module_scope)

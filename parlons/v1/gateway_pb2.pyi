@@ -1,6 +1,7 @@
 from parlons.v1 import audio_pb2 as _audio_pb2
 from parlons.v1 import transcription_pb2 as _transcription_pb2
 from parlons.v1 import diarization_pb2 as _diarization_pb2
+from parlons.v1 import translation_pb2 as _translation_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -10,20 +11,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TranscribeConversationRequest(_message.Message):
-    __slots__ = ("config", "audio", "transcription", "diarization", "target_languages", "subtitles")
+    __slots__ = ("config", "audio", "transcription", "diarization", "target_languages", "subtitles", "glossary")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     DIARIZATION_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     SUBTITLES_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_FIELD_NUMBER: _ClassVar[int]
     config: _audio_pb2.AudioConfig
     audio: _audio_pb2.Audio
     transcription: _transcription_pb2.TranscriptionOptions
     diarization: _diarization_pb2.DiarizationOptions
     target_languages: _containers.RepeatedScalarFieldContainer[str]
     subtitles: bool
-    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., diarization: _Optional[_Union[_diarization_pb2.DiarizationOptions, _Mapping]] = ..., target_languages: _Optional[_Iterable[str]] = ..., subtitles: _Optional[bool] = ...) -> None: ...
+    glossary: _translation_pb2.Glossary
+    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., diarization: _Optional[_Union[_diarization_pb2.DiarizationOptions, _Mapping]] = ..., target_languages: _Optional[_Iterable[str]] = ..., subtitles: _Optional[bool] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ...) -> None: ...
+
+class TranscribeConversationUploadRequest(_message.Message):
+    __slots__ = ("config", "audio_content")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    config: TranscribeConversationRequest
+    audio_content: bytes
+    def __init__(self, config: _Optional[_Union[TranscribeConversationRequest, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class TurnTranslation(_message.Message):
     __slots__ = ("language", "text")
@@ -54,7 +65,7 @@ class ConversationTurn(_message.Message):
     def __init__(self, speaker: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., words: _Optional[_Iterable[_Union[_transcription_pb2.WordInfo, _Mapping]]] = ..., translations: _Optional[_Iterable[_Union[TurnTranslation, _Mapping]]] = ..., channel: _Optional[int] = ...) -> None: ...
 
 class TranscribeConversationResponse(_message.Message):
-    __slots__ = ("turns", "speakers", "language", "audio_duration_s", "processing_duration_s", "srt", "vtt")
+    __slots__ = ("turns", "speakers", "language", "audio_duration_s", "processing_duration_s", "srt", "vtt", "rttm", "transcription_model")
     TURNS_FIELD_NUMBER: _ClassVar[int]
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +73,8 @@ class TranscribeConversationResponse(_message.Message):
     PROCESSING_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     SRT_FIELD_NUMBER: _ClassVar[int]
     VTT_FIELD_NUMBER: _ClassVar[int]
+    RTTM_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPTION_MODEL_FIELD_NUMBER: _ClassVar[int]
     turns: _containers.RepeatedCompositeFieldContainer[ConversationTurn]
     speakers: _containers.RepeatedCompositeFieldContainer[_diarization_pb2.SpeakerSummary]
     language: str
@@ -69,35 +82,43 @@ class TranscribeConversationResponse(_message.Message):
     processing_duration_s: float
     srt: str
     vtt: str
-    def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ...) -> None: ...
+    rttm: str
+    transcription_model: str
+    def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ..., rttm: _Optional[str] = ..., transcription_model: _Optional[str] = ...) -> None: ...
 
 class TranslateSpeechRequest(_message.Message):
-    __slots__ = ("config", "audio", "transcription", "target_language")
+    __slots__ = ("config", "audio", "transcription", "target_language", "glossary")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_FIELD_NUMBER: _ClassVar[int]
     config: _audio_pb2.AudioConfig
     audio: _audio_pb2.Audio
     transcription: _transcription_pb2.TranscriptionOptions
     target_language: str
-    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., target_language: _Optional[str] = ...) -> None: ...
+    glossary: _translation_pb2.Glossary
+    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., target_language: _Optional[str] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ...) -> None: ...
 
 class TranslateSpeechResponse(_message.Message):
-    __slots__ = ("segments", "translated_segments", "text", "translated_text", "source_language", "target_language")
+    __slots__ = ("segments", "translated_segments", "text", "translated_text", "source_language", "target_language", "audio_duration_s", "processing_duration_s")
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     TRANSLATED_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TRANSLATED_TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    PROCESSING_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     segments: _containers.RepeatedCompositeFieldContainer[_transcription_pb2.Segment]
     translated_segments: _containers.RepeatedScalarFieldContainer[str]
     text: str
     translated_text: str
     source_language: str
     target_language: str
-    def __init__(self, segments: _Optional[_Iterable[_Union[_transcription_pb2.Segment, _Mapping]]] = ..., translated_segments: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ..., translated_text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ...) -> None: ...
+    audio_duration_s: float
+    processing_duration_s: float
+    def __init__(self, segments: _Optional[_Iterable[_Union[_transcription_pb2.Segment, _Mapping]]] = ..., translated_segments: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ..., translated_text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ...) -> None: ...
 
 class Party(_message.Message):
     __slots__ = ("name", "language", "channel")
@@ -110,16 +131,20 @@ class Party(_message.Message):
     def __init__(self, name: _Optional[str] = ..., language: _Optional[str] = ..., channel: _Optional[int] = ...) -> None: ...
 
 class LiveConversationConfig(_message.Message):
-    __slots__ = ("config", "parties", "transcription", "interim_results")
+    __slots__ = ("config", "parties", "transcription", "interim_results", "glossary", "end_of_utterance_silence_ms")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     PARTIES_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_FIELD_NUMBER: _ClassVar[int]
+    END_OF_UTTERANCE_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
     config: _audio_pb2.AudioConfig
     parties: _containers.RepeatedCompositeFieldContainer[Party]
     transcription: _transcription_pb2.TranscriptionOptions
     interim_results: bool
-    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., parties: _Optional[_Iterable[_Union[Party, _Mapping]]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., interim_results: _Optional[bool] = ...) -> None: ...
+    glossary: _translation_pb2.Glossary
+    end_of_utterance_silence_ms: int
+    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., parties: _Optional[_Iterable[_Union[Party, _Mapping]]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., interim_results: _Optional[bool] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ..., end_of_utterance_silence_ms: _Optional[int] = ...) -> None: ...
 
 class LiveConversationRequest(_message.Message):
     __slots__ = ("config", "audio_content")
@@ -130,7 +155,7 @@ class LiveConversationRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[LiveConversationConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class LiveUtterance(_message.Message):
-    __slots__ = ("party", "is_final", "stability", "text", "language", "language_probability", "translation", "translation_language", "start_s", "end_s", "utterance_index")
+    __slots__ = ("party", "is_final", "stability", "text", "language", "language_probability", "translation", "translation_language", "start_s", "end_s", "utterance_index", "translation_error", "channel")
     PARTY_FIELD_NUMBER: _ClassVar[int]
     IS_FINAL_FIELD_NUMBER: _ClassVar[int]
     STABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +167,8 @@ class LiveUtterance(_message.Message):
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
     UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     party: str
     is_final: bool
     stability: float
@@ -153,7 +180,9 @@ class LiveUtterance(_message.Message):
     start_s: float
     end_s: float
     utterance_index: int
-    def __init__(self, party: _Optional[str] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ..., translation: _Optional[str] = ..., translation_language: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., utterance_index: _Optional[int] = ...) -> None: ...
+    translation_error: str
+    channel: int
+    def __init__(self, party: _Optional[str] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ..., translation: _Optional[str] = ..., translation_language: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., utterance_index: _Optional[int] = ..., translation_error: _Optional[str] = ..., channel: _Optional[int] = ...) -> None: ...
 
 class LiveConversationResponse(_message.Message):
     __slots__ = ("utterances",)

@@ -43,6 +43,11 @@ class GatewayServiceStub:
                 request_serializer=parlons_dot_v1_dot_gateway__pb2.TranscribeConversationRequest.SerializeToString,
                 response_deserializer=parlons_dot_v1_dot_gateway__pb2.TranscribeConversationResponse.FromString,
                 _registered_method=True)
+        self.TranscribeConversationUpload = channel.stream_unary(
+                '/parlons.v1.GatewayService/TranscribeConversationUpload',
+                request_serializer=parlons_dot_v1_dot_gateway__pb2.TranscribeConversationUploadRequest.SerializeToString,
+                response_deserializer=parlons_dot_v1_dot_gateway__pb2.TranscribeConversationResponse.FromString,
+                _registered_method=True)
         self.TranslateSpeech = channel.unary_unary(
                 '/parlons.v1.GatewayService/TranslateSpeech',
                 request_serializer=parlons_dot_v1_dot_gateway__pb2.TranslateSpeechRequest.SerializeToString,
@@ -70,6 +75,13 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TranscribeConversationUpload(self, request_iterator, context):
+        """The same for large files: first message is the request without audio, then chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TranslateSpeech(self, request, context):
         """A file in, a translated transcript out.
         """
@@ -91,6 +103,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
             'TranscribeConversation': grpc.unary_unary_rpc_method_handler(
                     servicer.TranscribeConversation,
                     request_deserializer=parlons_dot_v1_dot_gateway__pb2.TranscribeConversationRequest.FromString,
+                    response_serializer=parlons_dot_v1_dot_gateway__pb2.TranscribeConversationResponse.SerializeToString,
+            ),
+            'TranscribeConversationUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.TranscribeConversationUpload,
+                    request_deserializer=parlons_dot_v1_dot_gateway__pb2.TranscribeConversationUploadRequest.FromString,
                     response_serializer=parlons_dot_v1_dot_gateway__pb2.TranscribeConversationResponse.SerializeToString,
             ),
             'TranslateSpeech': grpc.unary_unary_rpc_method_handler(
@@ -134,6 +151,33 @@ class GatewayService:
             target,
             '/parlons.v1.GatewayService/TranscribeConversation',
             parlons_dot_v1_dot_gateway__pb2.TranscribeConversationRequest.SerializeToString,
+            parlons_dot_v1_dot_gateway__pb2.TranscribeConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TranscribeConversationUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/parlons.v1.GatewayService/TranscribeConversationUpload',
+            parlons_dot_v1_dot_gateway__pb2.TranscribeConversationUploadRequest.SerializeToString,
             parlons_dot_v1_dot_gateway__pb2.TranscribeConversationResponse.FromString,
             options,
             channel_credentials,

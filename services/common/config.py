@@ -58,6 +58,8 @@ class TranscriptionSettings:
     # Batched pipeline: "auto" (GPU only), "on", "off".
     batched: str = "auto"
     batch_size: int = 8
+    # Silero VAD before decoding when a request does not say (see docs/transcription.md).
+    vad_filter_default: bool = True
 
 
 @dataclass
@@ -87,11 +89,49 @@ class TranslationSettings:
 
 
 @dataclass
+class GatewaySettings:
+    """The gateway: backends, tenants, REST facade (see docs/gateway.md)."""
+
+    enabled: bool = True
+    # Backend replicas per service: "host:port" entries (one replica each; names are
+    # resolved at start), or one gRPC target such as "dns:///transcription:50051" whose
+    # records are the replicas. Empty = the services running in this process.
+    transcription: list[str] = field(default_factory=list)
+    diarization: list[str] = field(default_factory=list)
+    translation: list[str] = field(default_factory=list)
+    # TLS towards the backends: CA that signed their certificates (empty = plaintext),
+    # and a client certificate/key when they require mTLS.
+    backend_ca: str = ""
+    backend_cert: str = ""
+    backend_key: str = ""
+    # Attempts for an idempotent call, each on the next healthy replica.
+    backend_attempts: int = 3
+    # Deadline for backend calls when the client sets none (0 = none).
+    backend_timeout_s: float = 0.0
+    # "auto": API keys when tenants_path is set, none when it is not and every listener
+    # is on loopback; "api_key": keys (and mTLS identities) required; "none": no auth.
+    auth: str = "auto"
+    # Tenants file (TOML) or directory of *.toml files; reloaded when they change.
+    tenants_path: str = ""
+    tenants_reload_s: float = 2.0
+    # Largest upload the gateway buffers (client-streamed RPCs), in MiB.
+    max_upload_mb: int = 2048
+    # OpenAI-compatible REST facade (same process, own port; 0 = any free port).
+    rest_enabled: bool = True
+    rest_host: str = ""
+    rest_port: int = 8080
+    rest_max_upload_mb: int = 512
+    # Extra model ids the REST facade answers to (OpenAI clients default to whisper-1).
+    rest_model_aliases: list[str] = field(default_factory=lambda: ["whisper-1"])
+
+
+@dataclass
 class ParlonsConfig:
     server: ServerSettings = field(default_factory=ServerSettings)
     transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
     diarization: DiarizationSettings = field(default_factory=DiarizationSettings)
     translation: TranslationSettings = field(default_factory=TranslationSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
 
 
 def load_config(

@@ -1,0 +1,215 @@
+"""Speaker-attributed transcripts: transcription words + diarisation turns -> speaker turns.
+
+Pure functions over protos (no gRPC, no I/O), so the merge is tested on its own.
+
+Word-level merge: each word goes to the diarisation speaker whose turns overlap it most;
+a word that no turn overlaps (diarisation missed it, or it falls in a gap) goes to the
+nearest turn. Consecutive words of one speaker form a conversation turn, so a whisper
+segment that spans a change of speaker is split there, and segments of one speaker that
+follow each other are joined (translation then sees whole sentences).
+
+Channel mode (one microphone per party) needs no merge: the transcription service
+transcribes each channel on its own and every segment is one party's turn.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from parlons.clients import formats
+from parlons.v1 import diarization_pb2, gateway_pb2, transcription_pb2
+
+DEFAULT_SPEAKER = "SPEAKER_00"
+
+
+@dataclass(frozen=True)
+class SpeakerSpan:
+    start_s: float
+    end_s: float
+    speaker: str
+
+
+@dataclass
+class _Word:
+    info: transcription_pb2.WordInfo
+    language: str
+    channel: int
+
+
+@dataclass
+class _TurnBuilder:
+    speaker: str
+    words: list[_Word] = field(default_factory=list)
+
+
+class SpeakerIndex:
+    """Diarisation turns indexed by start time, for overlap queries per word."""
+
+    def __init__(self, spans: Iterable[SpeakerSpan]) -> None:
+        self.spans = sorted((s for s in spans if s.end_s > s.start_s), key=lambda s: (s.start_s, s.end_s))
+        self._starts = [s.start_s for s in self.spans]
+        self._longest = max((s.end_s - s.start_s for s in self.spans), default=0.0)
+
+    def speaker_at(self, start_s: float, end_s: float) -> str | None:
+        """The speaker overlapping [start, end] most; the nearest one when none overlaps."""
+        if not self.spans:
+            return None
+        end_s = max(end_s, start_s)
+        overlap: dict[str, float] = {}
+        hi = bisect.bisect_right(self._starts, end_s)
+        j = hi - 1
+        while j >= 0 and self.spans[j].start_s >= start_s - self._longest:
+            span = self.spans[j]
+            shared = min(span.end_s, end_s) - max(span.start_s, start_s)
+            if shared > 0 or (shared == 0 and start_s == end_s and span.start_s <= start_s <= span.end_s):
+                overlap[span.speaker] = overlap.get(span.speaker, 0.0) + max(shared, 1e-9)
+            j -= 1
+        if overlap:
+            return max(overlap.items(), key=lambda kv: kv[1])[0]
+        nearest = min(self.spans, key=lambda s: max(s.start_s - end_s, start_s - s.end_s, 0.0))
+        return nearest.speaker
+
+
+def spans_from_diarization(response: diarization_pb2.DiarizeResponse) -> list[SpeakerSpan]:
+    return [SpeakerSpan(t.start_s, t.end_s, t.speaker) for t in response.turns]
+
+
+def _words_of(response: transcription_pb2.TranscribeResponse) -> list[_Word]:
+    """Every word with its segment's language; a segment without words counts as one."""
+    words: list[_Word] = []
+    for segment in response.segments:
+        language = segment.language or response.language
+        if segment.words:
+            words.extend(_Word(w, language, segment.channel) for w in segment.words)
+        elif segment.text.strip():
+            words.append(_Word(
+                transcription_pb2.WordInfo(start_s=segment.start_s, end_s=segment.end_s,
+                                           word=" " + segment.text.strip(), probability=0.0),
+                language, segment.channel,
+            ))
+    words.sort(key=lambda w: (w.info.start_s, w.info.end_s))
+    return words
+
+
+def _majority(values: Sequence[str]) -> str:
+    counts: dict[str, int] = {}
+    for v in values:
+        if v:
+            counts[v] = counts.get(v, 0) + 1
+    return max(counts.items(), key=lambda kv: kv[1])[0] if counts else ""
+
+
+def _turn_proto(builder: _TurnBuilder, channel: int) -> gateway_pb2.ConversationTurn:
+    words = [w.info for w in builder.words]
+    turn = gateway_pb2.ConversationTurn(
+        speaker=builder.speaker,
+        start_s=words[0].start_s,
+        end_s=max(w.end_s for w in words),
+        text="".join(w.word for w in words).strip(),
+        language=_majority([w.language for w in builder.words]),
+        channel=channel,
+    )
+    for w in words:
+        turn.words.add().CopyFrom(w)
+        turn.words[-1].speaker = builder.speaker
+    return turn
+
+
+def merge_words_with_speakers(
+    transcript: transcription_pb2.TranscribeResponse, spans: Iterable[SpeakerSpan]
+) -> list[gateway_pb2.ConversationTurn]:
+    """Speaker turns from words and diarisation (neural mode)."""
+    index = SpeakerIndex(spans)
+    turns: list[gateway_pb2.ConversationTurn] = []
+    current: _TurnBuilder | None = None
+    for word in _words_of(transcript):
+        speaker = index.speaker_at(word.info.start_s, word.info.end_s) or (
+            current.speaker if current else DEFAULT_SPEAKER
+        )
+        if current is None or speaker != current.speaker:
+            if current is not None:
+                turns.append(_turn_proto(current, -1))
+            current = _TurnBuilder(speaker)
+        current.words.append(word)
+    if current is not None:
+        turns.append(_turn_proto(current, -1))
+    return [t for t in turns if t.text]
+
+
+def channel_speaker_name(channel: int, names: Sequence[str]) -> str:
+    return names[channel] if 0 <= channel < len(names) and names[channel] else f"SPEAKER_{channel:02d}"
+
+
+def turns_from_channels(
+    transcript: transcription_pb2.TranscribeResponse, names: Sequence[str]
+) -> list[gateway_pb2.ConversationTurn]:
+    """Channel mode: every per-channel segment is a turn of that channel's party."""
+    turns = []
+    for segment in sorted(transcript.segments, key=lambda s: (s.start_s, s.channel)):
+        if not segment.text.strip():
+            continue
+        speaker = channel_speaker_name(segment.channel, names)
+        turn = gateway_pb2.ConversationTurn(
+            speaker=speaker, start_s=segment.start_s, end_s=segment.end_s, text=segment.text.strip(),
+            language=segment.language or transcript.language, channel=segment.channel,
+        )
+        for w in segment.words:
+            turn.words.add().CopyFrom(w)
+            turn.words[-1].speaker = speaker
+        turns.append(turn)
+    return turns
+
+
+def speaker_summaries(turns: Sequence[gateway_pb2.ConversationTurn]) -> list[diarization_pb2.SpeakerSummary]:
+    totals: dict[str, list[float]] = {}
+    for turn in turns:
+        entry = totals.setdefault(turn.speaker, [0.0, 0])
+        entry[0] += max(turn.end_s - turn.start_s, 0.0)
+        entry[1] += 1
+    return [
+        diarization_pb2.SpeakerSummary(speaker=name, speaking_time_s=round(total, 3), turns=int(count))
+        for name, (total, count) in sorted(totals.items(), key=lambda kv: -kv[1][0])
+    ]
+
+
+def turns_to_transcript(
+    response: gateway_pb2.TranscribeConversationResponse,
+) -> transcription_pb2.TranscribeResponse:
+    """The conversation as a plain transcript (one segment per turn, speaker set), the
+    shape `clients.formats` renders to txt/json/srt/vtt."""
+    transcript = transcription_pb2.TranscribeResponse(
+        language=response.language,
+        audio_duration_s=response.audio_duration_s,
+        processing_duration_s=response.processing_duration_s,
+        model=response.transcription_model,
+    )
+    for i, turn in enumerate(response.turns):
+        segment = transcript.segments.add(
+            id=i, start_s=turn.start_s, end_s=turn.end_s, text=turn.text, language=turn.language,
+            channel=max(turn.channel, 0), speaker=turn.speaker,
+        )
+        segment.words.extend(turn.words)
+    transcript.text = " ".join(t.text for t in response.turns)
+    return transcript
+
+
+def subtitles(response: gateway_pb2.TranscribeConversationResponse) -> tuple[str, str]:
+    """SRT and WebVTT with speaker names (long turns cut at word boundaries)."""
+    cues = sorted(formats.cues_from_segments(turns_to_transcript(response).segments), key=lambda c: c.start_s)
+    return formats.to_srt(cues), formats.to_vtt(cues)
+
+
+def rttm_from_turns(turns: Sequence[gateway_pb2.ConversationTurn], uri: str = "audio") -> str:
+    """RTTM lines for turns (channel mode has no diarisation output of its own)."""
+    lines = [
+        f"SPEAKER {uri} 1 {t.start_s:.3f} {max(t.end_s - t.start_s, 0.0):.3f} <NA> <NA> {t.speaker} <NA> <NA>"
+        for t in turns
+    ]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def same_language(a: str, b: str) -> bool:
+    """BCP-47 tags naming the same language for translation purposes ("en" ~ "en-GB")."""
+    return bool(a) and bool(b) and a.replace("_", "-").split("-")[0].lower() == b.replace("_", "-").split("-")[0].lower()

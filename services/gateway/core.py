@@ -1,0 +1,326 @@
+"""The gateway's work, shared by its gRPC servicer and its REST facade.
+
+Every operation takes a `Call` (the authenticated tenant, the deadline and request id to
+pass on) and talks to the backends through the `Router`. Quotas are charged here, once
+per operation, whatever door the request came through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Iterator, Sequence, TypeVar
+
+from parlons.services.common.errors import InvalidArgument, ParlonsError
+from parlons.services.gateway import compose
+from parlons.services.gateway.quotas import QuotaManager, estimate_audio_seconds
+from parlons.services.gateway.routing import CallOptions, Router
+from parlons.services.gateway.tenants import Tenant
+from parlons.v1 import (
+    audio_pb2,
+    diarization_pb2,
+    gateway_pb2,
+    transcription_pb2,
+    translation_pb2,
+)
+
+T = TypeVar("T")
+
+UPLOAD_CHUNK_BYTES = 1 << 20
+
+
+@dataclass
+class Call:
+    """One authenticated call through the gateway."""
+
+    tenant: Tenant
+    options: CallOptions
+
+
+async def first_failure(*awaitables: Awaitable[Any]) -> list[Any]:
+    """Run concurrently; on the first failure cancel the others and raise that failure."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(a) for a in awaitables]  # type: ignore[arg-type]
+    except BaseExceptionGroup as eg:
+        parlons = [e for e in eg.exceptions if isinstance(e, ParlonsError)]
+        raise (parlons[0] if parlons else eg.exceptions[0]) from None
+    return [t.result() for t in tasks]
+
+
+class AudioCharge:
+    """Charge a tenant for audio before the work; correct or refund after it."""
+
+    def __init__(self, quotas: QuotaManager, tenant: Tenant, data: bytes, config: audio_pb2.AudioConfig) -> None:
+        self._quotas = quotas
+        self._tenant = tenant
+        self.estimate = estimate_audio_seconds(data, config) or 0.0
+        self._settled = False
+
+    def __enter__(self) -> "AudioCharge":
+        self._quotas.charge_audio(self._tenant, self.estimate)
+        return self
+
+    def settle(self, measured_s: float) -> None:
+        if not self._settled:
+            self._settled = True
+            self._quotas.adjust_audio(self._tenant, measured_s - self.estimate)
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if not self._settled:
+            # Failed work is not charged.
+            self._settled = True
+            self._quotas.adjust_audio(self._tenant, -self.estimate)
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    for i in range(0, len(data), UPLOAD_CHUNK_BYTES):
+        yield data[i : i + UPLOAD_CHUNK_BYTES]
+
+
+class GatewayCore:
+    def __init__(self, router: Router, quotas: QuotaManager, *, max_message_mb: int = 64) -> None:
+        self.router = router
+        self.quotas = quotas
+        # Above this, audio goes to a backend by its Upload RPC (no message-size limit).
+        self.unary_limit = max(max_message_mb - 1, 1) * 1024 * 1024
+
+    # ------------------------------------------------------------------ building blocks
+
+    def resolve_glossary(self, tenant: Tenant, glossary: translation_pb2.Glossary) -> translation_pb2.Glossary:
+        """A request glossary with the tenant's named glossary (tenants file) merged in.
+
+        A name the tenants file does not define is left for the translation service's
+        own glossary store, which the gateway queries as the authenticated tenant (the
+        x-parlons-tenant header is set by the gateway, never taken from the client), so
+        a tenant still only ever reaches its own glossaries.
+        """
+        if not glossary.name or glossary.name not in tenant.glossaries:
+            return glossary
+        resolved = translation_pb2.Glossary()
+        resolved.entries.extend(tenant.glossary(glossary.name))
+        resolved.entries.extend(glossary.entries)
+        return resolved
+
+    def resolve_translation_options(
+        self, tenant: Tenant, options: translation_pb2.TranslationOptions
+    ) -> translation_pb2.TranslationOptions:
+        if not options.HasField("glossary") or options.glossary.name not in tenant.glossaries:
+            return options
+        resolved = translation_pb2.TranslationOptions()
+        resolved.CopyFrom(options)
+        resolved.glossary.CopyFrom(self.resolve_glossary(tenant, options.glossary))
+        return resolved
+
+    async def transcribe_raw(
+        self,
+        call: Call,
+        data: bytes,
+        config: audio_pb2.AudioConfig,
+        options: transcription_pb2.TranscriptionOptions,
+    ) -> transcription_pb2.TranscribeResponse:
+        """Transcription without quota accounting (the caller charges once)."""
+        backend = self.router.get("transcription")
+        if len(data) <= self.unary_limit:
+            request = transcription_pb2.TranscribeRequest(
+                config=config, options=options, audio=audio_pb2.Audio(content=data)
+            )
+            return await backend.unary("Transcribe", request, transcription_pb2.TranscribeResponse, call.options)
+
+        def requests() -> Iterator[transcription_pb2.TranscribeUploadRequest]:
+            yield transcription_pb2.TranscribeUploadRequest(
+                config=transcription_pb2.TranscribeUploadConfig(config=config, options=options)
+            )
+            for chunk in _chunks(data):
+                yield transcription_pb2.TranscribeUploadRequest(audio_content=chunk)
+
+        return await backend.stream_unary(
+            "TranscribeUpload", requests, transcription_pb2.TranscribeUploadRequest,
+            transcription_pb2.TranscribeResponse, call.options,
+        )
+
+    async def diarize_raw(
+        self,
+        call: Call,
+        data: bytes,
+        config: audio_pb2.AudioConfig,
+        options: diarization_pb2.DiarizationOptions,
+    ) -> diarization_pb2.DiarizeResponse:
+        backend = self.router.get("diarization")
+        if len(data) <= self.unary_limit:
+            request = diarization_pb2.DiarizeRequest(config=config, options=options, audio=audio_pb2.Audio(content=data))
+            return await backend.unary("Diarize", request, diarization_pb2.DiarizeResponse, call.options)
+
+        def requests() -> Iterator[diarization_pb2.DiarizeUploadRequest]:
+            yield diarization_pb2.DiarizeUploadRequest(
+                config=diarization_pb2.DiarizeUploadConfig(config=config, options=options)
+            )
+            for chunk in _chunks(data):
+                yield diarization_pb2.DiarizeUploadRequest(audio_content=chunk)
+
+        return await backend.stream_unary(
+            "DiarizeUpload", requests, diarization_pb2.DiarizeUploadRequest,
+            diarization_pb2.DiarizeResponse, call.options,
+        )
+
+    async def transcribe(
+        self,
+        call: Call,
+        data: bytes,
+        config: audio_pb2.AudioConfig,
+        options: transcription_pb2.TranscriptionOptions,
+    ) -> transcription_pb2.TranscribeResponse:
+        with AudioCharge(self.quotas, call.tenant, data, config) as charge:
+            response = await self.transcribe_raw(call, data, config, options)
+            charge.settle(response.audio_duration_s)
+        return response
+
+    async def translate_texts(
+        self,
+        call: Call,
+        texts: Sequence[str],
+        source_language: str,
+        target_language: str,
+        glossary: translation_pb2.Glossary | None = None,
+    ) -> list[translation_pb2.Translation]:
+        """Translate with the tenant's glossary and characters quota; empty texts stay empty."""
+        wanted = [(i, t) for i, t in enumerate(texts) if t.strip()]
+        out = [translation_pb2.Translation(text="") for _ in texts]
+        if not wanted:
+            return out
+        options = translation_pb2.TranslationOptions(
+            source_language=source_language, target_language=target_language
+        )
+        if glossary is not None and (glossary.entries or glossary.name):
+            options.glossary.CopyFrom(self.resolve_glossary(call.tenant, glossary))
+        characters = sum(len(t) for _, t in wanted)
+        self.quotas.charge_characters(call.tenant, characters)
+        try:
+            response = await self.router.get("translation").unary(
+                "TranslateText",
+                translation_pb2.TranslateTextRequest(texts=[t for _, t in wanted], options=options),
+                translation_pb2.TranslateTextResponse,
+                call.options,
+            )
+        except BaseException:
+            self.quotas.adjust_characters(call.tenant, -characters)
+            raise
+        for (i, _), translation in zip(wanted, response.translations):
+            out[i] = translation
+        return out
+
+    # ------------------------------------------------------------------ composed RPCs
+
+    async def transcribe_conversation(
+        self, call: Call, request: gateway_pb2.TranscribeConversationRequest, data: bytes
+    ) -> gateway_pb2.TranscribeConversationResponse:
+        started = time.perf_counter()
+        for target in request.target_languages:
+            if not target.strip():
+                raise InvalidArgument("target_languages contains an empty language code")
+        options = transcription_pb2.TranscriptionOptions()
+        options.CopyFrom(request.transcription)
+        options.word_timestamps = True
+        channel_mode = request.diarization.mode == diarization_pb2.CHANNEL
+        with AudioCharge(self.quotas, call.tenant, data, request.config) as charge:
+            if channel_mode:
+                options.per_channel = True
+                transcript = await self.transcribe_raw(call, data, request.config, options)
+                turns = compose.turns_from_channels(transcript, request.diarization.channel_speaker_names)
+                rttm = compose.rttm_from_turns(turns)
+            else:
+                transcript, diarization = await first_failure(
+                    self.transcribe_raw(call, data, request.config, options),
+                    self.diarize_raw(call, data, request.config, request.diarization),
+                )
+                turns = compose.merge_words_with_speakers(transcript, compose.spans_from_diarization(diarization))
+                rttm = diarization.rttm
+            charge.settle(transcript.audio_duration_s)
+        response = gateway_pb2.TranscribeConversationResponse(
+            language=transcript.language,
+            audio_duration_s=transcript.audio_duration_s,
+            rttm=rttm,
+            transcription_model=transcript.model,
+        )
+        response.turns.extend(turns)
+        response.speakers.extend(compose.speaker_summaries(turns))
+        if request.target_languages:
+            await self._translate_turns(call, response, list(request.target_languages), request.glossary)
+        if request.subtitles:
+            response.srt, response.vtt = compose.subtitles(response)
+        response.processing_duration_s = time.perf_counter() - started
+        return response
+
+    async def _translate_turns(
+        self,
+        call: Call,
+        response: gateway_pb2.TranscribeConversationResponse,
+        targets: list[str],
+        glossary: translation_pb2.Glossary,
+    ) -> None:
+        """Each turn into each target, one batched request per (source, target) pair."""
+        by_source: dict[str, list[int]] = {}
+        for i, turn in enumerate(response.turns):
+            by_source.setdefault(turn.language or response.language, []).append(i)
+        jobs = []
+        for target in dict.fromkeys(targets):
+            for source, indices in by_source.items():
+                if compose.same_language(source, target):
+                    for i in indices:
+                        response.turns[i].translations.add(language=target, text=response.turns[i].text)
+                    continue
+                jobs.append((target, indices, self.translate_texts(
+                    call, [response.turns[i].text for i in indices], source, target, glossary,
+                )))
+        results = await first_failure(*(job for _, _, job in jobs))
+        for (target, indices, _), translations in zip(jobs, results):
+            for i, translation in zip(indices, translations):
+                response.turns[i].translations.add(language=target, text=translation.text)
+        for turn in response.turns:  # keep the order of target_languages in every turn
+            ordered = sorted(turn.translations, key=lambda t: targets.index(t.language))
+            del turn.translations[:]
+            turn.translations.extend(ordered)
+
+    async def translate_speech(
+        self, call: Call, request: gateway_pb2.TranslateSpeechRequest, data: bytes
+    ) -> gateway_pb2.TranslateSpeechResponse:
+        started = time.perf_counter()
+        target = request.target_language.strip()
+        if not target:
+            raise InvalidArgument("target_language is required (BCP-47, e.g. 'fr' or 'en')")
+        transcript = await self.transcribe(call, data, request.config, request.transcription)
+        source = transcript.language
+        segments = list(transcript.segments)
+        if compose.same_language(source, target):
+            translated = [s.text.strip() for s in segments]
+        else:
+            by_source: dict[str, list[int]] = {}
+            for i, s in enumerate(segments):
+                by_source.setdefault(s.language or source, []).append(i)
+            translated = [""] * len(segments)
+            jobs = [
+                (indices, self.translate_texts(
+                    call, [segments[i].text.strip() for i in indices], lang, target, request.glossary))
+                for lang, indices in by_source.items()
+                if not compose.same_language(lang, target)
+            ]
+            for lang, indices in by_source.items():
+                if compose.same_language(lang, target):
+                    for i in indices:
+                        translated[i] = segments[i].text.strip()
+            results = await first_failure(*(job for _, job in jobs))
+            for (indices, _), translations in zip(jobs, results):
+                for i, t in zip(indices, translations):
+                    translated[i] = t.text
+        response = gateway_pb2.TranslateSpeechResponse(
+            text=transcript.text.strip(),
+            translated_text=" ".join(t for t in translated if t),
+            source_language=source,
+            target_language=target,
+            audio_duration_s=transcript.audio_duration_s,
+        )
+        response.segments.extend(segments)
+        response.translated_segments.extend(translated)
+        response.processing_duration_s = time.perf_counter() - started
+        return response

@@ -1,0 +1,332 @@
+"""LiveConversation: a reception desk's two parties, transcribed and translated live.
+
+One client stream carries raw audio, one channel per party's microphone or one shared
+microphone. The gateway splits the channels and opens one StreamingTranscribe per party
+(one for a shared microphone), each with that party's language ("detect" leaves it to
+the model). Interim results pass straight through; each final result is translated into
+the other party's language before it is sent, so a client shows one final line with its
+translation.
+
+Shared microphone: who spoke an utterance is decided first by its language (the usual
+desk: the agent speaks French, the visitor another language), and when the languages do
+not tell (both parties speak the same one, or the detection is unsure) by diarising the
+last 30 s of audio and matching its speakers with the utterances already attributed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import numpy as np
+
+from parlons.services.common.audio_request import StreamAudioDecoder
+from parlons.services.common.errors import InvalidArgument, ParlonsError
+from parlons.services.gateway import compose
+from parlons.services.gateway.core import Call, GatewayCore
+from parlons.v1 import audio_pb2, diarization_pb2, gateway_pb2, transcription_pb2
+
+log = logging.getLogger("parlons.gateway.live")
+
+DETECT = "detect"
+RATE = 16000
+DIARIZATION_WINDOW_S = 30.0
+_DONE = object()
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+@dataclass
+class _Party:
+    index: int
+    name: str
+    language: str  # BCP-47 or "detect"
+    channel: int
+    detected: str = ""
+
+    @property
+    def known_language(self) -> str:
+        return self.detected if self.language == DETECT else self.language
+
+
+@dataclass
+class _Lane:
+    """One backend stream: a party's channel, or the shared microphone."""
+
+    parties: list[_Party]
+    channel: int  # -1 = shared microphone (mono mix)
+    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+
+
+class _Window:
+    """The last seconds of shared-microphone audio, for diarising on demand."""
+
+    def __init__(self, seconds: float) -> None:
+        self.capacity = int(seconds * RATE)
+        self.samples = np.zeros(0, dtype=np.float32)
+        self.start_s = 0.0
+
+    def append(self, samples: np.ndarray) -> None:
+        joined = np.concatenate([self.samples, samples.astype(np.float32)])
+        drop = max(len(joined) - self.capacity, 0)
+        self.samples = joined[drop:]
+        self.start_s += drop / RATE
+
+
+def validate(config: gateway_pb2.LiveConversationConfig) -> list[_Party]:
+    if len(config.parties) != 2:
+        raise InvalidArgument(f"a live conversation has two parties, got {len(config.parties)}")
+    parties = []
+    for i, p in enumerate(config.parties):
+        name = p.name.strip() or f"party{i}"
+        language = p.language.strip()
+        if not language:
+            raise InvalidArgument(f"party {name!r} needs a language (BCP-47, or \"detect\")")
+        parties.append(_Party(i, name, language.lower() if language.lower() == DETECT else language, p.channel))
+    if parties[0].name == parties[1].name:
+        raise InvalidArgument("the two parties need different names")
+    channels = [p.channel for p in parties]
+    available = config.config.channels
+    if all(c == -1 for c in channels):
+        return parties
+    if any(c < 0 for c in channels):
+        raise InvalidArgument(
+            "either every party has its own channel (0, 1, ...) or both share the microphone (-1)"
+        )
+    if len(set(channels)) != len(channels):
+        raise InvalidArgument("each party needs its own channel")
+    for p in parties:
+        if p.channel >= available:
+            raise InvalidArgument(
+                f"party {p.name!r} is on channel {p.channel}, but the audio has {available} channel(s)"
+            )
+    return parties
+
+
+class LiveConversation:
+    def __init__(self, core: GatewayCore, call: Call, config: gateway_pb2.LiveConversationConfig) -> None:
+        self.core = core
+        self.call = call
+        self.config = config
+        self.parties = validate(config)
+        self.decoder = StreamAudioDecoder(config.config, keep_channels=True)
+        self.shared = all(p.channel == -1 for p in self.parties)
+        if self.shared:
+            self.lanes = [_Lane(self.parties, -1)]
+        else:
+            self.lanes = [_Lane([p], p.channel) for p in self.parties]
+        self.window = _Window(DIARIZATION_WINDOW_S) if self.shared else None
+        self.history: list[tuple[float, float, int]] = []  # shared mode: (start, end, party)
+        self.out: asyncio.Queue[object] = asyncio.Queue()
+
+    # ------------------------------------------------------------------ streams
+
+    def _streaming_config(self, lane: _Lane) -> transcription_pb2.StreamingConfig:
+        options = transcription_pb2.TranscriptionOptions()
+        options.CopyFrom(self.config.transcription)
+        languages = {p.language for p in lane.parties}
+        options.language = "" if DETECT in languages or len(languages) != 1 else languages.pop()
+        audio = audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=RATE, channels=1)
+        if not options.language and DETECT not in languages and len(languages) > 1:
+            # A shared microphone, two known languages: identification need only choose
+            # between them (for services that take several hints as candidates).
+            audio.language_hints.extend(sorted(languages))
+        config = transcription_pb2.StreamingConfig(
+            config=audio,
+            options=options,
+            end_of_utterance_silence_ms=self.config.end_of_utterance_silence_ms,
+        )
+        if self.config.HasField("interim_results"):
+            config.interim_results = self.config.interim_results
+        return config
+
+    async def _lane_requests(self, lane: _Lane) -> AsyncIterator[transcription_pb2.StreamingTranscribeRequest]:
+        yield transcription_pb2.StreamingTranscribeRequest(config=self._streaming_config(lane))
+        while (chunk := await lane.queue.get()) is not None:
+            yield transcription_pb2.StreamingTranscribeRequest(audio_content=chunk)
+
+    async def _read_client(self, requests: AsyncIterator[gateway_pb2.LiveConversationRequest]) -> None:
+        try:
+            async for request in requests:
+                kind = request.WhichOneof("request")
+                if kind == "config":
+                    raise InvalidArgument("config sent twice: a stream takes one config, then audio only")
+                if kind != "audio_content" or not request.audio_content:
+                    continue
+                self.core.quotas.charge_audio(self.call.tenant, self.decoder.seconds_in(request.audio_content))
+                self._dispatch(self.decoder.decode(request.audio_content))
+            self._dispatch(self.decoder.flush())
+            for lane in self.lanes:
+                lane.queue.put_nowait(None)
+        except Exception as exc:  # noqa: BLE001 - ends the conversation with this status
+            self.out.put_nowait(exc)
+
+    def _dispatch(self, samples: np.ndarray) -> None:
+        if samples.shape[-1] == 0:
+            return
+        for lane in self.lanes:
+            if lane.channel == -1:
+                mono = samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
+                if self.window is not None:
+                    self.window.append(mono)
+                lane.queue.put_nowait(pcm16(mono))
+            else:
+                lane.queue.put_nowait(pcm16(samples[lane.channel]))
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        backend = self.core.router.get("transcription")
+        try:
+            async for response in backend.relay(
+                "StreamingTranscribe",
+                self._lane_requests(lane),
+                transcription_pb2.StreamingTranscribeRequest,
+                transcription_pb2.StreamingTranscribeResponse,
+                self.call.options,
+            ):
+                utterances = [await self._utterance(lane, r) for r in response.results]
+                if utterances:
+                    self.out.put_nowait(gateway_pb2.LiveConversationResponse(utterances=utterances))
+            self.out.put_nowait(_DONE)
+        except Exception as exc:  # noqa: BLE001
+            self.out.put_nowait(exc)
+
+    async def run(
+        self, requests: AsyncIterator[gateway_pb2.LiveConversationRequest]
+    ) -> AsyncIterator[gateway_pb2.LiveConversationResponse]:
+        tasks = [asyncio.create_task(self._read_client(requests))]
+        tasks += [asyncio.create_task(self._run_lane(lane)) for lane in self.lanes]
+        finished = 0
+        try:
+            while finished < len(self.lanes):
+                item = await self.out.get()
+                if item is _DONE:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item  # type: ignore[misc]
+        finally:
+            # Client gone, error or done: stop every backend stream now.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ results
+
+    async def _utterance(
+        self, lane: _Lane, result: transcription_pb2.StreamingResult
+    ) -> gateway_pb2.LiveUtterance:
+        if len(lane.parties) == 1:
+            party = lane.parties[0]
+        elif result.is_final:
+            party = await self._attribute(result)
+        else:
+            party = self._by_language(result.language) or self._last_party()
+        utterance = gateway_pb2.LiveUtterance(
+            party=party.name,
+            is_final=result.is_final,
+            stability=result.stability,
+            text=result.text.strip(),
+            language=result.language or party.known_language,
+            language_probability=result.language_probability,
+            start_s=result.start_s,
+            end_s=result.end_s,
+            utterance_index=result.utterance_index,
+            channel=lane.channel,
+        )
+        if party.language == DETECT and result.language and (result.is_final or not party.detected):
+            # Interim results carry the detection too: the other party's finals can be
+            # translated as soon as this party has started speaking.
+            party.detected = result.language
+        if result.is_final:
+            if self.shared:
+                self.history.append((result.start_s, result.end_s, party.index))
+            if utterance.text:
+                await self._translate(utterance, party)
+        return utterance
+
+    async def _translate(self, utterance: gateway_pb2.LiveUtterance, party: _Party) -> None:
+        other = self.parties[1 - party.index]
+        target = other.known_language
+        if not target:
+            utterance.translation_error = f"the language of {other.name!r} is not known yet (it is detected when they speak)"
+            return
+        utterance.translation_language = target
+        source = utterance.language
+        if compose.same_language(source, target):
+            utterance.translation = utterance.text
+            return
+        try:
+            (translation,) = await self.core.translate_texts(
+                self.call, [utterance.text], source, target, self.config.glossary
+            )
+            utterance.translation = translation.text
+        except ParlonsError as exc:
+            # The transcript still goes out; the client sees why its translation is missing.
+            utterance.translation_error = exc.message
+
+    # ------------------------------------------------------------------ shared microphone
+
+    def _by_language(self, language: str) -> _Party | None:
+        if not language:
+            return None
+        matching = [p for p in self.parties if compose.same_language(p.known_language, language)]
+        if len(matching) == 1:
+            return matching[0]
+        # A language no one is known to speak: the visitor whose language is still
+        # unknown, if there is one; otherwise (a misdetection) the languages do not tell.
+        unknown = [p for p in self.parties if p.language == DETECT and not p.detected]
+        if not matching and len(unknown) == 1:
+            return unknown[0]
+        return None
+
+    def _last_party(self) -> _Party:
+        return self.parties[self.history[-1][2]] if self.history else self.parties[0]
+
+    async def _attribute(self, result: transcription_pb2.StreamingResult) -> _Party:
+        by_language = self._by_language(result.language)
+        if by_language is not None:
+            return by_language
+        if self.core.router.has("diarization") and self.window is not None and self.window.samples.size:
+            try:
+                return await self._by_voice(result.start_s, result.end_s)
+            except ParlonsError as exc:
+                log.warning("live diarisation failed, attributing by turn taking: %s", exc.message)
+        # Turn taking: the other party than the last one.
+        return self.parties[1 - self._last_party().index] if self.history else self.parties[0]
+
+    async def _by_voice(self, start_s: float, end_s: float) -> _Party:
+        window = self.window
+        assert window is not None
+        offset = window.start_s
+        response = await self.core.diarize_raw(
+            self.call,
+            pcm16(window.samples),
+            audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=RATE, channels=1),
+            diarization_pb2.DiarizationOptions(min_speakers=1, max_speakers=2),
+        )
+        index = compose.SpeakerIndex(
+            compose.SpeakerSpan(t.start_s + offset, t.end_s + offset, t.speaker) for t in response.turns
+        )
+        speaker = index.speaker_at(start_s, end_s)
+        votes: dict[str, dict[int, float]] = {}
+        for s, e, party in self.history:
+            if e <= offset:
+                continue
+            who = index.speaker_at(max(s, offset), e)
+            if who is not None:
+                votes.setdefault(who, {}).setdefault(party, 0.0)
+                votes[who][party] += e - s
+        if speaker in votes:
+            return self.parties[max(votes[speaker].items(), key=lambda kv: kv[1])[0]]
+        if votes:
+            # A voice not heard before in the window: the party the known voices are not.
+            taken = {max(v.items(), key=lambda kv: kv[1])[0] for v in votes.values()}
+            free = [p for p in self.parties if p.index not in taken]
+            if free:
+                return free[0]
+        return self.parties[1 - self._last_party().index] if self.history else self.parties[0]

@@ -1,0 +1,164 @@
+"""Pass-through of the single-service RPCs, so one gateway endpoint serves everything.
+
+Handlers are built from the services' descriptors, so an RPC added to a backend's proto
+is proxied without new code. What the gateway adds to each call: authentication, the
+tenant's quotas and glossaries, the deadline and request id passed on, retries of
+idempotent calls on another replica. Client-streamed uploads are buffered (bounded) so
+that they too can be retried; live streams are relayed message by message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from grpc import aio
+
+from parlons.services.common.audio_request import read_upload
+from parlons.services.common.errors import InvalidArgument
+from parlons.services.gateway.auth import Authenticator
+from parlons.services.gateway.core import UPLOAD_CHUNK_BYTES, AudioCharge, Call, GatewayCore
+from parlons.services.gateway.quotas import seconds_in_stream_chunk
+from parlons.services.gateway.routing import CallOptions
+from parlons.v1 import (
+    diarization_pb2,
+    transcription_pb2,
+    translation_pb2,
+)
+
+SERVICE_DESCRIPTORS: dict[str, ServiceDescriptor] = {
+    "transcription": transcription_pb2.DESCRIPTOR.services_by_name["TranscriptionService"],
+    "diarization": diarization_pb2.DESCRIPTOR.services_by_name["DiarizationService"],
+    "translation": translation_pb2.DESCRIPTOR.services_by_name["TranslationService"],
+}
+
+Invoke = Callable[[Any], Awaitable[Any]]
+
+
+class Proxy:
+    """Generic handlers for every RPC of a backend service."""
+
+    def __init__(
+        self,
+        core: GatewayCore,
+        auth: Authenticator,
+        *,
+        default_timeout_s: float = 0.0,
+        max_upload_bytes: int = 2 << 30,
+    ) -> None:
+        self.core = core
+        self.auth = auth
+        self.default_timeout_s = default_timeout_s
+        self.max_upload_bytes = max_upload_bytes
+
+    def _call(self, context: aio.ServicerContext) -> Call:
+        tenant = self.auth.from_grpc(context)
+        return Call(tenant, CallOptions.from_context(context, tenant.name, self.default_timeout_s))
+
+    def handler(self, backend_name: str) -> grpc.GenericRpcHandler:
+        descriptor = SERVICE_DESCRIPTORS[backend_name]
+        handlers = {m.name: self._method_handler(backend_name, m) for m in descriptor.methods}
+        return grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
+
+    def _method_handler(self, backend_name: str, method: MethodDescriptor) -> grpc.RpcMethodHandler:
+        request_cls = message_factory.GetMessageClass(method.input_type)
+        response_cls = message_factory.GetMessageClass(method.output_type)
+        kwargs = {
+            "request_deserializer": request_cls.FromString,
+            "response_serializer": response_cls.SerializeToString,
+        }
+        name = method.name
+        if not method.client_streaming and not method.server_streaming:
+
+            async def unary(request: Any, context: aio.ServicerContext) -> Any:
+                call = self._call(context)
+                backend = self.core.router.get(backend_name)
+
+                async def invoke(req: Any) -> Any:
+                    return await backend.unary(name, req, response_cls, call.options)
+
+                return await self._around_unary(name, call, request, invoke)
+
+            return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+        if method.client_streaming and not method.server_streaming:
+
+            async def upload(request_iterator: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
+                call = self._call(context)
+                backend = self.core.router.get(backend_name)
+                config, data = await read_upload(request_iterator, self.max_upload_bytes)
+
+                def requests() -> Iterator[Any]:
+                    yield request_cls(config=config)
+                    for i in range(0, len(data), UPLOAD_CHUNK_BYTES):
+                        yield request_cls(audio_content=data[i : i + UPLOAD_CHUNK_BYTES])
+
+                with AudioCharge(self.core.quotas, call.tenant, data, config.config) as charge:
+                    response = await backend.stream_unary(name, requests, request_cls, response_cls, call.options)
+                    charge.settle(getattr(response, "audio_duration_s", 0.0))
+                return response
+
+            return grpc.stream_unary_rpc_method_handler(upload, **kwargs)
+        if method.client_streaming and method.server_streaming:
+
+            async def bidi(request_iterator: AsyncIterator[Any], context: aio.ServicerContext) -> AsyncIterator[Any]:
+                call = self._call(context)
+                backend = self.core.router.get(backend_name)
+                async with self.core.quotas.stream(call.tenant):
+                    requests = self._relay(name, call, request_iterator)
+                    async for response in backend.relay(name, requests, request_cls, response_cls, call.options):
+                        yield response
+
+            return grpc.stream_stream_rpc_method_handler(bidi, **kwargs)
+
+        async def server_stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            raise InvalidArgument(f"{method.full_name} is not supported through the gateway")
+            yield  # pragma: no cover
+
+        return grpc.unary_stream_rpc_method_handler(server_stream, **kwargs)
+
+    # ------------------------------------------------------------------ per-RPC policy
+
+    async def _around_unary(self, name: str, call: Call, request: Any, invoke: Invoke) -> Any:
+        quotas = self.core.quotas
+        if name in ("Transcribe", "Diarize"):
+            content = request.audio.content if request.audio.WhichOneof("source") == "content" else b""
+            with AudioCharge(quotas, call.tenant, content, request.config) as charge:
+                response = await invoke(request)
+                charge.settle(response.audio_duration_s)
+            return response
+        if name == "TranslateText":
+            request.options.CopyFrom(self.core.resolve_translation_options(call.tenant, request.options))
+            characters = sum(len(t) for t in request.texts)
+            quotas.charge_characters(call.tenant, characters)
+            try:
+                return await invoke(request)
+            except BaseException:
+                quotas.adjust_characters(call.tenant, -characters)
+                raise
+        if name == "TranslateDocument":
+            request.options.CopyFrom(self.core.resolve_translation_options(call.tenant, request.options))
+            quotas.charge_characters(call.tenant, 0)  # admission: not in debt
+            response = await invoke(request)
+            quotas.adjust_characters(call.tenant, response.characters)
+            return response
+        return await invoke(request)
+
+    async def _relay(self, name: str, call: Call, request_iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Client messages to the backend, with glossary resolution and quota charges."""
+        audio_config = None
+        async for request in request_iterator:
+            kind = request.WhichOneof("request")
+            if kind == "config":
+                if name == "StreamingTranscribe":
+                    audio_config = request.config.config
+                elif name == "StreamingTranslate":
+                    request.config.options.CopyFrom(
+                        self.core.resolve_translation_options(call.tenant, request.config.options)
+                    )
+            elif kind == "audio_content" and audio_config is not None:
+                self.core.quotas.charge_audio(call.tenant, seconds_in_stream_chunk(request.audio_content, audio_config))
+            elif kind == "text":
+                self.core.quotas.charge_characters(call.tenant, len(request.text))
+            yield request

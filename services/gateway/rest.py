@@ -1,0 +1,396 @@
+"""OpenAI-compatible REST facade, so OpenAI clients and Albert API can use parlons.
+
+Same process as the gRPC gateway, its own port, the same tenants (bearer keys), quotas
+and backends. Endpoints:
+
+* `GET /v1/models`: the transcription models served (plus aliases such as whisper-1).
+* `POST /v1/audio/transcriptions`: multipart (`file`, `model`, `language`, `prompt`,
+  `response_format` = json | text | srt | vtt | verbose_json | diarized_json,
+  `temperature`, `timestamp_granularities[]` = word | segment).
+* `POST /v1/audio/translations`: speech to English text (OpenAI's meaning); parlons
+  transcribes then translates with its translation service (whisper's own translate
+  task when no translation service is configured). `target_language` (an extension)
+  asks for another language.
+
+Uploads are read into memory part by part (aiohttp's `request.post()` would spool files
+to a temporary file on disk, which the privacy rules forbid). Errors have OpenAI's shape:
+`{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import string
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import grpc
+from aiohttp import web
+
+from parlons.clients import formats
+from parlons.services.common.config import GatewaySettings
+from parlons.services.common.context import REQUEST_ID_HEADER, new_request_id, request_id_var, valid_request_id
+from parlons.services.common.errors import InvalidArgument, NotFound, ParlonsError, ResourceExhausted
+from parlons.services.gateway.auth import Authenticator, peercert_names
+from parlons.services.gateway.core import Call, GatewayCore
+from parlons.services.gateway.routing import CallOptions
+from parlons.v1 import audio_pb2, diarization_pb2, gateway_pb2, transcription_pb2
+
+log = logging.getLogger("parlons.gateway.rest")
+
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+TRANSLATION_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+_MODELS_CACHE_S = 10.0
+_PUNCTUATION = string.punctuation.replace("'", "") + "«»¿¡…“”„‘’"
+
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "invalid_request_error"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "invalid_request_error"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "requests"),
+    grpc.StatusCode.FAILED_PRECONDITION: (400, "invalid_request_error"),
+    grpc.StatusCode.UNAVAILABLE: (503, "server_error"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "server_error"),
+    grpc.StatusCode.CANCELLED: (499, "server_error"),
+    grpc.StatusCode.UNIMPLEMENTED: (501, "server_error"),
+}
+_CODES = {
+    401: "invalid_api_key",
+    404: "not_found",
+    429: "rate_limit_exceeded",
+}
+
+
+def error_response(status: int, message: str, *, kind: str = "invalid_request_error",
+                   param: str | None = None, code: str | None = None,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code or _CODES.get(status)}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def language_name(code: str) -> str:
+    """OpenAI's verbose_json names the language in English ("french")."""
+    from lingua import IsoCode639_1, Language
+
+    try:
+        return Language.from_iso_code_639_1(IsoCode639_1.from_str(code.split("-")[0].lower())).name.lower()
+    except ValueError:
+        return code
+
+
+@dataclass
+class Form:
+    """A parsed multipart body: the file, and every other field as strings."""
+
+    file: bytes = b""
+    filename: str = ""
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self.fields.get(name)
+        return values[-1] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        return self.fields.get(name, []) + self.fields.get(f"{name}[]", [])
+
+
+async def read_form(request: web.Request, max_bytes: int) -> Form:
+    if request.content_type != "multipart/form-data":
+        raise InvalidArgument(
+            f"expected a multipart/form-data body with a `file` field, got {request.content_type or 'no content type'}"
+        )
+    form = Form()
+    total = 0
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not hasattr(part, "read_chunk"):
+                raise InvalidArgument("nested multipart bodies are not supported")
+            name = part.name or ""
+            chunks = []
+            while chunk := await part.read_chunk(1 << 16):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise _TooLarge(max_bytes)
+                chunks.append(chunk)
+            data = b"".join(chunks)
+            if name == "file":
+                form.file = data
+                form.filename = part.filename or ""
+            else:
+                form.fields.setdefault(name, []).append(data.decode("utf-8", errors="replace"))
+    except (ParlonsError, _TooLarge):
+        raise
+    except Exception as exc:  # noqa: BLE001 - aiohttp raises several types for bad bodies
+        raise InvalidArgument(f"malformed multipart body: {exc or type(exc).__name__}") from exc
+    if not form.file:
+        raise InvalidArgument("the `file` field is missing or empty: send the audio as multipart field `file`")
+    return form
+
+
+class _TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RestFacade:
+    def __init__(self, core: GatewayCore, auth: Authenticator, settings: GatewaySettings) -> None:
+        self.core = core
+        self.auth = auth
+        self.settings = settings
+        self.max_upload_bytes = settings.rest_max_upload_mb * 1024 * 1024
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._models: tuple[float, list[str], str] | None = None
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=self.max_upload_bytes)
+        self.app.router.add_get("/v1/models", self.list_models)
+        self.app.router.add_get("/v1/models/{model}", self.get_model)
+        self.app.router.add_post("/v1/audio/transcriptions", self.transcriptions)
+        self.app.router.add_post("/v1/audio/translations", self.translations)
+        self.app.router.add_get("/health", self.health)
+
+    async def start(self, host: str, port: int, *, ssl_context: Any = None) -> int:
+        # handler_cancellation: a client that hangs up cancels its backend calls.
+        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_port=False)
+        await site.start()
+        server = site._server  # noqa: SLF001 - the only way to learn an ephemeral port
+        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        log.info("REST facade listening", extra={"fields": {"address": f"{host}:{self.port}", "tls": bool(ssl_context)}})
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = given if valid_request_id(given) else new_request_id()
+        request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+        except ParlonsError as exc:
+            status, kind = _HTTP_STATUS.get(exc.code, (500, "server_error"))
+            headers = {}
+            if isinstance(exc, ResourceExhausted) or exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                retry = getattr(exc, "retry_after_s", None) or 1.0
+                headers["Retry-After"] = str(max(1, math.ceil(retry)))
+            response = error_response(status, exc.message, kind=kind, headers=headers)
+        except _TooLarge as exc:
+            status = 413
+            response = error_response(413, f"the upload is larger than {exc.limit // (1 << 20)} MiB")
+        except web.HTTPException as exc:
+            status = exc.status
+            response = error_response(exc.status, exc.reason or "error")
+        except Exception:  # noqa: BLE001 - a bug: logged, never leaked
+            log.exception("REST internal error")
+            response = error_response(500, f"internal error; request id {request_id}", kind="server_error")
+        response.headers[REQUEST_ID_HEADER] = request_id
+        log.info("http", extra={"fields": {
+            "method": request.method, "path": request.path, "status": status,
+            "duration_s": round(time.perf_counter() - started, 4),
+        }})
+        return response
+
+    def _call(self, request: web.Request) -> Call:
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if transport is not None else None
+        tenant = self.auth.from_headers(request.headers, peercert_names(peercert))
+        timeout = self.settings.backend_timeout_s
+        return Call(tenant, CallOptions.from_context(None, tenant.name, timeout))
+
+    async def _served_models(self, call: Call) -> tuple[list[str], str]:
+        """Model ids (served names + aliases) and the default model, cached briefly."""
+        now = time.monotonic()
+        if self._models and now - self._models[0] < _MODELS_CACHE_S:
+            return self._models[1], self._models[2]
+        response = await self.core.router.get("transcription").unary(
+            "ListModels", transcription_pb2.ListModelsRequest(), transcription_pb2.ListModelsResponse, call.options
+        )
+        ids = [response.default_model] if response.default_model else []
+        ids += [m.name for m in response.models if m.loaded and m.name not in ids]
+        ids += [a for a in self.settings.rest_model_aliases if a not in ids]
+        self._models = (now, ids, response.default_model)
+        return ids, response.default_model
+
+    async def _model_option(self, call: Call, requested: str) -> str:
+        """The transcription model for the request: "" (the default) for aliases."""
+        ids, default = await self._served_models(call)
+        if not requested or requested in self.settings.rest_model_aliases or requested == default:
+            return ""
+        if requested not in ids:
+            raise NotFound(f"the model {requested!r} does not exist here; GET /v1/models lists: {', '.join(ids)}")
+        return requested
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        call = self._call(request)
+        ids, _ = await self._served_models(call)
+        return web.json_response({"object": "list", "data": [_model_entry(i) for i in ids]})
+
+    async def get_model(self, request: web.Request) -> web.Response:
+        call = self._call(request)
+        ids, _ = await self._served_models(call)
+        model = request.match_info["model"]
+        if model not in ids:
+            raise NotFound(f"the model {model!r} does not exist here")
+        return web.json_response(_model_entry(model))
+
+    def _options(self, form: Form, model: str) -> transcription_pb2.TranscriptionOptions:
+        options = transcription_pb2.TranscriptionOptions(
+            model=model, language=form.get("language").strip(), initial_prompt=form.get("prompt"),
+        )
+        temperature = form.get("temperature").strip()
+        if temperature:
+            try:
+                value = float(temperature)
+            except ValueError:
+                raise InvalidArgument(f"temperature must be a number, got {temperature!r}") from None
+            if not 0.0 <= value <= 1.0:
+                raise InvalidArgument("temperature must be between 0 and 1")
+            if value > 0:
+                options.temperatures.append(value)
+        return options
+
+    async def transcriptions(self, request: web.Request) -> web.Response:
+        call = self._call(request)
+        form = await read_form(request, self.max_upload_bytes)
+        fmt = form.get("response_format", "json").strip() or "json"
+        if fmt not in RESPONSE_FORMATS:
+            raise InvalidArgument(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got {fmt!r}")
+        granularities = set(form.get_all("timestamp_granularities")) or {"segment"}
+        unknown = granularities - {"word", "segment"}
+        if unknown:
+            raise InvalidArgument(f"timestamp_granularities takes word and/or segment, got {', '.join(sorted(unknown))}")
+        options = self._options(form, await self._model_option(call, form.get("model").strip()))
+        options.word_timestamps = "word" in granularities
+        if fmt == "diarized_json":
+            return await self._diarized(call, form, options)
+        response = await self.core.transcribe(call, form.file, audio_pb2.AudioConfig(), options)
+        return _render(response, fmt, "transcribe", granularities)
+
+    async def _diarized(self, call: Call, form: Form, options: transcription_pb2.TranscriptionOptions) -> web.Response:
+        diarization = diarization_pb2.DiarizationOptions(mode=diarization_pb2.NEURAL)
+        for name in ("num_speakers", "min_speakers", "max_speakers"):
+            value = form.get(name).strip()
+            if value:
+                if not value.isdigit():
+                    raise InvalidArgument(f"{name} must be a whole number, got {value!r}")
+                setattr(diarization, name, int(value))
+        request = gateway_pb2.TranscribeConversationRequest(transcription=options, diarization=diarization)
+        conversation = await self.core.transcribe_conversation(call, request, form.file)
+        labels: dict[str, str] = {}
+        segments = []
+        for i, turn in enumerate(conversation.turns):
+            label = labels.setdefault(turn.speaker, _speaker_letter(len(labels)))
+            segments.append({
+                "type": "transcript.text.segment", "id": f"seg_{i:03d}", "start": round(turn.start_s, 3),
+                "end": round(turn.end_s, 3), "text": turn.text, "speaker": label,
+            })
+        return web.json_response({
+            "task": "transcribe",
+            "duration": round(conversation.audio_duration_s, 3),
+            "text": " ".join(t.text for t in conversation.turns),
+            "segments": segments,
+            "usage": {"type": "duration", "seconds": math.ceil(conversation.audio_duration_s)},
+        })
+
+    async def translations(self, request: web.Request) -> web.Response:
+        call = self._call(request)
+        form = await read_form(request, self.max_upload_bytes)
+        fmt = form.get("response_format", "json").strip() or "json"
+        if fmt not in TRANSLATION_FORMATS:
+            raise InvalidArgument(f"response_format must be one of {', '.join(TRANSLATION_FORMATS)}, got {fmt!r}")
+        options = self._options(form, await self._model_option(call, form.get("model").strip()))
+        target = form.get("target_language", "en").strip() or "en"
+        if not self.core.router.has("translation") and target == "en":
+            options.task = transcription_pb2.TRANSLATE_TO_ENGLISH
+            response = await self.core.transcribe(call, form.file, audio_pb2.AudioConfig(), options)
+            response.language = "en"
+            return _render(response, fmt, "translate", {"segment"})
+        speech = await self.core.translate_speech(
+            call, gateway_pb2.TranslateSpeechRequest(transcription=options, target_language=target), form.file
+        )
+        translated = transcription_pb2.TranscribeResponse(
+            text=speech.translated_text, language=speech.target_language, audio_duration_s=speech.audio_duration_s
+        )
+        for segment, text in zip(speech.segments, speech.translated_segments):
+            copy = translated.segments.add()
+            copy.CopyFrom(segment)
+            copy.text = text
+            del copy.words[:]  # timings of source words do not fit the translation
+        return _render(translated, fmt, "translate", {"segment"})
+
+
+def _model_entry(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "parlons",
+            "type": "automatic-speech-recognition"}
+
+
+def _speaker_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _render(response: transcription_pb2.TranscribeResponse, fmt: str, task: str, granularities: set[str]) -> web.Response:
+    text = response.text.strip()
+    if fmt == "text":
+        return web.Response(text=text + "\n", content_type="text/plain")
+    if fmt == "srt":
+        return web.Response(text=formats.to_srt(formats.cues_from_segments(response.segments)), content_type="text/plain")
+    if fmt == "vtt":
+        return web.Response(text=formats.to_vtt(formats.cues_from_segments(response.segments)), content_type="text/vtt")
+    usage = {"type": "duration", "seconds": math.ceil(response.audio_duration_s)}
+    if fmt == "json":
+        return web.json_response({"text": text, "usage": usage})
+    body: dict[str, Any] = {
+        "task": task,
+        "language": language_name(response.language),
+        "duration": round(response.audio_duration_s, 3),
+        "text": text,
+        "usage": usage,
+    }
+    if "segment" in granularities:
+        body["segments"] = [
+            {
+                "id": s.id, "seek": 0, "start": round(s.start_s, 3), "end": round(s.end_s, 3), "text": s.text,
+                "tokens": [], "temperature": 0.0, "avg_logprob": s.avg_logprob,
+                "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob,
+            }
+            for s in response.segments
+        ]
+    if "word" in granularities:
+        # Like OpenAI's: words without the punctuation whisper attaches to them.
+        body["words"] = [
+            {"word": word, "start": round(w.start_s, 3), "end": round(w.end_s, 3)}
+            for s in response.segments for w in s.words
+            if (word := w.word.strip().strip(_PUNCTUATION))
+        ]
+    return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+__all__ = ["RestFacade", "read_form", "error_response"]

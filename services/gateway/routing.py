@@ -1,0 +1,402 @@
+"""Routing to backend replicas: gRPC's own balancing, health checks and retries.
+
+Each backend service (transcription, diarisation, translation) is one gRPC channel whose
+target names every replica: a list of addresses (`ipv4:a:p,b:p`), one DNS name with
+several records (`dns:///transcription:50051`), or the private socket of the services
+running in this process. The channel's service config asks for:
+
+* `round_robin` over the replicas,
+* client-side health checking (`grpc.health.v1`, per service name): a replica that says
+  NOT_SERVING (still loading its model, or draining on SIGTERM) gets no new calls,
+* a retry policy for UNAVAILABLE, which covers calls that never reached a replica.
+
+gRPC commits a call once the server has sent headers, and every parlons server sends
+them at once (the request id), so a replica that dies *during* a call is not retried by
+gRPC. `Backend.unary` therefore retries idempotent calls itself, on UNAVAILABLE (replica
+gone) and RESOURCE_EXHAUSTED (replica full), each attempt on the next replica of the
+round robin, within the caller's deadline. Streams are not retried: their state lives
+on the replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable
+
+import grpc
+from grpc import aio
+
+from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
+from parlons.services.common.errors import (
+    InvalidArgument,
+    ParlonsError,
+    ResourceExhausted,
+    Unavailable,
+)
+
+log = logging.getLogger("parlons.gateway.routing")
+
+SERVICE_NAMES: dict[str, str] = {
+    "transcription": "parlons.v1.TranscriptionService",
+    "diarization": "parlons.v1.DiarizationService",
+    "translation": "parlons.v1.TranslationService",
+}
+
+# How long a retried call waits before its next attempt, at most (the backoff doubles).
+_FIRST_BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 1.0
+_RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+class BackendError(ParlonsError):
+    """A backend's own status, passed on to the caller with the service named."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+
+def channel_target(addresses: Iterable[str]) -> str:
+    """One gRPC target for a list of replica addresses.
+
+    A single entry is used as it is (`dns:///name:port`, `unix:/path`, `host:port`).
+    Several `host:port` entries become one `ipv4:`/`ipv6:` target; host names among them
+    are resolved now (a set of replicas that changes belongs behind a DNS name instead).
+    """
+    entries = [a.strip() for a in addresses if a.strip()]
+    if not entries:
+        raise InvalidArgument("no backend address given")
+    if len(entries) == 1:
+        return entries[0]
+    v4: list[str] = []
+    v6: list[str] = []
+    for entry in entries:
+        if "://" in entry or entry.startswith(("unix:", "dns:", "ipv4:", "ipv6:")):
+            raise InvalidArgument(
+                f"backend address {entry!r}: a list takes host:port entries; use a single "
+                "dns:///name:port target for a DNS name with several records"
+            )
+        host, port = _split_host_port(entry)
+        for ip in _resolve(host):
+            (v6 if ip.version == 6 else v4).append(
+                f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+            )
+    if v4 and v6:
+        # One target holds one address family; IPv4 is what mixed setups share.
+        log.warning("backend list mixes IPv4 and IPv6; using the IPv4 replicas only")
+        v6 = []
+    return f"ipv4:{','.join(dict.fromkeys(v4))}" if v4 else f"ipv6:{','.join(dict.fromkeys(v6))}"
+
+
+def _split_host_port(entry: str) -> tuple[str, int]:
+    host, sep, port = entry.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidArgument(f"backend address {entry!r} must be host:port")
+    return host.strip("[]"), int(port)
+
+
+def _resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise InvalidArgument(f"cannot resolve backend host {host!r}: {exc}") from exc
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+
+def service_config(service: str, attempts: int) -> dict[str, Any]:
+    """Round robin over healthy replicas, with gRPC retries for unsent calls."""
+    config: dict[str, Any] = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": service},
+    }
+    if attempts > 1:
+        config["methodConfig"] = [
+            {
+                "name": [{"service": service}],
+                "retryPolicy": {
+                    "maxAttempts": min(max(attempts, 2), 5),
+                    "initialBackoff": f"{_FIRST_BACKOFF_S}s",
+                    "maxBackoff": f"{_MAX_BACKOFF_S}s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    return config
+
+
+@dataclass(frozen=True)
+class BackendTls:
+    """TLS towards backends: a CA (server authentication) and optionally a client pair."""
+
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        if not self.ca:
+            return None
+        read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
+        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
+
+
+@dataclass
+class CallOptions:
+    """What one gateway call hands to its backend calls: deadline, ids."""
+
+    deadline: float | None = None  # time.monotonic() value
+    tenant: str = ""
+    request_id: str = field(default_factory=current_request_id)
+
+    def timeout(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        pairs = [(REQUEST_ID_HEADER, self.request_id)]
+        if self.tenant:
+            pairs.append((TENANT_HEADER, self.tenant))
+        return tuple(pairs)
+
+    @classmethod
+    def from_context(
+        cls, context: aio.ServicerContext | None, tenant: str, default_timeout_s: float = 0.0
+    ) -> "CallOptions":
+        """The client's deadline (context.time_remaining()), else the gateway default."""
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is None and default_timeout_s > 0:
+            remaining = default_timeout_s
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        return cls(deadline=deadline, tenant=tenant)
+
+
+def _retry_after(error: aio.AioRpcError) -> float | None:
+    for key, value in error.trailing_metadata() or ():
+        if key == "retry-after-ms":
+            try:
+                return int(value) / 1000.0
+            except ValueError:
+                return None
+    return None
+
+
+class Backend:
+    """One backend service behind one channel: every replica, balanced and health-checked."""
+
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        *,
+        tls: BackendTls | None = None,
+        attempts: int = 3,
+        max_message_mb: int = 64,
+        service: str | None = None,
+    ) -> None:
+        self.name = name
+        self.service = service or SERVICE_NAMES[name]
+        self.target = target
+        self.attempts = max(attempts, 1)
+        size = max_message_mb * 1024 * 1024
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+            ("grpc.service_config", json.dumps(service_config(self.service, self.attempts))),
+            ("grpc.enable_retries", 1),
+            # Keep idle connections alive across NATs and notice dead peers.
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            # Reconnect quickly to a replica that comes back.
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 5_000),
+        ]
+        credentials = tls.credentials() if tls else None
+        self.channel = (
+            aio.secure_channel(target, credentials, options=options)
+            if credentials
+            else aio.insecure_channel(target, options=options)
+        )
+        self._methods: dict[tuple[str, str], Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, {self.target!r})"
+
+    def _method(self, kind: str, method: str, request_cls: Any, response_cls: Any) -> Any:
+        key = (kind, method)
+        if key not in self._methods:
+            factory = getattr(self.channel, kind)
+            self._methods[key] = factory(
+                f"/{self.service}/{method}",
+                request_serializer=request_cls.SerializeToString,
+                response_deserializer=response_cls.FromString,
+            )
+        return self._methods[key]
+
+    def error(self, exc: aio.AioRpcError) -> ParlonsError:
+        """The backend's status for the gateway's caller, naming the service."""
+        code = exc.code()
+        details = exc.details() or code.name
+        if code == grpc.StatusCode.UNAVAILABLE:
+            log.warning(
+                "backend unavailable",
+                extra={"fields": {"backend": self.name, "target": self.target, "details": details}},
+            )
+            # The replicas' addresses stay in the log: clients need not learn the topology.
+            return Unavailable(f"the {self.name} service is unavailable (no replica answered); retry later")
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return ResourceExhausted(f"{self.name}: {details}", retry_after_s=_retry_after(exc) or 1.0)
+        if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
+            return BackendError(grpc.StatusCode.INTERNAL, f"{self.name} service error: {details}")
+        return BackendError(code, f"{self.name}: {details}" if not details.startswith(self.name) else details)
+
+    async def unary(
+        self,
+        method: str,
+        request: Any,
+        response_cls: Any,
+        call: CallOptions,
+        *,
+        idempotent: bool = True,
+    ) -> Any:
+        """One unary call; idempotent ones are retried on the next replica."""
+        invoke = self._method("unary_unary", method, type(request), response_cls)
+        return await self._with_retries(
+            lambda: invoke(request, timeout=call.timeout(), metadata=call.metadata()),
+            call,
+            idempotent,
+        )
+
+    async def stream_unary(
+        self,
+        method: str,
+        requests: Callable[[], AsyncIterator[Any] | Iterable[Any]],
+        request_cls: Any,
+        response_cls: Any,
+        call: CallOptions,
+        *,
+        idempotent: bool = True,
+    ) -> Any:
+        """A client-streamed upload; `requests` makes a fresh iterator for each attempt."""
+        invoke = self._method("stream_unary", method, request_cls, response_cls)
+        return await self._with_retries(
+            lambda: invoke(requests(), timeout=call.timeout(), metadata=call.metadata()),
+            call,
+            idempotent,
+        )
+
+    async def relay(
+        self,
+        method: str,
+        requests: AsyncIterator[Any],
+        request_cls: Any,
+        response_cls: Any,
+        call: CallOptions,
+    ) -> AsyncIterator[Any]:
+        """A bidirectional stream fed from `requests`, yielding the backend's responses.
+
+        The requests are written by a task of ours rather than handed to gRPC as an
+        iterator, so that an error raised while producing them (a quota, a bad message)
+        reaches the caller as itself instead of as a cancelled call. Closing this
+        generator (caller gone) cancels the backend call.
+        """
+        invoke = self._method("stream_stream", method, request_cls, response_cls)
+        stream: aio.StreamStreamCall = invoke(timeout=call.timeout(), metadata=call.metadata())
+        failure: list[BaseException] = []
+
+        async def pump() -> None:
+            try:
+                async for request in requests:
+                    await stream.write(request)
+                await stream.done_writing()
+            except (aio.AioRpcError, asyncio.InvalidStateError):
+                pass  # the call ended; its status is read below
+            except Exception as exc:  # noqa: BLE001 - handed to the reader
+                failure.append(exc)
+                stream.cancel()
+
+        writer = asyncio.create_task(pump())
+        try:
+            while True:
+                try:
+                    response = await stream.read()
+                except aio.AioRpcError as exc:
+                    if failure:
+                        raise failure[0] from None
+                    raise self.error(exc) from None
+                except asyncio.CancelledError:
+                    if failure:
+                        raise failure[0] from None
+                    raise
+                if response is aio.EOF:
+                    break
+                yield response
+            if failure:
+                raise failure[0]
+        finally:
+            writer.cancel()
+            stream.cancel()
+
+    async def _with_retries(self, attempt: Callable[[], Any], call: CallOptions, idempotent: bool) -> Any:
+        backoff = _FIRST_BACKOFF_S
+        tries = self.attempts if idempotent else 1
+        for number in range(1, tries + 1):
+            try:
+                return await attempt()
+            except aio.AioRpcError as exc:
+                code = exc.code()
+                wait = backoff
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    wait = min(_retry_after(exc) or backoff, _MAX_BACKOFF_S)
+                left = call.timeout()
+                retry = (
+                    code in _RETRY_CODES
+                    and number < tries
+                    and (left is None or left > wait + 0.05)
+                )
+                if not retry:
+                    raise self.error(exc) from None
+                log.info(
+                    "retrying on another replica",
+                    extra={"fields": {"backend": self.name, "code": code.name, "attempt": number}},
+                )
+                await asyncio.sleep(wait)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class Router:
+    """The backends the gateway knows, by service name ("transcription", ...)."""
+
+    def __init__(self, backends: dict[str, Backend]) -> None:
+        self.backends = backends
+
+    def get(self, name: str) -> Backend:
+        backend = self.backends.get(name)
+        if backend is None:
+            raise Unavailable(
+                f"the {name} service is not configured on this gateway "
+                f"(set [gateway] {name} = [\"host:port\", ...] or run it in this process)"
+            )
+        return backend
+
+    def has(self, name: str) -> bool:
+        return name in self.backends
+
+    async def close(self) -> None:
+        await asyncio.gather(*(b.close() for b in self.backends.values()), return_exceptions=True)

@@ -1,0 +1,168 @@
+"""Routing: round robin over replicas, failover when one dies, UNAVAILABLE when none is up.
+
+Replicas are real `parlons serve transcription` processes (tiny.en) so that one can be
+killed with SIGKILL mid-load, as a crashed pod would be.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+import pytest
+
+from gateway_helpers import gateway_config, start_embedded
+from parlons.clients.conversation import ConversationClient
+from parlons.clients.sdk import TranscriptionClient, open_channel, wait_until_serving
+from parlons.services.common.server import BackgroundServer
+from speech import AUDIO, wer
+
+pytestmark = pytest.mark.slow
+
+TRANSCRIBE = "/parlons.v1.TranscriptionService/Transcribe"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Replica:
+    """A transcription server in its own process."""
+
+    def __init__(self, log_dir: Path, name: str) -> None:
+        self.port = _free_port()
+        self.metrics_port = _free_port()
+        env = {**os.environ, "PARLONS_TRANSCRIPTION_MODEL": "tiny.en", "PARLONS_TRANSCRIPTION_MAX_QUEUED": "16",
+               "PARLONS_SERVER_GRACE_S": "2"}
+        self.log = (log_dir / f"{name}.log").open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "parlons.cli", "serve", "transcription", "--port", str(self.port),
+             "--metrics-port", str(self.metrics_port)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait(self) -> None:
+        channel = open_channel(self.address)
+        wait_until_serving(channel, "parlons.v1.TranscriptionService", timeout_s=300)
+        channel.close()
+
+    def served(self) -> int:
+        """Transcribe calls this replica answered OK (its Prometheus counter)."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+        pattern = r'parlons_requests_total\{code="OK",method="' + re.escape(TRANSCRIBE) + r'"\} ([0-9.e+]+)'
+        match = re.search(pattern, text) or re.search(
+            r'parlons_requests_total\{method="' + re.escape(TRANSCRIBE) + r'",code="OK"\} ([0-9.e+]+)', text)
+        return int(float(match.group(1))) if match else 0
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture()
+def replicas(tmp_path: Path) -> Iterator[list[Replica]]:
+    started = [Replica(tmp_path, "a"), Replica(tmp_path, "b")]
+    try:
+        for replica in started:
+            replica.wait()
+        yield started
+    finally:
+        for replica in started:
+            replica.stop()
+
+
+def _split_gateway(**backends: list[str]) -> BackgroundServer:
+    config = gateway_config(None, None)
+    config.gateway.rest_enabled = False
+    for name, addresses in backends.items():
+        setattr(config.gateway, name, addresses)
+    return start_embedded(config, [])
+
+
+def test_killing_one_of_two_replicas_under_load_loses_no_request(
+    replicas: list[Replica], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="parlons.gateway.routing")
+    a, b = replicas
+    gateway = _split_gateway(transcription=[a.address, b.address])
+    channel = open_channel(gateway.address)
+    client = TranscriptionClient(channel)
+    audio = (AUDIO / "english.wav").read_bytes()
+
+    def transcribe(_: int) -> str:
+        return client.transcribe(audio, timeout_s=120).text
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            warm = list(pool.map(transcribe, range(8)))
+        assert all(wer("one two three", t) <= 0.34 for t in warm), warm
+        served_a, served_b = a.served(), b.served()
+        assert served_a >= 2 and served_b >= 2, (served_a, served_b)  # round robin over both
+
+        with ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(transcribe, i) for i in range(16)]
+            while sum(f.done() for f in futures) < 2:
+                time.sleep(0.02)
+            a.kill()  # mid-load: calls queued or running on it fail with UNAVAILABLE
+            texts = [f.result() for f in futures]  # raises if any request was lost
+        assert all(wer("one two three", t) <= 0.34 for t in texts), texts
+        assert b.served() >= served_b + 8  # the survivor took the killed replica's share
+        # Calls that were on the killed replica were retried on the other one.
+        assert any(r.getMessage() == "retrying on another replica" for r in caplog.records)
+    finally:
+        channel.close()
+        gateway.stop()
+
+
+def test_backend_down_is_unavailable_quickly_naming_the_service() -> None:
+    gateway = _split_gateway(transcription=[f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"])
+    channel = open_channel(gateway.address)
+    try:
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            TranscriptionClient(channel).transcribe((AUDIO / "english.wav").read_bytes(), timeout_s=30)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "transcription service is unavailable" in info.value.details()
+        assert time.monotonic() - started < 3.0
+        # A composed call names the backend it lacks.
+        with pytest.raises(grpc.RpcError) as info:
+            ConversationClient(channel).transcribe_conversation((AUDIO / "english.wav").read_bytes(), timeout_s=30)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "diarization service is not configured" in info.value.details() or "transcription" in info.value.details()
+        # A service the gateway has no backend for at all is not served.
+        from parlons.v1 import translation_pb2, translation_pb2_grpc
+
+        with pytest.raises(grpc.RpcError) as info:
+            translation_pb2_grpc.TranslationServiceStub(channel).ListLanguages(
+                translation_pb2.ListLanguagesRequest(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        channel.close()
+        gateway.stop()

@@ -1,0 +1,120 @@
+"""mTLS: a client certificate identifies a tenant, on the gRPC port and the REST facade.
+
+Certificates are made for the test with the openssl command (a CA, a server certificate
+for localhost, and two client certificates).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+import pytest
+
+from gateway_helpers import gateway_config, start_embedded
+from parlons.services.common.server import BackgroundServer
+from parlons.services.gateway.tenants import TenantStore
+from parlons.v1 import translation_pb2, translation_pb2_grpc
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is needed to make certificates"),
+]
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _certificate(cwd: Path, name: str, subject: str, extensions: str) -> None:
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=cwd)
+    (cwd / f"{name}.ext").write_text(extensions)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=parlons test CA", cwd=cwd)
+    _certificate(cwd, "server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    _certificate(cwd, "desk", "/CN=desk-01.example", "extendedKeyUsage=clientAuth\n")
+    _certificate(cwd, "stranger", "/CN=stranger.example", "extendedKeyUsage=clientAuth\n")
+    return cwd
+
+
+@pytest.fixture(scope="module")
+def tls_gateway(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundServer, str]]:
+    tenants = tmp_path_factory.mktemp("tenants") / "tenants.toml"
+    TenantStore(tenants).create_key("desk", mtls_identities=["desk-01.example"], quotas={"characters_per_minute": 20})
+    key, _ = TenantStore(tenants).create_key("other")
+    config = gateway_config(None, tmp_path_factory.mktemp("models"))
+    config.gateway.tenants_path = str(tenants)
+    config.server.tls_cert = str(pki / "server.pem")
+    config.server.tls_key = str(pki / "server.key")
+    config.server.tls_client_ca = str(pki / "ca.pem")
+    server = start_embedded(config, ["translation"])
+    yield server, key
+    server.stop()
+
+
+def _channel(pki: Path, server: BackgroundServer, client: str) -> grpc.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        (pki / "ca.pem").read_bytes(), (pki / f"{client}.key").read_bytes(), (pki / f"{client}.pem").read_bytes()
+    )
+    return grpc.secure_channel(f"localhost:{server.running.port}", credentials)
+
+
+REQUEST = translation_pb2.TranslateTextRequest(
+    texts=["Bonjour, je voudrais renouveler mon titre."],  # 42 characters
+    options=translation_pb2.TranslationOptions(source_language="fr", target_language="en"),
+)
+
+
+def test_client_certificate_identifies_the_tenant(pki: Path, tls_gateway: tuple[BackgroundServer, str]) -> None:
+    server, other_key = tls_gateway
+    with _channel(pki, server, "desk") as channel:
+        stub = translation_pb2_grpc.TranslationServiceStub(channel)
+        assert stub.TranslateText(REQUEST, timeout=30).translations[0].text  # no key: the certificate
+        with pytest.raises(grpc.RpcError) as info:
+            stub.TranslateText(REQUEST, timeout=30)
+        # The quota that answers is desk's: the certificate was mapped to that tenant.
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "'desk'" in info.value.details()
+    with _channel(pki, server, "stranger") as channel:
+        stub = translation_pb2_grpc.TranslationServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.TranslateText(REQUEST, timeout=30)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # A key still works over any client certificate.
+        reply = stub.TranslateText(REQUEST, metadata=(("authorization", f"Bearer {other_key}"),), timeout=30)
+        assert reply.translations[0].text
+
+
+def test_rest_facade_maps_client_certificates_too(pki: Path, tls_gateway: tuple[BackgroundServer, str]) -> None:
+    server, _ = tls_gateway
+    port = server.running.modules[0].rest_port
+
+    def get(client: str) -> int:
+        context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        context.load_cert_chain(str(pki / f"{client}.pem"), str(pki / f"{client}.key"))
+        request = urllib.request.Request(f"https://localhost:{port}/v1/audio/translations", data=b"x",
+                                         headers={"Content-Type": "text/plain"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read())
+            assert set(body["error"]) == {"message", "type", "param", "code"}
+            return exc.code
+
+    assert get("desk") == 400  # authenticated by certificate; then the body is refused
+    assert get("stranger") == 401
