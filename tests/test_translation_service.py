@@ -252,3 +252,19 @@ def test_deadline_is_honoured(stub) -> None:  # type: ignore[no-untyped-def]
     code, _ = _code(lambda: stub.TranslateText(pb.TranslateTextRequest(
         texts=[f"Phrase {i} d'un long texte à traduire." for i in range(800)], options=_options()), timeout=0.2))
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_server_without_models_says_what_to_configure() -> None:
+    config = ParlonsConfig()
+    config.server.port = 0
+    running = BackgroundServer(config.server, build_modules(config, ["translation"])).start()
+    try:
+        ch = open_channel(running.address)
+        stub = translation_pb2_grpc.TranslationServiceStub(ch)
+        code, details = _code(lambda: stub.TranslateText(
+            pb.TranslateTextRequest(texts=["Bonjour"], options=_options()), timeout=10))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "models" in details
+        assert list(stub.ListLanguages(pb.ListLanguagesRequest(), timeout=10).pairs) == []
+        ch.close()
+    finally:
+        running.stop()

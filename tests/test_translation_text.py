@@ -158,3 +158,9 @@ def test_detector_mode_follows_the_number_of_languages() -> None:
     assert many.detect("Добрий день, я хочу продовжити посвідку на проживання.").language == "uk"
     single = LanguageDetector(["fr"])
     assert single.detect("anything at all").language == "fr"
+
+
+def test_initials_and_abbreviations_do_not_end_sentences() -> None:
+    sentences = [c.text for c in text.segment("J. Martin et Mme. Durand arrivent. Voir l'art. 12. Fin du point x. Suite.")
+                 if c.translate]
+    assert sentences == ["J. Martin et Mme. Durand arrivent.", "Voir l'art. 12.", "Fin du point x.", "Suite."]

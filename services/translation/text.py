@@ -132,9 +132,9 @@ def _is_boundary(text: str, end_match: re.Match[str], spans: list[Span]) -> int 
         return None
     if mark == ".":
         word = re.search(r"([\w.\-]+)$", text[:punct_start])
-        token = word.group(1).lower() if word else ""
-        if token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
-            return None
+        raw = word.group(1) if word else ""
+        if raw.lower() in _ABBREVIATIONS or (len(raw) == 1 and raw.isupper()):
+            return None  # "M. Dupont", "J. Martin"
         follower = text[nxt]
         if follower.islower():
             return None
