@@ -96,7 +96,7 @@ async def test_overload_is_refused_at_once() -> None:
     started = time.perf_counter()
     with pytest.raises(ResourceExhausted):
         await batcher.translate([item("d"), item("e")])
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 0.5  # refused, not queued behind the blocked batch
     rec.gate.set()
     await asyncio.gather(running, queued)
     await batcher.aclose()
