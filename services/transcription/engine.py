@@ -1,0 +1,485 @@
+"""Transcription engine: one faster-whisper model per process, dataclasses in and out.
+
+No gRPC here; the servicer maps these results and the errors to protos and statuses.
+
+Concurrency: the engine holds ONE `WhisperModel`; `transcribe` may be called from several
+threads at once. CTranslate2 models are thread-safe, and `num_workers` (CTranslate2's
+inter_threads) sets how many calls actually run the model in parallel; more callers
+queue inside CTranslate2. Everything else used per call (features, tokenizer, the batched
+pipeline, which keeps per-call state) is created per call, so calls share no mutable
+state. On CPU, `cpu_threads * num_workers` should not exceed the cores.
+
+Cancellation: faster-whisper decodes lazily, one 30-s window per step of its segment
+generator; `cancel` is checked before the work starts, between channels and between
+segments, and raises Cancelled, so a client that goes away stops the work within one
+window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from collections.abc import Iterable
+from typing import Any, Final
+
+import ctranslate2
+import numpy as np
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from parlons.services.common.audio import TARGET_RATE, DecodedAudio
+from parlons.services.common.errors import (
+    Cancelled,
+    InvalidArgument,
+    ModelCorrupt,
+    ModelNotFound,
+    NotFound,
+)
+from parlons.services.transcription.languages import (
+    LIST_HINT,
+    WHISPER_LANGUAGES,
+    to_bcp47,
+)
+from parlons.services.transcription.options import TranscriptionOptions
+
+log = logging.getLogger(__name__)
+
+WINDOW_S: Final = 30.0  # Whisper's input window
+_REQUIRED_FILES: Final = ("model.bin", "config.json", "tokenizer.json")
+_TURN_SILENCE_MS: Final = 500  # a pause this long may change speaker, so language
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One transcribed segment; times in seconds from the start of the audio."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    language: str  # BCP-47
+    language_probability: float
+    channel: int = 0
+    words: tuple[Word, ...] = ()
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptionResult:
+    segments: tuple[Segment, ...]
+    language: str  # BCP-47; the language of the channel with the most speech
+    language_probability: float
+    duration_s: float
+    processing_s: float
+    model: str = ""
+    duration_after_vad_s: float | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.processing_s / self.duration_s if self.duration_s else 0.0
+
+
+@dataclass(frozen=True)
+class LanguageDetection:
+    language: str  # BCP-47
+    probability: float
+    all_probabilities: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ListModels / ListLanguages report about the loaded model."""
+
+    name: str
+    path: str
+    device: str
+    compute_type: str
+    multilingual: bool
+    languages: tuple[str, ...]  # BCP-47
+    batched: bool
+    load_s: float
+
+
+def resolve_device(device: str) -> str:
+    """`auto` -> `cuda` when CTranslate2 sees a GPU, else `cpu`."""
+    if device == "auto":
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+def resolve_compute_type(device: str, compute_type: str) -> str:
+    """`auto` -> float16 on CUDA, int8 on CPU; an explicit type must be supported."""
+    if compute_type == "auto":
+        return "float16" if device == "cuda" else "int8"
+    supported = ctranslate2.get_supported_compute_types(device)
+    if compute_type != "default" and compute_type not in supported:
+        raise ValueError(
+            f"compute type {compute_type!r} is not supported on {device}; "
+            f"supported: {', '.join(sorted(supported))}"
+        )
+    return compute_type
+
+
+class TranscriptionEngine:
+    """A loaded Whisper model and the calls a servicer needs (see module docstring)."""
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        device: str = "auto",
+        compute_type: str = "auto",
+        cpu_threads: int = 0,
+        num_workers: int = 1,
+        batched: bool | None = None,
+        batch_size: int = 8,
+        name: str | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.name = name or self.model_dir.name
+        missing = [f for f in _REQUIRED_FILES if not (self.model_dir / f).is_file()]
+        if not self.model_dir.is_dir():
+            raise ModelNotFound(f"model directory {self.model_dir} does not exist")
+        if missing:
+            raise ModelCorrupt(
+                f"model directory {self.model_dir} lacks {', '.join(missing)}; "
+                "pull the model again (`parlons models pull`)"
+            )
+        self.device = resolve_device(device)
+        self.compute_type = resolve_compute_type(self.device, compute_type)
+        # Batching pays on a GPU (many windows per forward pass); on CPU it only adds
+        # VAD chunking and drops the temperature fallback, so it is off by default there.
+        self.batched = (self.device == "cuda") if batched is None else batched
+        self.batch_size = batch_size
+        if cpu_threads <= 0:  # CTranslate2 would start 4 threads even on 2 cores
+            cpu_threads = min(4, len(os.sched_getaffinity(0)))
+        started = time.perf_counter()
+        try:
+            self._model = WhisperModel(
+                str(self.model_dir),
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=cpu_threads,
+                num_workers=num_workers,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelCorrupt(
+                f"could not load the Whisper model in {self.model_dir}: {exc}"
+            ) from exc
+        self.load_s = time.perf_counter() - started
+        self.is_multilingual = bool(self._model.model.is_multilingual)
+        self._languages = self._model_languages()
+        log.info(
+            "whisper model loaded",
+            extra={
+                "model": self.name,
+                "device": self.device,
+                "compute_type": self.compute_type,
+                "batched": self.batched,
+                "load_s": round(self.load_s, 3),
+            },
+        )
+
+    # -- discovery -------------------------------------------------------------------
+
+    def _model_languages(self) -> tuple[str, ...]:
+        """Whisper codes this model has a language token for (`yue` is large-v3 only)."""
+        if not self.is_multilingual:
+            return ("en",)
+        tokenizer = self._model.hf_tokenizer
+        return tuple(c for c in WHISPER_LANGUAGES if tokenizer.token_to_id(f"<|{c}|>") is not None)
+
+    @property
+    def supported_languages(self) -> tuple[str, ...]:
+        """BCP-47 tags this model can transcribe."""
+        return tuple(to_bcp47(c) for c in self._languages)
+
+    def count_tokens(self, text: str) -> int:
+        """Whisper tokens in `text` (to keep prompts inside the 448-token context)."""
+        if not text:
+            return 0
+        return len(self._model.hf_tokenizer.encode(" " + text.strip(), add_special_tokens=False).ids)
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.name,
+            path=str(self.model_dir),
+            device=self.device,
+            compute_type=self.compute_type,
+            multilingual=self.is_multilingual,
+            languages=self.supported_languages,
+            batched=self.batched,
+            load_s=self.load_s,
+        )
+
+    def check_options(self, options: TranscriptionOptions) -> None:
+        """Refuse what this model cannot do, instead of silently doing something else
+        (faster-whisper would transcribe French as English with a `.en` model)."""
+        if options.language is not None and options.language not in self._languages:
+            if not self.is_multilingual:
+                raise NotFound(
+                    f"model {self.name} is English-only; language {options.language!r} "
+                    "needs a multilingual model"
+                )
+            raise NotFound(
+                f"language {options.language!r} is not supported by model {self.name}; "
+                f"{LIST_HINT}"
+            )
+        if options.task == "translate" and not self.is_multilingual:
+            raise InvalidArgument(
+                f"model {self.name} is English-only and cannot translate; "
+                "use a multilingual model"
+            )
+
+    # -- language identification ------------------------------------------------------
+
+    def detect_language(self, audio: DecodedAudio | np.ndarray) -> LanguageDetection:
+        """Identify the spoken language from the first 30 s (mono mix)."""
+        samples = audio.mono() if isinstance(audio, DecodedAudio) else np.asarray(audio)
+        if not self.is_multilingual:
+            return LanguageDetection("en", 1.0, (("en", 1.0),))
+        code, prob, all_probs = self._model.detect_language(
+            audio=samples[: int(WINDOW_S * TARGET_RATE)].astype(np.float32, copy=False)
+        )
+        return LanguageDetection(
+            to_bcp47(code),
+            float(prob),
+            tuple((to_bcp47(c), float(p)) for c, p in all_probs),
+        )
+
+    # -- transcription -------------------------------------------------------------------
+
+    def transcribe(
+        self,
+        audio: DecodedAudio,
+        options: TranscriptionOptions | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> TranscriptionResult:
+        """Transcribe 16 kHz audio; per channel when `options.per_channel`."""
+        options = options or TranscriptionOptions()
+        if audio.sample_rate != TARGET_RATE:
+            raise ValueError(f"audio must be at {TARGET_RATE} Hz, got {audio.sample_rate}")
+        self.check_options(options)
+        started = time.perf_counter()
+        _raise_if_cancelled(cancel)
+
+        if options.per_channel and audio.channels > 1:
+            channels = [(i, audio.channel(i)) for i in range(audio.channels)]
+        else:
+            channels = [(0, audio.mono())]
+
+        segments: list[Segment] = []
+        best: tuple[float, str, float] | None = None  # (speech seconds, lang, prob)
+        after_vad = 0.0
+        for index, samples in channels:
+            _raise_if_cancelled(cancel)
+            channel_segments, language, probability, vad_s = self._transcribe_mono(
+                samples, options, index, cancel
+            )
+            segments.extend(channel_segments)
+            after_vad += vad_s
+            speech = sum(s.end - s.start for s in channel_segments)
+            if best is None or speech > best[0]:
+                best = (speech, language, probability)
+
+        segments.sort(key=lambda s: (s.start, s.channel, s.end))
+        segments = [_renumber(s, i) for i, s in enumerate(segments, start=1)]
+        assert best is not None
+        return TranscriptionResult(
+            segments=tuple(segments),
+            language=best[1],
+            language_probability=best[2],
+            duration_s=audio.duration_s,
+            processing_s=time.perf_counter() - started,
+            model=self.name,
+            duration_after_vad_s=after_vad if options.vad_filter else None,
+        )
+
+    def _transcribe_mono(
+        self,
+        samples: np.ndarray,
+        options: TranscriptionOptions,
+        channel: int,
+        cancel: threading.Event | None,
+    ) -> tuple[list[Segment], str, float, float]:
+        """One channel: (segments, language, its probability, seconds after VAD)."""
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        if options.detect_language_per_segment and options.language is None and self.is_multilingual:
+            return self._transcribe_utterances(samples, options, channel, cancel)
+        duration = samples.shape[0] / TARGET_RATE
+        kwargs = self._decode_kwargs(options, options.language)
+        if options.vad_filter:
+            kwargs["vad_filter"] = True
+            kwargs["vad_parameters"] = VadOptions(
+                min_silence_duration_ms=options.vad_min_silence_ms
+            )
+        if self.batched:
+            # Batched decoding needs speech chunks: VAD ones, or fixed 30-s windows when
+            # the caller turned VAD off. It uses only the first temperature.
+            runner: Any = BatchedInferencePipeline(self._model)  # per call: it has state
+            kwargs["batch_size"] = self.batch_size
+            if options.vad_filter:
+                kwargs["vad_parameters"] = None  # faster-whisper's batched VAD settings
+            else:
+                kwargs["clip_timestamps"] = [
+                    {"start": float(s), "end": min(float(s) + WINDOW_S, duration)}
+                    for s in np.arange(0.0, duration, WINDOW_S)
+                ]
+        else:
+            runner = self._model
+        generator, info = runner.transcribe(samples, **kwargs)
+        language = to_bcp47(info.language)
+        probability = float(info.language_probability)
+        segments = self._collect(generator, channel, language, probability, 0.0, duration, cancel)
+        return segments, language, probability, float(info.duration_after_vad)
+
+    def _transcribe_utterances(
+        self,
+        samples: np.ndarray,
+        options: TranscriptionOptions,
+        channel: int,
+        cancel: threading.Event | None,
+    ) -> tuple[list[Segment], str, float, float]:
+        """Language per segment: split at pauses (VAD), identify each utterance's
+        language and transcribe it in that language. Whisper itself picks one language
+        per 30-s window, which loses the second speaker at a bilingual counter.
+        Costs one extra encoder pass per utterance."""
+        chunks = get_speech_timestamps(
+            samples,
+            VadOptions(
+                min_silence_duration_ms=_TURN_SILENCE_MS,
+                max_speech_duration_s=WINDOW_S,
+                speech_pad_ms=200,
+            ),
+        )
+        segments: list[Segment] = []
+        speech_by_language: dict[str, tuple[float, float]] = {}
+        kept = 0
+        for chunk in chunks:
+            _raise_if_cancelled(cancel)
+            clip = samples[chunk["start"] : chunk["end"]]
+            kept += clip.shape[0]
+            code, probability, _ = self._model.detect_language(audio=clip)
+            language = to_bcp47(code)
+            generator, _ = self._model.transcribe(clip, **self._decode_kwargs(options, code))
+            offset = chunk["start"] / TARGET_RATE
+            found = self._collect(
+                generator,
+                channel,
+                language,
+                float(probability),
+                offset,
+                chunk["end"] / TARGET_RATE,
+                cancel,
+            )
+            segments.extend(found)
+            seconds, best = speech_by_language.get(language, (0.0, 0.0))
+            speech_by_language[language] = (
+                seconds + clip.shape[0] / TARGET_RATE,
+                max(best, float(probability)),
+            )
+        if not speech_by_language:
+            return [], "en" if not self.is_multilingual else "", 0.0, 0.0
+        language = max(speech_by_language, key=lambda k: speech_by_language[k][0])
+        return segments, language, speech_by_language[language][1], kept / TARGET_RATE
+
+    def _decode_kwargs(self, options: TranscriptionOptions, language: str | None) -> dict[str, Any]:
+        """faster-whisper's transcribe() arguments for these options (VAD off)."""
+        return dict(
+            language=language,
+            task=options.task,
+            beam_size=options.beam_size,
+            best_of=options.best_of,
+            patience=options.patience,
+            temperature=list(options.temperatures),
+            compression_ratio_threshold=options.compression_ratio_threshold,
+            log_prob_threshold=options.log_prob_threshold,
+            no_speech_threshold=options.no_speech_threshold,
+            condition_on_previous_text=options.condition_on_previous_text,
+            initial_prompt=options.initial_prompt,
+            hotwords=options.hotwords,
+            word_timestamps=options.word_timestamps,
+            without_timestamps=options.without_timestamps,
+            vad_filter=False,
+            max_new_tokens=options.max_new_tokens,
+            prefix=options.prefix,
+        )
+
+    @staticmethod
+    def _collect(
+        generator: Iterable[Any],
+        channel: int,
+        language: str,
+        probability: float,
+        offset: float,
+        limit: float,
+        cancel: threading.Event | None,
+    ) -> list[Segment]:
+        """Drain faster-whisper's lazy generator, checking `cancel` between segments.
+
+        Times are shifted by `offset` and clamped to `limit` (the end of the audio):
+        Whisper's timestamps can run past the end of a short clip."""
+
+        def at(t: float) -> float:
+            return round(min(float(t) + offset, limit), 3)
+
+        segments: list[Segment] = []
+        try:
+            for raw in generator:
+                _raise_if_cancelled(cancel)
+                segments.append(
+                    Segment(
+                        id=0,
+                        start=at(raw.start),
+                        end=at(raw.end),
+                        text=raw.text,
+                        avg_logprob=float(raw.avg_logprob),
+                        no_speech_prob=float(raw.no_speech_prob),
+                        compression_ratio=float(raw.compression_ratio),
+                        language=language,
+                        language_probability=probability,
+                        channel=channel,
+                        words=tuple(
+                            Word(at(w.start), at(w.end), w.word, float(w.probability))
+                            for w in (raw.words or ())
+                        ),
+                        temperature=raw.temperature,
+                    )
+                )
+        finally:
+            close = getattr(generator, "close", None)
+            if close is not None:
+                close()
+        return segments
+
+
+def _raise_if_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("the transcription was cancelled")
+
+
+def _renumber(segment: Segment, new_id: int) -> Segment:
+    return replace(segment, id=new_id)

@@ -1,0 +1,183 @@
+"""Live streaming engine: VAD end-pointing, LocalAgreement interims, finals in stream time."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faster_whisper.vad import get_vad_model
+
+from parlons.services.common.audio import DecodedAudio, decode_audio
+from parlons.services.common.errors import Cancelled, InvalidArgument
+from parlons.services.transcription.engine import TranscriptionEngine
+from parlons.services.transcription.options import TranscriptionOptions
+from parlons.services.transcription.streaming import (
+    StreamEvent,
+    StreamingConfig,
+    StreamingSession,
+    _StreamingVad,
+)
+from speech import AUDIO, JFK_TEXT, espeak, wer
+
+CHUNK = 1600  # 100 ms
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_en_dir: Path) -> TranscriptionEngine:
+    return TranscriptionEngine(tiny_en_dir, name="tiny.en")
+
+
+def _mono(name: str) -> np.ndarray:
+    return decode_audio((AUDIO / name).read_bytes()).mono()
+
+
+def _stream(session: StreamingSession, samples: np.ndarray, chunk: int = CHUNK) -> list[StreamEvent]:
+    """Feed as fast as the session takes it (faster than real time), then finish."""
+    events: list[StreamEvent] = []
+    for i in range(0, samples.shape[0], chunk):
+        events.extend(session.feed(samples[i : i + chunk]))
+    events.extend(session.finish())
+    return events
+
+
+def _check_stream_invariants(events: list[StreamEvent], duration: float) -> None:
+    """What a client relies on, whatever the audio."""
+    finals = [e for e in events if e.is_final]
+    assert [f.utterance_index for f in finals] == list(range(len(finals)))
+    committed: dict[int, str] = {}
+    for event in events:
+        assert 0.0 <= event.stability <= 1.0
+        assert 0.0 <= event.start <= event.end <= duration + 1e-6
+        if event.is_final:
+            assert event.stability == 1.0
+            continue
+        # Interim: the committed text only grows within an utterance, never rewords.
+        previous = committed.get(event.utterance_index, "")
+        assert event.committed_text.startswith(previous), (previous, event.committed_text)
+        committed[event.utterance_index] = event.committed_text
+        assert event.text == " ".join(x for x in (event.committed_text, event.unstable_text) if x)
+        assert all(f.utterance_index != event.utterance_index for f in finals if f.end < event.start)
+    # Finals: ordered, non-overlapping, segments and words in stream time.
+    last_end = 0.0
+    for final in finals:
+        assert final.start >= last_end - 1e-6
+        last_end = final.end
+        for segment in final.segments:
+            assert final.start - 0.05 <= segment.start <= segment.end <= final.end + 0.05
+            for word in segment.words:
+                assert segment.start - 0.05 <= word.start <= word.end <= segment.end + 0.05
+    starts = [s.start for f in finals for s in f.segments]
+    assert starts == sorted(starts)
+    ids = [s.id for f in finals for s in f.segments]
+    assert ids == list(range(1, len(ids) + 1))
+
+
+def test_incremental_vad_equals_whole_file_vad() -> None:
+    samples = _mono("jfk.flac")
+    samples = samples[: samples.shape[0] // 512 * 512]
+    whole = get_vad_model()(samples).reshape(-1)
+    vad = _StreamingVad()
+    parts = [vad.process(samples[i : i + 1000]) for i in range(0, samples.shape[0], 1000)]
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_sample_wav_streamed(tiny: TranscriptionEngine) -> None:
+    samples = _mono("sample.wav")
+    unary = tiny.transcribe(DecodedAudio.from_array(samples))
+    session = StreamingSession(tiny, TranscriptionOptions(word_timestamps=True))
+    events = _stream(session, samples)
+    _check_stream_invariants(events, 30.0)
+    interims = [e for e in events if not e.is_final]
+    finals = [e for e in events if e.is_final]
+    assert len(interims) >= 10
+    assert any(e.committed_text for e in interims) and any(e.unstable_text for e in interims)
+    assert finals
+    text = " ".join(f.text for f in finals)
+    assert wer(unary.text, text) <= 0.15
+    # Speech starts 6.7 s in: times are stream time, not utterance time.
+    assert 5.5 < finals[0].start < 7.0
+    assert finals[0].segments[0].start > 5.5
+    assert all(f.language == "en" for f in finals)
+    assert finals[-1].words and finals[-1].words == tuple(
+        w for s in finals[-1].segments for w in s.words
+    )
+    assert session.audio_seconds == pytest.approx(30.0)
+
+
+@pytest.mark.slow
+def test_pauses_end_utterances(tiny: TranscriptionEngine) -> None:
+    events = _stream(StreamingSession(tiny), _mono("jfk.flac"))
+    _check_stream_invariants(events, 11.0)
+    finals = [e for e in events if e.is_final]
+    assert len(finals) >= 3  # JFK pauses between phrases
+    assert wer(JFK_TEXT, " ".join(f.text for f in finals)) <= 0.15
+    for final in finals[:-1]:
+        assert final.end - final.start < 5.0
+
+
+@pytest.mark.slow
+def test_long_speech_is_cut_at_max_utterance(tiny: TranscriptionEngine) -> None:
+    samples = _mono("sample.wav")
+    session = StreamingSession(tiny, max_utterance_s=8.0, interim_results=False)
+    events = _stream(session, samples, chunk=4800)
+    _check_stream_invariants(events, 30.0)
+    assert all(e.is_final for e in events)
+    assert len(events) >= 3
+    assert all(e.end - e.start <= 8.0 + 0.05 for e in events)
+    unary = tiny.transcribe(DecodedAudio.from_array(samples))
+    assert wer(unary.text, " ".join(e.text for e in events)) <= 0.3
+
+
+def test_silence_produces_nothing_and_memory_stays_bounded(tiny: TranscriptionEngine) -> None:
+    session = StreamingSession(tiny)
+    silence = np.zeros(CHUNK, np.float32)
+    for _ in range(600):  # one minute
+        assert session.feed(silence) == []
+    assert session.buffered_s < 0.5
+    assert session.finish() == []
+
+
+def test_stream_errors(tiny: TranscriptionEngine) -> None:
+    with pytest.raises(InvalidArgument, match="16000"):
+        StreamingSession(tiny, sample_rate=8000)
+    with pytest.raises(InvalidArgument, match="end_of_utterance_ms"):
+        StreamingSession(tiny, end_of_utterance_ms=10)
+    with pytest.raises(InvalidArgument, match="max_utterance_s"):
+        StreamingConfig(max_utterance_s=45.0)
+    session = StreamingSession(tiny)
+    with pytest.raises(ValueError, match="mono"):
+        session.feed(np.zeros((2, 100), np.float32))
+    assert session.feed(np.zeros(0, np.float32)) == []
+    session.finish()
+    assert session.finish() == []
+    with pytest.raises(InvalidArgument, match="after the end"):
+        session.feed(np.zeros(100, np.float32))
+
+
+def test_cancelled_stream(tiny: TranscriptionEngine) -> None:
+    cancel = threading.Event()
+    session = StreamingSession(tiny, cancel=cancel)
+    session.feed(np.zeros(CHUNK, np.float32))
+    cancel.set()
+    with pytest.raises(Cancelled):
+        session.feed(np.zeros(CHUNK, np.float32))
+
+
+@pytest.mark.slow
+def test_french_stream_with_base(base_dir: Path, tmp_path: Path) -> None:
+    engine = TranscriptionEngine(base_dir, name="base")
+    path = espeak(
+        "Bonjour madame, je viens pour renouveler ma carte de séjour. "
+        "Voici mon passeport et le justificatif de domicile.",
+        "fr",
+        tmp_path / "fr.wav",
+    )
+    samples = decode_audio(path.read_bytes()).mono()
+    samples = np.concatenate([np.zeros(8000, np.float32), samples, np.zeros(16000, np.float32)])
+    events = _stream(StreamingSession(engine), samples)
+    finals = [e for e in events if e.is_final]
+    assert finals and all(f.language == "fr" for f in finals)
+    assert "passeport" in " ".join(f.text for f in finals).lower()
