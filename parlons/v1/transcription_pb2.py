@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from parlons.v1 import audio_pb2 as parlons_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eparlons/v1/transcription.proto\x12\nparlons.v1\x1a\x16parlons/v1/audio.proto\"\xd2\x02\n\x14TranscriptionOptions\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x1e\n\x04task\x18\x03 \x01(\x0e\x32\x10.parlons.v1.Task\x12\x11\n\tbeam_size\x18\x04 \x01(\x05\x12\x17\n\x0fword_timestamps\x18\x05 \x01(\x08\x12\x12\n\nvad_filter\x18\x06 \x01(\x08\x12\x16\n\x0einitial_prompt\x18\x07 \x01(\t\x12\x10\n\x08hotwords\x18\x08 \x01(\t\x12\x14\n\x0ctemperatures\x18\t \x03(\x02\x12\x13\n\x0bper_channel\x18\n \x01(\x08\x12\x1c\n\x14language_per_segment\x18\x0b \x01(\x08\x12\'\n\x1a\x63ondition_on_previous_text\x18\x0c \x01(\x08H\x00\x88\x01\x01\x42\x1d\n\x1b_condition_on_previous_text\"\x91\x01\n\x11TranscribeRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12 \n\x05\x61udio\x18\x03 \x01(\x0b\x32\x11.parlons.v1.Audio\"t\n\x16TranscribeUploadConfig\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\"s\n\x17TranscribeUploadRequest\x12\x34\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\".parlons.v1.TranscribeUploadConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"^\n\x08WordInfo\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\x12\x0c\n\x04word\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\x12\x0f\n\x07speaker\x18\x05 \x01(\t\"\x82\x02\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x13\n\x0b\x61vg_logprob\x18\x05 \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\x06 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\x07 \x01(\x02\x12\x10\n\x08language\x18\x08 \x01(\t\x12\x1c\n\x14language_probability\x18\t \x01(\x02\x12\x0f\n\x07\x63hannel\x18\n \x01(\x05\x12#\n\x05words\x18\x0b \x03(\x0b\x32\x14.parlons.v1.WordInfo\x12\x0f\n\x07speaker\x18\x0c \x01(\t\"<\n\x13LanguageProbability\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\"\x91\x02\n\x12TranscribeResponse\x12%\n\x08segments\x18\x01 \x03(\x0b\x32\x13.parlons.v1.Segment\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x1c\n\x14language_probability\x18\x04 \x01(\x02\x12<\n\x13language_candidates\x18\x05 \x03(\x0b\x32\x1f.parlons.v1.LanguageProbability\x12\x18\n\x10\x61udio_duration_s\x18\x06 \x01(\x02\x12\x1d\n\x15processing_duration_s\x18\x07 \x01(\x02\x12\r\n\x05model\x18\x08 \x01(\t\x12\x10\n\x08\x63hannels\x18\t \x01(\x05\"\xdd\x01\n\x0fStreamingConfig\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12\x1c\n\x0finterim_results\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12#\n\x1b\x65nd_of_utterance_silence_ms\x18\x04 \x01(\x05\x12\x17\n\x0fmax_utterance_s\x18\x05 \x01(\x02\x42\x12\n\x10_interim_results\"o\n\x1aStreamingTranscribeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.parlons.v1.StreamingConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"\x92\x02\n\x0fStreamingResult\x12\x10\n\x08is_final\x18\x01 \x01(\x08\x12\x11\n\tstability\x18\x02 \x01(\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x16\n\x0e\x63ommitted_text\x18\x04 \x01(\t\x12\x15\n\runstable_text\x18\x05 \x01(\t\x12\x0f\n\x07start_s\x18\x06 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x07 \x01(\x02\x12\x17\n\x0futterance_index\x18\x08 \x01(\x05\x12\x10\n\x08language\x18\t \x01(\t\x12\x1c\n\x14language_probability\x18\n \x01(\x02\x12#\n\x05words\x18\x0b \x03(\x0b\x32\x14.parlons.v1.WordInfo\x12\x0f\n\x07\x63hannel\x18\x0c \x01(\x05\"f\n\x1bStreamingTranscribeResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.parlons.v1.StreamingResult\x12\x19\n\x11\x61udio_processed_s\x18\x02 \x01(\x02\"\x13\n\x11ListModelsRequest\"\xc5\x01\n\x10ModelDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x14\n\x0cmultilingual\x18\x04 \x01(\x08\x12\x11\n\tinstalled\x18\x05 \x01(\x08\x12\x0e\n\x06loaded\x18\x06 \x01(\x08\x12\x0e\n\x06\x64\x65vice\x18\x07 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x08 \x01(\t\x12\x12\n\nsize_bytes\x18\t \x01(\x03\x12\x0f\n\x07license\x18\n \x01(\t\"Y\n\x12ListModelsResponse\x12,\n\x06models\x18\x01 \x03(\x0b\x32\x1c.parlons.v1.ModelDescription\x12\x15\n\rdefault_model\x18\x02 \x01(\t*F\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x0e\n\nTRANSCRIBE\x10\x01\x12\x18\n\x14TRANSLATE_TO_ENGLISH\x10\x02\x32\xf7\x02\n\x14TranscriptionService\x12K\n\nTranscribe\x12\x1d.parlons.v1.TranscribeRequest\x1a\x1e.parlons.v1.TranscribeResponse\x12Y\n\x10TranscribeUpload\x12#.parlons.v1.TranscribeUploadRequest\x1a\x1e.parlons.v1.TranscribeResponse(\x01\x12j\n\x13StreamingTranscribe\x12&.parlons.v1.StreamingTranscribeRequest\x1a\'.parlons.v1.StreamingTranscribeResponse(\x01\x30\x01\x12K\n\nListModels\x12\x1d.parlons.v1.ListModelsRequest\x1a\x1e.parlons.v1.ListModelsResponseB\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eparlons/v1/transcription.proto\x12\nparlons.v1\x1a\x16parlons/v1/audio.proto\"\xe6\x02\n\x14TranscriptionOptions\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x1e\n\x04task\x18\x03 \x01(\x0e\x32\x10.parlons.v1.Task\x12\x11\n\tbeam_size\x18\x04 \x01(\x05\x12\x17\n\x0fword_timestamps\x18\x05 \x01(\x08\x12\x17\n\nvad_filter\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12\x16\n\x0einitial_prompt\x18\x07 \x01(\t\x12\x10\n\x08hotwords\x18\x08 \x01(\t\x12\x14\n\x0ctemperatures\x18\t \x03(\x02\x12\x13\n\x0bper_channel\x18\n \x01(\x08\x12\x1c\n\x14language_per_segment\x18\x0b \x01(\x08\x12\'\n\x1a\x63ondition_on_previous_text\x18\x0c \x01(\x08H\x01\x88\x01\x01\x42\r\n\x0b_vad_filterB\x1d\n\x1b_condition_on_previous_text\"\x91\x01\n\x11TranscribeRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12 \n\x05\x61udio\x18\x03 \x01(\x0b\x32\x11.parlons.v1.Audio\"t\n\x16TranscribeUploadConfig\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\"s\n\x17TranscribeUploadRequest\x12\x34\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\".parlons.v1.TranscribeUploadConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"^\n\x08WordInfo\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\x12\x0c\n\x04word\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\x12\x0f\n\x07speaker\x18\x05 \x01(\t\"\x82\x02\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x13\n\x0b\x61vg_logprob\x18\x05 \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\x06 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\x07 \x01(\x02\x12\x10\n\x08language\x18\x08 \x01(\t\x12\x1c\n\x14language_probability\x18\t \x01(\x02\x12\x0f\n\x07\x63hannel\x18\n \x01(\x05\x12#\n\x05words\x18\x0b \x03(\x0b\x32\x14.parlons.v1.WordInfo\x12\x0f\n\x07speaker\x18\x0c \x01(\t\"<\n\x13LanguageProbability\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\"\x91\x02\n\x12TranscribeResponse\x12%\n\x08segments\x18\x01 \x03(\x0b\x32\x13.parlons.v1.Segment\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x1c\n\x14language_probability\x18\x04 \x01(\x02\x12<\n\x13language_candidates\x18\x05 \x03(\x0b\x32\x1f.parlons.v1.LanguageProbability\x12\x18\n\x10\x61udio_duration_s\x18\x06 \x01(\x02\x12\x1d\n\x15processing_duration_s\x18\x07 \x01(\x02\x12\r\n\x05model\x18\x08 \x01(\t\x12\x10\n\x08\x63hannels\x18\t \x01(\x05\"\xdd\x01\n\x0fStreamingConfig\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .parlons.v1.TranscriptionOptions\x12\x1c\n\x0finterim_results\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12#\n\x1b\x65nd_of_utterance_silence_ms\x18\x04 \x01(\x05\x12\x17\n\x0fmax_utterance_s\x18\x05 \x01(\x02\x42\x12\n\x10_interim_results\"o\n\x1aStreamingTranscribeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.parlons.v1.StreamingConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"\x92\x02\n\x0fStreamingResult\x12\x10\n\x08is_final\x18\x01 \x01(\x08\x12\x11\n\tstability\x18\x02 \x01(\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x16\n\x0e\x63ommitted_text\x18\x04 \x01(\t\x12\x15\n\runstable_text\x18\x05 \x01(\t\x12\x0f\n\x07start_s\x18\x06 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x07 \x01(\x02\x12\x17\n\x0futterance_index\x18\x08 \x01(\x05\x12\x10\n\x08language\x18\t \x01(\t\x12\x1c\n\x14language_probability\x18\n \x01(\x02\x12#\n\x05words\x18\x0b \x03(\x0b\x32\x14.parlons.v1.WordInfo\x12\x0f\n\x07\x63hannel\x18\x0c \x01(\x05\"f\n\x1bStreamingTranscribeResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.parlons.v1.StreamingResult\x12\x19\n\x11\x61udio_processed_s\x18\x02 \x01(\x02\"\x13\n\x11ListModelsRequest\"\xc5\x01\n\x10ModelDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x14\n\x0cmultilingual\x18\x04 \x01(\x08\x12\x11\n\tinstalled\x18\x05 \x01(\x08\x12\x0e\n\x06loaded\x18\x06 \x01(\x08\x12\x0e\n\x06\x64\x65vice\x18\x07 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x08 \x01(\t\x12\x12\n\nsize_bytes\x18\t \x01(\x03\x12\x0f\n\x07license\x18\n \x01(\t\"Y\n\x12ListModelsResponse\x12,\n\x06models\x18\x01 \x03(\x0b\x32\x1c.parlons.v1.ModelDescription\x12\x15\n\rdefault_model\x18\x02 \x01(\t*F\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x0e\n\nTRANSCRIBE\x10\x01\x12\x18\n\x14TRANSLATE_TO_ENGLISH\x10\x02\x32\xf7\x02\n\x14TranscriptionService\x12K\n\nTranscribe\x12\x1d.parlons.v1.TranscribeRequest\x1a\x1e.parlons.v1.TranscribeResponse\x12Y\n\x10TranscribeUpload\x12#.parlons.v1.TranscribeUploadRequest\x1a\x1e.parlons.v1.TranscribeResponse(\x01\x12j\n\x13StreamingTranscribe\x12&.parlons.v1.StreamingTranscribeRequest\x1a\'.parlons.v1.StreamingTranscribeResponse(\x01\x30\x01\x12K\n\nListModels\x12\x1d.parlons.v1.ListModelsRequest\x1a\x1e.parlons.v1.ListModelsResponseB\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,38 +33,38 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parlons.v1.transcription_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rfr.parlons.v1P\001'
-  _globals['_TASK']._serialized_start=2519
-  _globals['_TASK']._serialized_end=2589
+  _globals['_TASK']._serialized_start=2539
+  _globals['_TASK']._serialized_end=2609
   _globals['_TRANSCRIPTIONOPTIONS']._serialized_start=71
-  _globals['_TRANSCRIPTIONOPTIONS']._serialized_end=409
-  _globals['_TRANSCRIBEREQUEST']._serialized_start=412
-  _globals['_TRANSCRIBEREQUEST']._serialized_end=557
-  _globals['_TRANSCRIBEUPLOADCONFIG']._serialized_start=559
-  _globals['_TRANSCRIBEUPLOADCONFIG']._serialized_end=675
-  _globals['_TRANSCRIBEUPLOADREQUEST']._serialized_start=677
-  _globals['_TRANSCRIBEUPLOADREQUEST']._serialized_end=792
-  _globals['_WORDINFO']._serialized_start=794
-  _globals['_WORDINFO']._serialized_end=888
-  _globals['_SEGMENT']._serialized_start=891
-  _globals['_SEGMENT']._serialized_end=1149
-  _globals['_LANGUAGEPROBABILITY']._serialized_start=1151
-  _globals['_LANGUAGEPROBABILITY']._serialized_end=1211
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=1214
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=1487
-  _globals['_STREAMINGCONFIG']._serialized_start=1490
-  _globals['_STREAMINGCONFIG']._serialized_end=1711
-  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_start=1713
-  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_end=1824
-  _globals['_STREAMINGRESULT']._serialized_start=1827
-  _globals['_STREAMINGRESULT']._serialized_end=2101
-  _globals['_STREAMINGTRANSCRIBERESPONSE']._serialized_start=2103
-  _globals['_STREAMINGTRANSCRIBERESPONSE']._serialized_end=2205
-  _globals['_LISTMODELSREQUEST']._serialized_start=2207
-  _globals['_LISTMODELSREQUEST']._serialized_end=2226
-  _globals['_MODELDESCRIPTION']._serialized_start=2229
-  _globals['_MODELDESCRIPTION']._serialized_end=2426
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2428
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2517
-  _globals['_TRANSCRIPTIONSERVICE']._serialized_start=2592
-  _globals['_TRANSCRIPTIONSERVICE']._serialized_end=2967
+  _globals['_TRANSCRIPTIONOPTIONS']._serialized_end=429
+  _globals['_TRANSCRIBEREQUEST']._serialized_start=432
+  _globals['_TRANSCRIBEREQUEST']._serialized_end=577
+  _globals['_TRANSCRIBEUPLOADCONFIG']._serialized_start=579
+  _globals['_TRANSCRIBEUPLOADCONFIG']._serialized_end=695
+  _globals['_TRANSCRIBEUPLOADREQUEST']._serialized_start=697
+  _globals['_TRANSCRIBEUPLOADREQUEST']._serialized_end=812
+  _globals['_WORDINFO']._serialized_start=814
+  _globals['_WORDINFO']._serialized_end=908
+  _globals['_SEGMENT']._serialized_start=911
+  _globals['_SEGMENT']._serialized_end=1169
+  _globals['_LANGUAGEPROBABILITY']._serialized_start=1171
+  _globals['_LANGUAGEPROBABILITY']._serialized_end=1231
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=1234
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=1507
+  _globals['_STREAMINGCONFIG']._serialized_start=1510
+  _globals['_STREAMINGCONFIG']._serialized_end=1731
+  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_start=1733
+  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_end=1844
+  _globals['_STREAMINGRESULT']._serialized_start=1847
+  _globals['_STREAMINGRESULT']._serialized_end=2121
+  _globals['_STREAMINGTRANSCRIBERESPONSE']._serialized_start=2123
+  _globals['_STREAMINGTRANSCRIBERESPONSE']._serialized_end=2225
+  _globals['_LISTMODELSREQUEST']._serialized_start=2227
+  _globals['_LISTMODELSREQUEST']._serialized_end=2246
+  _globals['_MODELDESCRIPTION']._serialized_start=2249
+  _globals['_MODELDESCRIPTION']._serialized_end=2446
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2448
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2537
+  _globals['_TRANSCRIPTIONSERVICE']._serialized_start=2612
+  _globals['_TRANSCRIPTIONSERVICE']._serialized_end=2987
 # @@protoc_insertion_point(module_scope)

@@ -86,6 +86,19 @@ class TranslationSettings:
     max_chars_per_request: int = 100_000
     max_document_mb: int = 20
     max_pdf_pages: int = 200
+    max_document_chars: int = 1_000_000
+    beam_size: int = 2
+    # CTranslate2 threads: translations run in parallel x threads each.
+    inter_threads: int = 1
+    intra_threads: int = 0
+    # Sentences waiting in the micro-batcher before RESOURCE_EXHAUSTED.
+    max_pending_sentences: int = 20_000
+    # Tenant glossaries: <dir>/<tenant>/<name>.json (tenant from x-parlons-tenant).
+    glossaries_dir: str = ""
+    detect_language: bool = True
+    pivot_language: str = "en"
+    max_streams: int = 64
+    max_stream_in_flight: int = 32
 
 
 @dataclass

@@ -22,12 +22,53 @@ from parlons.services.common.context import (
     request_id_var,
     valid_request_id,
 )
-from parlons.services.common.errors import ParlonsError, ResourceExhausted
+from google.protobuf.message import DecodeError
+
+from parlons.services.common.errors import InvalidArgument, ParlonsError, ResourceExhausted
 from parlons.services.common.logs import log_fields
 
 log = logging.getLogger("parlons.rpc")
 
 _EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class _Undecodable:
+    """Stands for a request protobuf could not parse (e.g. a string field that is not UTF-8)."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _lenient(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that never raises: gRPC would answer UNKNOWN, we answer INVALID_ARGUMENT."""
+    if parse is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return _Undecodable(str(exc))
+
+    return deserialize
+
+
+def _checked(message: Any) -> Any:
+    if isinstance(message, _Undecodable):
+        raise InvalidArgument(
+            f"the request is not a valid protobuf message ({message.error}); "
+            "string fields must be valid UTF-8 (send binary data in bytes fields)"
+        )
+    return message
+
+
+async def _checked_stream(iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for message in iterator:
+        yield _checked(message)
+
+
+def _checked_request(request_or_iterator: Any, streaming: bool) -> Any:
+    return _checked_stream(request_or_iterator) if streaming else _checked(request_or_iterator)
 
 
 class _Call:
@@ -81,12 +122,15 @@ class _Call:
         )
 
 
-def _wrap_unary_response(behavior: Callable[..., Awaitable[Any]], method: str, metadata: Any) -> Any:
+def _wrap_unary_response(
+    behavior: Callable[..., Awaitable[Any]], method: str, metadata: Any, streaming_request: bool
+) -> Any:
     async def handler(request_or_iterator: Any, context: aio.ServicerContext) -> Any:
         call = _Call(method, metadata)
         await call.begin(context)
         try:
-            return await behavior(request_or_iterator, context)
+            request = _checked_request(request_or_iterator, streaming_request)
+            return await behavior(request, context)
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
             raise
@@ -100,12 +144,15 @@ def _wrap_unary_response(behavior: Callable[..., Awaitable[Any]], method: str, m
     return handler
 
 
-def _wrap_stream_response(behavior: Callable[..., AsyncIterator[Any]], method: str, metadata: Any) -> Any:
+def _wrap_stream_response(
+    behavior: Callable[..., AsyncIterator[Any]], method: str, metadata: Any, streaming_request: bool
+) -> Any:
     async def handler(request_or_iterator: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, metadata)
         await call.begin(context)
         try:
-            async for response in behavior(request_or_iterator, context):
+            request = _checked_request(request_or_iterator, streaming_request)
+            async for response in behavior(request, context):
                 yield response
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
@@ -135,26 +182,26 @@ class ServiceInterceptor(aio.ServerInterceptor):
         metadata = tuple(handler_call_details.invocation_metadata or ())
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method, metadata),
-                request_deserializer=handler.request_deserializer,
+                _wrap_unary_response(handler.unary_unary, method, metadata, False),
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method, metadata),
-                request_deserializer=handler.request_deserializer,
+                _wrap_unary_response(handler.stream_unary, method, metadata, True),
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method, metadata),
-                request_deserializer=handler.request_deserializer,
+                _wrap_stream_response(handler.unary_stream, method, metadata, False),
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(handler.stream_stream, method, metadata),
-                request_deserializer=handler.request_deserializer,
+                _wrap_stream_response(handler.stream_stream, method, metadata, True),
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler

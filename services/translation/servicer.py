@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import AsyncIterator
 
-import grpc
-from google.protobuf.message import DecodeError
 from grpc import aio
 
 from parlons.services.common import metrics
@@ -32,41 +30,6 @@ from parlons.v1 import translation_pb2, translation_pb2_grpc
 log = logging.getLogger("parlons.translation")
 
 SERVICE_NAME = "parlons.v1.TranslationService"
-
-
-class _Undecodable:
-    """Stands for a request message protobuf could not parse (e.g. a string that is not UTF-8)."""
-
-    def __init__(self, error: str) -> None:
-        self.error = error
-
-
-def _lenient(parse):  # type: ignore[no-untyped-def]
-    """A deserializer that never raises: gRPC would answer UNKNOWN; we answer INVALID_ARGUMENT."""
-    def deserialize(data: bytes) -> object:
-        try:
-            return parse(data)
-        except DecodeError as exc:
-            return _Undecodable(str(exc))
-    return deserialize
-
-
-def _checked(message):  # type: ignore[no-untyped-def]
-    if isinstance(message, _Undecodable):
-        raise InvalidArgument(
-            f"the request is not a valid protobuf message ({message.error}); string fields must be UTF-8 "
-            "(send documents in the bytes field `content`)")
-    return message
-
-
-async def _checked_stream(iterator):  # type: ignore[no-untyped-def]
-    async for message in iterator:
-        yield _checked(message)
-
-
-def _setting(settings: TranslationSettings, name: str, default: object) -> object:
-    """Settings added after the first config version fall back to their defaults."""
-    return getattr(settings, name, default)
 
 
 class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
@@ -127,7 +90,6 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
 
     async def TranslateText(self, request: translation_pb2.TranslateTextRequest,
                             context: aio.ServicerContext) -> translation_pb2.TranslateTextResponse:
-        request = _checked(request)
         if not request.texts:
             raise InvalidArgument("texts is empty: send at least one text to translate")
         glossary = self._glossary(request.options, context)
@@ -139,7 +101,6 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
         request_iterator: AsyncIterator[translation_pb2.StreamingTranslateRequest],
         context: aio.ServicerContext,
     ) -> AsyncIterator[translation_pb2.StreamingTranslateResponse]:
-        request_iterator = _checked_stream(request_iterator)  # type: ignore[assignment]
         try:
             first = await anext(request_iterator)
         except StopAsyncIteration:
@@ -163,7 +124,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
     ) -> AsyncIterator[translation_pb2.StreamingTranslateResponse]:
         """Translate sentences as they arrive (several at once, so they share batches) and
         answer in arrival order. At most `window` sentences are in flight per stream."""
-        window = int(_setting(self._module.settings, "max_stream_in_flight", 32))  # type: ignore[call-overload]
+        window = self._module.settings.max_stream_in_flight
         pending: asyncio.Queue[tuple[int, str, asyncio.Task[list[TextTranslation]]] | BaseException | None] = (
             asyncio.Queue(maxsize=window))
 
@@ -209,7 +170,6 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
 
     async def TranslateDocument(self, request: translation_pb2.TranslateDocumentRequest,
                                 context: aio.ServicerContext) -> translation_pb2.TranslateDocumentResponse:
-        request = _checked(request)
         options = request.options
         if options.beam_size < 0:
             raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}")
@@ -254,42 +214,24 @@ class TranslationModule:
         self.settings = settings
         self.max_message_mb = max_message_mb
         self.engine: TranslationEngine | None = None
-        glossary_dir = str(_setting(settings, "glossaries_dir", "") or "")
+        glossary_dir = settings.glossaries_dir
         self.glossaries = GlossaryStore(Path(glossary_dir) if glossary_dir else None)
         self._open_streams = 0
         self._servicer = TranslationServicer(self)
 
     def register(self, server: aio.Server) -> None:
-        """As the generated add_..._to_server, with deserializers that cannot raise."""
-        sv = self._servicer
-        pb = translation_pb2
-        handlers = {
-            "TranslateText": grpc.unary_unary_rpc_method_handler(
-                sv.TranslateText, request_deserializer=_lenient(pb.TranslateTextRequest.FromString),
-                response_serializer=pb.TranslateTextResponse.SerializeToString),
-            "StreamingTranslate": grpc.stream_stream_rpc_method_handler(
-                sv.StreamingTranslate, request_deserializer=_lenient(pb.StreamingTranslateRequest.FromString),
-                response_serializer=pb.StreamingTranslateResponse.SerializeToString),
-            "TranslateDocument": grpc.unary_unary_rpc_method_handler(
-                sv.TranslateDocument, request_deserializer=_lenient(pb.TranslateDocumentRequest.FromString),
-                response_serializer=pb.TranslateDocumentResponse.SerializeToString),
-            "ListLanguages": grpc.unary_unary_rpc_method_handler(
-                sv.ListLanguages, request_deserializer=_lenient(pb.ListLanguagesRequest.FromString),
-                response_serializer=pb.ListLanguagesResponse.SerializeToString),
-        }
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+        translation_pb2_grpc.add_TranslationServiceServicer_to_server(self._servicer, server)
 
     def runtime_options(self) -> RuntimeOptions:
         s = self.settings
         return RuntimeOptions(
             device=s.device,
             compute_type=s.compute_type,
-            inter_threads=int(_setting(s, "inter_threads", 1)),  # type: ignore[call-overload]
-            intra_threads=int(_setting(s, "intra_threads", 0)),  # type: ignore[call-overload]
+            inter_threads=s.inter_threads,
+            intra_threads=s.intra_threads,
             batch_wait_ms=s.batch_wait_ms,
             max_batch_tokens=s.max_batch_tokens,
-            max_pending_sentences=int(_setting(s, "max_pending_sentences", 20_000)),  # type: ignore[call-overload]
+            max_pending_sentences=s.max_pending_sentences,
         )
 
     def _load_engine(self) -> TranslationEngine:
@@ -314,13 +256,13 @@ class TranslationModule:
         doc_limits = DocumentLimits(
             max_bytes=min(s.max_document_mb, self.max_message_mb) * 1024 * 1024,
             max_pdf_pages=s.max_pdf_pages,
-            max_chars=int(_setting(s, "max_document_chars", 1_000_000)),  # type: ignore[call-overload]
+            max_chars=s.max_document_chars,
         )
         return TranslationEngine(
             models, limits=limits, document_limits=doc_limits,
-            detect=bool(_setting(s, "detect_language", True)),
-            default_beam_size=int(_setting(s, "beam_size", 2)),  # type: ignore[call-overload]
-            pivot_language=str(_setting(s, "pivot_language", "en")),
+            detect=s.detect_language,
+            default_beam_size=s.beam_size,
+            pivot_language=s.pivot_language,
         )
 
     async def load(self) -> None:
@@ -342,7 +284,7 @@ class _StreamSlot:
 
     def __init__(self, module: TranslationModule) -> None:
         self._module = module
-        self._limit = int(_setting(module.settings, "max_streams", 64))  # type: ignore[call-overload]
+        self._limit = module.settings.max_streams
 
     async def __aenter__(self) -> None:
         if self._module._open_streams >= self._limit:

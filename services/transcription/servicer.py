@@ -1,0 +1,260 @@
+"""TranscriptionService over gRPC: proto in, engine call, proto out.
+
+The engine (faster-whisper) does the work; this layer validates requests, keeps the
+model behind a bounded queue, stops work when the caller goes away, and shapes results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import AsyncIterator
+
+from grpc import aio
+
+from parlons.services.common import metrics
+from parlons.services.common.audio_request import (
+    StreamAudioDecoder,
+    audio_bytes,
+    decode_request_audio,
+    read_upload,
+)
+from parlons.services.common.config import ParlonsConfig, TranscriptionSettings
+from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from parlons.services.common.workqueue import WorkQueue
+from parlons.services.transcription import convert
+from parlons.services.transcription.engine import TranscriptionEngine
+from parlons.services.transcription.streaming import StreamingSession
+from parlons.v1 import transcription_pb2, transcription_pb2_grpc
+
+log = logging.getLogger("parlons.transcription")
+
+SERVICE_NAME = "parlons.v1.TranscriptionService"
+
+
+class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer):
+    def __init__(self, module: "TranscriptionModule") -> None:
+        self._module = module
+
+    @property
+    def _settings(self) -> TranscriptionSettings:
+        return self._module.settings
+
+    def _engine_for(self, model: str) -> TranscriptionEngine:
+        engine = self._module.engine
+        if engine is None:
+            raise ResourceExhausted("the transcription model is still loading; retry shortly", 2.0)
+        if model and model not in self._module.served_names:
+            raise NotFound(
+                f"model {model!r} is not served here; served: {', '.join(sorted(self._module.served_names))}"
+            )
+        return engine
+
+    async def _run(
+        self,
+        engine: TranscriptionEngine,
+        data: bytes,
+        config: "transcription_pb2.audio__pb2.AudioConfig",
+        options_proto: transcription_pb2.TranscriptionOptions,
+    ) -> transcription_pb2.TranscribeResponse:
+        options = convert.options_from_proto(
+            options_proto, config, vad_filter_default=self._settings.vad_filter_default
+        )
+        cancel = threading.Event()
+        max_s = self._settings.max_audio_s
+
+        def job() -> transcription_pb2.TranscribeResponse:
+            audio = decode_request_audio(data, config, keep_channels=options.per_channel, max_duration_s=max_s)
+            result = engine.transcribe(audio, options, cancel=cancel)
+            metrics.AUDIO_SECONDS.labels("transcription").inc(result.duration_s)
+            if result.duration_s > 0:
+                metrics.REAL_TIME_FACTOR.labels("transcription").observe(result.processing_s / result.duration_s)
+            return convert.response_from_result(result, self._module.model_name, audio.source_channels)
+
+        return await self._module.queue.run(job, cancel=cancel)
+
+    async def Transcribe(
+        self, request: transcription_pb2.TranscribeRequest, context: aio.ServicerContext
+    ) -> transcription_pb2.TranscribeResponse:
+        engine = self._engine_for(request.options.model)
+        data = audio_bytes(request.audio if request.HasField("audio") else None)
+        return await self._run(engine, data, request.config, request.options)
+
+    async def TranscribeUpload(
+        self,
+        request_iterator: AsyncIterator[transcription_pb2.TranscribeUploadRequest],
+        context: aio.ServicerContext,
+    ) -> transcription_pb2.TranscribeResponse:
+        first, data = await read_upload(request_iterator, self._module.max_upload_bytes)
+        engine = self._engine_for(first.options.model)
+        return await self._run(engine, data, first.config, first.options)
+
+    async def StreamingTranscribe(
+        self,
+        request_iterator: AsyncIterator[transcription_pb2.StreamingTranscribeRequest],
+        context: aio.ServicerContext,
+    ) -> AsyncIterator[transcription_pb2.StreamingTranscribeResponse]:
+        try:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
+            raise InvalidArgument("empty stream: send a config message first") from None
+        if first.WhichOneof("request") != "config":
+            raise InvalidArgument("the first message of a stream must be the config, then audio chunks")
+        config = first.config
+        engine = self._engine_for(config.options.model)
+        options = convert.options_from_proto(
+            config.options, config.config, vad_filter_default=self._settings.vad_filter_default
+        )
+        decoder = StreamAudioDecoder(config.config)
+        session_settings = convert.streaming_settings(config, self._settings)
+        cancel = threading.Event()
+        async with self._module.stream_slot():
+            session = StreamingSession(engine, options, cancel=cancel, **session_settings)
+            try:
+                async for response in _stream(session, decoder, request_iterator, self._module.max_stream_buffer_s):
+                    yield response
+            finally:
+                cancel.set()  # a decode still running in a thread stops at its next check
+
+    async def ListModels(
+        self, request: transcription_pb2.ListModelsRequest, context: aio.ServicerContext
+    ) -> transcription_pb2.ListModelsResponse:
+        return await asyncio.to_thread(self._module.describe_models)
+
+
+async def _stream(
+    session: StreamingSession,
+    decoder: StreamAudioDecoder,
+    request_iterator: AsyncIterator[transcription_pb2.StreamingTranscribeRequest],
+    max_buffer_s: float,
+) -> AsyncIterator[transcription_pb2.StreamingTranscribeResponse]:
+    """Read audio as it comes, decode what has arrived since the last pass, emit events.
+
+    Reading runs in its own task so a slow decode never stalls the client's sends; the
+    decoder always takes everything that arrived, so it catches up instead of lagging.
+    """
+    pending: asyncio.Queue[bytes | None] = asyncio.Queue()
+    reader_error: list[BaseException] = []
+    buffered = [0.0]
+
+    async def read() -> None:
+        try:
+            async for request in request_iterator:
+                if request.WhichOneof("request") != "audio_content":
+                    raise InvalidArgument("config sent twice: a stream takes one config, then audio only")
+                if not request.audio_content:
+                    continue
+                buffered[0] += decoder.seconds_in(request.audio_content)
+                if buffered[0] > max_buffer_s:
+                    raise ResourceExhausted(
+                        f"audio arrives faster than it can be transcribed (over {max_buffer_s:.0f} s buffered)"
+                    )
+                pending.put_nowait(request.audio_content)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer below
+            reader_error.append(exc)
+        finally:
+            pending.put_nowait(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        finished = False
+        while not finished:
+            chunks = [await pending.get()]
+            while not pending.empty():
+                chunks.append(pending.get_nowait())
+            if None in chunks:
+                finished = True
+                chunks = [c for c in chunks if c is not None]
+            if reader_error and not isinstance(reader_error[0], asyncio.CancelledError):
+                raise reader_error[0]
+            data = b"".join(c for c in chunks if c)
+            if data:
+                buffered[0] -= decoder.seconds_in(data)
+                samples = decoder.decode(data)
+                events = await asyncio.to_thread(session.feed, samples)
+                if events:
+                    yield convert.streaming_response(events, session.audio_seconds)
+        tail = decoder.flush()
+        events = await asyncio.to_thread(session.feed, tail) if tail.size else []
+        events = [*events, *await asyncio.to_thread(session.finish)]
+        yield convert.streaming_response(events, session.audio_seconds)
+    finally:
+        reader.cancel()
+
+
+class TranscriptionModule:
+    """The transcription service as the shared server sees it: register, load, close."""
+
+    service_names = (SERVICE_NAME,)
+
+    def __init__(self, settings: TranscriptionSettings, *, max_message_mb: int = 64) -> None:
+        self.settings = settings
+        self.engine: TranscriptionEngine | None = None
+        self.model_name = settings.model
+        self.served_names: set[str] = {settings.model}
+        self.queue = WorkQueue("transcription", settings.max_concurrent, settings.max_queued)
+        self.max_upload_bytes = 4 * 1024**3
+        self.max_stream_buffer_s = 60.0
+        self._open_streams = 0
+        self._servicer = TranscriptionServicer(self)
+
+    def register(self, server: aio.Server) -> None:
+        transcription_pb2_grpc.add_TranscriptionServiceServicer_to_server(self._servicer, server)
+
+    async def load(self) -> None:
+        started = time.perf_counter()
+        self.engine = await asyncio.to_thread(self._load_engine)
+        metrics.MODEL_LOAD_SECONDS.labels("transcription", self.model_name).set(time.perf_counter() - started)
+
+    def _load_engine(self) -> TranscriptionEngine:
+        from parlons.models.manager import ModelManager
+
+        model_dir = ModelManager().resolve(self.settings.model)
+        self.served_names = {self.settings.model, model_dir.name, str(model_dir)}
+        if Path(self.settings.model).exists():
+            self.model_name = model_dir.name
+        batched = {"auto": None, "on": True, "off": False}[self.settings.batched]
+        return TranscriptionEngine(
+            model_dir,
+            device=self.settings.device,
+            compute_type=self.settings.compute_type,
+            cpu_threads=self.settings.cpu_threads,
+            num_workers=self.settings.num_workers,
+            batched=batched,
+        )
+
+    async def close(self) -> None:
+        self.queue.shutdown()
+        self.engine = None
+
+    def stream_slot(self) -> "_StreamSlot":
+        return _StreamSlot(self)
+
+    def describe_models(self) -> transcription_pb2.ListModelsResponse:
+        return convert.describe_models(self)
+
+
+class _StreamSlot:
+    """Count open streams; refuse one over the limit at once."""
+
+    def __init__(self, module: TranscriptionModule) -> None:
+        self._module = module
+
+    async def __aenter__(self) -> None:
+        if self._module._open_streams >= self._module.settings.max_streams:
+            raise ResourceExhausted(
+                f"too many live streams ({self._module.settings.max_streams} open); retry shortly", 2.0
+            )
+        self._module._open_streams += 1
+        metrics.ACTIVE_STREAMS.labels("transcription").inc()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._module._open_streams -= 1
+        metrics.ACTIVE_STREAMS.labels("transcription").dec()
+
+
+def module_from_config(config: ParlonsConfig) -> TranscriptionModule:
+    return TranscriptionModule(config.transcription, max_message_mb=config.server.max_message_mb)

@@ -1,0 +1,60 @@
+"""Helpers for speech tests: shared data paths, STM references, word error rate."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import jiwer
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("PARLONS_TEST_DATA", ROOT.parent / "shared" / "data"))
+AUDIO = DATA / "audio"
+
+JFK_TEXT = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+
+_NUMBERS = {"1": "one", "2": "two", "3": "three"}
+
+
+def normalise(text: str) -> str:
+    """Lower case, no punctuation, single spaces: what WER is computed on."""
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"[^\w\s']", " ", text)
+    words = [_NUMBERS.get(w, w) for w in text.split()]
+    return " ".join(words)
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
+
+
+def stm_turns(path: Path) -> list[tuple[str, float, float, str]]:
+    """(speaker, start, end, text) per line of an STM file."""
+    turns = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith(";;"):
+            continue
+        parts = line.split(maxsplit=5)
+        text = parts[5] if len(parts) > 5 else ""
+        if text.startswith("<"):  # optional <label> field
+            text = text.split(">", 1)[1] if ">" in text else ""
+        turns.append((parts[2], float(parts[3]), float(parts[4]), text.strip()))
+    return turns
+
+
+def stm_text(path: Path) -> str:
+    return " ".join(t[3] for t in sorted(stm_turns(path), key=lambda t: t[1]))
+
+
+def espeak(text: str, voice: str, out: Path) -> Path:
+    """Speech generated with espeak-ng (plumbing and language coverage, not accuracy)."""
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed: run scripts/setup.sh (it installs it)")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), text], check=True)
+    return out
