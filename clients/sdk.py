@@ -17,6 +17,8 @@ from parlons.v1 import (
     audio_pb2,
     transcription_pb2,
     transcription_pb2_grpc,
+    translation_pb2,
+    translation_pb2_grpc,
 )
 
 UPLOAD_CHUNK_BYTES = 1 << 20
@@ -122,3 +124,47 @@ def upload_requests(
     with path.open("rb") as handle:
         while chunk := handle.read(UPLOAD_CHUNK_BYTES):
             yield transcription_pb2.TranscribeUploadRequest(audio_content=chunk)
+
+
+class TranslationClient:
+    def __init__(self, channel: grpc.Channel, *, metadata: Iterable[tuple[str, str]] = ()) -> None:
+        self.stub = translation_pb2_grpc.TranslationServiceStub(channel)
+        self.metadata = tuple(metadata)
+
+    def translate(
+        self,
+        texts: Iterable[str],
+        target_language: str,
+        source_language: str = "",
+        *,
+        glossary: translation_pb2.Glossary | None = None,
+        model: str = "",
+        timeout_s: float | None = None,
+    ) -> translation_pb2.TranslateTextResponse:
+        options = translation_pb2.TranslationOptions(
+            source_language=source_language, target_language=target_language, model=model, glossary=glossary
+        )
+        request = translation_pb2.TranslateTextRequest(texts=list(texts), options=options)
+        return self.stub.TranslateText(request, timeout=timeout_s, metadata=self.metadata)
+
+    def translate_document(
+        self,
+        content: bytes,
+        file_name: str,
+        target_language: str,
+        source_language: str = "",
+        *,
+        glossary: translation_pb2.Glossary | None = None,
+        pdf_output_format: int = translation_pb2.DOCUMENT_FORMAT_UNSPECIFIED,
+        timeout_s: float | None = None,
+    ) -> translation_pb2.TranslateDocumentResponse:
+        options = translation_pb2.TranslationOptions(
+            source_language=source_language, target_language=target_language, glossary=glossary
+        )
+        request = translation_pb2.TranslateDocumentRequest(
+            content=content, file_name=file_name, options=options, pdf_output_format=pdf_output_format
+        )
+        return self.stub.TranslateDocument(request, timeout=timeout_s, metadata=self.metadata)
+
+    def list_languages(self) -> translation_pb2.ListLanguagesResponse:
+        return self.stub.ListLanguages(translation_pb2.ListLanguagesRequest(), metadata=self.metadata)
