@@ -46,6 +46,15 @@ if "${PIP[@]}" list 2>/dev/null | grep -qi '^nvidia-'; then
   fi
 fi
 
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -x tools/node_modules/.bin/buf ]; then
+    say "installing test tools from npm (buf: a second gRPC client for the reflection tests)"
+    (cd tools && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+else
+  say "npm not found: the reflection test with buf curl will be skipped"
+fi
+
 say "fetching default models: $DEFAULT_MODELS"
 # shellcheck disable=SC2086
 "$VENV/bin/parlons" models pull $DEFAULT_MODELS

@@ -411,3 +411,34 @@ def test_health_is_serving_after_all_the_bad_input(tiny: BackgroundServer) -> No
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     channel.close()
+
+
+# -- discovery with a second client implementation ----------------------------------------
+
+BUF = Path(__file__).resolve().parents[1] / "tools" / "node_modules" / ".bin" / "buf"
+
+
+def _buf(*args: str) -> str:
+    import subprocess
+
+    if not BUF.exists():
+        import os
+
+        assert not os.environ.get("CI"), "CI must install buf (scripts/setup.sh, tools/package.json)"
+        pytest.skip("buf not installed: run scripts/setup.sh (needs npm)")
+    result = subprocess.run([str(BUF), "curl", "--protocol", "grpc", "--http2-prior-knowledge", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_reflection_and_health_answer_buf_curl(tiny: BackgroundServer) -> None:
+    url = f"http://{tiny.address}"
+    methods = _buf("--list-methods", url).split()
+    assert "parlons.v1.TranscriptionService/Transcribe" in methods
+    assert "parlons.v1.TranscriptionService/StreamingTranscribe" in methods
+    assert "grpc.health.v1.Health/Check" in methods
+    health = _buf("-d", '{"service": "parlons.v1.TranscriptionService"}', f"{url}/grpc.health.v1.Health/Check")
+    assert '"SERVING"' in health
+    models = _buf(f"{url}/parlons.v1.TranscriptionService/ListModels")
+    assert '"tiny.en"' in models
