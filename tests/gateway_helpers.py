@@ -106,13 +106,31 @@ def realtime_chunks(data: bytes, bytes_per_second: int, chunk_ms: int = 100) -> 
         yield data[offset : offset + size]
 
 
-def speaker_attribution(stm: Path, hypothesis: Sequence[tuple[str, str]]) -> tuple[float, float]:
-    """(share of reference words attributed to the right speaker after the best mapping
-    of hypothesis speakers to reference speakers, WER).
+@dataclass
+class Attribution:
+    right: int  # reference words aligned to a hypothesis word of the mapped speaker
+    aligned: int  # reference words aligned to a hypothesis word (same or substituted)
+    reference: int  # all reference words
+    wer: float
+
+    @property
+    def of_reference(self) -> float:
+        """Share of all reference words attributed right (deleted words count as wrong)."""
+        return self.right / self.reference
+
+    @property
+    def of_aligned(self) -> float:
+        """Share of the reference words the transcript has, attributed right."""
+        return self.right / self.aligned if self.aligned else 0.0
+
+
+def speaker_attribution(stm: Path, hypothesis: Sequence[tuple[str, str]]) -> Attribution:
+    """Speaker attribution after the best one-to-one mapping of hypothesis speakers to
+    reference speakers, and the WER.
 
     Reference and hypothesis words are aligned by edit distance (jiwer); a reference word
-    counts as right when it is aligned to a hypothesis word (same or substituted) whose
-    speaker maps to the reference word's speaker. Deleted words count as wrong.
+    is right when it is aligned to a hypothesis word (same or substituted) whose speaker
+    maps to the reference word's speaker.
     """
     ref_words: list[tuple[str, str]] = []
     for speaker, _, _, text in sorted(stm_turns(stm), key=lambda t: t[1]):
@@ -132,4 +150,4 @@ def speaker_attribution(stm: Path, hypothesis: Sequence[tuple[str, str]]) -> tup
     for r, h in pairs:
         counts[hyp_speakers.index(h), ref_speakers.index(r)] += 1
     rows, cols = linear_sum_assignment(counts, maximize=True)  # best one-to-one mapping
-    return float(counts[rows, cols].sum()) / len(ref_words), float(output.wer)
+    return Attribution(int(counts[rows, cols].sum()), len(pairs), len(ref_words), float(output.wer))

@@ -100,3 +100,18 @@ def test_subtitles_carry_speaker_names_and_summaries_add_up() -> None:
 def test_language_tags_compare_by_primary_subtag() -> None:
     assert compose.same_language("en", "en-GB") and compose.same_language("pt_BR", "pt")
     assert not compose.same_language("fr", "en") and not compose.same_language("", "en")
+
+
+def test_an_ambiguous_change_moves_onto_punctuation() -> None:
+    # "and" straddles the end of SPEAKER_00's turn (to 4.6) and the start of SPEAKER_01's
+    # (from 4.4); overlap alone gives it to SPEAKER_00, mid-clause. It moves after the comma.
+    spans = [compose.SpeakerSpan(0.0, 4.6, "SPEAKER_00"), compose.SpeakerSpan(4.4, 8.0, "SPEAKER_01")]
+    transcript = _transcript(
+        [(3.0, 3.5, " New"), (3.5, 4.0, " Jersey,"), (4.3, 4.6, " and"), (4.6, 5.0, " I'm"), (5.0, 5.5, " Sheila.")]
+    )
+    turns = compose.merge_words_with_speakers(transcript, spans)
+    assert [(t.speaker, t.text) for t in turns] == [("SPEAKER_00", "New Jersey,"), ("SPEAKER_01", "and I'm Sheila.")]
+    # A word that only one speaker's turn covers never moves, punctuation or not.
+    transcript = _transcript([(3.0, 3.5, " New"), (3.5, 4.0, " Jersey,"), (4.0, 4.3, " and"), (4.6, 5.0, " I'm")])
+    turns = compose.merge_words_with_speakers(transcript, spans)
+    assert [(t.speaker, t.text) for t in turns] == [("SPEAKER_00", "New Jersey, and"), ("SPEAKER_01", "I'm")]

@@ -89,9 +89,13 @@ def test_sample_wav_two_speakers_attributed_at_word_level(channel: grpc.Channel,
     )
     speakers = {t.speaker for t in response.turns}
     assert len(speakers) == 2, [(t.speaker, t.text) for t in response.turns]
-    attributed, error_rate = speaker_attribution(AUDIO / "sample.stm", [(t.speaker, t.text) for t in response.turns])
-    assert error_rate <= 0.25, error_rate
-    assert attributed >= 0.90, attributed
+    score = speaker_attribution(AUDIO / "sample.stm", [(t.speaker, t.text) for t in response.turns])
+    assert score.wer <= 0.25, score
+    # Attribution is judged on the sample.stm words the transcript has (hits and
+    # substitutions); the words it lost are the WER's business. With the reference RTTM
+    # instead of the diarisation service, tiny.en gets 74/74 aligned words right (74/81
+    # of all words: 7 are lost by the transcription).
+    assert score.of_aligned >= 0.90, score
     assert {s.speaker for s in response.speakers} == speakers
     assert response.rttm.count("SPEAKER sample") or response.rttm.startswith("SPEAKER")
     for name in speakers:

@@ -4,7 +4,9 @@ Pure functions over protos (no gRPC, no I/O), so the merge is tested on its own.
 
 Word-level merge: each word goes to the diarisation speaker whose turns overlap it most;
 a word that no turn overlaps (diarisation missed it, or it falls in a gap) goes to the
-nearest turn. Consecutive words of one speaker form a conversation turn, so a whisper
+nearest turn. A change of speaker that falls mid-clause moves onto a comma or full stop
+a word or two away when those words overlap both speakers' turns (word times blur at
+turn boundaries). Consecutive words of one speaker form a conversation turn, so a whisper
 segment that spans a change of speaker is split there, and segments of one speaker that
 follow each other are joined (translation then sees whole sentences).
 
@@ -52,20 +54,25 @@ class SpeakerIndex:
         self._starts = [s.start_s for s in self.spans]
         self._longest = max((s.end_s - s.start_s for s in self.spans), default=0.0)
 
+    def overlaps(self, start_s: float, end_s: float) -> dict[str, float]:
+        """Seconds of [start, end] each speaker's turns cover (a zero-length word counts
+        as a tiny overlap with the turns that contain it)."""
+        end_s = max(end_s, start_s)
+        overlap: dict[str, float] = {}
+        j = bisect.bisect_right(self._starts, end_s) - 1
+        while j >= 0 and self.spans[j].start_s >= start_s - self._longest:
+            span = self.spans[j]
+            shared = min(span.end_s, end_s) - max(span.start_s, start_s)
+            if shared > 0 or (start_s == end_s and span.start_s <= start_s <= span.end_s):
+                overlap[span.speaker] = overlap.get(span.speaker, 0.0) + max(shared, 1e-9)
+            j -= 1
+        return overlap
+
     def speaker_at(self, start_s: float, end_s: float) -> str | None:
         """The speaker overlapping [start, end] most; the nearest one when none overlaps."""
         if not self.spans:
             return None
-        end_s = max(end_s, start_s)
-        overlap: dict[str, float] = {}
-        hi = bisect.bisect_right(self._starts, end_s)
-        j = hi - 1
-        while j >= 0 and self.spans[j].start_s >= start_s - self._longest:
-            span = self.spans[j]
-            shared = min(span.end_s, end_s) - max(span.start_s, start_s)
-            if shared > 0 or (shared == 0 and start_s == end_s and span.start_s <= start_s <= span.end_s):
-                overlap[span.speaker] = overlap.get(span.speaker, 0.0) + max(shared, 1e-9)
-            j -= 1
+        overlap = self.overlaps(start_s, end_s)
         if overlap:
             return max(overlap.items(), key=lambda kv: kv[1])[0]
         nearest = min(self.spans, key=lambda s: max(s.start_s - end_s, start_s - s.end_s, 0.0))
@@ -117,17 +124,65 @@ def _turn_proto(builder: _TurnBuilder, channel: int) -> gateway_pb2.Conversation
     return turn
 
 
+_CLAUSE_END = (".", "?", "!", ",", ";", ":", "…", "。", "？", "！", "،", "؟")
+_CLOSERS = "\"'»”’)]"
+# How many words a speaker change may move to land on punctuation.
+_SNAP_WORDS = 2
+
+
+def _ends_clause(word: str) -> bool:
+    return word.strip().rstrip(_CLOSERS).endswith(_CLAUSE_END)
+
+
+def _snap_to_punctuation(words: list[_Word], speakers: list[str], index: SpeakerIndex) -> None:
+    """Move a speaker change by a word or two onto punctuation, when timing is ambiguous.
+
+    Whisper's word times blur at turn boundaries (a word often straddles the end of one
+    turn and the start of the next). When a change falls mid-clause and the words
+    between it and a nearby comma or full stop also overlap the other speaker's turns,
+    the change is moved to that punctuation: people hand over at clause ends.
+    """
+    n = len(words)
+    for i in range(1, n):
+        a, b = speakers[i - 1], speakers[i]
+        if a == b or _ends_clause(words[i - 1].info.word):
+            continue
+        target: tuple[int, int, str] | None = None  # words [lo, hi) go to speaker
+        for p in range(i - 1, max(i - 1 - _SNAP_WORDS, 0), -1):  # earlier boundary: words p..i-1 to b
+            w = words[p].info
+            if speakers[p] != a or b not in index.overlaps(w.start_s, w.end_s):
+                break
+            if _ends_clause(words[p - 1].info.word):
+                target = (p, i, b)
+                break
+        if target is None:
+            for q in range(i, min(i + _SNAP_WORDS, n)):  # later boundary: words i..q to a
+                w = words[q].info
+                if speakers[q] != b or a not in index.overlaps(w.start_s, w.end_s):
+                    break
+                if _ends_clause(w.word):
+                    target = (i, q + 1, a)
+                    break
+        if target is not None:
+            lo, hi, speaker = target
+            for k in range(lo, hi):
+                speakers[k] = speaker
+
+
 def merge_words_with_speakers(
     transcript: transcription_pb2.TranscribeResponse, spans: Iterable[SpeakerSpan]
 ) -> list[gateway_pb2.ConversationTurn]:
     """Speaker turns from words and diarisation (neural mode)."""
     index = SpeakerIndex(spans)
+    words = _words_of(transcript)
+    speakers: list[str] = []
+    for word in words:
+        speaker = index.speaker_at(word.info.start_s, word.info.end_s)
+        speakers.append(speaker or (speakers[-1] if speakers else DEFAULT_SPEAKER))
+    _snap_to_punctuation(words, speakers, index)
     turns: list[gateway_pb2.ConversationTurn] = []
     current: _TurnBuilder | None = None
-    for word in _words_of(transcript):
-        speaker = index.speaker_at(word.info.start_s, word.info.end_s) or (
-            current.speaker if current else DEFAULT_SPEAKER
-        )
+    for word, speaker in zip(words, speakers):
         if current is None or speaker != current.speaker:
             if current is not None:
                 turns.append(_turn_proto(current, -1))

@@ -21,12 +21,18 @@ import time
 from dataclasses import dataclass, field
 
 import av
+from prometheus_client import Counter
 
 from parlons.services.common.audio import ALLOWED_DEMUXERS
 from parlons.services.common.audio_request import raw_format
 from parlons.services.common.errors import ResourceExhausted
 from parlons.services.gateway.tenants import Tenant
 from parlons.v1 import audio_pb2
+
+
+QUOTA_REFUSALS = Counter(
+    "parlons_gateway_quota_refusals_total", "Calls refused for a tenant's quota", ["tenant", "quota"]
+)
 
 
 @dataclass
@@ -90,6 +96,7 @@ class QuotaManager:
             return
         wait = bucket.retry_after_s()
         if wait > 0:
+            QUOTA_REFUSALS.labels(tenant.name, what.replace(" ", "_")).inc()
             raise ResourceExhausted(
                 f"tenant {tenant.name!r} is over its quota of {bucket.per_minute:g} {what} per minute; "
                 f"retry in {wait:.1f} s",
@@ -127,6 +134,7 @@ class QuotaManager:
             state = self._state(tenant)
             limit = tenant.quotas.concurrent_streams
             if limit and state.streams >= limit:
+                QUOTA_REFUSALS.labels(tenant.name, "concurrent_streams").inc()
                 raise ResourceExhausted(
                     f"tenant {tenant.name!r} already has {state.streams} live stream(s) open, its limit; "
                     "close one or retry later",

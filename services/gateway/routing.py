@@ -32,6 +32,7 @@ from typing import Any, AsyncIterator, Callable, Iterable
 
 import grpc
 from grpc import aio
+from prometheus_client import Counter
 
 from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
 from parlons.services.common.errors import (
@@ -42,6 +43,13 @@ from parlons.services.common.errors import (
 )
 
 log = logging.getLogger("parlons.gateway.routing")
+
+RETRIES = Counter(
+    "parlons_gateway_backend_retries_total", "Backend calls retried on another replica", ["backend", "code"]
+)
+BACKEND_ERRORS = Counter(
+    "parlons_gateway_backend_errors_total", "Backend calls that failed, after retries", ["backend", "code"]
+)
 
 SERVICE_NAMES: dict[str, str] = {
     "transcription": "parlons.v1.TranscriptionService",
@@ -248,6 +256,7 @@ class Backend:
     def error(self, exc: aio.AioRpcError) -> ParlonsError:
         """The backend's status for the gateway's caller, naming the service."""
         code = exc.code()
+        BACKEND_ERRORS.labels(self.name, code.name).inc()
         details = exc.details() or code.name
         if code == grpc.StatusCode.UNAVAILABLE:
             log.warning(
@@ -368,6 +377,7 @@ class Backend:
                 )
                 if not retry:
                     raise self.error(exc) from None
+                RETRIES.labels(self.name, code.name).inc()
                 log.info(
                     "retrying on another replica",
                     extra={"fields": {"backend": self.name, "code": code.name, "attempt": number}},
