@@ -1,0 +1,277 @@
+"""Diarisation engine: who spoke when, dataclasses in and out, no gRPC.
+
+Two modes:
+* neural (`diarize`): pyannote.audio's speaker-diarization pipeline (segmentation-3.0,
+  speaker embeddings, clustering) on the downmixed audio, built from local model
+  directories and the pipeline config file (options.py, pipeline.toml);
+* channel (`diarize_channels`): one speaker per channel, from voice activity and channel
+  levels (channel_mode.py); no neural pipeline.
+
+One engine per process, shared by all requests: the models are only evaluated, so calls
+from several threads are safe. PyTorch's thread count is process-wide; the engine sets it
+from the config (`threads`) once, at load.
+
+Cancellation: pyannote calls a hook between segmentation batches and after each
+embedding batch; the engine's hook raises Cancelled there when `cancel` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from parlons.services.common.audio import TARGET_RATE, DecodedAudio
+from parlons.services.common.errors import Cancelled, InvalidArgument, InvalidAudio, ModelCorrupt
+from parlons.services.diarization.channel_mode import diarize_channels
+from parlons.services.diarization.options import DiarizationConfig
+from parlons.services.diarization.results import (
+    DiarizationResult,
+    Mode,
+    SpeakerSummary,
+    SpeakerTurn,
+    check_speaker_counts,
+    finish,
+)
+from parlons.services.diarization.torch_compat import prepare_pyannote_import
+
+prepare_pyannote_import()
+
+import torch  # noqa: E402
+
+from parlons.services.diarization.embedding import EmbeddingSettings, SpeakerEmbedding  # noqa: E402
+from parlons.services.diarization.pipeline import (  # noqa: E402
+    FastSpeakerDiarization,
+    LocalSpeakerDiarization,
+)
+
+log = logging.getLogger("parlons.diarization")
+
+# pyannote warns about cases it then handles itself (fewer speakers found than
+# min_speakers on a short clip, an automatic instantiation); the result says it all.
+# Filters are process-wide, so they are set once here rather than around each call.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pyannote\.audio\.pipelines.*")
+
+__all__ = [
+    "DiarizationEngine", "DiarizationResult", "EngineInfo", "Mode", "SpeakerSummary", "SpeakerTurn",
+    "check_speaker_counts", "diarize_channels", "resolve_device",
+]
+# pyannote's segmentation models all take 16 kHz; so does Silero VAD.
+SAMPLE_RATE: Final = TARGET_RATE
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What was loaded, for logs, ListModels-style answers and the benchmark."""
+
+    segmentation: str
+    embedding: str
+    plda: str
+    device: str
+    embedding_backend: str
+    load_s: float
+    torchaudio: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise InvalidArgument(f"unknown device {device!r}: use auto, cpu or cuda[:N]") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgument("device 'cuda' was asked for but PyTorch sees no GPU")
+    return resolved
+
+
+def _resolve_model(name: str, kind: str) -> Path:
+    from parlons.models.manager import ModelManager
+
+    return ModelManager().resolve(name, kind=kind)
+
+
+class DiarizationEngine:
+    """Loads the pipeline once; `diarize` and `diarize_channels` may run concurrently."""
+
+    def __init__(
+        self,
+        config: DiarizationConfig | None = None,
+        *,
+        resolve_model: Callable[[str, str], Path] = _resolve_model,
+    ) -> None:
+        self.config = config or DiarizationConfig.from_file()
+        self.config.validate()
+        started = time.perf_counter()
+        torchaudio_mode = prepare_pyannote_import()
+        self.device = resolve_device(self.config.device)
+        if self.config.threads > 0:
+            torch.set_num_threads(self.config.threads)
+        models = self.config.models
+        self._segmentation_dir = resolve_model(models.segmentation, "diarization-segmentation")
+        self._embedding_dir = resolve_model(models.embedding, "speaker-embedding")
+        self._plda_dir = resolve_model(models.plda, "plda") if models.plda else None
+        self._embedding = self._load_embedding()
+        self._pipeline = self._build_pipeline()
+        self._cache: OrderedDict[str, DiarizationResult] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.info = EngineInfo(
+            segmentation=str(self._segmentation_dir),
+            embedding=str(self._embedding_dir),
+            plda=str(self._plda_dir or ""),
+            device=str(self.device),
+            embedding_backend=getattr(self._embedding, "backend", "torch"),
+            load_s=time.perf_counter() - started,
+            torchaudio=torchaudio_mode,
+        )
+        log.info("diarisation pipeline loaded", extra={"fields": {
+            "device": self.info.device, "embedding_backend": self.info.embedding_backend,
+            "load_s": round(self.info.load_s, 2)}})
+
+    # ------------------------------------------------------------------ loading
+    def _backend_name(self) -> str:
+        backend = self.config.embedding.backend
+        if backend == "auto":
+            backend = "torch" if self.device.type == "cuda" else "onnx"
+        return backend
+
+    def _load_embedding(self) -> Any:
+        cfg = self.config.embedding
+        if cfg.kind == "pyannote":
+            from pyannote.audio.pipelines.speaker_verification import PyannoteAudioPretrainedSpeakerEmbedding
+
+            return PyannoteAudioPretrainedSpeakerEmbedding(str(self._embedding_dir), device=self.device)
+        settings = EmbeddingSettings(
+            backend=self._backend_name(),  # type: ignore[arg-type]
+            batch_size=cfg.batch_size,
+            max_padding=cfg.max_padding,
+            threads=self.config.threads,
+            onnx_cache_dir=cfg.onnx_cache_dir,
+        )
+        return SpeakerEmbedding(self._embedding_dir, settings, device=self.device)
+
+    def _build_pipeline(self) -> LocalSpeakerDiarization:
+        from pyannote.audio import Model
+        from pyannote.audio.core.plda import PLDA
+
+        try:
+            segmentation = Model.from_pretrained(str(self._segmentation_dir))
+        except Exception as exc:  # noqa: BLE001 - any load failure means unusable files
+            raise ModelCorrupt(f"cannot load the segmentation model in {self._segmentation_dir}: {exc}") from exc
+        if segmentation is None:
+            raise ModelCorrupt(f"no segmentation model (pytorch_model.bin) in {self._segmentation_dir}")
+        plda = None
+        if self._plda_dir is not None:
+            plda = PLDA(self._plda_dir / "xvec_transform.npz", self._plda_dir / "plda.npz")
+        cfg = self.config
+        fast = cfg.embedding.fast and cfg.embedding.kind == "speechbrain"
+        klass = FastSpeakerDiarization if fast else LocalSpeakerDiarization
+        pipeline = klass(
+            segmentation=segmentation,
+            embedding=self._embedding,
+            clustering=cfg.clustering.method,
+            plda=plda,
+            segmentation_step=cfg.segmentation.step,
+            segmentation_batch_size=cfg.segmentation.batch_size,
+            embedding_batch_size=cfg.embedding.batch_size,
+            embedding_exclude_overlap=cfg.embedding.exclude_overlap,
+            device=self.device,
+        )
+        if fast:
+            pipeline.embedding_stride = cfg.embedding.stride
+        pipeline.instantiate(cfg.pyannote_parameters())
+        return pipeline
+
+    # ------------------------------------------------------------------ neural mode
+    def diarize(
+        self,
+        audio: DecodedAudio,
+        *,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DiarizationResult:
+        """Who spoke when, with the neural pipeline on the downmixed audio."""
+        started = time.perf_counter()
+        num, low, high = check_speaker_counts(num_speakers, min_speakers, max_speakers)
+        samples = self._mono(audio)
+        duration = samples.shape[0] / SAMPLE_RATE
+        key = self._cache_key(samples, num, low, high)
+        cached = self._cache_get(key)
+        if cached is not None:
+            return DiarizationResult(cached.turns, cached.speakers, cached.duration_s,
+                                     time.perf_counter() - started, cached.mode)
+        if samples.size == 0 or not np.any(samples):
+            return finish([], duration, started, "neural")  # digital silence: nobody spoke
+
+        def hook(step: str, artefact: Any, file: Any = None, total: Any = None, completed: Any = None) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("diarisation cancelled")
+
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("diarisation cancelled")
+        file = {"waveform": torch.from_numpy(samples)[None], "sample_rate": SAMPLE_RATE, "uri": "audio"}
+        output = self._pipeline(file, num_speakers=num, min_speakers=low, max_speakers=high, hook=hook)
+        raw = [
+            (float(segment.start), float(min(segment.end, duration)), str(label), -1)
+            for segment, _, label in output.speaker_diarization.itertracks(yield_label=True)
+            if min(segment.end, duration) > segment.start
+        ]
+        result = finish(raw, duration, started, "neural")
+        self._cache_put(key, result)
+        return result
+
+    def _mono(self, audio: DecodedAudio) -> np.ndarray:
+        if audio.sample_rate != SAMPLE_RATE:
+            raise InvalidAudio(f"diarisation needs {SAMPLE_RATE} Hz audio, got {audio.sample_rate} Hz")
+        samples = np.ascontiguousarray(audio.mono(), dtype=np.float32)
+        if not np.all(np.isfinite(samples)):
+            raise InvalidAudio("audio contains NaN or infinite samples")
+        return samples
+
+    # ------------------------------------------------------------------ channel mode
+    def diarize_channels(
+        self,
+        audio: DecodedAudio,
+        *,
+        speaker_names: Sequence[str] = (),
+        cancel: threading.Event | None = None,
+    ) -> DiarizationResult:
+        """One speaker per channel: SPEAKER_00 for channel 0 (or speaker_names[0]), ..."""
+        return diarize_channels(audio, self.config, speaker_names=speaker_names, cancel=cancel)
+
+    # ------------------------------------------------------------------ result cache
+    def _cache_key(self, samples: np.ndarray, *options: Any) -> str | None:
+        if self.config.result_cache_size <= 0:
+            return None
+        digest = hashlib.sha256(samples.tobytes())
+        digest.update(repr(options).encode())
+        return digest.hexdigest()
+
+    def _cache_get(self, key: str | None) -> DiarizationResult | None:
+        if key is None:
+            return None
+        with self._cache_lock:
+            result = self._cache.get(key)
+            if result is not None:
+                self._cache.move_to_end(key)
+            return result
+
+    def _cache_put(self, key: str | None, result: DiarizationResult) -> None:
+        if key is None:
+            return
+        with self._cache_lock:
+            self._cache[key] = result
+            while len(self._cache) > self.config.result_cache_size:
+                self._cache.popitem(last=False)

@@ -1,0 +1,152 @@
+"""DiarizationService over gRPC: proto in, engine call, proto out.
+
+The engine does the work; this layer checks the request (speaker counts and audio are
+refused with INVALID_ARGUMENT before any model runs), keeps the model behind a bounded
+queue, stops the work when the caller goes away, and shapes the response.
+
+Channel mode needs no neural model, so it is served even while the pipeline loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, AsyncIterator
+
+from grpc import aio
+
+from parlons.services.common import metrics
+from parlons.services.common.audio_request import audio_bytes, decode_request_audio, read_upload
+from parlons.services.common.config import DiarizationSettings, ParlonsConfig
+from parlons.services.common.errors import InvalidArgument, ResourceExhausted
+from parlons.services.common.workqueue import WorkQueue
+from parlons.services.diarization.channel_mode import diarize_channels
+from parlons.services.diarization.options import DiarizationConfig
+from parlons.services.diarization.results import DiarizationResult, check_speaker_counts
+from parlons.v1 import audio_pb2, diarization_pb2, diarization_pb2_grpc
+
+if TYPE_CHECKING:  # the engine imports torch/pyannote: only load() brings them in
+    from parlons.services.diarization.engine import DiarizationEngine
+
+log = logging.getLogger("parlons.diarization")
+
+SERVICE_NAME = "parlons.v1.DiarizationService"
+_MODES = {
+    diarization_pb2.DIARIZATION_MODE_UNSPECIFIED: "neural",
+    diarization_pb2.NEURAL: "neural",
+    diarization_pb2.CHANNEL: "channel",
+}
+
+
+def response_from_result(result: DiarizationResult, uri: str) -> diarization_pb2.DiarizeResponse:
+    return diarization_pb2.DiarizeResponse(
+        turns=[
+            diarization_pb2.SpeakerTurn(
+                start_s=t.start, end_s=t.end, speaker=t.speaker, overlap=t.overlap, channel=t.channel
+            )
+            for t in result.turns
+        ],
+        speakers=[
+            diarization_pb2.SpeakerSummary(speaker=s.speaker, speaking_time_s=s.speaking_time_s, turns=s.turns)
+            for s in result.speakers
+        ],
+        rttm=result.to_rttm(uri or "audio"),
+        audio_duration_s=result.duration_s,
+        processing_duration_s=result.processing_s,
+        mode=diarization_pb2.CHANNEL if result.mode == "channel" else diarization_pb2.NEURAL,
+    )
+
+
+class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
+    def __init__(self, module: DiarizationModule) -> None:
+        self._module = module
+
+    async def _run(
+        self,
+        data: bytes,
+        config: audio_pb2.AudioConfig,
+        options: diarization_pb2.DiarizationOptions,
+        uri: str,
+    ) -> diarization_pb2.DiarizeResponse:
+        mode = _MODES.get(options.mode)
+        if mode is None:
+            raise InvalidArgument(f"unknown diarisation mode {options.mode}; use NEURAL or CHANNEL")
+        counts = check_speaker_counts(options.num_speakers, options.min_speakers, options.max_speakers)
+        engine = self._module.engine
+        if mode == "neural" and engine is None:
+            raise ResourceExhausted("the diarisation pipeline is still loading; retry shortly", 2.0)
+        names = list(options.channel_speaker_names)
+        pipeline_config = self._module.pipeline_config
+        max_s = self._module.settings.max_audio_s
+        cancel = threading.Event()
+
+        def job() -> diarization_pb2.DiarizeResponse:
+            audio = decode_request_audio(data, config, keep_channels=mode == "channel", max_duration_s=max_s)
+            if mode == "channel":
+                result = diarize_channels(audio, pipeline_config, speaker_names=names, cancel=cancel)
+            else:
+                assert engine is not None
+                num, low, high = counts
+                result = engine.diarize(audio, num_speakers=num, min_speakers=low, max_speakers=high, cancel=cancel)
+            metrics.AUDIO_SECONDS.labels("diarization").inc(result.duration_s)
+            if result.duration_s > 0:
+                metrics.REAL_TIME_FACTOR.labels("diarization").observe(result.real_time_factor)
+            return response_from_result(result, uri)
+
+        return await self._module.queue.run(job, cancel=cancel)
+
+    async def Diarize(
+        self, request: diarization_pb2.DiarizeRequest, context: aio.ServicerContext
+    ) -> diarization_pb2.DiarizeResponse:
+        data = audio_bytes(request.audio if request.HasField("audio") else None)
+        return await self._run(data, request.config, request.options, request.uri)
+
+    async def DiarizeUpload(
+        self,
+        request_iterator: AsyncIterator[diarization_pb2.DiarizeUploadRequest],
+        context: aio.ServicerContext,
+    ) -> diarization_pb2.DiarizeResponse:
+        first, data = await read_upload(request_iterator, self._module.max_upload_bytes)
+        return await self._run(data, first.config, first.options, first.uri)
+
+
+class DiarizationModule:
+    """The diarisation service as the shared server sees it: register, load, close."""
+
+    service_names = (SERVICE_NAME,)
+
+    def __init__(self, settings: DiarizationSettings, *, pipeline_config: DiarizationConfig | None = None) -> None:
+        self.settings = settings
+        # Read at construction so a bad file fails `parlons serve` at once, not at load.
+        self.pipeline_config = pipeline_config or DiarizationConfig.from_file(settings.pipeline_config or None)
+        if settings.device != "auto" and self.pipeline_config.device == "auto":
+            self.pipeline_config = self.pipeline_config.replace(device=settings.device)
+        self.engine: DiarizationEngine | None = None
+        self.queue = WorkQueue("diarization", settings.max_concurrent, settings.max_queued)
+        self.max_upload_bytes = 4 * 1024**3
+        self._servicer = DiarizationServicer(self)
+
+    def register(self, server: aio.Server) -> None:
+        diarization_pb2_grpc.add_DiarizationServiceServicer_to_server(self._servicer, server)
+
+    async def load(self) -> None:
+        started = time.perf_counter()
+        self.engine = await asyncio.to_thread(self._load_engine)
+        metrics.MODEL_LOAD_SECONDS.labels("diarization", self.pipeline_config.models.embedding).set(
+            time.perf_counter() - started
+        )
+
+    def _load_engine(self) -> DiarizationEngine:
+        from parlons.services.diarization.engine import DiarizationEngine
+
+        return DiarizationEngine(self.pipeline_config)
+
+    async def close(self) -> None:
+        self.queue.shutdown()
+        self.engine = None
+
+
+def module_from_config(config: ParlonsConfig) -> DiarizationModule:
+    return DiarizationModule(config.diarization)

@@ -1,0 +1,226 @@
+"""DiarizationService through a real gRPC server on loopback, with the real models."""
+
+from __future__ import annotations
+
+import io
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from parlons.clients.sdk import open_channel
+from parlons.serve import build_modules
+from parlons.services.common.config import ParlonsConfig
+from parlons.services.common.server import BackgroundServer
+from parlons.v1 import audio_pb2, diarization_pb2, diarization_pb2_grpc
+
+
+pytestmark = pytest.mark.slow
+
+SERVICE = "parlons.v1.DiarizationService"
+MAX_DER = 0.08  # the issue's bar: diarisation error rate on sample.wav, collar 0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[BackgroundServer]:
+    config = ParlonsConfig()
+    config.server.port = 0
+    config.server.max_message_mb = 8
+    config.diarization.max_concurrent = 1
+    config.diarization.max_queued = 1
+    config.diarization.max_audio_s = 120.0
+    running = BackgroundServer(config.server, build_modules(config, ["diarization"])).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(server: BackgroundServer) -> Iterator[diarization_pb2_grpc.DiarizationServiceStub]:
+    channel = open_channel(server.address, max_message_mb=32)
+    yield diarization_pb2_grpc.DiarizationServiceStub(channel)
+    channel.close()
+
+
+def _wav(samples: np.ndarray, rate: int = 16000) -> bytes:
+    data = np.atleast_2d(samples)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:
+        handle.setnchannels(data.shape[0])
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes((np.clip(data.T, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def _request(content: bytes, **options: object) -> diarization_pb2.DiarizeRequest:
+    return diarization_pb2.DiarizeRequest(
+        audio=audio_pb2.Audio(content=content),
+        options=diarization_pb2.DiarizationOptions(**options),  # type: ignore[arg-type]
+        uri="call",
+    )
+
+
+def _error(call: object) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call()  # type: ignore[operator]
+    return info.value
+
+
+def _der(response: diarization_pb2.DiarizeResponse, reference: Path) -> float:
+    from pyannote.core import Annotation, Segment
+    from pyannote.database.util import load_rttm
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    hypothesis = Annotation()
+    for i, turn in enumerate(response.turns):
+        hypothesis[Segment(turn.start_s, turn.end_s), i] = turn.speaker
+    ref = next(iter(load_rttm(reference).values()))
+    return float(DiarizationErrorRate(collar=0.0)(ref, hypothesis, uem=Segment(0, response.audio_duration_s)))
+
+
+def test_health_serving(server: BackgroundServer) -> None:
+    channel = open_channel(server.address)
+    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    channel.close()
+
+
+def test_diarize_sample(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
+    response = stub.Diarize(_request((audio_dir / "sample.wav").read_bytes()), timeout=300)
+    assert response.mode == diarization_pb2.NEURAL
+    assert sorted(s.speaker for s in response.speakers) == ["SPEAKER_00", "SPEAKER_01"]
+    assert _der(response, audio_dir / "sample.rttm") <= MAX_DER
+    assert response.rttm.splitlines()[0].startswith("SPEAKER call 1 ")
+    assert len(response.rttm.splitlines()) == len(response.turns)
+    assert any(t.overlap for t in response.turns) and all(t.channel == -1 for t in response.turns)
+    assert response.audio_duration_s == pytest.approx(30.0, abs=0.01)
+    assert 0 < response.processing_duration_s < 120
+    assert all(s.turns > 0 and s.speaking_time_s > 5 for s in response.speakers)
+
+
+def test_diarize_upload_with_speaker_count(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
+    data = (audio_dir / "sample.wav").read_bytes()
+
+    def requests() -> Iterator[diarization_pb2.DiarizeUploadRequest]:
+        yield diarization_pb2.DiarizeUploadRequest(
+            config=diarization_pb2.DiarizeUploadConfig(
+                options=diarization_pb2.DiarizationOptions(num_speakers=2), uri="upload"
+            )
+        )
+        for start in range(0, len(data), 100_000):
+            yield diarization_pb2.DiarizeUploadRequest(audio_content=data[start:start + 100_000])
+
+    response = stub.DiarizeUpload(requests(), timeout=300)
+    assert len(response.speakers) == 2 and _der(response, audio_dir / "sample.rttm") <= MAX_DER
+    assert response.rttm.startswith("SPEAKER upload 1 ")
+
+
+def test_channel_mode(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
+    request = _request(
+        (audio_dir / "stereo_diarization.wav").read_bytes(),
+        mode=diarization_pb2.CHANNEL,
+        channel_speaker_names=["agent", "visitor"],
+    )
+    response = stub.Diarize(request, timeout=60)
+    assert response.mode == diarization_pb2.CHANNEL
+    assert {(t.speaker, t.channel) for t in response.turns} == {("agent", 0), ("visitor", 1)}
+    assert {s.speaker for s in response.speakers} == {"agent", "visitor"}
+
+
+def test_raw_pcm_eight_channels(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
+    from parlons.services.common.audio import decode_audio
+
+    stereo = decode_audio((audio_dir / "stereo_diarization.wav").read_bytes(), keep_channels=True).samples
+    eight = np.concatenate([stereo, np.zeros((6, stereo.shape[1]), dtype=np.float32)])
+    pcm = (np.clip(eight.T, -1, 1) * 32767).astype("<i2").tobytes()
+    config = audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=8)
+    request = _request(pcm, mode=diarization_pb2.CHANNEL)
+    request.config.CopyFrom(config)
+    response = stub.Diarize(request, timeout=60)
+    assert {t.channel for t in response.turns} == {0, 1}
+    neural = _request(pcm)
+    neural.config.CopyFrom(config)
+    response = stub.Diarize(neural, timeout=300)  # neural mode downmixes the 8 channels
+    assert response.mode == diarization_pb2.NEURAL and 1 <= len(response.speakers) <= 2
+
+
+def test_silence_and_short_clip(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
+    silence = stub.Diarize(_request(_wav(np.zeros(3 * 16000))), timeout=60)
+    assert len(silence.turns) == 0 and len(silence.speakers) == 0 and silence.rttm == ""
+    from parlons.services.common.audio import decode_audio
+
+    sample = decode_audio((audio_dir / "sample.wav").read_bytes()).samples[0]
+    clip = stub.Diarize(_request(_wav(sample[11 * 16000:12 * 16000])), timeout=120)
+    assert len(clip.speakers) == 1 and clip.audio_duration_s == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("options", "detail"),
+    [
+        ({"min_speakers": 3, "max_speakers": 2}, "below min_speakers"),
+        ({"num_speakers": -1}, "num_speakers must be >= 0"),
+        ({"num_speakers": 5, "max_speakers": 2}, "contradicts"),
+        ({"mode": 7}, "unknown diarisation mode"),
+    ],
+)
+def test_bad_options(stub: diarization_pb2_grpc.DiarizationServiceStub, options: dict, detail: str) -> None:
+    error = _error(lambda: stub.Diarize(_request(_wav(np.zeros(16000)), **options), timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and detail in error.details()
+
+
+def test_bad_audio(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
+    for content in (b"this is not audio at all" * 40, b"\x00\x01\x02" * 1000):
+        error = _error(lambda: stub.Diarize(_request(content), timeout=30))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    error = _error(lambda: stub.Diarize(diarization_pb2.DiarizeRequest(), timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "no audio" in error.details()
+    mono = _request((audio_dir / "sample.wav").read_bytes(), mode=diarization_pb2.CHANNEL)
+    error = _error(lambda: stub.Diarize(mono, timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "2 or more channels" in error.details()
+    # the server is unharmed
+    assert stub.Diarize(_request(_wav(np.zeros(16000))), timeout=60).audio_duration_s == pytest.approx(1.0)
+
+
+def test_bad_upload_order(stub: diarization_pb2_grpc.DiarizationServiceStub) -> None:
+    def audio_first() -> Iterator[diarization_pb2.DiarizeUploadRequest]:
+        yield diarization_pb2.DiarizeUploadRequest(audio_content=b"RIFF")
+        yield diarization_pb2.DiarizeUploadRequest(config=diarization_pb2.DiarizeUploadConfig())
+
+    error = _error(lambda: stub.DiarizeUpload(audio_first(), timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "config first" in error.details()
+    error = _error(lambda: stub.DiarizeUpload(iter(()), timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_overload_is_refused_at_once(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
+    data = (audio_dir / "sample.wav").read_bytes()
+    codes: list[grpc.StatusCode] = []
+
+    def call() -> None:
+        try:
+            stub.Diarize(_request(data), timeout=300)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as exc:
+            codes.append(exc.code())
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # one runs, one waits, the rest are refused
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) >= 1
+    assert codes.count(grpc.StatusCode.OK) >= 2
+
+
+def test_deadline_stops_the_work(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
+    data = (audio_dir / "sample.wav").read_bytes()
+    error = _error(lambda: stub.Diarize(_request(data), timeout=0.5))
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # the next call is served normally (the cancelled job released its slot)
+    assert len(stub.Diarize(_request(data), timeout=300).speakers) == 2
