@@ -14,6 +14,7 @@ from parlons.services.common.errors import Cancelled, InvalidArgument
 from parlons.services.transcription.engine import TranscriptionEngine
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.streaming import (
+    MultiChannelStreamingSession,
     StreamEvent,
     StreamingConfig,
     StreamingSession,
@@ -119,6 +120,40 @@ def test_pauses_end_utterances(tiny: TranscriptionEngine) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("early_final_ms", [250, 0])
+def test_early_final_takes_the_decode_off_the_end_of_utterance(
+    tiny: TranscriptionEngine, monkeypatch: pytest.MonkeyPatch, early_final_ms: int
+) -> None:
+    """The final is decoded during the pause; the feed that ends the utterance only
+    emits it. With the early final off, that feed pays for the decode."""
+    decodes: list[int] = []
+    transcribe = tiny.transcribe
+
+    def counting(*args: object, **kwargs: object) -> object:
+        decodes.append(1)
+        return transcribe(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tiny, "transcribe", counting)
+    session = StreamingSession(tiny, early_final_ms=early_final_ms, interim_results=False)
+    samples = _mono("jfk.flac")
+    finals_without_decode = 0
+    finals = []
+    for i in range(0, samples.shape[0], CHUNK):
+        before = len(decodes)
+        events = session.feed(samples[i : i + CHUNK])
+        finals.extend(e for e in events if e.is_final)
+        if any(e.is_final for e in events) and len(decodes) == before:
+            finals_without_decode += 1
+    finals.extend(session.finish())
+    assert len(finals) >= 3
+    assert wer(JFK_TEXT, " ".join(f.text for f in finals)) <= 0.15
+    if early_final_ms:
+        assert finals_without_decode >= 2
+    else:
+        assert finals_without_decode == 0
+
+
+@pytest.mark.slow
 def test_long_speech_is_cut_at_max_utterance(tiny: TranscriptionEngine) -> None:
     samples = _mono("sample.wav")
     session = StreamingSession(tiny, max_utterance_s=8.0, interim_results=False)
@@ -129,6 +164,25 @@ def test_long_speech_is_cut_at_max_utterance(tiny: TranscriptionEngine) -> None:
     assert all(e.end - e.start <= 8.0 + 0.05 for e in events)
     unary = tiny.transcribe(DecodedAudio.from_array(samples))
     assert wer(unary.text, " ".join(e.text for e in events)) <= 0.3
+
+
+@pytest.mark.slow
+def test_per_channel_stream(tiny: TranscriptionEngine) -> None:
+    stereo = decode_audio((AUDIO / "stereo_diarization.wav").read_bytes(), keep_channels=True)
+    samples = np.concatenate([stereo.samples, np.zeros((2, 16000), np.float32)], axis=1)
+    session = MultiChannelStreamingSession(tiny, channels=2)
+    events = []
+    for i in range(0, samples.shape[1], CHUNK):
+        events.extend(session.feed(samples[:, i : i + CHUNK]))
+    events.extend(session.finish())
+    finals = [e for e in events if e.is_final]
+    assert {f.channel for f in finals} == {0, 1}
+    for final in finals:
+        assert all(s.channel == final.channel for s in final.segments)
+    for channel in (0, 1):
+        _check_stream_invariants([e for e in events if e.channel == channel], 6.0)
+    with pytest.raises(ValueError, match="shaped"):
+        session.feed(np.zeros(100, np.float32))
 
 
 def test_silence_produces_nothing_and_memory_stays_bounded(tiny: TranscriptionEngine) -> None:

@@ -288,6 +288,8 @@ def test_concurrent_calls_share_one_model(tiny: TranscriptionEngine) -> None:
 def test_silence_gives_no_segments(tiny: TranscriptionEngine) -> None:
     result = tiny.transcribe(DecodedAudio.from_array(np.zeros(16000 * 3, np.float32)))
     assert result.segments == () and result.text == ""
+    empty = tiny.transcribe(DecodedAudio.from_array(np.zeros(0, np.float32)))
+    assert empty.segments == () and empty.duration_s == 0.0 and empty.language == "en"
 
 
 # ---------------------------------------------------------------------- cancellation

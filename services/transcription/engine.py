@@ -82,7 +82,9 @@ class Segment:
 @dataclass(frozen=True)
 class TranscriptionResult:
     segments: tuple[Segment, ...]
-    language: str  # BCP-47; the language of the channel with the most speech
+    # BCP-47; the language of the channel with the most speech ("" when nothing could be
+    # identified: no samples, or no speech in per-segment mode)
+    language: str
     language_probability: float
     duration_s: float
     processing_s: float
@@ -158,9 +160,9 @@ class TranscriptionEngine:
     ) -> None:
         self.model_dir = Path(model_dir)
         self.name = name or self.model_dir.name
-        missing = [f for f in _REQUIRED_FILES if not (self.model_dir / f).is_file()]
         if not self.model_dir.is_dir():
             raise ModelNotFound(f"model directory {self.model_dir} does not exist")
+        missing = [f for f in _REQUIRED_FILES if not (self.model_dir / f).is_file()]
         if missing:
             raise ModelCorrupt(
                 f"model directory {self.model_dir} lacks {', '.join(missing)}; "
@@ -286,7 +288,9 @@ class TranscriptionEngine:
         started = time.perf_counter()
         _raise_if_cancelled(cancel)
 
-        if options.per_channel and audio.channels > 1:
+        if audio.num_samples == 0:
+            channels = []
+        elif options.per_channel and audio.channels > 1:
             channels = [(i, audio.channel(i)) for i in range(audio.channels)]
         else:
             channels = [(0, audio.mono())]
@@ -307,7 +311,8 @@ class TranscriptionEngine:
 
         segments.sort(key=lambda s: (s.start, s.channel, s.end))
         segments = [_renumber(s, i) for i, s in enumerate(segments, start=1)]
-        assert best is not None
+        if best is None:  # no samples at all
+            best = (0.0, "" if self.is_multilingual else "en", 0.0)
         return TranscriptionResult(
             segments=tuple(segments),
             language=best[1],
@@ -401,8 +406,8 @@ class TranscriptionEngine:
                 seconds + clip.shape[0] / TARGET_RATE,
                 max(best, float(probability)),
             )
-        if not speech_by_language:
-            return [], "en" if not self.is_multilingual else "", 0.0, 0.0
+        if not speech_by_language:  # no speech: no language either
+            return [], "", 0.0, 0.0
         language = max(speech_by_language, key=lambda k: speech_by_language[k][0])
         return segments, language, speech_by_language[language][1], kept / TARGET_RATE
 

@@ -17,7 +17,14 @@ A `StreamingSession` takes 16 kHz float32 chunks and returns events:
   is the share of committed words.
 * At the end of an utterance it is decoded once more with the caller's options (beam,
   word timestamps, language identification) and a final event carries its segments with
-  times in stream time (seconds since the first sample fed).
+  times in stream time (seconds since the first sample fed). That decode starts early,
+  once the speaker has paused `early_final_ms`, while the end-pointer still waits for
+  `end_of_utterance_ms`: when the pause does end the utterance, the final is ready.
+* Language: given by the client, or identified at each interim until confident
+  (`language_lock_probability`); nothing is committed before, so a wrong early guess is
+  never forced into the text. Each utterance is identified on its own (a counter may
+  switch between French and the visitor's language).
+* `MultiChannelStreamingSession`: one session per channel (one microphone per speaker).
 
 Cost stays bounded: audio older than the current utterance (plus a short pad) is
 dropped, an utterance is at most 30 s, and a slow consumer that feeds several queued
@@ -43,6 +50,7 @@ from parlons.services.transcription.engine import (
     WINDOW_S,
     Segment,
     TranscriptionEngine,
+    TranscriptionResult,
     Word,
 )
 from parlons.services.transcription.options import TranscriptionOptions
@@ -70,6 +78,7 @@ class StreamingConfig:
     interim_beam_size: int = 1
     prompt_with_previous: bool = False
     language_lock_probability: float = 0.7
+    early_final_ms: int = 250  # 0 disables the early final decode (see _speculate)
 
     def __post_init__(self) -> None:
         checks = (
@@ -81,6 +90,7 @@ class StreamingConfig:
             ("min_speech_ms", self.min_speech_ms, 0, 5000),
             ("interim_beam_size", self.interim_beam_size, 1, 16),
             ("language_lock_probability", self.language_lock_probability, 0.0, 1.0),
+            ("early_final_ms", self.early_final_ms, 0, 10_000),
         )
         for name, value, low, high in checks:
             if not low <= value <= high:
@@ -152,9 +162,11 @@ class StreamingSession:
         sample_rate: int = TARGET_RATE,
         config: StreamingConfig | None = None,
         cancel: threading.Event | None = None,
+        channel: int = 0,
         **settings: Any,
     ) -> None:
-        """`settings` override fields of `config` (e.g. end_of_utterance_ms=300)."""
+        """`settings` override fields of `config` (e.g. end_of_utterance_ms=300);
+        `channel` is the index stamped on events and segments."""
         if sample_rate != TARGET_RATE:
             raise InvalidArgument(
                 f"streaming takes {TARGET_RATE} Hz audio, got {sample_rate} Hz; "
@@ -165,9 +177,11 @@ class StreamingSession:
         engine.check_options(self.options)
         self.config = replace(config or StreamingConfig(), **settings)
         self.cancel = cancel
+        self.channel = channel
         self._vad = _StreamingVad()
         self._pad = int(self.config.speech_pad_ms * TARGET_RATE / 1000)
         self._end_silence = int(self.config.end_of_utterance_ms * TARGET_RATE / 1000)
+        self._early_final = int(self.config.early_final_ms * TARGET_RATE / 1000)
         self._max_utt = int(self.config.max_utterance_s * TARGET_RATE)
         self._min_speech = int(self.config.min_speech_ms * TARGET_RATE / 1000)
         self._release = max(self.config.vad_threshold - 0.15, 0.01)
@@ -223,6 +237,8 @@ class StreamingSession:
             self._trim(self._vad_pos - self._pad)
             return events
         self._trim(self._utt_start)
+        if self._speculate():
+            return events  # one decode per feed: the early final replaces the interim
         if self.config.interim_results and self._interim_due():
             event = self._interim()
             if event is not None:
@@ -237,7 +253,9 @@ class StreamingSession:
         self._check_cancel()
         if self._utt_start is None:
             return []
-        event = self._final(self._total)
+        # Trailing silence adds nothing; ending at the same cut as an early final lets
+        # that decode be reused.
+        event = self._final(min(self._total, self._last_speech_end + self._pad))
         return [event] if event is not None else []
 
     # -- end-pointing ----------------------------------------------------------------
@@ -252,6 +270,7 @@ class StreamingSession:
         self._interim_at = 0
         self._interims = 0
         self._utt_id: int | None = None
+        self._speculative: tuple[tuple[int, str | None], TranscriptionResult] | None = None
         self._language: str | None = self.options.language
         self._language_probability = 1.0 if self.options.language else 0.0
         # English-only models and a language given by the client need no identification.
@@ -395,6 +414,7 @@ class StreamingSession:
             stability=len(self._committed) / total if total else 0.0,
             language=self._language,
             language_probability=self._language_probability,
+            channel=self.channel,
         )
 
     def _agrees(self, words: list[str]) -> bool:
@@ -418,12 +438,9 @@ class StreamingSession:
                 break
             self._committed.append(current)
 
-    def _final(self, end: int) -> StreamEvent | None:
+    def _decode_final(self, end: int) -> TranscriptionResult:
+        """The full-quality decode of the open utterance up to `end` (caller's options)."""
         assert self._utt_start is not None
-        start = self._utt_start
-        if self._speech_samples < self._min_speech and self._interims == 0:
-            return None  # a click or a breath, not speech
-        audio = self._audio(start, end)
         options = self.options.with_(
             # A language identified with confidence during the interims saves the final
             # decode an encoder pass; otherwise the final identifies it on the whole
@@ -434,14 +451,51 @@ class StreamingSession:
             detect_language_per_segment=False,
             initial_prompt=self._prompt(),
         )
-        result = self.engine.transcribe(
-            DecodedAudio.from_array(audio), options, cancel=self.cancel
-        )
+        audio = self._audio(self._utt_start, end)
+        return self.engine.transcribe(DecodedAudio.from_array(audio), options, cancel=self.cancel)
+
+    def _speculate(self) -> bool:
+        """Decode the final early, during the pause that may end the utterance.
+
+        When the speaker has been silent for `early_final_ms` (< end_of_utterance_ms),
+        the audio the final will cover is already known: [start, last speech + pad].
+        Decoding it now, while the end-pointer still waits, takes the decode off the
+        latency between the end of speech and the final. If speech resumes the result
+        is dropped (one wasted decode per short pause). Returns whether it decoded."""
+        if self._utt_start is None or self.config.early_final_ms <= 0:
+            return False
+        if self._speech_samples < self._min_speech and self._interims == 0:
+            return False
+        silence = self._vad_pos - self._last_speech_end
+        cut = self._last_speech_end + self._pad
+        key = (self._last_speech_end, self._language if self._language_locked else None)
+        if silence < self._early_final or cut > self._total:
+            return False
+        if self._speculative is not None and self._speculative[0] == key:
+            return False
+        self._speculative = (key, self._decode_final(cut))
+        return True
+
+    def _final(self, end: int) -> StreamEvent | None:
+        assert self._utt_start is not None
+        start = self._utt_start
+        if self._speech_samples < self._min_speech and self._interims == 0:
+            return None  # a click or a breath, not speech
+        key = (self._last_speech_end, self._language if self._language_locked else None)
+        if (
+            self._speculative is not None
+            and self._speculative[0] == key
+            and end == self._last_speech_end + self._pad
+        ):
+            result = self._speculative[1]
+        else:
+            result = self._decode_final(end)
+        self._speculative = None
         offset = start / TARGET_RATE
         segments = []
         for segment in result.segments:
             self._segment_ids += 1
-            segments.append(_shift(segment, offset, self._segment_ids))
+            segments.append(_shift(segment, offset, self._segment_ids, self.channel))
         text = result.text
         if not text and self._interims == 0:
             return None
@@ -459,6 +513,7 @@ class StreamingSession:
             language_probability=result.language_probability,
             segments=tuple(segments),
             words=tuple(w for seg in segments for w in seg.words),
+            channel=self.channel,
         )
 
     def _utterance_index(self) -> int:
@@ -480,10 +535,11 @@ class StreamingSession:
             raise Cancelled("the stream was cancelled")
 
 
-def _shift(segment: Segment, offset: float, new_id: int) -> Segment:
+def _shift(segment: Segment, offset: float, new_id: int, channel: int) -> Segment:
     return replace(
         segment,
         id=new_id,
+        channel=channel,
         start=round(segment.start + offset, 3),
         end=round(segment.end + offset, 3),
         words=tuple(
@@ -491,3 +547,44 @@ def _shift(segment: Segment, offset: float, new_id: int) -> Segment:
             for w in segment.words
         ),
     )
+
+
+class MultiChannelStreamingSession:
+    """Live per-channel transcription (one microphone per speaker at a counter).
+
+    One `StreamingSession` per channel over the same engine; events carry their channel
+    index, and `utterance_index` counts per channel. Costs one decode per channel.
+    """
+
+    def __init__(
+        self,
+        engine: TranscriptionEngine,
+        options: TranscriptionOptions | None = None,
+        *,
+        channels: int,
+        **kwargs: Any,
+    ) -> None:
+        if channels < 1:
+            raise InvalidArgument(f"channels must be at least 1, got {channels}")
+        self.sessions = [
+            StreamingSession(engine, options, channel=i, **kwargs) for i in range(channels)
+        ]
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.sessions[0].audio_seconds
+
+    def feed(self, chunk: np.ndarray) -> list[StreamEvent]:
+        """`chunk` is (channels, n) float32 at 16 kHz."""
+        samples = np.asarray(chunk, dtype=np.float32)
+        if samples.ndim != 2 or samples.shape[0] != len(self.sessions):
+            raise ValueError(
+                f"chunks must be shaped ({len(self.sessions)}, n), got {samples.shape}"
+            )
+        events: list[StreamEvent] = []
+        for channel, session in enumerate(self.sessions):
+            events.extend(session.feed(samples[channel]))
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        return [e for session in self.sessions for e in session.finish()]
