@@ -9,7 +9,7 @@ PYTHON="${PYTHON:-python3}"
 VENV="${PARLONS_VENV:-.venv}"
 TORCH_VERSION="${PARLONS_TORCH_VERSION:-2.13.0}"
 # Models pulled now so the first call does not wait for them (names from models/catalog.toml).
-DEFAULT_MODELS="${PARLONS_DEFAULT_MODELS:-tiny.en base}"
+DEFAULT_MODELS="${PARLONS_DEFAULT_MODELS:-tiny.en base pyannote-segmentation-3.0 speechbrain-ecapa-voxceleb}"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
