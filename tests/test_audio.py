@@ -10,7 +10,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from parlons.services.common.audio import (
     RAW_ENCODINGS,
     DecodedAudio,

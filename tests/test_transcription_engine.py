@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from parlons.services.common.audio import DecodedAudio, decode_audio
 from parlons.services.common.errors import (
     Cancelled,
@@ -19,7 +18,11 @@ from parlons.services.common.errors import (
     NotFound,
 )
 from parlons.services.transcription.engine import TranscriptionEngine
-from parlons.services.transcription.languages import supported_bcp47, to_bcp47, to_whisper
+from parlons.services.transcription.languages import (
+    supported_bcp47,
+    to_bcp47,
+    to_whisper,
+)
 from parlons.services.transcription.options import TranscriptionOptions
 from speech import AUDIO, JFK_TEXT, espeak, normalise, stm_text, wer
 

@@ -27,7 +27,6 @@ from typing import Final
 import av
 import av.error
 import numpy as np
-
 from parlons.services.common.errors import InvalidAudio
 
 TARGET_RATE: Final = 16000

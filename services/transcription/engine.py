@@ -21,16 +21,15 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any, Final
 
 import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
-
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.services.common.errors import (
     Cancelled,
@@ -413,25 +412,25 @@ class TranscriptionEngine:
 
     def _decode_kwargs(self, options: TranscriptionOptions, language: str | None) -> dict[str, Any]:
         """faster-whisper's transcribe() arguments for these options (VAD off)."""
-        return dict(
-            language=language,
-            task=options.task,
-            beam_size=options.beam_size,
-            best_of=options.best_of,
-            patience=options.patience,
-            temperature=list(options.temperatures),
-            compression_ratio_threshold=options.compression_ratio_threshold,
-            log_prob_threshold=options.log_prob_threshold,
-            no_speech_threshold=options.no_speech_threshold,
-            condition_on_previous_text=options.condition_on_previous_text,
-            initial_prompt=options.initial_prompt,
-            hotwords=options.hotwords,
-            word_timestamps=options.word_timestamps,
-            without_timestamps=options.without_timestamps,
-            vad_filter=False,
-            max_new_tokens=options.max_new_tokens,
-            prefix=options.prefix,
-        )
+        return {
+            "language": language,
+            "task": options.task,
+            "beam_size": options.beam_size,
+            "best_of": options.best_of,
+            "patience": options.patience,
+            "temperature": list(options.temperatures),
+            "compression_ratio_threshold": options.compression_ratio_threshold,
+            "log_prob_threshold": options.log_prob_threshold,
+            "no_speech_threshold": options.no_speech_threshold,
+            "condition_on_previous_text": options.condition_on_previous_text,
+            "initial_prompt": options.initial_prompt,
+            "hotwords": options.hotwords,
+            "word_timestamps": options.word_timestamps,
+            "without_timestamps": options.without_timestamps,
+            "vad_filter": False,
+            "max_new_tokens": options.max_new_tokens,
+            "prefix": options.prefix,
+        }
 
     @staticmethod
     def _collect(

@@ -16,7 +16,6 @@ import re
 from typing import Final
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES
-
 from parlons.services.common.errors import InvalidArgument, NotFound
 
 WHISPER_LANGUAGES: Final[tuple[str, ...]] = tuple(_LANGUAGE_CODES)

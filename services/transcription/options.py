@@ -12,6 +12,7 @@ and 8x faster. Clients can still turn it off.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
@@ -108,6 +109,6 @@ def _check_range(
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidArgument(f"{name} must be a number, got {value!r}")
-    if value != value or (value <= low if exclusive_low else value < low) or value > high:
+    if math.isnan(value) or (value <= low if exclusive_low else value < low) or value > high:
         bound = "(" if exclusive_low else "["
         raise InvalidArgument(f"{name} must be in {bound}{low:g}, {high:g}], got {value!r}")

@@ -43,7 +43,6 @@ from typing import Any, Final
 
 import numpy as np
 from faster_whisper.vad import get_vad_model
-
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.services.common.errors import Cancelled, InvalidArgument
 from parlons.services.transcription.engine import (
