@@ -11,13 +11,14 @@ import importlib
 import sys
 from typing import Sequence
 
-# (module, function adding the sub-command); a missing optional part is skipped with a note.
+# (module, function adding the sub-command). Modules are imported only to build the
+# parser, so `parlons --help` stays quick and each command loads only what it needs.
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("parlons.serve", "add_serve_command"),
     ("parlons.models.cli", "add_models_command"),
     ("parlons.clients.transcribe_cli", "add_transcribe_command"),
     ("parlons.clients.translate_cli", "add_translate_command"),
-    ("parlons.clients.desk", "add_desk_command"),
+    ("parlons.services.gateway.cli", "add_tenants_command"),
 )
 
 
@@ -28,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name, function_name in _COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        getattr(module, function_name)(subparsers)
+        getattr(importlib.import_module(module_name), function_name)(subparsers)
     return parser
 
 

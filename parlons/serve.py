@@ -27,16 +27,7 @@ SERVICES: dict[str, tuple[str, str]] = {
 
 
 def available_services() -> list[str]:
-    names = []
-    for name, (module_path, _) in SERVICES.items():
-        try:
-            importlib.import_module(module_path)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_path.startswith(exc.name):
-                continue
-            raise
-        names.append(name)
-    return names
+    return list(SERVICES)
 
 
 def _factory(name: str) -> Callable[..., ServiceModule]:
@@ -54,8 +45,8 @@ def build_modules(config: ParlonsConfig, names: list[str]) -> list[ServiceModule
 
 
 def enabled_services(config: ParlonsConfig) -> list[str]:
-    """The embedded default: every available service its config section enables."""
-    return [name for name in available_services() if getattr(config, name).enabled]
+    """The embedded default: every service its config section enables."""
+    return [name for name in SERVICES if getattr(config, name).enabled]
 
 
 def add_common_server_options(parser: argparse.ArgumentParser) -> None:
