@@ -49,7 +49,7 @@ fi
 if command -v npm >/dev/null 2>&1; then
   if [ ! -x tools/node_modules/.bin/buf ]; then
     say "installing test tools from npm (buf: a second gRPC client for the reflection tests)"
-    (cd tools && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null)
   fi
 else
   say "npm not found: the reflection test with buf curl will be skipped"
