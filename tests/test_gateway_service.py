@@ -335,6 +335,27 @@ def test_named_glossaries_are_isolated_between_tenants(channel: grpc.Channel, te
 # -- LiveConversation ------------------------------------------------------------------
 
 
+@needs_diarization
+def test_live_shared_microphone_is_split_by_voice(channel: grpc.Channel, tenants: Tenants) -> None:
+    """sample.wav on one microphone, both parties speaking English: only the voices tell
+    them apart. Sent faster than real time (the service keeps up as it can)."""
+    config = gateway_pb2.LiveConversationConfig(
+        config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1),
+        parties=[gateway_pb2.Party(name="first", language="en", channel=-1),
+                 gateway_pb2.Party(name="second", language="en", channel=-1)],
+    )
+    pcm = pcm16(load_mono(AUDIO / "sample.wav"))
+    chunks = [pcm[i : i + 6400] for i in range(0, len(pcm), 6400)]
+    client = ConversationClient(channel, api_key=tenants.keys["a"])
+    finals = [u for r in client.live_conversation(iter(chunks), config, timeout_s=600)
+              for u in r.utterances if u.is_final and u.text]
+    assert {u.party for u in finals} == {"first", "second"}
+    score = speaker_attribution(AUDIO / "sample.stm", [(u.party, u.text) for u in finals])
+    assert score.wer <= 0.25, score
+    assert score.of_aligned >= 0.85, (score, [(u.party, u.text) for u in finals])
+    assert all(u.translation == u.text and u.translation_language == "en" for u in finals)  # same language
+
+
 @pytest.fixture(scope="module")
 def live_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
     config = gateway_config(None, tmp_path_factory.mktemp("live-models"), transcription_model="base")

@@ -7,10 +7,13 @@ the model). Interim results pass straight through; each final result is translat
 the other party's language before it is sent, so a client shows one final line with its
 translation.
 
-Shared microphone: who spoke an utterance is decided first by its language (the usual
-desk: the agent speaks French, the visitor another language), and when the languages do
-not tell (both parties speak the same one, or the detection is unsure) by diarising the
-last 30 s of audio and matching its speakers with the utterances already attributed.
+Shared microphone: an utterance (cut by silence) may hold both voices, so each final is
+split where the voice changes: the last 30 s are diarised, the final's words are given
+to the diarisation voices (compose.merge_words_with_speakers), and each voice is mapped to
+the party whose words it already spoke in that window; a voice not heard before goes to
+the party its language names, else to a party not yet heard. The pieces share the
+utterance's index. Without the diarisation service: the whole utterance goes to the
+party its language names, else to the other party than the last one (turn taking).
 """
 
 from __future__ import annotations
@@ -130,6 +133,8 @@ class LiveConversation:
         options.CopyFrom(self.config.transcription)
         languages = {p.language for p in lane.parties}
         options.language = "" if DETECT in languages or len(languages) != 1 else languages.pop()
+        if len(lane.parties) > 1:
+            options.word_timestamps = True  # a shared microphone's utterances are split by voice
         audio = audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=RATE, channels=1)
         if not options.language and DETECT not in languages and len(languages) > 1:
             # A shared microphone, two known languages: identification need only choose
@@ -187,7 +192,7 @@ class LiveConversation:
                 transcription_pb2.StreamingTranscribeResponse,
                 self.call.options,
             ):
-                utterances = [await self._utterance(lane, r) for r in response.results]
+                utterances = [u for r in response.results for u in await self._utterances(lane, r)]
                 if utterances:
                     self.out.put_nowait(gateway_pb2.LiveConversationResponse(utterances=utterances))
             self.out.put_nowait(_DONE)
@@ -217,15 +222,23 @@ class LiveConversation:
 
     # ------------------------------------------------------------------ results
 
-    async def _utterance(
+    async def _utterances(
         self, lane: _Lane, result: transcription_pb2.StreamingResult
-    ) -> gateway_pb2.LiveUtterance:
+    ) -> list[gateway_pb2.LiveUtterance]:
         if len(lane.parties) == 1:
-            party = lane.parties[0]
+            pieces = [(lane.parties[0], result)]
         elif result.is_final:
-            party = await self._attribute(result)
+            pieces = await self._split_shared(result)
         else:
-            party = self._by_language(result.language) or self._last_party()
+            pieces = [(self._by_language(result.language) or self._last_party(), result)]
+        utterances = []
+        for party, piece in pieces:
+            utterances.append(await self._utterance(lane, party, piece))
+        return utterances
+
+    async def _utterance(
+        self, lane: _Lane, party: _Party, result: transcription_pb2.StreamingResult
+    ) -> gateway_pb2.LiveUtterance:
         utterance = gateway_pb2.LiveUtterance(
             party=party.name,
             is_final=result.is_final,
@@ -244,7 +257,8 @@ class LiveConversation:
             party.detected = result.language
         if result.is_final:
             if self.shared:
-                self.history.append((result.start_s, result.end_s, party.index))
+                words = result.words or [transcription_pb2.WordInfo(start_s=result.start_s, end_s=result.end_s)]
+                self.history.extend((w.start_s, w.end_s, party.index) for w in words)
             if utterance.text:
                 await self._translate(utterance, party)
         return utterance
@@ -287,21 +301,31 @@ class LiveConversation:
     def _last_party(self) -> _Party:
         return self.parties[self.history[-1][2]] if self.history else self.parties[0]
 
-    async def _attribute(self, result: transcription_pb2.StreamingResult) -> _Party:
-        by_language = self._by_language(result.language)
-        if by_language is not None:
-            return by_language
-        if self.core.router.has("diarization") and self.window is not None and self.window.samples.size:
-            try:
-                return await self._by_voice(result.start_s, result.end_s)
-            except ParlonsError as exc:
-                log.warning("live diarisation failed, attributing by turn taking: %s", exc.message)
-        # Turn taking: the other party than the last one.
+    def _by_turn_taking(self) -> _Party:
         return self.parties[1 - self._last_party().index] if self.history else self.parties[0]
 
-    async def _by_voice(self, start_s: float, end_s: float) -> _Party:
+    async def _split_shared(
+        self, result: transcription_pb2.StreamingResult
+    ) -> list[tuple[_Party, transcription_pb2.StreamingResult]]:
+        """A final from the shared microphone, cut where the voice changes, each piece
+        given to a party. Without diarisation: the whole utterance, by language, then by
+        turn taking."""
         window = self.window
-        assert window is not None
+        if (
+            self.core.router.has("diarization")
+            and window is not None
+            and window.samples.size
+            and result.words
+        ):
+            try:
+                return await self._split_by_voice(result, window)
+            except ParlonsError as exc:
+                log.warning("live diarisation failed, attributing by language: %s", exc.message)
+        return [(self._by_language(result.language) or self._by_turn_taking(), result)]
+
+    async def _split_by_voice(
+        self, result: transcription_pb2.StreamingResult, window: _Window
+    ) -> list[tuple[_Party, transcription_pb2.StreamingResult]]:
         offset = window.start_s
         response = await self.core.diarize_raw(
             self.call,
@@ -309,24 +333,54 @@ class LiveConversation:
             audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=RATE, channels=1),
             diarization_pb2.DiarizationOptions(min_speakers=1, max_speakers=2),
         )
-        index = compose.SpeakerIndex(
-            compose.SpeakerSpan(t.start_s + offset, t.end_s + offset, t.speaker) for t in response.turns
-        )
-        speaker = index.speaker_at(start_s, end_s)
+        spans = [compose.SpeakerSpan(t.start_s + offset, t.end_s + offset, t.speaker) for t in response.turns]
+        index = compose.SpeakerIndex(spans)
+        transcript = transcription_pb2.TranscribeResponse(language=result.language)
+        transcript.segments.add(text=result.text, language=result.language).words.extend(result.words)
+        turns = compose.merge_words_with_speakers(transcript, spans)
+        mapping = self._map_voices(index, [t.speaker for t in turns], result.language, offset)
+        self.history = [h for h in self.history if h[1] > offset]  # older than the window: no use
+        pieces: list[tuple[_Party, transcription_pb2.StreamingResult]] = []
+        for turn in turns:
+            party = mapping[turn.speaker]
+            piece = transcription_pb2.StreamingResult()
+            piece.CopyFrom(result)
+            if pieces and pieces[-1][0] is party:  # two voices of one party: one piece
+                piece = pieces.pop()[1]
+                piece.text = f"{piece.text} {turn.text}"
+                piece.words.extend(turn.words)
+            else:
+                piece.text = turn.text
+                del piece.words[:]
+                piece.words.extend(turn.words)
+                piece.start_s = turn.start_s
+            piece.end_s = turn.end_s
+            pieces.append((party, piece))
+        if pieces:
+            pieces[-1][1].end_s = result.end_s
+        return pieces or [(self._by_language(result.language) or self._by_turn_taking(), result)]
+
+    def _map_voices(self, index: compose.SpeakerIndex, voices: list[str], language: str, offset: float) -> dict[str, _Party]:
+        """Diarisation voices of this window -> parties, by the words already attributed."""
         votes: dict[str, dict[int, float]] = {}
-        for s, e, party in self.history:
-            if e <= offset:
+        for start, end, party in self.history:
+            if end <= offset:
                 continue
-            who = index.speaker_at(max(s, offset), e)
-            if who is not None:
-                votes.setdefault(who, {}).setdefault(party, 0.0)
-                votes[who][party] += e - s
-        if speaker in votes:
-            return self.parties[max(votes[speaker].items(), key=lambda kv: kv[1])[0]]
-        if votes:
-            # A voice not heard before in the window: the party the known voices are not.
-            taken = {max(v.items(), key=lambda kv: kv[1])[0] for v in votes.values()}
+            voice = index.speaker_at(max(start, offset), end)
+            if voice is not None:
+                votes.setdefault(voice, {}).setdefault(party, 0.0)
+                votes[voice][party] += max(end - start, 0.01)
+        mapping: dict[str, _Party] = {}
+        for voice, tally in votes.items():
+            mapping[voice] = self.parties[max(tally.items(), key=lambda kv: kv[1])[0]]
+        for voice in dict.fromkeys(voices):  # new voices, in order of speaking
+            if voice in mapping:
+                continue
+            taken = {p.index for p in mapping.values()}
+            by_language = self._by_language(language)
+            if by_language is not None and by_language.index not in taken:
+                mapping[voice] = by_language
+                continue
             free = [p for p in self.parties if p.index not in taken]
-            if free:
-                return free[0]
-        return self.parties[1 - self._last_party().index] if self.history else self.parties[0]
+            mapping[voice] = free[0] if free else self._by_turn_taking()
+        return mapping
