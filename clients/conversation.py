@@ -54,6 +54,7 @@ class ConversationClient:
         target_languages: Sequence[str],
         subtitles: bool,
         glossary: translation_pb2.Glossary | None,
+        uri: str = "",
     ) -> gateway_pb2.TranscribeConversationRequest:
         request = gateway_pb2.TranscribeConversationRequest(
             config=config or audio_pb2.AudioConfig(),
@@ -61,6 +62,7 @@ class ConversationClient:
             diarization=diarization or diarization_pb2.DiarizationOptions(num_speakers=self.num_speakers),
             target_languages=list(target_languages),
             subtitles=subtitles,
+            uri=uri,
         )
         if glossary is not None:
             request.glossary.CopyFrom(glossary)
@@ -76,9 +78,10 @@ class ConversationClient:
         target_languages: Sequence[str] = (),
         subtitles: bool = False,
         glossary: translation_pb2.Glossary | None = None,
+        uri: str = "",
         timeout_s: float | None = None,
     ) -> gateway_pb2.TranscribeConversationResponse:
-        request = self._request(options, config, diarization, target_languages, subtitles, glossary)
+        request = self._request(options, config, diarization, target_languages, subtitles, glossary, uri)
         request.audio.content = audio
         return self.stub.TranscribeConversation(request, timeout=timeout_s, metadata=self.metadata)
 
@@ -92,10 +95,12 @@ class ConversationClient:
         target_languages: Sequence[str] = (),
         subtitles: bool = False,
         glossary: translation_pb2.Glossary | None = None,
+        uri: str = "",
         timeout_s: float | None = None,
     ) -> gateway_pb2.TranscribeConversationResponse:
-        """Upload in chunks (no message-size limit on the file)."""
-        first = self._request(options, config, diarization, target_languages, subtitles, glossary)
+        """Upload in chunks (no message-size limit on the file). `uri` names the file in
+        the RTTM output."""
+        first = self._request(options, config, diarization, target_languages, subtitles, glossary, uri)
 
         def requests() -> Iterator[gateway_pb2.TranscribeConversationUploadRequest]:
             yield gateway_pb2.TranscribeConversationUploadRequest(config=first)
@@ -119,7 +124,9 @@ class ConversationClient:
             mode=diarization_pb2.CHANNEL if per_channel else diarization_pb2.NEURAL,
             num_speakers=self.num_speakers,
         )
-        response = self.transcribe_file(path, options, diarization=diarization, timeout_s=timeout_s)
+        response = self.transcribe_file(
+            path, options, diarization=diarization, uri=Path(path).stem, timeout_s=timeout_s
+        )
         return turns_to_transcript(response), response.rttm
 
     def translate_speech(

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TranscribeConversationRequest(_message.Message):
-    __slots__ = ("config", "audio", "transcription", "diarization", "target_languages", "subtitles", "glossary")
+    __slots__ = ("config", "audio", "transcription", "diarization", "target_languages", "subtitles", "glossary", "uri")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class TranscribeConversationRequest(_message.Message):
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     SUBTITLES_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
     config: _audio_pb2.AudioConfig
     audio: _audio_pb2.Audio
     transcription: _transcription_pb2.TranscriptionOptions
@@ -26,7 +27,8 @@ class TranscribeConversationRequest(_message.Message):
     target_languages: _containers.RepeatedScalarFieldContainer[str]
     subtitles: bool
     glossary: _translation_pb2.Glossary
-    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., diarization: _Optional[_Union[_diarization_pb2.DiarizationOptions, _Mapping]] = ..., target_languages: _Optional[_Iterable[str]] = ..., subtitles: _Optional[bool] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ...) -> None: ...
+    uri: str
+    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., diarization: _Optional[_Union[_diarization_pb2.DiarizationOptions, _Mapping]] = ..., target_languages: _Optional[_Iterable[str]] = ..., subtitles: _Optional[bool] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class TranscribeConversationUploadRequest(_message.Message):
     __slots__ = ("config", "audio_content")

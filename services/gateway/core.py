@@ -146,15 +146,19 @@ class GatewayCore:
         data: bytes,
         config: audio_pb2.AudioConfig,
         options: diarization_pb2.DiarizationOptions,
+        *,
+        uri: str = "",
     ) -> diarization_pb2.DiarizeResponse:
         backend = self.router.get("diarization")
         if len(data) <= self.unary_limit:
-            request = diarization_pb2.DiarizeRequest(config=config, options=options, audio=audio_pb2.Audio(content=data))
+            request = diarization_pb2.DiarizeRequest(
+                config=config, options=options, audio=audio_pb2.Audio(content=data), uri=uri
+            )
             return await backend.unary("Diarize", request, diarization_pb2.DiarizeResponse, call.options)
 
         def requests() -> Iterator[diarization_pb2.DiarizeUploadRequest]:
             yield diarization_pb2.DiarizeUploadRequest(
-                config=diarization_pb2.DiarizeUploadConfig(config=config, options=options)
+                config=diarization_pb2.DiarizeUploadConfig(config=config, options=options, uri=uri)
             )
             for chunk in _chunks(data):
                 yield diarization_pb2.DiarizeUploadRequest(audio_content=chunk)
@@ -228,11 +232,11 @@ class GatewayCore:
                 options.per_channel = True
                 transcript = await self.transcribe_raw(call, data, request.config, options)
                 turns = compose.turns_from_channels(transcript, request.diarization.channel_speaker_names)
-                rttm = compose.rttm_from_turns(turns)
+                rttm = compose.rttm_from_turns(turns, request.uri or "audio")
             else:
                 transcript, diarization = await first_failure(
                     self.transcribe_raw(call, data, request.config, options),
-                    self.diarize_raw(call, data, request.config, request.diarization),
+                    self.diarize_raw(call, data, request.config, request.diarization, uri=request.uri),
                 )
                 turns = compose.merge_words_with_speakers(transcript, compose.spans_from_diarization(diarization))
                 rttm = diarization.rttm
