@@ -36,6 +36,7 @@ from parlons.services.gateway.tenants import TenantStore
 from parlons.v1 import (
     audio_pb2,
     diarization_pb2,
+    diarization_pb2_grpc,
     gateway_pb2,
     gateway_pb2_grpc,
     transcription_pb2,
@@ -101,6 +102,16 @@ def test_sample_wav_two_speakers_attributed_at_word_level(channel: grpc.Channel,
     assert response.rttm.startswith("SPEAKER sample 1 ") and rttm_speakers == speakers
     for name in speakers:
         assert f"{name}: " in response.srt and f"<v {name}>" in response.vtt
+
+
+@needs_diarization
+def test_diarization_is_served_on_the_gateway_endpoint(channel: grpc.Channel, tenants: Tenants) -> None:
+    stub = diarization_pb2_grpc.DiarizationServiceStub(channel)
+    response = stub.Diarize(
+        diarization_pb2.DiarizeRequest(audio=audio_pb2.Audio(content=(AUDIO / "sample.wav").read_bytes())),
+        metadata=tenants.metadata("a"), timeout=300,
+    )
+    assert len({t.speaker for t in response.turns}) == 2 and 29 < response.audio_duration_s < 31
 
 
 def test_channel_mode_turns_translated_with_subtitles(channel: grpc.Channel, tenants: Tenants) -> None:
@@ -192,6 +203,13 @@ def test_every_service_is_served_on_the_gateway_endpoint(channel: grpc.Channel, 
 
     streamed = list(translation.StreamingTranslate(stream(), metadata=md, timeout=30))
     assert [r.index for r in streamed] == [0, 1] and all(r.translation.text for r in streamed)
+    document = translation.TranslateDocument(
+        translation_pb2.TranslateDocumentRequest(
+            content="Bonjour madame.\nVotre dossier est complet.\n".encode(), format=translation_pb2.TXT,
+            options=translation_pb2.TranslationOptions(source_language="fr", target_language="en")),
+        metadata=md, timeout=60,
+    )
+    assert document.content and document.segments_translated >= 1 and document.characters > 0
 
     pcm = pcm16(load_mono(AUDIO / "english.wav"))
     config = transcription_pb2.StreamingConfig(
