@@ -282,16 +282,15 @@ def test_missing_wrong_and_revoked_keys(channel: grpc.Channel, tenants: Tenants)
 def test_quotas_answer_resource_exhausted_with_retry_information(channel: grpc.Channel, tenants: Tenants) -> None:
     md = tenants.metadata("small")  # 5 audio s/min, 40 characters/min, 1 stream
     transcription = transcription_pb2.TranscribeRequest(audio=audio_pb2.Audio(
-        content=(AUDIO / "english.wav").read_bytes()))
+        content=(AUDIO / "jfk.flac").read_bytes()))
     stub = TranscriptionClient(channel, metadata=md).stub
-    stub.Transcribe(transcription, metadata=md, timeout=60)  # 2.7 s: within the allowance
-    stub.Transcribe(transcription, metadata=md, timeout=60)  # admitted, now in debt
+    stub.Transcribe(transcription, metadata=md, timeout=60)  # 11 s: admitted, then 6 s in debt
     with pytest.raises(grpc.RpcError) as info:
         stub.Transcribe(transcription, metadata=md, timeout=60)
     error = info.value
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "quota" in error.details()
-    retry_ms = dict(error.trailing_metadata())["retry-after-ms"]
-    assert 0 < int(retry_ms) <= 60_000
+    retry_ms = int(dict(error.trailing_metadata())["retry-after-ms"])
+    assert 30_000 < retry_ms <= 73_000  # the debt (about 6 s) repaid at 5 s a minute
 
     translation = translation_pb2_grpc.TranslationServiceStub(channel)
     texts = translation_pb2.TranslateTextRequest(
@@ -576,9 +575,10 @@ def test_rest_facade_errors_have_openai_shape(rest_url: str, tenants: Tenants) -
     assert bad.value.status_code == 400
 
     small = _openai(rest_url, tenants.keys["small"])
+    jfk = (AUDIO / "jfk.flac").read_bytes()
     with pytest.raises(openai.RateLimitError) as limited:
-        for _ in range(4):  # 2.7 s each, 5 s a minute
-            small.audio.transcriptions.create(model="whisper-1", file=("a.wav", wav))
+        for _ in range(2):  # 11 s each, 5 s a minute: the second is over quota
+            small.audio.transcriptions.create(model="whisper-1", file=("jfk.flac", jfk))
     assert int(limited.value.response.headers["retry-after"]) >= 1
 
     for body, content_type in [
