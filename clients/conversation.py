@@ -116,18 +116,33 @@ class ConversationClient:
         options: transcription_pb2.TranscriptionOptions | None = None,
         *,
         per_channel: bool = False,
+        target_languages: Sequence[str] = (),
         timeout_s: float | None = None,
-    ) -> tuple[transcription_pb2.TranscribeResponse, str]:
+    ) -> tuple[transcription_pb2.TranscribeResponse, str, dict[str, transcription_pb2.TranscribeResponse]]:
         """For `parlons transcribe --diarize`: a transcript whose segments are speaker
-        turns (speaker set on segments and words), and the RTTM."""
+        turns (speaker set on segments and words), the RTTM, and the same transcript in
+        each target language (turn by turn)."""
         diarization = diarization_pb2.DiarizationOptions(
             mode=diarization_pb2.CHANNEL if per_channel else diarization_pb2.NEURAL,
             num_speakers=self.num_speakers,
         )
         response = self.transcribe_file(
-            path, options, diarization=diarization, uri=Path(path).stem, timeout_s=timeout_s
+            path, options, diarization=diarization, uri=Path(path).stem,
+            target_languages=target_languages, timeout_s=timeout_s,
         )
-        return turns_to_transcript(response), response.rttm
+        transcript = turns_to_transcript(response)
+        translated: dict[str, transcription_pb2.TranscribeResponse] = {}
+        for language in target_languages:
+            copy = transcription_pb2.TranscribeResponse()
+            copy.CopyFrom(transcript)
+            copy.language = language
+            for segment, turn in zip(copy.segments, response.turns):
+                segment.text = next((t.text for t in turn.translations if t.language == language), "")
+                segment.language = language
+                del segment.words[:]
+            copy.text = " ".join(s.text for s in copy.segments)
+            translated[language] = copy
+        return transcript, response.rttm, translated
 
     def translate_speech(
         self,

@@ -116,6 +116,22 @@ def to_txt(response: transcription_pb2.TranscribeResponse) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_txt_with_translations(
+    response: transcription_pb2.TranscribeResponse,
+    translated: dict[str, transcription_pb2.TranscribeResponse],
+) -> str:
+    """Each segment, then its translations indented under it (for reading on a terminal)."""
+    lines = []
+    for index, segment in enumerate(response.segments):
+        text = segment.text.strip()
+        prefix = f"[{segment.start_s:6.1f}s] " + (f"{segment.speaker}: " if segment.speaker else "")
+        lines.append(prefix + text)
+        for language, version in translated.items():
+            if index < len(version.segments):
+                lines.append(f"{'':10}{language}: {version.segments[index].text.strip()}")
+    return "\n".join(lines) + "\n"
+
+
 def to_json(response: transcription_pb2.TranscribeResponse) -> str:
     return json.dumps(
         MessageToDict(response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True),

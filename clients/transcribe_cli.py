@@ -62,7 +62,9 @@ def server_address(args: argparse.Namespace) -> Iterator[str]:
     # With --per-channel each channel is one speaker: no diarisation model needed.
     names = ["transcription"]
     if args.diarize:
-        names += ["gateway"] if args.per_channel else ["diarization", "gateway"]
+        names += [] if args.per_channel else ["diarization"]
+        names += ["translation"] if args.translate_to else []
+        names += ["gateway"]
     config.gateway.auth = "none"
     config.gateway.tenants_path = ""
     config.gateway.rest_enabled = False
@@ -72,6 +74,25 @@ def server_address(args: argparse.Namespace) -> Iterator[str]:
         yield server.address
     finally:
         server.stop()
+
+
+def available_targets(channel: grpc.Channel, wanted: list[str] | None, metadata: tuple[tuple[str, str], ...]) -> list[str]:
+    """The target languages some installed translation model can produce; says what to
+    install for the others instead of failing the whole transcription."""
+    if not wanted:
+        return []
+    from parlons.clients.sdk import TranslationClient
+
+    pairs = TranslationClient(channel, metadata=metadata).list_languages().pairs
+    reachable = {pair.target_language for pair in pairs}
+    for language in wanted:
+        if language not in reachable:
+            console.print(
+                f"[yellow]no translation model into {language!r} is installed: the transcript comes "
+                f"without its translation. Install one, e.g. `parlons models pull opus-mt-en-{language}` "
+                f"(needs access to the model hub; see docs/models.md), and add it to \\[translation] models."
+            )
+    return [language for language in wanted if language in reachable]
 
 
 def output_paths(source: Path, output_dir: Path | None, fmts: list[str]) -> dict[str, Path]:
@@ -84,6 +105,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
     unknown = [f for f in fmts if f not in formats.FORMATS]
     if unknown:
         console.print(f"[red]unknown format(s) {', '.join(unknown)}; choose from {', '.join(formats.FORMATS)} or all")
+        return 2
+    if args.translate_to and not args.diarize:
+        console.print("[red]--translate-to works with --diarize (a speaker-attributed, translated transcript)")
         return 2
     files = [Path(f) for f in args.files]
     missing = [str(f) for f in files if not f.is_file()]
@@ -101,10 +125,12 @@ def run_transcribe(args: argparse.Namespace) -> int:
         auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         client = TranscriptionClient(channel, metadata=auth)
         diarizer = None
+        targets: list[str] = []
         if args.diarize:
             from parlons.clients.conversation import ConversationClient
 
             diarizer = ConversationClient(channel, num_speakers=args.num_speakers, metadata=auth)
+            targets = available_targets(channel, args.translate_to, auth)
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console,
@@ -115,9 +141,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 progress.update(task, description=f"transcribing {path.name}")
                 try:
                     extra: dict[str, str] = {}
+                    translated: dict[str, transcription_pb2.TranscribeResponse] = {}
                     if diarizer is not None:
-                        response, extra["rttm"] = diarizer.transcribe_with_speakers(
-                            path, options, per_channel=args.per_channel, timeout_s=args.timeout
+                        response, extra["rttm"], translated = diarizer.transcribe_with_speakers(
+                            path, options, per_channel=args.per_channel, target_languages=targets,
+                            timeout_s=args.timeout,
                         )
                     else:
                         response = client.transcribe_file(path, options, timeout_s=args.timeout)
@@ -131,8 +159,12 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 for fmt, text in extra.items():
                     target = output_paths(path, Path(args.output_dir) if args.output_dir else None, [fmt])[fmt]
                     target.write_text(text, encoding="utf-8")
+                for language, version in translated.items():
+                    folder = Path(args.output_dir) if args.output_dir else path.parent
+                    for fmt in fmts:
+                        (folder / f"{path.stem}.{language}.{fmt}").write_text(formats.render(version, fmt), encoding="utf-8")
                 if args.print:
-                    sys.stdout.write(formats.to_txt(response))
+                    sys.stdout.write(formats.to_txt_with_translations(response, translated))
                 progress.advance(task)
         channel.close()
     return 1 if failures else 0
@@ -165,6 +197,9 @@ def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:
                         help="attribute speakers through the gateway (writes .rttm too); with --per-channel, "
                              "one speaker per channel")
     parser.add_argument("--num-speakers", type=int, default=0)
+    parser.add_argument("--translate-to", action="append", metavar="LANG",
+                        help="with --diarize: translate each turn into LANG (BCP-47; repeat for several); "
+                             "writes FILE.LANG.{txt,srt,...}")
     parser.add_argument("--format", default="all", help="comma-separated txt,json,srt,vtt or all")
     parser.add_argument("--output-dir", help="where to write outputs (default: beside each file)")
     parser.add_argument("--print", action="store_true", help="also print the text")

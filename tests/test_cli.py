@@ -81,3 +81,33 @@ def test_translate_without_models_says_what_to_do() -> None:
     result = parlons("translate", "--to", "en", "Bonjour")
     assert result.returncode != 0
     assert "no translation model configured" in result.stderr
+
+
+def test_main_job_speaker_attributed_and_translated(tmp_path: Path) -> None:
+    """The README's first command, with a (test) en>fr model installed through the config."""
+    model = build_bilingual_model(tmp_path / "opus-mt-en-fr", "en", "fr")
+    config = tmp_path / "parlons.toml"
+    config.write_text(f'[translation]\nmodels = ["{model}"]\n')
+    out = tmp_path / "out"
+    result = parlons("transcribe", str(AUDIO / "sample.wav"), "--diarize", "--translate-to", "fr", "--print",
+                     "--config", str(config), "--output-dir", str(out))
+    assert result.returncode == 0, result.stderr
+    turns = list(srt.parse((out / "sample.srt").read_text()))
+    translated = list(srt.parse((out / "sample.fr.srt").read_text()))
+    assert len({line.split(":")[0] for line in (out / "sample.txt").read_text().splitlines()}) == 2
+    assert (out / "sample.rttm").read_text().count("SPEAKER sample") >= 2
+    # one translated line per turn; cues keep the turns' times (long turns are cut only
+    # in the original, where word timestamps exist)
+    assert len((out / "sample.fr.txt").read_text().splitlines()) == len((out / "sample.txt").read_text().splitlines())
+    assert translated[0].start == turns[0].start and translated[-1].end == turns[-1].end
+    assert all(s.content.strip() for s in translated)
+    printed = result.stdout.splitlines()
+    assert sum(1 for line in printed if line.strip().startswith("fr:")) == len((out / "sample.txt").read_text().splitlines())
+
+
+def test_main_job_without_a_translation_model_says_what_to_install(tmp_path: Path) -> None:
+    result = parlons("transcribe", str(AUDIO / "english.wav"), "--diarize", "--translate-to", "fr",
+                     "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "no translation model into 'fr'" in result.stderr and "[translation] models" in result.stderr
+    assert (tmp_path / "english.txt").is_file() and not (tmp_path / "english.fr.txt").exists()
