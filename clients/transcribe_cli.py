@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Iterator
 
 import grpc
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from parlons.clients import formats
+from parlons.clients.inprocess import in_process_server
 from parlons.clients.sdk import TranscriptionClient, open_channel, wait_until_serving
+from parlons.services.common.config import load_config
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
 from parlons.v1 import transcription_pb2
 
 console = Console(stderr=True)
@@ -48,13 +56,7 @@ def server_address(args: argparse.Namespace) -> Iterator[str]:
     if args.server:
         yield args.server
         return
-    from parlons.serve import build_modules
-    from parlons.services.common.config import load_config
-    from parlons.services.common.server import BackgroundServer
-
     config = load_config(args.config)
-    config.server.host = "127.0.0.1"
-    config.server.port = 0
     if args.model:
         config.transcription.model = args.model
     # --diarize goes through the gateway's TranscribeConversation (word-level merge of
@@ -65,15 +67,8 @@ def server_address(args: argparse.Namespace) -> Iterator[str]:
         names += [] if args.per_channel else ["diarization"]
         names += ["translation"] if args.translate_to else []
         names += ["gateway"]
-    config.gateway.auth = "none"
-    config.gateway.tenants_path = ""
-    config.gateway.rest_enabled = False
-    with console.status("loading models..."):
-        server = BackgroundServer(config.server, build_modules(config, names)).start()
-    try:
-        yield server.address
-    finally:
-        server.stop()
+    with in_process_server(config, names, console) as address:
+        yield address
 
 
 def available_targets(channel: grpc.Channel, wanted: list[str] | None, metadata: tuple[tuple[str, str], ...]) -> list[str]:

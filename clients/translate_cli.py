@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Iterator
 
 import grpc
+from parlons.clients.inprocess import in_process_server
+from parlons.clients.sdk import TranslationClient, open_channel, wait_until_serving
+from parlons.services.common.config import load_config
 from rich.console import Console
 
-from parlons.clients.sdk import TranslationClient, open_channel, wait_until_serving
 from parlons.v1 import translation_pb2
 
 console = Console(stderr=True)
@@ -52,13 +54,7 @@ def server_address(args: argparse.Namespace) -> Iterator[str]:
     if args.server:
         yield args.server
         return
-    from parlons.serve import build_modules
-    from parlons.services.common.config import load_config
-    from parlons.services.common.server import BackgroundServer
-
     config = load_config(args.config)
-    config.server.host = "127.0.0.1"
-    config.server.port = 0
     if args.models:
         config.translation.models = args.models
     if not config.translation.models:
@@ -66,12 +62,8 @@ def server_address(args: argparse.Namespace) -> Iterator[str]:
             "no translation model configured: pass --models NAME_OR_DIR (see `parlons models list --kind translation`) "
             "or set [translation] models in the config file"
         )
-    with console.status("loading translation models..."):
-        server = BackgroundServer(config.server, build_modules(config, ["translation"])).start()
-    try:
-        yield server.address
-    finally:
-        server.stop()
+    with in_process_server(config, ["translation"], console) as address:
+        yield address
 
 
 def run_translate(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from parlons.services.common.config import GatewaySettings, ParlonsConfig, Serve
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.common.interceptors import ServiceInterceptor
 from parlons.services.common.server import RunningServer, ServiceModule, channel_options
+from parlons.services.common.streams import read_config
 from parlons.services.gateway.auth import Authenticator, is_loopback, resolve_mode
 from parlons.services.gateway.core import Call, GatewayCore
 from parlons.services.gateway.live import LiveConversation
@@ -86,13 +87,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         context: aio.ServicerContext,
     ) -> AsyncIterator[gateway_pb2.LiveConversationResponse]:
         call = self._call(context)
-        try:
-            first = await anext(request_iterator)
-        except StopAsyncIteration:
-            raise InvalidArgument("empty stream: send a config message first") from None
-        if first.WhichOneof("request") != "config":
-            raise InvalidArgument("the first message of a stream must be the config, then audio chunks")
-        session = LiveConversation(self._module.core, call, first.config)
+        session = LiveConversation(self._module.core, call, await read_config(request_iterator))
         async with self._module.core.quotas.stream(call.tenant):
             async for response in session.run(request_iterator):
                 yield response

@@ -24,6 +24,7 @@ from parlons.services.common.audio_request import (
 )
 from parlons.services.common.config import ParlonsConfig, TranscriptionSettings
 from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from parlons.services.common.streams import read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.transcription import convert
 from parlons.services.transcription.engine import TranscriptionEngine
@@ -97,13 +98,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
         request_iterator: AsyncIterator[transcription_pb2.StreamingTranscribeRequest],
         context: aio.ServicerContext,
     ) -> AsyncIterator[transcription_pb2.StreamingTranscribeResponse]:
-        try:
-            first = await anext(request_iterator)
-        except StopAsyncIteration:
-            raise InvalidArgument("empty stream: send a config message first") from None
-        if first.WhichOneof("request") != "config":
-            raise InvalidArgument("the first message of a stream must be the config, then audio chunks")
-        config = first.config
+        config = await read_config(request_iterator)
         engine = self._engine_for(config.options.model)
         options = convert.options_from_proto(
             config.options, config.config, vad_filter_default=self._settings.vad_filter_default

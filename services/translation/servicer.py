@@ -20,6 +20,7 @@ from parlons.services.common import metrics
 from parlons.services.common.config import ParlonsConfig, TranslationSettings
 from parlons.services.common.context import TENANT_HEADER
 from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
+from parlons.services.common.streams import read_config
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import EngineLimits, TextTranslation, TranslationEngine
 from parlons.services.translation.glossary import Glossary, GlossaryEntry, GlossaryStore
@@ -101,13 +102,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
         request_iterator: AsyncIterator[translation_pb2.StreamingTranslateRequest],
         context: aio.ServicerContext,
     ) -> AsyncIterator[translation_pb2.StreamingTranslateResponse]:
-        try:
-            first = await anext(request_iterator)
-        except StopAsyncIteration:
-            raise InvalidArgument("empty stream: send a config message first") from None
-        if first.WhichOneof("request") != "config":
-            raise InvalidArgument("the first message of a stream must be the config, then texts")
-        options = first.config.options
+        options = (await read_config(request_iterator, then="texts")).options
         if not options.target_language:
             raise InvalidArgument("target_language is required in the stream's config")
         glossary = self._glossary(options, context)

@@ -1,0 +1,36 @@
+"""Client commands without `--server`: the services they need, started in this process.
+
+Same code path as against a remote server (a real gRPC server on a loopback port), so
+the CLI behaves the same in both modes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from parlons.services.common.config import ParlonsConfig
+from rich.console import Console
+
+
+@contextlib.contextmanager
+def in_process_server(config: ParlonsConfig, services: list[str], console: Console) -> Iterator[str]:
+    """Start `services` on 127.0.0.1 (a free port) for the block; yields the address.
+
+    A gateway started this way listens on loopback only, so it needs no API keys and
+    opens no REST port."""
+    from parlons.services.common.server import BackgroundServer
+
+    from parlons.serve import build_modules
+
+    config.server.host = "127.0.0.1"
+    config.server.port = 0
+    config.gateway.auth = "none"
+    config.gateway.tenants_path = ""
+    config.gateway.rest_enabled = False
+    with console.status("loading models..."):
+        server = BackgroundServer(config.server, build_modules(config, services)).start()
+    try:
+        yield server.address
+    finally:
+        server.stop()
