@@ -7,6 +7,7 @@ model behind a bounded queue, stops work when the caller goes away, and shapes r
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -34,6 +35,8 @@ from parlons.v1 import transcription_pb2, transcription_pb2_grpc
 log = logging.getLogger("parlons.transcription")
 
 SERVICE_NAME = "parlons.v1.TranscriptionService"
+# Audio that may pile up during one decoding pass before interim results are skipped.
+MAX_LAG_FOR_INTERIM_S = 1.0
 
 
 class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer):
@@ -167,9 +170,13 @@ async def _stream(
                 raise reader_error[0]
             data = b"".join(c for c in chunks if c)
             if data:
-                buffered[0] -= decoder.seconds_in(data)
+                seconds = decoder.seconds_in(data)
+                buffered[0] -= seconds
                 samples = decoder.decode(data)
-                events = await asyncio.to_thread(session.feed, samples)
+                # More than a second arrived while the last pass ran: we are behind real
+                # time, so spend the CPU on finals only until we have caught up.
+                caught_up = seconds <= MAX_LAG_FOR_INTERIM_S
+                events = await asyncio.to_thread(functools.partial(session.feed, samples, allow_interim=caught_up))
                 if events:
                     yield convert.streaming_response(events, session.audio_seconds)
         tail = decoder.flush()

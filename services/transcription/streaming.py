@@ -211,9 +211,11 @@ class StreamingSession:
     def in_utterance(self) -> bool:
         return self._utt_start is not None
 
-    def feed(self, chunk: np.ndarray) -> list[StreamEvent]:
+    def feed(self, chunk: np.ndarray, *, allow_interim: bool = True) -> list[StreamEvent]:
         """Add audio; returns the finals of utterances that ended in it, then at most one
-        interim for the utterance still open."""
+        interim for the utterance still open. A caller that has fallen behind real time
+        passes `allow_interim=False`: finals are what the listener waits for, and an
+        interim decode would only push them further back."""
         if self._finished:
             raise InvalidArgument("audio sent after the end of the stream")
         self._check_cancel()
@@ -238,7 +240,7 @@ class StreamingSession:
         self._trim(self._utt_start)
         if self._speculate():
             return events  # one decode per feed: the early final replaces the interim
-        if self.config.interim_results and self._interim_due():
+        if allow_interim and self.config.interim_results and self._interim_due():
             event = self._interim()
             if event is not None:
                 events.append(event)
