@@ -179,3 +179,46 @@ def test_borrowed_embeddings_follow_the_voice(pipelines) -> None:  # type: ignor
     # embedded chunks keep their own embeddings
     for c in range(0, num_chunks, 3):
         np.testing.assert_allclose(got[c][active[c]], full[c][active[c]], atol=1e-5)
+
+
+# ------------------------------------------------------------------------ other models
+
+
+@pytest.mark.slow
+def test_pyannote_embedding_with_vbx_plumbing(tmp_path: Path, audio_dir: Path) -> None:
+    """A pyannote embedding checkpoint (WeSpeaker, as in community-1) + PLDA + VBx loads and runs.
+
+    The WeSpeaker weights here are randomly initialised (community-1's are gated on the
+    hub), so this checks the configuration path, not accuracy.
+    """
+    import lightning
+    import torch
+
+    from parlons.services.diarization.torch_compat import prepare_pyannote_import
+
+    prepare_pyannote_import()
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+    from pyannote.audio.models.embedding import WeSpeakerResNet34
+
+    from parlons.services.diarization.engine import DiarizationEngine
+
+    model = WeSpeakerResNet34()
+    model.specifications = Specifications(problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=10.0)
+    checkpoint: dict = {}
+    model.on_save_checkpoint(checkpoint)
+    checkpoint.update(state_dict=model.state_dict(), hyper_parameters=dict(model.hparams))
+    checkpoint["pytorch-lightning_version"] = lightning.__version__
+    (tmp_path / "embedding").mkdir()
+    torch.save(checkpoint, tmp_path / "embedding" / "pytorch_model.bin")
+
+    config = DiarizationConfig().replace(
+        models={"embedding": str(tmp_path / "embedding"), "plda": "pyannote-community-1-plda"},
+        embedding={"kind": "pyannote"},
+        clustering={"method": "VBxClustering", "threshold": 0.6},
+    )
+    engine = DiarizationEngine(config)
+    assert engine._pipeline.klustering == "VBxClustering"
+    audio = decode_audio((audio_dir / "sample.wav").read_bytes())
+    clip = type(audio).from_array(audio.samples[:, 6 * 16000:14 * 16000])
+    result = engine.diarize(clip)
+    assert result.turns and all(0.0 <= t.start < t.end <= 8.0 for t in result.turns)

@@ -7,8 +7,8 @@ directory's `hyperparams.yaml` and load `embedding_model.ckpt`; the computation 
 SpeechBrain's `EncoderClassifier.encode_batch` (filterbanks, per-utterance mean
 normalisation, ECAPA-TDNN), checked equal in tests.
 
-Why ONNX Runtime: on CPU it runs ECAPA-TDNN several times faster than PyTorch eager (see
-docs/diarization.md for the measurements). The network is exported once per checkpoint
+Why ONNX Runtime: single-threaded on CPU it runs ECAPA-TDNN a few per cent faster than
+PyTorch eager (docs/diarization.md has the measurements). The network is exported once per checkpoint
 (keyed by its sha256) into a cache directory, or kept in memory when none is writable.
 Filterbanks stay in PyTorch: they are cheap and their complex STFT does not export.
 
@@ -32,12 +32,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Final, Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.nn.utils.rnn import pad_sequence
-
 from parlons.services.common.errors import ModelCorrupt, ModelNotFound
+from parlons.services.diarization.torch_compat import prepare_pyannote_import
+
+prepare_pyannote_import()  # speechbrain imports torchaudio too
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.nn.utils.rnn import pad_sequence  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class EmbeddingSettings:
 
     backend: Backend = "onnx"
     # Signals per forward pass; similar lengths are grouped so padding stays small.
-    batch_size: int = 8
+    batch_size: int = 1
     # Longest padding accepted in a batch, as a fraction of the longest signal.
     max_padding: float = 0.15
     # Threads for ONNX Runtime / PyTorch; 0 = library default (all cores).
@@ -230,6 +233,10 @@ class SpeakerEmbedding:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.settings.threads > 0:
             options.intra_op_num_threads = self.settings.threads
+        if self.settings.threads != 1:
+            # idle workers spin-wait by default: on a shared CPU that burns the cores
+            # the other workers need (measured: 5x slower under load)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # the min-length probe fails on purpose; keep logs clean
         providers = ["CPUExecutionProvider"]

@@ -140,10 +140,11 @@ class DiarizationEngine:
 
     # ------------------------------------------------------------------ loading
     def _backend_name(self) -> str:
-        backend = self.config.embedding.backend
-        if backend == "auto":
-            backend = "torch" if self.device.type == "cuda" else "onnx"
-        return backend
+        return self.config.embedding.backend
+
+    def _embedding_batch_size(self) -> int:
+        size = self.config.embedding.batch_size
+        return size if size > 0 else (32 if self.device.type == "cuda" else 1)
 
     def _load_embedding(self) -> Any:
         cfg = self.config.embedding
@@ -153,7 +154,7 @@ class DiarizationEngine:
             return PyannoteAudioPretrainedSpeakerEmbedding(str(self._embedding_dir), device=self.device)
         settings = EmbeddingSettings(
             backend=self._backend_name(),  # type: ignore[arg-type]
-            batch_size=cfg.batch_size,
+            batch_size=self._embedding_batch_size(),
             max_padding=cfg.max_padding,
             threads=self.config.threads,
             onnx_cache_dir=cfg.onnx_cache_dir,
@@ -183,7 +184,7 @@ class DiarizationEngine:
             plda=plda,
             segmentation_step=cfg.segmentation.step,
             segmentation_batch_size=cfg.segmentation.batch_size,
-            embedding_batch_size=cfg.embedding.batch_size,
+            embedding_batch_size=self._embedding_batch_size(),
             embedding_exclude_overlap=cfg.embedding.exclude_overlap,
             device=self.device,
         )

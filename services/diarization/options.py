@@ -20,7 +20,7 @@ from parlons.services.common.errors import InvalidArgument
 DEFAULT_PIPELINE_FILE = Path(__file__).with_name("pipeline.toml")
 
 EmbeddingKind = Literal["speechbrain", "pyannote"]
-EmbeddingBackendName = Literal["auto", "onnx", "torch"]
+EmbeddingBackendName = Literal["torch", "onnx"]
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,16 @@ class EmbeddingConfig:
     # "speechbrain": a SpeechBrain speaker model directory (ECAPA-TDNN);
     # "pyannote": a pyannote.audio embedding checkpoint (WeSpeaker, community-1/embedding).
     kind: EmbeddingKind = "speechbrain"
-    # "auto": ONNX Runtime on CPU, PyTorch on GPU.
-    backend: EmbeddingBackendName = "auto"
+    # "torch", or "onnx" (ONNX Runtime; exported once per checkpoint and cached). On our
+    # 2-core CPU, single-threaded, the two measured the same (docs/diarization.md).
+    backend: EmbeddingBackendName = "torch"
     # Our embedding step (pipeline.FastSpeakerDiarization); false = pyannote's own.
     fast: bool = True
     # Embed every k-th 10-s chunk; the others borrow the matching speaker's embedding.
     stride: int = 3
-    batch_size: int = 8
+    # Signals per forward pass; 0 = auto: 1 on CPU (larger batches are slower per
+    # signal there, see docs/diarization.md), 32 on GPU.
+    batch_size: int = 0
     max_padding: float = 0.15
     exclude_overlap: bool = False
     # Where the ONNX export is cached; empty = $PARLONS_CACHE_DIR or ~/.cache/parlons.
@@ -138,8 +141,8 @@ class DiarizationConfig:
         problems = []
         if not 0.0 < self.segmentation.step <= 1.0:
             problems.append("segmentation.step must be in (0, 1]")
-        if self.segmentation.batch_size < 1 or self.embedding.batch_size < 1:
-            problems.append("batch sizes must be >= 1")
+        if self.segmentation.batch_size < 1 or self.embedding.batch_size < 0:
+            problems.append("segmentation.batch_size must be >= 1, embedding.batch_size >= 0 (0 = auto)")
         if self.embedding.stride < 1:
             problems.append("embedding.stride must be >= 1")
         if self.embedding.kind not in typing.get_args(EmbeddingKind):

@@ -15,7 +15,8 @@ its loader is told the library is absent. torchcodec failing is handled by pyann
 itself (it warns and disables file decoding); we never decode through it: audio is
 decoded by `parlons.services.common.audio` (PyAV) and handed to pyannote as a waveform.
 
-Call `prepare_pyannote_import()` before the first `import pyannote.audio`.
+Call `prepare_pyannote_import()` before the first `import pyannote.audio` or
+`import speechbrain` (which imports torchaudio as well); our modules that use either do.
 """
 
 from __future__ import annotations
