@@ -8,7 +8,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import io
+import wave
+
 import jiwer
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PARLONS_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -58,3 +62,15 @@ def espeak(text: str, voice: str, out: Path) -> Path:
         raise RuntimeError("espeak-ng is not installed: run scripts/setup.sh (it installs it)")
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), text], check=True)
     return out
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
+    """int16 WAV bytes from float samples shaped (n,) or (channels, n)."""
+    data = np.atleast_2d(samples)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:
+        handle.setnchannels(data.shape[0])
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes((np.clip(data.T, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()

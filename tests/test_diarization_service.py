@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import threading
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from parlons.serve import build_modules
 from parlons.services.common.config import ParlonsConfig
 from parlons.services.common.server import BackgroundServer
 from parlons.v1 import audio_pb2, diarization_pb2, diarization_pb2_grpc
+from speech import wav_bytes
 
 
 pytestmark = pytest.mark.slow
@@ -46,15 +45,6 @@ def stub(server: BackgroundServer) -> Iterator[diarization_pb2_grpc.DiarizationS
     channel.close()
 
 
-def _wav(samples: np.ndarray, rate: int = 16000) -> bytes:
-    data = np.atleast_2d(samples)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as handle:
-        handle.setnchannels(data.shape[0])
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes((np.clip(data.T, -1, 1) * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 def _request(content: bytes, **options: object) -> diarization_pb2.DiarizeRequest:
@@ -150,12 +140,12 @@ def test_raw_pcm_eight_channels(stub: diarization_pb2_grpc.DiarizationServiceStu
 
 
 def test_silence_and_short_clip(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path) -> None:
-    silence = stub.Diarize(_request(_wav(np.zeros(3 * 16000))), timeout=60)
+    silence = stub.Diarize(_request(wav_bytes(np.zeros(3 * 16000))), timeout=60)
     assert len(silence.turns) == 0 and len(silence.speakers) == 0 and silence.rttm == ""
     from parlons.services.common.audio import decode_audio
 
     sample = decode_audio((audio_dir / "sample.wav").read_bytes()).samples[0]
-    clip = stub.Diarize(_request(_wav(sample[11 * 16000:12 * 16000])), timeout=120)
+    clip = stub.Diarize(_request(wav_bytes(sample[11 * 16000:12 * 16000])), timeout=120)
     assert len(clip.speakers) == 1 and clip.audio_duration_s == pytest.approx(1.0, abs=0.01)
 
 
@@ -169,7 +159,7 @@ def test_silence_and_short_clip(stub: diarization_pb2_grpc.DiarizationServiceStu
     ],
 )
 def test_bad_options(stub: diarization_pb2_grpc.DiarizationServiceStub, options: dict, detail: str) -> None:
-    error = _error(lambda: stub.Diarize(_request(_wav(np.zeros(16000)), **options), timeout=30))
+    error = _error(lambda: stub.Diarize(_request(wav_bytes(np.zeros(16000)), **options), timeout=30))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and detail in error.details()
 
 
@@ -183,7 +173,7 @@ def test_bad_audio(stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir:
     error = _error(lambda: stub.Diarize(mono, timeout=30))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "2 or more channels" in error.details()
     # the server is unharmed
-    assert stub.Diarize(_request(_wav(np.zeros(16000))), timeout=60).audio_duration_s == pytest.approx(1.0)
+    assert stub.Diarize(_request(wav_bytes(np.zeros(16000))), timeout=60).audio_duration_s == pytest.approx(1.0)
 
 
 def test_bad_upload_order(stub: diarization_pb2_grpc.DiarizationServiceStub) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 import wave
 from pathlib import Path
@@ -18,7 +17,7 @@ from parlons.serve import build_modules
 from parlons.services.common.config import ParlonsConfig
 from parlons.services.common.server import BackgroundServer
 from parlons.v1 import audio_pb2, transcription_pb2
-from speech import AUDIO, JFK_TEXT, espeak, stm_text, wer
+from speech import AUDIO, JFK_TEXT, espeak, stm_text, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +47,6 @@ def client(tiny: BackgroundServer) -> Iterator[TranscriptionClient]:
     channel.close()
 
 
-def _wav(samples: np.ndarray, rate: int = 16000) -> bytes:
-    """int16 WAV bytes from float samples shaped (n,) or (channels, n)."""
-    data = np.atleast_2d(samples)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as handle:
-        handle.setnchannels(data.shape[0])
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes((np.clip(data.T, -1, 1) * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 def _code(call: object) -> grpc.StatusCode:
@@ -263,14 +252,14 @@ def test_truncated_wav_transcribes_what_is_there(client: TranscriptionClient) ->
     from parlons.services.common.audio import decode_audio
 
     audio = decode_audio(data)
-    whole = _wav(audio.mono())
+    whole = wav_bytes(audio.mono())
     response = client.transcribe(whole[: len(whole) // 2], timeout_s=60)
     assert "fellow americans" in response.text.lower()
     assert response.audio_duration_s < 6.0
 
 
 def test_silence_gives_an_empty_transcript_not_an_error(client: TranscriptionClient) -> None:
-    response = client.transcribe(_wav(np.zeros(16000 * 5)), timeout_s=60)
+    response = client.transcribe(wav_bytes(np.zeros(16000 * 5)), timeout_s=60)
     assert response.text.strip() == ""
     assert response.audio_duration_s == pytest.approx(5.0, abs=0.01)
 
@@ -306,19 +295,19 @@ def test_eight_channels_are_served_and_nine_refused(client: TranscriptionClient)
     speech = decode_audio((AUDIO / "english.wav").read_bytes()).mono()
     eight = np.zeros((8, speech.size), dtype=np.float32)
     eight[3] = speech
-    response = client.transcribe(_wav(eight), timeout_s=60)
+    response = client.transcribe(wav_bytes(eight), timeout_s=60)
     assert response.channels == 8
     assert wer("one two three", response.text) == 0.0
     nine = np.zeros((9, 16000), dtype=np.float32)
     with pytest.raises(grpc.RpcError) as info:
-        client.transcribe(_wav(nine), timeout_s=30)
+        client.transcribe(wav_bytes(nine), timeout_s=30)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "channels" in info.value.details()
 
 
 def test_audio_longer_than_the_limit_is_refused_quickly(client: TranscriptionClient) -> None:
     # 11 minutes of low noise, over the server's 600 s limit but under the message size
-    long = _wav(np.full(4000 * 660, 0.001, dtype=np.float32), rate=4000)
+    long = wav_bytes(np.full(4000 * 660, 0.001, dtype=np.float32), rate=4000)
     started = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
         client.transcribe(long, timeout_s=30)
