@@ -151,7 +151,12 @@ class DiarizationEngine:
         if cfg.kind == "pyannote":
             from pyannote.audio.pipelines.speaker_verification import PyannoteAudioPretrainedSpeakerEmbedding
 
-            return PyannoteAudioPretrainedSpeakerEmbedding(str(self._embedding_dir), device=self.device)
+            try:
+                return PyannoteAudioPretrainedSpeakerEmbedding(str(self._embedding_dir), device=self.device)
+            except Exception as exc:  # noqa: BLE001 - any load failure means unusable files
+                raise ModelCorrupt(
+                    f"cannot load the pyannote embedding model in {self._embedding_dir}: {exc}"
+                ) from exc
         settings = EmbeddingSettings(
             backend=self._backend_name(),  # type: ignore[arg-type]
             batch_size=self._embedding_batch_size(),
@@ -173,7 +178,12 @@ class DiarizationEngine:
             raise ModelCorrupt(f"no segmentation model (pytorch_model.bin) in {self._segmentation_dir}")
         plda = None
         if self._plda_dir is not None:
-            plda = PLDA(self._plda_dir / "xvec_transform.npz", self._plda_dir / "plda.npz")
+            try:
+                plda = PLDA(self._plda_dir / "xvec_transform.npz", self._plda_dir / "plda.npz")
+            except (OSError, KeyError, ValueError) as exc:
+                raise ModelCorrupt(
+                    f"cannot load the PLDA in {self._plda_dir} (expected plda.npz and xvec_transform.npz): {exc}"
+                ) from exc
         cfg = self.config
         fast = cfg.embedding.fast and cfg.embedding.kind == "speechbrain"
         klass = FastSpeakerDiarization if fast else LocalSpeakerDiarization

@@ -1,7 +1,5 @@
 """pyannote's SpeakerDiarization, built from local model objects, with a faster embedding step.
 
-Import this module only after `torch_compat.prepare_pyannote_import()` (the engine does).
-
 `LocalSpeakerDiarization` is pyannote.audio 4's `SpeakerDiarization` unchanged except for
 its constructor: pyannote's takes hub names/paths and builds its own embedding wrapper;
 ours takes an already-loaded segmentation `Model`, our `SpeakerEmbedding` and an optional
@@ -14,9 +12,9 @@ less work:
 * (chunk, speaker) pairs with no active frame are skipped (pyannote embeds every pair;
   its clustering discards the inactive ones, so their NaN embedding changes nothing);
 * each pair is embedded from its speech samples only (what pyannote's SpeechBrain wrapper
-  does too), and pairs are batched by similar length instead of in file order, so
-  padding is small and batches are large;
-* the embedding network runs in ONNX Runtime (see embedding.py).
+  does too); when batching (GPU), pairs are grouped by similar length, not file order,
+  so padding stays small;
+* with `embedding_stride` > 1, only some windows are embedded (see the class below).
 
 Each choice is measured separately in benchmarks/bench_diarization.py.
 """
