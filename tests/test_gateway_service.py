@@ -144,7 +144,8 @@ def test_upload_rpc_and_the_transcribe_cli_through_the_gateway(
     unary = client.transcribe_conversation(
         path.read_bytes(), diarization=diarization_pb2.DiarizationOptions(mode=diarization_pb2.CHANNEL), timeout_s=120
     )
-    transcript, rttm = client.transcribe_with_speakers(path, per_channel=True, timeout_s=120)
+    transcript, rttm, translated = client.transcribe_with_speakers(path, per_channel=True, timeout_s=120)
+    assert translated == {}
     assert [s.text for s in transcript.segments] == [t.text for t in unary.turns]
     assert [s.speaker for s in transcript.segments] == ["SPEAKER_00", "SPEAKER_01"]
     assert rttm.count("SPEAKER stereo_diarization 1 ") == 2
