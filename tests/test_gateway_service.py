@@ -494,15 +494,15 @@ def test_client_leaving_a_live_conversation_cancels_backend_streams(live_gateway
 
     responses = client.live_conversation(endless(), _live_config(agent=("fr", 0), visitor=("detect", 1)))
     deadline = time.monotonic() + 20
-    while transcription._open_streams < 2 and time.monotonic() < deadline:
+    while transcription.streams.open < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert transcription._open_streams == 2  # one backend stream per party
+    assert transcription.streams.open == 2  # one backend stream per party
     responses.cancel()
     stop.set()
     deadline = time.monotonic() + 10
-    while transcription._open_streams and time.monotonic() < deadline:
+    while transcription.streams.open and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert transcription._open_streams == 0
+    assert transcription.streams.open == 0
     channel.close()
 
 

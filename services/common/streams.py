@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, AsyncIterator
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.services.common import metrics
+from parlons.services.common.errors import InvalidArgument, ResourceExhausted
 
 
 async def read_config(request_iterator: AsyncIterator[Any], then: str = "audio chunks") -> Any:
@@ -17,3 +19,28 @@ async def read_config(request_iterator: AsyncIterator[Any], then: str = "audio c
     if first.WhichOneof("request") != "config":
         raise InvalidArgument(f"the first message of a stream must be the config, then {then}")
     return first.config
+
+
+class StreamLimiter:
+    """Count a service's open streams; refuse one over the limit at once.
+
+    `async with limiter.slot():` around a stream. Streams hold a model for minutes, so
+    queueing them would only turn overload into silent waits."""
+
+    def __init__(self, service: str, limit: int, what: str = "live streams") -> None:
+        self.service = service
+        self.limit = limit
+        self.what = what
+        self.open = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.open >= self.limit:
+            raise ResourceExhausted(f"too many {self.what} ({self.limit} open); retry shortly", 2.0)
+        self.open += 1
+        metrics.ACTIVE_STREAMS.labels(self.service).inc()
+        try:
+            yield
+        finally:
+            self.open -= 1
+            metrics.ACTIVE_STREAMS.labels(self.service).dec()

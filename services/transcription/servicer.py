@@ -7,6 +7,7 @@ model behind a bounded queue, stops work when the caller goes away, and shapes r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -25,7 +26,7 @@ from parlons.services.common.audio_request import (
 )
 from parlons.services.common.config import ParlonsConfig, TranscriptionSettings
 from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
-from parlons.services.common.streams import read_config
+from parlons.services.common.streams import StreamLimiter, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.transcription import convert
 from parlons.services.transcription.engine import TranscriptionEngine
@@ -200,7 +201,7 @@ class TranscriptionModule:
         self.queue = WorkQueue("transcription", settings.max_concurrent, settings.max_queued)
         self.max_upload_bytes = 4 * 1024**3
         self.max_stream_buffer_s = 60.0
-        self._open_streams = 0
+        self.streams = StreamLimiter("transcription", settings.max_streams)
         self._servicer = TranscriptionServicer(self)
 
     def register(self, server: aio.Server) -> None:
@@ -232,30 +233,11 @@ class TranscriptionModule:
         self.queue.shutdown()
         self.engine = None
 
-    def stream_slot(self) -> "_StreamSlot":
-        return _StreamSlot(self)
+    def stream_slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.streams.slot()
 
     def describe_models(self) -> transcription_pb2.ListModelsResponse:
         return convert.describe_models(self)
-
-
-class _StreamSlot:
-    """Count open streams; refuse one over the limit at once."""
-
-    def __init__(self, module: TranscriptionModule) -> None:
-        self._module = module
-
-    async def __aenter__(self) -> None:
-        if self._module._open_streams >= self._module.settings.max_streams:
-            raise ResourceExhausted(
-                f"too many live streams ({self._module.settings.max_streams} open); retry shortly", 2.0
-            )
-        self._module._open_streams += 1
-        metrics.ACTIVE_STREAMS.labels("transcription").inc()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._module._open_streams -= 1
-        metrics.ACTIVE_STREAMS.labels("transcription").dec()
 
 
 def module_from_config(config: ParlonsConfig) -> TranscriptionModule:

@@ -9,6 +9,7 @@ shapes the responses. Errors are engine exceptions mapped by the shared intercep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -19,8 +20,8 @@ from grpc import aio
 from parlons.services.common import metrics
 from parlons.services.common.config import ParlonsConfig, TranslationSettings
 from parlons.services.common.context import TENANT_HEADER
-from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
-from parlons.services.common.streams import read_config
+from parlons.services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from parlons.services.common.streams import StreamLimiter, read_config
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import EngineLimits, TextTranslation, TranslationEngine
 from parlons.services.translation.glossary import Glossary, GlossaryEntry, GlossaryStore
@@ -211,7 +212,7 @@ class TranslationModule:
         self.engine: TranslationEngine | None = None
         glossary_dir = settings.glossaries_dir
         self.glossaries = GlossaryStore(Path(glossary_dir) if glossary_dir else None)
-        self._open_streams = 0
+        self.streams = StreamLimiter("translation", settings.max_streams, "live translation streams")
         self._servicer = TranslationServicer(self)
 
     def register(self, server: aio.Server) -> None:
@@ -270,26 +271,8 @@ class TranslationModule:
         if engine is not None:
             await asyncio.gather(*(m.aclose() for m in engine.models), return_exceptions=True)
 
-    def stream_slot(self) -> "_StreamSlot":
-        return _StreamSlot(self)
-
-
-class _StreamSlot:
-    """Count open streams; refuse one over the limit at once."""
-
-    def __init__(self, module: TranslationModule) -> None:
-        self._module = module
-        self._limit = module.settings.max_streams
-
-    async def __aenter__(self) -> None:
-        if self._module._open_streams >= self._limit:
-            raise ResourceExhausted(f"too many live translation streams ({self._limit} open); retry shortly", 2.0)
-        self._module._open_streams += 1
-        metrics.ACTIVE_STREAMS.labels("translation").inc()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._module._open_streams -= 1
-        metrics.ACTIVE_STREAMS.labels("translation").dec()
+    def stream_slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.streams.slot()
 
 
 def module_from_config(config: ParlonsConfig) -> TranslationModule:
