@@ -40,8 +40,10 @@ class ServerSettings:
 @dataclass
 class TranscriptionSettings:
     enabled: bool = True
-    # Catalog name or model directory.
-    model: str = "tiny.en"
+    # Catalog name or model directory; "auto": multilingual `base` on a CPU,
+    # `large-v3-turbo` on a GPU when it is installed (else `base`). French first: an
+    # English-only model (tiny.en) is used only when named.
+    model: str = "auto"
     device: str = "auto"
     compute_type: str = "auto"
     cpu_threads: int = 0
@@ -60,6 +62,11 @@ class TranscriptionSettings:
     batch_size: int = 8
     # Silero VAD before decoding when a request does not say (see docs/transcription.md).
     vad_filter_default: bool = True
+    # Dynamic audio context: clips under 30 s encoded in a window cut to their length
+    # plus `window_pad_s`, never below `window_floor_s` (docs/transcription.md).
+    dynamic_context: bool = True
+    window_floor_s: float = 3.0
+    window_pad_s: float = 1.5
 
 
 @dataclass

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from parlons.services.common.config import TranscriptionSettings
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.transcription.engine import Segment, TranscriptionResult, Word
 from parlons.services.transcription.options import TranscriptionOptions
+
 from parlons.v1 import audio_pb2, transcription_pb2
 
 if TYPE_CHECKING:
@@ -25,9 +27,12 @@ def options_from_proto(
     vad_filter_default: bool = True,
 ) -> TranscriptionOptions:
     """Validated engine options; the request's language wins over the config's hints."""
-    language = options.language or (config.language_hints[0] if len(config.language_hints) == 1 else "")
+    hints = [h for h in config.language_hints if h.strip()]
+    language = options.language or (hints[0] if len(hints) == 1 else "")
     values: dict[str, Any] = {
         "language": language or None,
+        # Several hints: identification chooses among them (per utterance when live).
+        "language_candidates": tuple(hints) if not language else (),
         "task": "translate" if options.task == transcription_pb2.TRANSLATE_TO_ENGLISH else "transcribe",
         "beam_size": options.beam_size or DEFAULT_BEAM_SIZE,
         "word_timestamps": options.word_timestamps,
@@ -125,7 +130,7 @@ def _streaming_result(event: Any) -> transcription_pb2.StreamingResult:
     )
 
 
-def describe_models(module: "TranscriptionModule") -> transcription_pb2.ListModelsResponse:
+def describe_models(module: TranscriptionModule) -> transcription_pb2.ListModelsResponse:
     """The catalog's Whisper models, with the one this server has loaded."""
     from parlons.models.manager import ModelManager
 

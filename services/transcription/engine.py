@@ -9,6 +9,13 @@ queue inside CTranslate2. Everything else used per call (features, tokenizer, th
 pipeline, which keeps per-call state) is created per call, so calls share no mutable
 state. On CPU, `cpu_threads * num_workers` should not exceed the cores.
 
+Dynamic audio context (`window.py`): a clip shorter than 30 s (a live utterance, an
+interim, a VAD speech chunk of a file) is encoded in a window cut to its length, with a
+measured floor, and re-decoded in the full window when the short result fails
+faster-whisper's own guards. Files with the VAD filter are decoded chunk by chunk that
+way, the previous chunk's text as the prompt (as faster-whisper conditions one window on
+the last). `WindowPolicy(enabled=False)` restores faster-whisper's fixed 30-s windows.
+
 Cancellation: faster-whisper decodes lazily, one 30-s window per step of its segment
 generator; `cancel` is checked before the work starts, between channels and between
 segments, and raises Cancelled, so a client that goes away stops the work within one
@@ -29,6 +36,7 @@ from typing import Any, Final
 import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.services.common.errors import (
@@ -42,8 +50,17 @@ from parlons.services.transcription.languages import (
     LIST_HINT,
     WHISPER_LANGUAGES,
     to_bcp47,
+    to_whisper,
 )
 from parlons.services.transcription.options import TranscriptionOptions
+from parlons.services.transcription.window import (
+    WindowPolicy,
+    choose_language,
+    encode,
+    language_probabilities,
+    transcribe_clip,
+    whisper_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +135,7 @@ class ModelInfo:
     languages: tuple[str, ...]  # BCP-47
     batched: bool
     load_s: float
+    dynamic_context: bool = True
 
 
 def resolve_device(device: str) -> str:
@@ -127,6 +145,28 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     return device
+
+
+AUTO_MODEL: Final = "auto"
+CPU_DEFAULT_MODEL: Final = "base"  # multilingual: a French counter's languages
+GPU_DEFAULT_MODEL: Final = "large-v3-turbo"
+
+
+def default_model(setting: str, device: str, manager: Any) -> str:
+    """The model to load for `setting`: itself, or for "auto" the multilingual default
+    of the device (`large-v3-turbo` on a GPU when installed, `base` otherwise). An
+    English-only model is never chosen for the user. `manager` is a ModelManager."""
+    if setting != AUTO_MODEL:
+        return setting
+    if device == "cuda":
+        info = manager.info(GPU_DEFAULT_MODEL)
+        if info.installed and info.status == "ok":
+            return GPU_DEFAULT_MODEL
+        log.warning(
+            "large-v3-turbo is not installed; using base on the GPU "
+            "(`parlons models pull large-v3-turbo` for the GPU default)"
+        )
+    return CPU_DEFAULT_MODEL
 
 
 def resolve_compute_type(device: str, compute_type: str) -> str:
@@ -156,6 +196,7 @@ class TranscriptionEngine:
         batched: bool | None = None,
         batch_size: int = 8,
         name: str | None = None,
+        window: WindowPolicy | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.name = name or self.model_dir.name
@@ -173,6 +214,8 @@ class TranscriptionEngine:
         # VAD chunking and drops the temperature fallback, so it is off by default there.
         self.batched = (self.device == "cuda") if batched is None else batched
         self.batch_size = batch_size
+        self.window = window or WindowPolicy()
+        self._full_window = WindowPolicy(enabled=False)
         if cpu_threads <= 0:  # CTranslate2 would start 4 threads even on 2 cores
             cpu_threads = min(4, len(os.sched_getaffinity(0)))
         started = time.perf_counter()
@@ -233,6 +276,7 @@ class TranscriptionEngine:
             languages=self.supported_languages,
             batched=self.batched,
             load_s=self.load_s,
+            dynamic_context=self.window.enabled,
         )
 
     def check_options(self, options: TranscriptionOptions) -> None:
@@ -248,6 +292,12 @@ class TranscriptionEngine:
                 f"language {options.language!r} is not supported by model {self.name}; "
                 f"{LIST_HINT}"
             )
+        unknown = [c for c in options.language_candidates if c not in self._languages]
+        if unknown:
+            raise InvalidArgument(
+                f"language hint(s) {', '.join(map(repr, unknown))} not supported by model "
+                f"{self.name}; {LIST_HINT}"
+            )
         if options.task == "translate" and not self.is_multilingual:
             raise InvalidArgument(
                 f"model {self.name} is English-only and cannot translate; "
@@ -256,18 +306,22 @@ class TranscriptionEngine:
 
     # -- language identification ------------------------------------------------------
 
-    def detect_language(self, audio: DecodedAudio | np.ndarray) -> LanguageDetection:
-        """Identify the spoken language from the first 30 s (mono mix)."""
+    def detect_language(
+        self, audio: DecodedAudio | np.ndarray, candidates: tuple[str, ...] = ()
+    ) -> LanguageDetection:
+        """Identify the spoken language from the first 30 s (mono mix), among
+        `candidates` (Whisper codes) when given; a short clip is encoded in its own
+        short window (dynamic context)."""
         samples = audio.mono() if isinstance(audio, DecodedAudio) else np.asarray(audio)
         if not self.is_multilingual:
             return LanguageDetection("en", 1.0, (("en", 1.0),))
-        code, prob, all_probs = self._model.detect_language(
-            audio=samples[: int(WINDOW_S * TARGET_RATE)].astype(np.float32, copy=False)
-        )
+        clip = np.ascontiguousarray(samples[: int(WINDOW_S * TARGET_RATE)], dtype=np.float32)
+        probabilities = language_probabilities(self._model, encode(self._model, clip, self.window))
+        code, prob = choose_language(probabilities, candidates)
         return LanguageDetection(
             to_bcp47(code),
             float(prob),
-            tuple((to_bcp47(c), float(p)) for c, p in all_probs),
+            tuple((to_bcp47(c), float(p)) for c, p in probabilities),
         )
 
     # -- transcription -------------------------------------------------------------------
@@ -334,7 +388,19 @@ class TranscriptionEngine:
         if options.detect_language_per_segment and options.language is None and self.is_multilingual:
             return self._transcribe_utterances(samples, options, channel, cancel)
         duration = samples.shape[0] / TARGET_RATE
-        kwargs = self._decode_kwargs(options, options.language)
+        if not self.batched and self.window.enabled:
+            if not options.vad_filter and duration <= WINDOW_S:
+                segments, language, probability = self._transcribe_clip(
+                    samples, options, channel, 0.0, duration, cancel
+                )
+                return segments, language, probability, duration
+            if options.vad_filter:
+                return self._transcribe_speech_chunks(samples, options, channel, cancel)
+        language_code = options.language
+        if language_code is None and options.language_candidates and self.is_multilingual:
+            detection = self.detect_language(samples, options.language_candidates)
+            language_code = detection.language
+        kwargs = self._decode_kwargs(options, language_code)
         if options.vad_filter:
             kwargs["vad_filter"] = True
             kwargs["vad_parameters"] = VadOptions(
@@ -359,6 +425,109 @@ class TranscriptionEngine:
         probability = float(info.language_probability)
         segments = self._collect(generator, channel, language, probability, 0.0, duration, cancel)
         return segments, language, probability, float(info.duration_after_vad)
+
+    def _transcribe_clip(
+        self,
+        clip: np.ndarray,
+        options: TranscriptionOptions,
+        channel: int,
+        offset: float,
+        limit: float,
+        cancel: threading.Event | None,
+        *,
+        language: str | None = None,
+        probability: float = 1.0,
+        prompt_tokens: list[int] | None = None,
+    ) -> tuple[list[Segment], str, float]:
+        """A clip of at most 30 s with dynamic context: identify its language on the
+        clip's own encoding when none is known, then decode it (window.transcribe_clip).
+        `prompt_tokens` (previous text) replace the initial prompt when given."""
+        _raise_if_cancelled(cancel)
+        language = language or options.language
+        encoded = None
+        if not self.is_multilingual:
+            language, probability = "en", 1.0
+        elif language is None:
+            encoded = encode(self._model, clip, self.window)
+            language, probability = choose_language(
+                language_probabilities(self._model, encoded), options.language_candidates
+            )
+        tokenizer = Tokenizer(
+            self._model.hf_tokenizer, self.is_multilingual, task=options.task, language=language
+        )
+        kwargs = self._decode_kwargs(options, language)
+        for name in ("language", "task", "temperature", "vad_filter"):
+            kwargs.pop(name)
+        kwargs["temperatures"] = list(options.temperatures)
+        if prompt_tokens:
+            kwargs["initial_prompt"] = prompt_tokens
+        whisper = whisper_options(self._model, tokenizer, **kwargs)
+        result = transcribe_clip(self._model, clip, tokenizer, whisper, self.window, encoded=encoded)
+        bcp47 = to_bcp47(language)
+        segments = self._collect(result.segments, channel, bcp47, probability, offset, limit, cancel)
+        return segments, bcp47, float(probability)
+
+    def _transcribe_speech_chunks(
+        self,
+        samples: np.ndarray,
+        options: TranscriptionOptions,
+        channel: int,
+        cancel: threading.Event | None,
+    ) -> tuple[list[Segment], str, float, float]:
+        """A file with the VAD filter: each speech chunk (at most 30 s) decoded in its
+        own cut window. The language, when not given, is identified once on the first
+        30 s of speech, as faster-whisper does; the previous chunk's tokens prompt the
+        next when `condition_on_previous_text` (reset after a high-temperature decode)."""
+        chunks = get_speech_timestamps(
+            samples,
+            VadOptions(min_silence_duration_ms=options.vad_min_silence_ms, max_speech_duration_s=WINDOW_S),
+        )
+        if not chunks:
+            language = options.language or ("en" if not self.is_multilingual else "")
+            return [], to_bcp47(language) if language else "", 0.0, 0.0
+        language, probability = options.language, 1.0
+        if language is None and self.is_multilingual:
+            speech = np.concatenate([samples[c["start"] : c["end"]] for c in chunks])
+            detection = self.detect_language(speech, options.language_candidates)
+            language, probability = detection.language, detection.probability
+            language = to_whisper(language)
+        segments: list[Segment] = []
+        previous: list[int] = []
+        kept = 0
+        tokenizer = self._model.hf_tokenizer
+        for chunk in chunks:
+            clip = samples[chunk["start"] : chunk["end"]]
+            kept += clip.shape[0]
+            found, _, _ = self._transcribe_clip(
+                clip,
+                options,
+                channel,
+                chunk["start"] / TARGET_RATE,
+                chunk["end"] / TARGET_RATE,
+                cancel,
+                language=language,
+                probability=probability,
+                prompt_tokens=previous or self._initial_prompt_tokens(options),
+            )
+            segments.extend(found)
+            if not options.condition_on_previous_text or any(
+                (s.temperature or 0.0) > 0.5 for s in found
+            ):
+                previous = []
+            else:
+                text = " ".join(s.text.strip() for s in found)
+                previous = (self._initial_prompt_tokens(options) or []) + (
+                    tokenizer.encode(" " + text, add_special_tokens=False).ids if text else []
+                )
+                previous = previous[-223:]
+        language_tag = to_bcp47(language) if language else "en"
+        return segments, language_tag, float(probability), kept / TARGET_RATE
+
+    def _initial_prompt_tokens(self, options: TranscriptionOptions) -> list[int] | None:
+        if not options.initial_prompt:
+            return None
+        text = " " + options.initial_prompt.strip()
+        return list(self._model.hf_tokenizer.encode(text, add_special_tokens=False).ids)
 
     def _transcribe_utterances(
         self,
@@ -386,16 +555,11 @@ class TranscriptionEngine:
             _raise_if_cancelled(cancel)
             clip = samples[chunk["start"] : chunk["end"]]
             kept += clip.shape[0]
-            code, probability, _ = self._model.detect_language(audio=clip)
-            language = to_bcp47(code)
-            generator, _ = self._model.transcribe(clip, **self._decode_kwargs(options, code))
-            offset = chunk["start"] / TARGET_RATE
-            found = self._collect(
-                generator,
+            found, language, probability = self._transcribe_clip(
+                clip,
+                options.with_(condition_on_previous_text=False),
                 channel,
-                language,
-                float(probability),
-                offset,
+                chunk["start"] / TARGET_RATE,
                 chunk["end"] / TARGET_RATE,
                 cancel,
             )

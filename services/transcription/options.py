@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.services.common.errors import InvalidArgument, NotFound
 from parlons.services.transcription.languages import to_whisper
 
 Task = Literal["transcribe", "translate"]
@@ -25,6 +25,7 @@ DEFAULT_TEMPERATURES: Final = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MAX_BEAM_SIZE: Final = 16
 # Whisper keeps at most ~223 prompt tokens; far longer text is a client mistake.
 MAX_PROMPT_CHARS: Final = 2000
+MAX_LANGUAGE_CANDIDATES: Final = 16
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,15 @@ class TranscriptionOptions:
     # Text the transcript must start with (first window only). Streaming forces the
     # committed words of an utterance this way, so interim hypotheses cannot reword them.
     prefix: str | None = None
+    # Languages identification may choose from when `language` is None (a desk's French
+    # and the visitor's language); empty = any language the model knows.
+    language_candidates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.language is not None:
             language = self.language.strip()
             object.__setattr__(self, "language", to_whisper(language) if language else None)
+        object.__setattr__(self, "language_candidates", _candidates(self.language_candidates))
         if self.task not in TASKS:
             raise InvalidArgument(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         _check_range("beam_size", self.beam_size, 1, MAX_BEAM_SIZE)
@@ -97,6 +102,33 @@ class TranscriptionOptions:
     def with_(self, **changes: object) -> TranscriptionOptions:
         """A copy with some fields changed (re-validated)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _candidates(hints: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Whisper codes of language hints, deduplicated in order; a hint that is no
+    language tag, or one Whisper does not know, is named in the error."""
+    if len(hints) > MAX_LANGUAGE_CANDIDATES:
+        raise InvalidArgument(
+            f"at most {MAX_LANGUAGE_CANDIDATES} language hints, got {len(hints)}"
+        )
+    codes: list[str] = []
+    bad: list[str] = []
+    for hint in hints:
+        if not hint.strip():
+            continue
+        try:
+            code = to_whisper(hint)
+        except (InvalidArgument, NotFound):
+            bad.append(hint)
+            continue
+        if code not in codes:
+            codes.append(code)
+    if bad:
+        raise InvalidArgument(
+            f"language hint(s) {', '.join(map(repr, bad))} unknown to Whisper; "
+            "give BCP-47 tags of supported languages (e.g. 'fr', 'ar'); call ListLanguages"
+        )
+    return tuple(codes)
 
 
 def _check_range(

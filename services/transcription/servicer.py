@@ -12,11 +12,10 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 from grpc import aio
-
 from parlons.services.common import metrics
 from parlons.services.common.audio_request import (
     StreamAudioDecoder,
@@ -29,8 +28,10 @@ from parlons.services.common.errors import InvalidArgument, NotFound, ResourceEx
 from parlons.services.common.streams import StreamLimiter, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.transcription import convert
-from parlons.services.transcription.engine import TranscriptionEngine
+from parlons.services.transcription.engine import TranscriptionEngine, default_model, resolve_device
 from parlons.services.transcription.streaming import StreamingSession
+
+from parlons.services.transcription.window import WindowPolicy
 from parlons.v1 import transcription_pb2, transcription_pb2_grpc
 
 log = logging.getLogger("parlons.transcription")
@@ -41,7 +42,7 @@ MAX_LAG_FOR_INTERIM_S = 1.0
 
 
 class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer):
-    def __init__(self, module: "TranscriptionModule") -> None:
+    def __init__(self, module: TranscriptionModule) -> None:
         self._module = module
 
     @property
@@ -62,7 +63,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
         self,
         engine: TranscriptionEngine,
         data: bytes,
-        config: "transcription_pb2.audio__pb2.AudioConfig",
+        config: transcription_pb2.audio__pb2.AudioConfig,
         options_proto: transcription_pb2.TranscriptionOptions,
     ) -> transcription_pb2.TranscribeResponse:
         options = convert.options_from_proto(
@@ -215,9 +216,12 @@ class TranscriptionModule:
     def _load_engine(self) -> TranscriptionEngine:
         from parlons.models.manager import ModelManager
 
-        model_dir = ModelManager().resolve(self.settings.model)
-        self.served_names = {self.settings.model, model_dir.name, str(model_dir)}
-        if Path(self.settings.model).exists():
+        manager = ModelManager()
+        name = default_model(self.settings.model, resolve_device(self.settings.device), manager)
+        model_dir = manager.resolve(name)
+        self.model_name = name
+        self.served_names = {self.settings.model, name, model_dir.name, str(model_dir)}
+        if Path(name).exists():
             self.model_name = model_dir.name
         batched = {"auto": None, "on": True, "off": False}[self.settings.batched]
         return TranscriptionEngine(
@@ -227,6 +231,12 @@ class TranscriptionModule:
             cpu_threads=self.settings.cpu_threads,
             num_workers=self.settings.num_workers,
             batched=batched,
+            name=self.model_name,
+            window=WindowPolicy(
+                enabled=self.settings.dynamic_context,
+                floor_s=self.settings.window_floor_s,
+                pad_s=self.settings.window_pad_s,
+            ),
         )
 
     async def close(self) -> None:

@@ -359,7 +359,7 @@ class StreamingSession:
             # The first second can sound like anything: identify again at every interim
             # until confident, and commit nothing before (a wrong language would be
             # forced into the prefix).
-            detection = self.engine.detect_language(audio)
+            detection = self.engine.detect_language(audio, self.options.language_candidates)
             self._language, self._language_probability = detection.language, detection.probability
             self._language_locked = detection.probability >= self.config.language_lock_probability
             if not self._language_locked:

@@ -1,0 +1,226 @@
+"""Dynamic audio context: encode a short clip in a window cut to its length.
+
+Whisper's encoder is trained on 30-s windows, and faster-whisper pads every window to
+3000 mel frames, so a 2-s live utterance pays for 30 s of encoder work and the decoder
+cross-attends over 1500 positions instead of 100. CTranslate2's Whisper encoder accepts
+shorter inputs: a clip encoded in `max(clip + pad, floor)` seconds gives the same text at
+a fraction of the cost (docs/transcription.md has the measurements). Below a floor the
+model has too little context and invents text, so the floor is a measured setting.
+
+Everything here uses public pieces of faster-whisper and CTranslate2: the feature
+extractor, `WhisperModel.encode`, `ctranslate2.models.Whisper.detect_language` on the
+encoder output, and `WhisperModel.generate_segments`, which takes a precomputed encoder
+output for its first window. That keeps faster-whisper's whole decoding loop for free:
+temperature fallback, compression-ratio / log-prob / no-speech guards, prompts, prefix,
+hotwords and word timestamps (`align` runs on the short encoder output). When the
+decoder does not finish the clip in one window, faster-whisper encodes the rest in a
+regular 30-s window: slower, never wrong.
+
+A cut window is not always as good as the full one: on very short telephone turns it
+sometimes loops ("Hello Hello Hello") or needs the temperature fallback. So the short
+window gets ONE greedy-or-beam pass at the first temperature, and its result is kept only
+when it passes faster-whisper's own fallback guards (compression ratio, average log-prob)
+and a repetition guard; otherwise the clip is decoded exactly as faster-whisper would,
+in a 30-s window with the whole temperature fallback. Accuracy is the full window's,
+and the cost is the short window's on the clips that pass (most of them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import Segment as WhisperSegment
+from faster_whisper.transcribe import TranscriptionOptions as WhisperOptions
+from faster_whisper.transcribe import get_suppressed_tokens
+
+SAMPLE_RATE: Final = 16000
+HOP: Final = 160  # samples per mel frame (10 ms)
+FULL_FRAMES: Final = 3000  # 30 s
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """How a clip's window is sized: its length plus `pad_s`, never below `floor_s`,
+    never above 30 s. `enabled=False` gives faster-whisper's fixed 30-s window."""
+
+    enabled: bool = True
+    floor_s: float = 5.0
+    pad_s: float = 1.5
+
+    def frames(self, samples: int) -> int:
+        """Mel frames of the encoder input for a clip of `samples` samples (even: the
+        encoder's convolution halves it)."""
+        if not self.enabled:
+            return FULL_FRAMES
+        seconds = max(samples / SAMPLE_RATE + self.pad_s, self.floor_s)
+        frames = int(np.ceil(seconds * SAMPLE_RATE / HOP))
+        return min(FULL_FRAMES, frames + frames % 2)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A clip's features and its encoder output (reusable for language and decoding)."""
+
+    features: np.ndarray  # (n_mels, frames of the clip + 1)
+    output: ctranslate2.StorageView
+    window_frames: int
+
+
+def encode(model: WhisperModel, samples: np.ndarray, policy: WindowPolicy) -> Encoded:
+    """Mel features of a clip of at most 30 s and its encoder output in a cut window."""
+    features = model.feature_extractor(samples)
+    frames = policy.frames(samples.shape[0])
+    window = pad_or_trim(features[:, :FULL_FRAMES], frames)
+    return Encoded(features=features, output=model.encode(window), window_frames=frames)
+
+
+def language_probabilities(model: WhisperModel, encoded: Encoded) -> list[tuple[str, float]]:
+    """(Whisper code, probability) for every language, most likely first."""
+    results = model.model.detect_language(encoded.output)[0]
+    return [(token[2:-2], float(prob)) for token, prob in results]
+
+
+def choose_language(
+    probabilities: Sequence[tuple[str, float]], candidates: Sequence[str] = ()
+) -> tuple[str, float]:
+    """The most likely language, among `candidates` when there are any; its probability
+    is renormalised over the candidates (a desk with French and Arabic compares those two
+    only, so a short Arabic answer is never transcribed as Portuguese)."""
+    if not candidates:
+        return probabilities[0]
+    allowed = {c: p for c, p in probabilities if c in set(candidates)}
+    if not allowed:
+        return probabilities[0]
+    total = sum(allowed.values())
+    best = max(allowed, key=lambda c: allowed[c])
+    return best, (allowed[best] / total if total > 0 else 1.0 / len(allowed))
+
+
+def whisper_options(model: WhisperModel, tokenizer: Tokenizer, **kwargs: Any) -> WhisperOptions:
+    """faster-whisper's option structure with its own defaults for what callers omit."""
+    values: dict[str, Any] = {
+        "beam_size": 5,
+        "best_of": 5,
+        "patience": 1.0,
+        "length_penalty": 1.0,
+        "repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "log_prob_threshold": -1.0,
+        "no_speech_threshold": 0.6,
+        "compression_ratio_threshold": 2.4,
+        "condition_on_previous_text": True,
+        "prompt_reset_on_temperature": 0.5,
+        "temperatures": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        "initial_prompt": None,
+        "prefix": None,
+        "suppress_blank": True,
+        "suppress_tokens": [-1],
+        "without_timestamps": False,
+        "max_initial_timestamp": 1.0,
+        "word_timestamps": False,
+        "prepend_punctuations": "\"'“¿([{-",
+        "append_punctuations": "\"'.。,，!！?？:：”)]}、",
+        "multilingual": False,
+        "max_new_tokens": None,
+        "clip_timestamps": "0",
+        "hallucination_silence_threshold": None,
+        "hotwords": None,
+    }
+    values.update(kwargs)
+    if values["suppress_tokens"]:
+        values["suppress_tokens"] = get_suppressed_tokens(tokenizer, values["suppress_tokens"])
+    values["temperatures"] = list(values["temperatures"])
+    return WhisperOptions(**values)
+
+
+def decode(
+    model: WhisperModel,
+    encoded: Encoded,
+    tokenizer: Tokenizer,
+    options: WhisperOptions,
+) -> Iterator[WhisperSegment]:
+    """faster-whisper's segment generator over the clip, first window from `encoded`."""
+    return model.generate_segments(
+        encoded.features, tokenizer, options, log_progress=False, encoder_output=encoded.output
+    )
+
+
+@dataclass(frozen=True)
+class WindowedResult:
+    """Segments of one clip and how they were obtained (for metrics and benchmarks)."""
+
+    segments: list[WhisperSegment]
+    window_frames: int  # encoder input of the kept result (3000 = full window)
+    fell_back: bool  # the short window's result was refused and the clip re-decoded
+
+
+_WORD = re.compile(r"[\w']+")
+
+
+def repeats(text: str, *, max_run: int = 3) -> bool:
+    """Whether the text loops: the same word `max_run` times in a row, or the same
+    phrase of 2 to 6 words twice in a row (what a decoder stuck on a short window
+    writes). Natural speech repeats a word twice ("no no"), rarely a phrase."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    run = 1
+    for previous, word in itertools.pairwise(words):
+        run = run + 1 if word == previous else 1
+        if run >= max_run:
+            return True
+    for size in range(2, 7):
+        for i in range(len(words) - 2 * size + 1):
+            if words[i : i + size] == words[i + size : i + 2 * size]:
+                return True
+    return False
+
+
+def acceptable(segments: Sequence[WhisperSegment], options: WhisperOptions) -> bool:
+    """Whether a short-window decode passes the guards that would have made
+    faster-whisper fall back to a higher temperature, and does not loop."""
+    if not segments:
+        return False  # the full window decides whether a clip is silence
+    for segment in segments:
+        if (
+            options.compression_ratio_threshold is not None
+            and segment.compression_ratio > options.compression_ratio_threshold
+        ):
+            return False
+        if options.log_prob_threshold is not None and segment.avg_logprob < options.log_prob_threshold:
+            return False
+    return not repeats(" ".join(s.text for s in segments))
+
+
+def transcribe_clip(
+    model: WhisperModel,
+    samples: np.ndarray,
+    tokenizer: Tokenizer,
+    options: WhisperOptions,
+    policy: WindowPolicy,
+    *,
+    encoded: Encoded | None = None,
+) -> WindowedResult:
+    """Segments of a clip of at most 30 s: short window first, full window when the
+    short result is refused (see module docstring). `encoded` reuses an encoding made
+    for language identification."""
+    full_policy = WindowPolicy(enabled=False)
+    if policy.enabled and policy.frames(samples.shape[0]) < FULL_FRAMES:
+        short = encoded if encoded is not None and encoded.window_frames < FULL_FRAMES else None
+        short = short or encode(model, samples, policy)
+        single = replace(options, temperatures=list(options.temperatures[:1]))
+        segments = list(decode(model, short, tokenizer, single))
+        if acceptable(segments, options):
+            return WindowedResult(segments, short.window_frames, fell_back=False)
+        full = encode(model, samples, full_policy)
+        return WindowedResult(list(decode(model, full, tokenizer, options)), FULL_FRAMES, fell_back=True)
+    full = encoded if encoded is not None and encoded.window_frames == FULL_FRAMES else None
+    full = full or encode(model, samples, full_policy)
+    return WindowedResult(list(decode(model, full, tokenizer, options)), FULL_FRAMES, fell_back=False)
