@@ -75,7 +75,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-vad", action="store_true", help="compare without the VAD filter")
     parser.add_argument("--stream-runs", type=int, default=2)
+    parser.add_argument("--only-streaming", action="store_true",
+                        help="only the live latency, dynamic context on vs off")
     args = parser.parse_args()
+    if args.only_streaming:
+        return streaming_dynamic_vs_fixed(args.model, args.stream_runs)
 
     from faster_whisper import WhisperModel
 
@@ -145,16 +149,60 @@ def main() -> int:
     return 0
 
 
-def stream_latencies(client, config, source, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
+def stream_latencies(client, config, source, runs: int, texts: list[str] | None = None) -> list[float]:  # type: ignore[no-untyped-def]
+    """End of each final's last word -> its arrival, over `runs` streams; the finals'
+    text of each run is appended to `texts` when given."""
     latencies: list[float] = []
     for _ in range(runs):
         started = time.monotonic()
+        finals = []
         for response in client.streaming_transcribe(pcm_chunks(source, 100), config, timeout_s=600):
             arrived = time.monotonic() - started
             for result in response.results:
                 if result.is_final and result.words:
                     latencies.append(arrived - result.words[-1].end_s)
+                if result.is_final:
+                    finals.append(result.text)
+        if texts is not None:
+            texts.append(" ".join(finals))
     return latencies
+
+
+def streaming_dynamic_vs_fixed(model: str, runs: int) -> int:
+    """The desk dialogue streamed at real-time pace to two servers, one with dynamic
+    context and one without, runs interleaved; latency and WER of the finals."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from speech import stm_text, wer  # noqa: PLC0415
+
+    from parlons.clients.sdk import TranscriptionClient, open_channel
+    from parlons.v1 import audio_pb2, transcription_pb2
+
+    print(f"# live latency, dynamic context on vs off, {datetime.date.today()}, {machine()}, model {model}")
+    config = transcription_pb2.StreamingConfig(
+        config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1),
+        options=transcription_pb2.TranscriptionOptions(beam_size=5, word_timestamps=True),
+    )
+    reference = stm_text(AUDIO / "sample.stm")
+    dialogue = desk_dialogue()
+    base_env = {"PARLONS_TRANSCRIPTION_MODEL": model}
+    results: dict[str, tuple[list[float], list[str]]] = {"dynamic": ([], []), "fixed 30 s": ([], [])}
+    with server_process("transcription", base_env) as (dyn_address, _), \
+            server_process("transcription", {**base_env, "PARLONS_TRANSCRIPTION_DYNAMIC_CONTEXT": "false"}) as (fix_address, _):
+        clients = {"dynamic": TranscriptionClient(open_channel(dyn_address)),
+                   "fixed 30 s": TranscriptionClient(open_channel(fix_address))}
+        for client in clients.values():  # warm-up
+            client.transcribe((AUDIO / "jfk.flac").read_bytes())
+        for _ in range(runs):
+            for label, client in clients.items():
+                latencies, texts = results[label]
+                latencies.extend(stream_latencies(client, config, dialogue, 1, texts))
+    print("desk dialogue: 13 turns of sample.wav, each + 1.2 s pause, 100 ms chunks, automatic language")
+    for label, (latencies, texts) in results.items():
+        errors = [wer(reference, t) for t in texts]
+        print(f"{label:11s} finals {len(latencies):3d}  p50 {percentile(latencies, 50):.2f} s  "
+              f"p95 {percentile(latencies, 95):.2f} s  max {max(latencies):.2f} s  "
+              f"WER of finals {median(errors):.3f} (runs {', '.join(f'{e:.3f}' for e in errors)})")
+    return 0
 
 
 def _duration(path: Path) -> float:

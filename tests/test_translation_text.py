@@ -164,3 +164,22 @@ def test_initials_and_abbreviations_do_not_end_sentences() -> None:
     sentences = [c.text for c in text.segment("J. Martin et Mme. Durand arrivent. Voir l'art. 12. Fin du point x. Suite.")
                  if c.translate]
     assert sentences == ["J. Martin et Mme. Durand arrivent.", "Voir l'art. 12.", "Fin du point x.", "Suite."]
+
+
+@pytest.mark.parametrize(
+    "language, sample, expected",
+    [
+        ("am", "ሰላም ነው። እንዴት ነህ? ደህና ነኝ።", ["ሰላም ነው።", "እንዴት ነህ?", "ደህና ነኝ።"]),
+        ("hy", "Բարեւ։ Ինչպես ես։ Լավ եմ։", ["Բարեւ։", "Ինչպես ես։", "Լավ եմ։"]),
+        ("my", "မင်္ဂလာပါ။ နေကောင်းလား။ ကောင်းပါတယ်။", ["မင်္ဂလာပါ။", "နေကောင်းလား။", "ကောင်းပါတယ်။"]),
+        ("ar", "مرحبا. كيف حالك؟ أنا بخير.", ["مرحبا.", "كيف حالك؟", "أنا بخير."]),
+        ("fr", "Voici le dossier n. 12 de M. Dupont. Merci ! Au revoir.",
+         ["Voici le dossier n. 12 de M. Dupont.", "Merci !", "Au revoir."]),
+        ("", "Voir https://www.service-public.fr/particuliers. Ensuite appelez.",
+         ["Voir https://www.service-public.fr/particuliers.", "Ensuite appelez."]),
+    ],
+)
+def test_sentences_of_the_scripts_visitors_write(language: str, sample: str, expected: list[str]) -> None:
+    chunks = text.segment(sample, language=language)
+    assert "".join(c.text for c in chunks) == sample
+    assert [c.text for c in chunks if c.translate] == expected

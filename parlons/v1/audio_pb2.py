@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16parlons/v1/audio.proto\x12\nparlons.v1\"|\n\x0b\x41udioConfig\x12+\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x19.parlons.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\x12\x16\n\x0elanguage_hints\x18\x04 \x03(\t\"3\n\x05\x41udio\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x02 \x01(\tH\x00\x42\x08\n\x06source*m\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08LINEAR16\x10\x01\x12\x0c\n\x08LINEAR32\x10\x02\x12\x0b\n\x07\x46LOAT32\x10\x03\x12\t\n\x05MULAW\x10\x04\x12\x08\n\x04\x41LAW\x10\x05\x42\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16parlons/v1/audio.proto\x12\nparlons.v1\"|\n\x0b\x41udioConfig\x12+\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x19.parlons.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\x12\x16\n\x0elanguage_hints\x18\x04 \x03(\t\"3\n\x05\x41udio\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x02 \x01(\tH\x00\x42\x08\n\x06source*\x8a\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08LINEAR16\x10\x01\x12\x0c\n\x08LINEAR32\x10\x02\x12\x0b\n\x07\x46LOAT32\x10\x03\x12\t\n\x05MULAW\x10\x04\x12\x08\n\x04\x41LAW\x10\x05\x12\x0c\n\x08OGG_OPUS\x10\x06\x12\r\n\tWEBM_OPUS\x10\x07\x42\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,8 +32,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parlons.v1.audio_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rfr.parlons.v1P\001'
-  _globals['_AUDIOENCODING']._serialized_start=217
-  _globals['_AUDIOENCODING']._serialized_end=326
+  _globals['_AUDIOENCODING']._serialized_start=218
+  _globals['_AUDIOENCODING']._serialized_end=356
   _globals['_AUDIOCONFIG']._serialized_start=38
   _globals['_AUDIOCONFIG']._serialized_end=162
   _globals['_AUDIO']._serialized_start=164

@@ -15,12 +15,16 @@ class AudioEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FLOAT32: _ClassVar[AudioEncoding]
     MULAW: _ClassVar[AudioEncoding]
     ALAW: _ClassVar[AudioEncoding]
+    OGG_OPUS: _ClassVar[AudioEncoding]
+    WEBM_OPUS: _ClassVar[AudioEncoding]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 LINEAR16: AudioEncoding
 LINEAR32: AudioEncoding
 FLOAT32: AudioEncoding
 MULAW: AudioEncoding
 ALAW: AudioEncoding
+OGG_OPUS: AudioEncoding
+WEBM_OPUS: AudioEncoding
 
 class AudioConfig(_message.Message):
     __slots__ = ("encoding", "sample_rate_hz", "channels", "language_hints")

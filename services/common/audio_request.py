@@ -13,11 +13,13 @@ import numpy as np
 
 from parlons.services.common.audio import (
     HARD_MAX_CHANNELS,
+    TARGET_RATE,
     DecodedAudio,
     PcmStreamDecoder,
     RawPcmFormat,
     decode_audio,
 )
+from parlons.services.common.audio_stream import ContainerStreamDecoder
 from parlons.services.common.errors import InvalidArgument, InvalidAudio
 from parlons.v1 import audio_pb2
 
@@ -43,9 +45,13 @@ def audio_bytes(audio: audio_pb2.Audio | None) -> bytes:
     return audio.content
 
 
+# Declared compressed containers -> the streamed container decoder's names.
+CONTAINER_ENCODINGS: dict[int, str] = {audio_pb2.OGG_OPUS: "ogg", audio_pb2.WEBM_OPUS: "webm"}
+
+
 def raw_format(config: audio_pb2.AudioConfig) -> RawPcmFormat | None:
     """The declared raw PCM format, or None for a self-describing container."""
-    if config.encoding == audio_pb2.AUDIO_ENCODING_UNSPECIFIED:
+    if config.encoding == audio_pb2.AUDIO_ENCODING_UNSPECIFIED or config.encoding in CONTAINER_ENCODINGS:
         if config.channels < 0 or config.channels > HARD_MAX_CHANNELS:
             raise InvalidAudio(f"config.channels must be 0 (any) or 1..{HARD_MAX_CHANNELS}, got {config.channels}")
         return None
@@ -120,27 +126,61 @@ async def read_upload(request_iterator: AsyncIterator[Any], max_bytes: int) -> t
 
 
 class StreamAudioDecoder:
-    """Live audio: raw PCM chunks as declared in the config, to 16 kHz mono float32."""
+    """Live audio to 16 kHz float32: raw PCM chunks as declared in the config, or a
+    streamed Ogg/Opus or WebM/Opus container (decoded as it arrives). Call `close` at
+    the end of the stream (the container decoder runs a thread)."""
 
     def __init__(self, config: audio_pb2.AudioConfig, *, keep_channels: bool = False) -> None:
+        self.keep_channels = keep_channels
+        self.container = CONTAINER_ENCODINGS.get(config.encoding)
         fmt = raw_format(config)
+        if self.container is not None:
+            if config.channels < 0 or config.channels > HARD_MAX_CHANNELS:
+                raise InvalidAudio(f"config.channels must be 0 (any) or 1..{HARD_MAX_CHANNELS}, got {config.channels}")
+            self.format: RawPcmFormat | None = None
+            self._decoder: PcmStreamDecoder | ContainerStreamDecoder = ContainerStreamDecoder(
+                self.container, keep_channels=keep_channels
+            )
+            self.declared_channels = config.channels
+            return
         if fmt is None:
             raise InvalidAudio(
-                "live streams take raw audio: set config.encoding (e.g. LINEAR16), "
-                "config.sample_rate_hz and config.channels"
+                "live streams take raw audio (config.encoding LINEAR16 with sample_rate_hz "
+                "and channels) or a streamed container (OGG_OPUS, WEBM_OPUS)"
             )
         self.format = fmt
-        self.keep_channels = keep_channels
+        self.declared_channels = fmt.channels
         self._decoder = PcmStreamDecoder(fmt, keep_channels=keep_channels)
 
     def seconds_in(self, data: bytes) -> float:
+        """Seconds of audio in `data` for raw PCM; for a compressed container, the
+        seconds the same bytes would hold as 16 kHz LINEAR16 (buffers stay bounded by
+        bytes; quotas are charged on decoded seconds, see `decoded_seconds`)."""
+        if self.format is None:
+            return len(data) / (2 * TARGET_RATE)
         return len(data) / self.format.frame_bytes / self.format.sample_rate
+
+    @property
+    def decoded_seconds(self) -> float:
+        return self._decoder.decoded_seconds
 
     def decode(self, data: bytes) -> np.ndarray:
         """(channels, n) when keeping channels, else 1-D mono."""
         out = self._decoder.feed(data)
-        return out if self.keep_channels else out[0]
+        return self._shape(out)
 
     def flush(self) -> np.ndarray:
-        out = self._decoder.flush()
-        return out if self.keep_channels else out[0]
+        return self._shape(self._decoder.flush())
+
+    def close(self) -> None:
+        if isinstance(self._decoder, ContainerStreamDecoder):
+            self._decoder.close()
+
+    def _shape(self, out: np.ndarray) -> np.ndarray:
+        if not self.keep_channels:
+            return out[0]
+        if self.container is not None and self.declared_channels and out.shape[1] and out.shape[0] != self.declared_channels:
+            raise InvalidAudio(
+                f"config.channels is {self.declared_channels} but the stream has {out.shape[0]}"
+            )
+        return out

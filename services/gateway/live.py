@@ -66,18 +66,42 @@ class _Lane:
 
 
 class _Window:
-    """The last seconds of shared-microphone audio, for diarising on demand."""
+    """The last seconds of shared-microphone audio, for diarising on demand.
+
+    A ring buffer: appending a chunk costs the chunk, not the window (the previous
+    version copied the whole 30 s on every 100-ms chunk)."""
 
     def __init__(self, seconds: float) -> None:
         self.capacity = int(seconds * RATE)
-        self.samples = np.zeros(0, dtype=np.float32)
-        self.start_s = 0.0
+        self._ring = np.zeros(self.capacity, dtype=np.float32)
+        self._written = 0  # samples appended since the start of the stream
+
+    @property
+    def start_s(self) -> float:
+        """Stream time of the oldest sample held."""
+        return max(self._written - self.capacity, 0) / RATE
+
+    @property
+    def size(self) -> int:
+        return min(self._written, self.capacity)
 
     def append(self, samples: np.ndarray) -> None:
-        joined = np.concatenate([self.samples, samples.astype(np.float32)])
-        drop = max(len(joined) - self.capacity, 0)
-        self.samples = joined[drop:]
-        self.start_s += drop / RATE
+        data = np.asarray(samples, dtype=np.float32)[-self.capacity :]
+        skipped = samples.shape[0] - data.shape[0]
+        self._written += skipped
+        at = self._written % self.capacity
+        first = min(data.shape[0], self.capacity - at)
+        self._ring[at : at + first] = data[:first]
+        self._ring[: data.shape[0] - first] = data[first:]
+        self._written += data.shape[0]
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The held audio, oldest first (a copy: diarisation runs while audio arrives)."""
+        if self._written <= self.capacity:
+            return self._ring[: self._written].copy()
+        at = self._written % self.capacity
+        return np.concatenate([self._ring[at:], self._ring[:at]])
 
 
 def validate(config: gateway_pb2.LiveConversationConfig) -> list[_Party]:
@@ -125,6 +149,7 @@ class LiveConversation:
         self.window = _Window(DIARIZATION_WINDOW_S) if self.shared else None
         self.history: list[tuple[float, float, int]] = []  # shared mode: (start, end, party)
         self.out: asyncio.Queue[object] = asyncio.Queue()
+        self._final_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ streams
 
@@ -162,9 +187,11 @@ class LiveConversation:
                     raise InvalidArgument("config sent twice: a stream takes one config, then audio only")
                 if kind != "audio_content" or not request.audio_content:
                     continue
-                self.core.quotas.charge_audio(self.call.tenant, self.decoder.seconds_in(request.audio_content))
-                self._dispatch(self.decoder.decode(request.audio_content))
-            self._dispatch(self.decoder.flush())
+                before = self.decoder.decoded_seconds
+                samples = await asyncio.to_thread(self.decoder.decode, request.audio_content)
+                self.core.quotas.charge_audio(self.call.tenant, self.decoder.decoded_seconds - before)
+                self._dispatch(samples)
+            self._dispatch(await asyncio.to_thread(self.decoder.flush))
             for lane in self.lanes:
                 lane.queue.put_nowait(None)
         except Exception as exc:  # noqa: BLE001 - ends the conversation with this status
@@ -183,7 +210,12 @@ class LiveConversation:
                 lane.queue.put_nowait(pcm16(samples[lane.channel]))
 
     async def _run_lane(self, lane: _Lane) -> None:
+        """Relay one backend stream. Interims go out at once; each final is processed
+        (speaker attribution, translation) in a task of its own, chained to the previous
+        final's, so the interims of the next utterance keep flowing meanwhile and the
+        finals still go out in utterance order."""
         backend = self.core.router.get("transcription")
+        previous: asyncio.Task[None] | None = None
         try:
             async for response in backend.relay(
                 "StreamingTranscribe",
@@ -192,12 +224,36 @@ class LiveConversation:
                 transcription_pb2.StreamingTranscribeResponse,
                 self.call.options,
             ):
-                utterances = [u for r in response.results for u in await self._utterances(lane, r)]
-                if utterances:
-                    self.out.put_nowait(gateway_pb2.LiveConversationResponse(utterances=utterances))
+                for result in response.results:
+                    if result.is_final:
+                        previous = asyncio.create_task(self._emit_final(lane, result, previous))
+                        self._final_tasks.add(previous)
+                        previous.add_done_callback(self._final_tasks.discard)
+                    else:
+                        self._emit(await self._utterances(lane, result))
+            if previous is not None:
+                await previous
             self.out.put_nowait(_DONE)
         except Exception as exc:  # noqa: BLE001
             self.out.put_nowait(exc)
+
+    async def _emit_final(
+        self, lane: _Lane, result: transcription_pb2.StreamingResult, previous: asyncio.Task[None] | None
+    ) -> None:
+        try:
+            if previous is not None:
+                # Finals of a lane are processed one after the other: a shared
+                # microphone attributes each by the voices of those before it.
+                await previous
+            self._emit(await self._utterances(lane, result))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - ends the conversation with this status
+            self.out.put_nowait(exc)
+
+    def _emit(self, utterances: list[gateway_pb2.LiveUtterance]) -> None:
+        if utterances:
+            self.out.put_nowait(gateway_pb2.LiveConversationResponse(utterances=utterances))
 
     async def run(
         self, requests: AsyncIterator[gateway_pb2.LiveConversationRequest]
@@ -216,9 +272,11 @@ class LiveConversation:
                     yield item  # type: ignore[misc]
         finally:
             # Client gone, error or done: stop every backend stream now.
+            tasks += list(self._final_tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self.decoder.close)
 
     # ------------------------------------------------------------------ results
 
@@ -314,7 +372,7 @@ class LiveConversation:
         if (
             self.core.router.has("diarization")
             and window is not None
-            and window.samples.size
+            and window.size
             and result.words
         ):
             try:

@@ -37,7 +37,8 @@ import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.vad import VadOptions, get_speech_timestamps
+from faster_whisper.transcribe import restore_speech_timestamps
+from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.services.common.errors import (
     Cancelled,
@@ -452,6 +453,21 @@ class TranscriptionEngine:
             language, probability = choose_language(
                 language_probabilities(self._model, encoded), options.language_candidates
             )
+        raw = self._decode_clip(clip, options, language, prompt_tokens=prompt_tokens, encoded=encoded)
+        bcp47 = to_bcp47(language)
+        segments = self._collect(raw, channel, bcp47, probability, offset, limit, cancel)
+        return segments, bcp47, float(probability)
+
+    def _decode_clip(
+        self,
+        clip: np.ndarray,
+        options: TranscriptionOptions,
+        language: str | None,
+        *,
+        prompt_tokens: list[int] | None = None,
+        encoded: Any = None,
+    ) -> list[Any]:
+        """faster-whisper segments of a clip of at most 30 s (window.transcribe_clip)."""
         tokenizer = Tokenizer(
             self._model.hf_tokenizer, self.is_multilingual, task=options.task, language=language
         )
@@ -462,10 +478,7 @@ class TranscriptionEngine:
         if prompt_tokens:
             kwargs["initial_prompt"] = prompt_tokens
         whisper = whisper_options(self._model, tokenizer, **kwargs)
-        result = transcribe_clip(self._model, clip, tokenizer, whisper, self.window, encoded=encoded)
-        bcp47 = to_bcp47(language)
-        segments = self._collect(result.segments, channel, bcp47, probability, offset, limit, cancel)
-        return segments, bcp47, float(probability)
+        return transcribe_clip(self._model, clip, tokenizer, whisper, self.window, encoded=encoded).segments
 
     def _transcribe_speech_chunks(
         self,
@@ -474,54 +487,51 @@ class TranscriptionEngine:
         channel: int,
         cancel: threading.Event | None,
     ) -> tuple[list[Segment], str, float, float]:
-        """A file with the VAD filter: each speech chunk (at most 30 s) decoded in its
-        own cut window. The language, when not given, is identified once on the first
-        30 s of speech, as faster-whisper does; the previous chunk's tokens prompt the
-        next when `condition_on_previous_text` (reset after a high-temperature decode)."""
+        """A file with the VAD filter: speech chunks joined into groups of at most 30 s
+        (faster-whisper's `collect_chunks`), each group decoded in a window cut to its
+        length, times mapped back to the file (`restore_speech_timestamps`). A file
+        with less than 30 s of speech costs one short window instead of a full one.
+        Measured: one window per chunk instead is slower on meetings (many sub-second
+        chunks, each its own decode) and no more accurate (docs/transcription.md).
+        The language, when not given, is identified once on the first group, as
+        faster-whisper does on the first 30 s of speech; the previous group's tokens
+        prompt the next when `condition_on_previous_text`."""
         chunks = get_speech_timestamps(
             samples,
             VadOptions(min_silence_duration_ms=options.vad_min_silence_ms, max_speech_duration_s=WINDOW_S),
         )
         if not chunks:
-            language = options.language or ("en" if not self.is_multilingual else "")
-            return [], to_bcp47(language) if language else "", 0.0, 0.0
+            return [], ("en" if not self.is_multilingual else ""), 0.0, 0.0
+        groups, metadata = collect_chunks(samples, chunks, TARGET_RATE, max_duration=WINDOW_S)
         language, probability = options.language, 1.0
         if language is None and self.is_multilingual:
-            speech = np.concatenate([samples[c["start"] : c["end"]] for c in chunks])
-            detection = self.detect_language(speech, options.language_candidates)
-            language, probability = detection.language, detection.probability
-            language = to_whisper(language)
+            detection = self.detect_language(groups[0], options.language_candidates)
+            language, probability = to_whisper(detection.language), detection.probability
         segments: list[Segment] = []
         previous: list[int] = []
-        kept = 0
-        tokenizer = self._model.hf_tokenizer
-        for chunk in chunks:
-            clip = samples[chunk["start"] : chunk["end"]]
-            kept += clip.shape[0]
-            found, _, _ = self._transcribe_clip(
-                clip,
-                options,
-                channel,
-                chunk["start"] / TARGET_RATE,
-                chunk["end"] / TARGET_RATE,
-                cancel,
-                language=language,
-                probability=probability,
-                prompt_tokens=previous or self._initial_prompt_tokens(options),
+        for group, meta in zip(groups, metadata, strict=True):
+            _raise_if_cancelled(cancel)
+            raw = self._decode_clip(group, options, language, prompt_tokens=previous or None)
+            restored = list(restore_speech_timestamps(raw, meta["segments"], TARGET_RATE))
+            segments.extend(
+                self._collect(restored, channel, to_bcp47(language or "en"), probability, 0.0,
+                              samples.shape[0] / TARGET_RATE, cancel)
             )
-            segments.extend(found)
-            if not options.condition_on_previous_text or any(
-                (s.temperature or 0.0) > 0.5 for s in found
-            ):
-                previous = []
-            else:
-                text = " ".join(s.text.strip() for s in found)
-                previous = (self._initial_prompt_tokens(options) or []) + (
-                    tokenizer.encode(" " + text, add_special_tokens=False).ids if text else []
-                )
-                previous = previous[-223:]
-        language_tag = to_bcp47(language) if language else "en"
-        return segments, language_tag, float(probability), kept / TARGET_RATE
+            previous = self._next_prompt(options, raw, previous)
+        kept = sum(g.shape[0] for g in groups)
+        return segments, to_bcp47(language or "en"), float(probability), kept / TARGET_RATE
+
+    def _next_prompt(
+        self, options: TranscriptionOptions, raw: list[Any], previous: list[int]
+    ) -> list[int]:
+        """The prompt of the next group: the initial prompt and the text so far (at most
+        223 tokens, Whisper's prompt half), reset after a high-temperature decode."""
+        if not options.condition_on_previous_text or any((s.temperature or 0.0) > 0.5 for s in raw):
+            return self._initial_prompt_tokens(options) or []
+        tokens = previous or (self._initial_prompt_tokens(options) or [])
+        for segment in raw:
+            tokens = tokens + list(segment.tokens)
+        return tokens[-223:]
 
     def _initial_prompt_tokens(self, options: TranscriptionOptions) -> list[int] | None:
         if not options.initial_prompt:

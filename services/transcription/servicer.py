@@ -118,6 +118,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
                     yield response
             finally:
                 cancel.set()  # a decode still running in a thread stops at its next check
+                await asyncio.to_thread(decoder.close)
 
     async def ListModels(
         self, request: transcription_pb2.ListModelsRequest, context: aio.ServicerContext
@@ -172,16 +173,16 @@ async def _stream(
                 raise reader_error[0]
             data = b"".join(c for c in chunks if c)
             if data:
-                seconds = decoder.seconds_in(data)
-                buffered[0] -= seconds
-                samples = decoder.decode(data)
+                buffered[0] -= decoder.seconds_in(data)
+                samples = await asyncio.to_thread(decoder.decode, data)  # Opus: a demuxer thread
+                seconds = samples.shape[-1] / 16000
                 # More than a second arrived while the last pass ran: we are behind real
                 # time, so spend the CPU on finals only until we have caught up.
                 caught_up = seconds <= MAX_LAG_FOR_INTERIM_S
                 events = await asyncio.to_thread(functools.partial(session.feed, samples, allow_interim=caught_up))
                 if events:
                     yield convert.streaming_response(events, session.audio_seconds)
-        tail = decoder.flush()
+        tail = await asyncio.to_thread(decoder.flush)
         events = await asyncio.to_thread(session.feed, tail) if tail.size else []
         events = [*events, *await asyncio.to_thread(session.finish)]
         yield convert.streaming_response(events, session.audio_seconds)

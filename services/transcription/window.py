@@ -45,6 +45,9 @@ from faster_whisper.transcribe import get_suppressed_tokens
 SAMPLE_RATE: Final = 16000
 HOP: Final = 160  # samples per mel frame (10 ms)
 FULL_FRAMES: Final = 3000  # 30 s
+# Above 24 s a cut window saves little and a refused short result costs a second decode:
+# such clips go straight to the full window.
+SHORT_LIMIT_FRAMES: Final = 2400
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class WindowPolicy:
     never above 30 s. `enabled=False` gives faster-whisper's fixed 30-s window."""
 
     enabled: bool = True
-    floor_s: float = 5.0
+    floor_s: float = 3.0
     pad_s: float = 1.5
 
     def frames(self, samples: int) -> int:
@@ -79,7 +82,10 @@ def encode(model: WhisperModel, samples: np.ndarray, policy: WindowPolicy) -> En
     """Mel features of a clip of at most 30 s and its encoder output in a cut window."""
     features = model.feature_extractor(samples)
     frames = policy.frames(samples.shape[0])
-    window = pad_or_trim(features[:, :FULL_FRAMES], frames)
+    # The last frame is padding: faster-whisper's decoding loop leaves it out too, so a
+    # full window here is exactly the one it would encode.
+    content = features[:, : min(features.shape[-1] - 1, FULL_FRAMES)]
+    window = pad_or_trim(content, frames)
     return Encoded(features=features, output=model.encode(window), window_frames=frames)
 
 
@@ -167,18 +173,19 @@ _WORD = re.compile(r"[\w']+")
 
 
 def repeats(text: str, *, max_run: int = 3) -> bool:
-    """Whether the text loops: the same word `max_run` times in a row, or the same
-    phrase of 2 to 6 words twice in a row (what a decoder stuck on a short window
-    writes). Natural speech repeats a word twice ("no no"), rarely a phrase."""
+    """Whether the text loops, as a decoder stuck on a short window writes: the same
+    word `max_run` times in a row, a phrase of 2 to 6 words `max_run` times in a row, or
+    one phrase said twice that makes most of the text ("there. Leave the desire. Leave
+    the desire."). Natural speech repeats a word or a phrase once ("no no", "I think I
+    think") inside longer text; that is not refused."""
     words = [w.lower() for w in _WORD.findall(text)]
-    run = 1
-    for previous, word in itertools.pairwise(words):
-        run = run + 1 if word == previous else 1
-        if run >= max_run:
-            return True
-    for size in range(2, 7):
+    for size in range(1, 7):
         for i in range(len(words) - 2 * size + 1):
-            if words[i : i + size] == words[i + size : i + 2 * size]:
+            phrase = words[i : i + size]
+            times = 1
+            while words[i + times * size : i + (times + 1) * size] == phrase:
+                times += 1
+            if times >= max_run or (size > 1 and times == 2 and 2 * size * 2 >= len(words) + 1):
                 return True
     return False
 
@@ -212,7 +219,7 @@ def transcribe_clip(
     short result is refused (see module docstring). `encoded` reuses an encoding made
     for language identification."""
     full_policy = WindowPolicy(enabled=False)
-    if policy.enabled and policy.frames(samples.shape[0]) < FULL_FRAMES:
+    if policy.enabled and policy.frames(samples.shape[0]) <= SHORT_LIMIT_FRAMES:
         short = encoded if encoded is not None and encoded.window_frames < FULL_FRAMES else None
         short = short or encode(model, samples, policy)
         single = replace(options, temperatures=list(options.temperatures[:1]))

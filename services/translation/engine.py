@@ -206,7 +206,7 @@ class TranslationEngine:
         for (src, _, _), t in zip(resolved, texts):
             route = routes.get(src)
             plan: list[tuple[str, int | None]] = []
-            for chunk in textmod.segment(t, self.limits.max_sentence_chars):
+            for chunk in textmod.segment(t, self.limits.max_sentence_chars, src):
                 if chunk.translate and route is not None and route.hops:
                     job = jobs.setdefault(src, _SentenceJob(route))
                     plan.append((src, job.add(chunk.text)))

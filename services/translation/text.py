@@ -17,8 +17,11 @@ splitters do not know about.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
+
+import sentencex
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ _ABBREVIATIONS = frozenset(
 _END = re.compile(r"([.!?…‼⁇⁈⁉]+|[。！？؟।۔])([\"'»”’)\]]*)")
 _LINE = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
 _CJK_END = "。！？"
+# Scripts whose sentences need no space after the full stop.
+_NO_SPACE_ENDS = "。！？"
 
 
 def _is_boundary(text: str, end_match: re.Match[str], spans: list[Span]) -> int | None:
@@ -141,19 +146,55 @@ def _is_boundary(text: str, end_match: re.Match[str], spans: list[Span]) -> int 
     return stop
 
 
-def _sentences(line: str, max_chars: int) -> list[str]:
+def _sentences(line: str, max_chars: int, language: str = "") -> list[str]:
+    """A line cut into sentences: the cuts of `sentencex` (rules for ~300 languages and
+    their scripts: Ethiopic ።, Armenian ։, Burmese ။, Devanagari ।...) and of the rules
+    above, each vetoed inside a protected span and after an abbreviation or an initial."""
     spans = protected_spans(line)
-    cuts = [0]
+    cuts = {0, len(line)}
     for m in _END.finditer(line):
         boundary = _is_boundary(line, m, spans)
         if boundary is not None:
-            cuts.append(boundary)
-    cuts.append(len(line))
-    pieces = [line[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+            cuts.add(boundary)
+    position = 0
+    for piece in sentencex.segment(_sentencex_language(language), line):
+        found = line.find(piece.strip(), position) if piece.strip() else -1
+        if found < 0:
+            continue
+        position = found + len(piece.strip())
+        if position < len(line) and _accepts_cut(line, position, spans):
+            cuts.add(position)
+    ordered = sorted(cuts)
+    pieces = [line[a:b] for a, b in itertools.pairwise(ordered) if b > a]
     out: list[str] = []
     for piece in pieces:
         out.extend(_hard_wrap(piece, max_chars))
     return out
+
+
+def _sentencex_language(language: str) -> str:
+    """sentencex's code for a BCP-47 tag (its rules fall back by language family);
+    French rules when the language is not known: the counters' language."""
+    return (language or "fr").replace("_", "-").split("-")[0].lower()
+
+
+def _accepts_cut(line: str, position: int, spans: list[Span]) -> bool:
+    """Whether a sentence may end at `position` (just after its punctuation): not inside
+    a protected span, not after "M." or "n." or an initial, not before lower case."""
+    if any(s.start < position < s.end for s in spans):
+        return False
+    before = line[:position]
+    if not before or not (line[position:position + 1].isspace() or before[-1] in _NO_SPACE_ENDS):
+        return False
+    if before.endswith("."):
+        word = re.search(r"([\w.\-]+)\.$", before)
+        raw = word.group(1) if word else ""
+        if raw.lower() in _ABBREVIATIONS or (len(raw) == 1 and raw.isupper()):
+            return False
+        follower = line[position:].lstrip()[:1]
+        if follower.islower():
+            return False
+    return True
 
 
 def _hard_wrap(sentence: str, max_chars: int) -> list[str]:
@@ -190,14 +231,14 @@ def _has_words(text: str) -> bool:
     return any(ch.isalpha() for ch in rest)
 
 
-def segment(text: str, max_sentence_chars: int = 400) -> list[Chunk]:
+def segment(text: str, max_sentence_chars: int = 400, language: str = "") -> list[Chunk]:
     """Sentences to translate and everything else kept verbatim; joined, they give `text`."""
     chunks: list[Chunk] = []
     pos = 0
     for m in [*_LINE.finditer(text), None]:
         end = m.start() if m else len(text)
         line = text[pos:end]
-        for sentence in _sentences(line, max_sentence_chars) if line else []:
+        for sentence in _sentences(line, max_sentence_chars, language) if line else []:
             stripped = sentence.strip()
             if not stripped:
                 chunks.append(Chunk(sentence, False))

@@ -1,0 +1,224 @@
+"""Dynamic audio context, language hints and the default model.
+
+The window rules and the guards are checked on their own; then the engine with `base`
+against the fixed 30-s window on real recordings (WER within a point), on sub-second
+and noise clips (no invented text), and on alternating French and Arabic utterances
+with two language hints (each identified correctly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parlons.services.common.audio import DecodedAudio, decode_audio
+from parlons.services.common.config import ParlonsConfig
+from parlons.services.common.errors import InvalidArgument
+from parlons.services.transcription import convert
+from parlons.services.transcription.engine import TranscriptionEngine, default_model
+from parlons.services.transcription.options import TranscriptionOptions
+from parlons.services.transcription.streaming import StreamingSession
+from parlons.services.transcription.window import FULL_FRAMES, WindowPolicy, choose_language, repeats
+from parlons.v1 import audio_pb2, transcription_pb2
+from speech import AUDIO, JFK_TEXT, espeak, stm_text, stm_turns, wer
+
+RATE = 16000
+
+
+# -- window rules ------------------------------------------------------------------------
+
+
+def test_window_is_clip_plus_pad_above_the_floor_and_never_over_30_s() -> None:
+    policy = WindowPolicy(floor_s=3.0, pad_s=1.5)
+    assert policy.frames(RATE // 2) == 300  # 0.5 s clip: the floor
+    assert policy.frames(4 * RATE) == 550  # 4 s + 1.5 s
+    assert policy.frames(29 * RATE) == FULL_FRAMES
+    assert all(policy.frames(n) % 2 == 0 for n in range(1, 5 * RATE, 997))
+    assert WindowPolicy(enabled=False).frames(RATE) == FULL_FRAMES
+
+
+@pytest.mark.parametrize(
+    "text, loops",
+    [
+        ("Hello Hello Hello Hello", True),
+        ("there. Leave the desire. Leave the desire.", True),
+        ("I don't- I don't- I don't-", True),
+        ("no no, that is not it", False),
+        ("I think I think we should go now to the meeting room and talk", False),
+        ("This is Diane in New Jersey.", False),
+        ("", False),
+    ],
+)
+def test_repetition_guard(text: str, loops: bool) -> None:
+    assert repeats(text) is loops
+
+
+def test_candidates_restrict_and_renormalise_language_identification() -> None:
+    probabilities = [("pt", 0.5), ("ar", 0.3), ("fr", 0.1), ("en", 0.1)]
+    assert choose_language(probabilities) == ("pt", 0.5)
+    language, probability = choose_language(probabilities, ["fr", "ar"])
+    assert language == "ar" and probability == pytest.approx(0.75)
+    assert choose_language(probabilities, ["de"]) == ("pt", 0.5)  # no candidate scored
+
+
+def test_language_hints_become_candidates_and_bad_hints_are_named() -> None:
+    options = convert.options_from_proto(
+        transcription_pb2.TranscriptionOptions(), audio_pb2.AudioConfig(language_hints=["fr", "ar-MA", "fr"])
+    )
+    assert options.language is None and options.language_candidates == ("fr", "ar")
+    single = convert.options_from_proto(
+        transcription_pb2.TranscriptionOptions(), audio_pb2.AudioConfig(language_hints=["fr"])
+    )
+    assert single.language == "fr" and single.language_candidates == ()
+    with pytest.raises(InvalidArgument, match="'xx'.*'french'|'french'.*'xx'"):
+        TranscriptionOptions(language_candidates=("fr", "xx", "french"))
+    with pytest.raises(InvalidArgument, match="at most 16"):
+        TranscriptionOptions(language_candidates=tuple(["fr"] * 17))
+
+
+# -- default model -----------------------------------------------------------------------
+
+
+@dataclass
+class _Info:
+    installed: bool
+    status: str
+
+
+class _Manager:
+    def __init__(self, installed: bool) -> None:
+        self.installed = installed
+
+    def info(self, name: str) -> _Info:
+        assert name == "large-v3-turbo"
+        return _Info(self.installed, "ok" if self.installed else "not installed")
+
+
+def test_default_model_is_multilingual_on_every_device() -> None:
+    assert ParlonsConfig().transcription.model == "auto"
+    assert default_model("auto", "cpu", _Manager(True)) == "base"
+    assert default_model("auto", "cuda", _Manager(True)) == "large-v3-turbo"
+    assert default_model("auto", "cuda", _Manager(False)) == "base"
+    assert default_model("tiny.en", "cpu", _Manager(False)) == "tiny.en"  # only when asked
+
+
+# -- the engine on real speech -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engines(base_dir: Path) -> tuple[TranscriptionEngine, TranscriptionEngine]:
+    dynamic = TranscriptionEngine(base_dir, name="base", device="cpu")
+    fixed = TranscriptionEngine(base_dir, name="base", device="cpu", window=WindowPolicy(enabled=False))
+    return dynamic, fixed
+
+
+def _mono(path: Path) -> np.ndarray:
+    return decode_audio(path.read_bytes()).mono()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, reference",
+    [
+        ("jfk.flac", JFK_TEXT),
+        ("english.wav", "one two three"),
+        ("sample.wav", stm_text(AUDIO / "sample.stm")),
+    ],
+)
+def test_file_wer_with_dynamic_context_is_within_a_point_of_the_full_window(
+    engines: tuple[TranscriptionEngine, TranscriptionEngine], name: str, reference: str
+) -> None:
+    dynamic, fixed = engines
+    audio = DecodedAudio.from_array(_mono(AUDIO / name))
+    options = TranscriptionOptions(language="en", temperatures=(0.0,))  # deterministic
+    dyn = wer(reference, dynamic.transcribe(audio, options).text)
+    full = wer(reference, fixed.transcribe(audio, options).text)
+    assert dyn <= full + 0.01, (dyn, full)
+
+
+@pytest.mark.slow
+def test_french_speech_with_dynamic_context(
+    engines: tuple[TranscriptionEngine, TranscriptionEngine], tmp_path: Path
+) -> None:
+    text = (
+        "Bonjour madame, je viens pour renouveler ma carte de séjour. "
+        "Avez-vous apporté votre passeport et un justificatif de domicile ?"
+    )
+    audio = DecodedAudio.from_array(_mono(espeak(text, "fr", tmp_path / "fr.wav")))
+    dynamic, fixed = engines
+    result = dynamic.transcribe(audio, TranscriptionOptions(temperatures=(0.0,)))
+    assert result.language == "fr"
+    full = fixed.transcribe(audio, TranscriptionOptions(temperatures=(0.0,)))
+    assert wer(text, result.text) <= wer(text, full.text) + 0.01, (result.text, full.text)
+
+
+@pytest.mark.slow
+def test_live_turns_keep_the_full_window_accuracy(
+    engines: tuple[TranscriptionEngine, TranscriptionEngine],
+) -> None:
+    """The 13 turns of sample.wav as live utterances (what finals decode), greedy so the
+    comparison is deterministic: the guarded short window loses nothing."""
+    dynamic, fixed = engines
+    samples = _mono(AUDIO / "sample.wav")
+    turns = stm_turns(AUDIO / "sample.stm")
+    reference = " ".join(t for *_, t in turns)
+    options = TranscriptionOptions(language="en", vad_filter=False, temperatures=(0.0,))
+    hyps: dict[str, list[str]] = {"dynamic": [], "fixed": []}
+    for _, start, end, _ in turns:
+        clip = DecodedAudio.from_array(samples[int(max(0.0, start - 0.2) * RATE) : int((end + 0.2) * RATE)])
+        hyps["dynamic"].append(dynamic.transcribe(clip, options).text)
+        hyps["fixed"].append(fixed.transcribe(clip, options).text)
+    dyn, full = (wer(reference, " ".join(hyps[k])) for k in ("dynamic", "fixed"))
+    assert dyn <= full + 0.01, (dyn, full, hyps)
+
+
+@pytest.mark.slow
+def test_sub_second_bursts_and_noise_invent_no_text(
+    engines: tuple[TranscriptionEngine, TranscriptionEngine],
+) -> None:
+    dynamic, _ = engines
+    rng = np.random.default_rng(7)
+    noise = (0.05 * rng.standard_normal(2 * RATE)).astype(np.float32)
+    # Pure noise through a live session: no final, no interim text.
+    session = StreamingSession(dynamic)
+    events = [e for i in range(0, noise.shape[0], 1600) for e in session.feed(noise[i : i + 1600])]
+    events += session.finish()
+    assert not [e for e in events if e.text.strip()], events
+    # A 0.2-s speech burst followed by silence: too short to be an utterance.
+    speech = _mono(AUDIO / "jfk.flac")
+    burst = np.concatenate([np.zeros(RATE // 2, np.float32), speech[RATE : RATE + RATE // 5],
+                            np.zeros(3 * RATE, np.float32)])
+    session = StreamingSession(dynamic)
+    events = [e for i in range(0, burst.shape[0], 1600) for e in session.feed(burst[i : i + 1600])]
+    events += session.finish()
+    assert not [e for e in events if e.is_final and e.text.strip()], events
+    # Noise as a file with the VAD filter: nothing.
+    assert dynamic.transcribe(DecodedAudio.from_array(noise)).text == ""
+
+
+@pytest.mark.slow
+def test_french_and_arabic_alternating_with_two_hints(
+    engines: tuple[TranscriptionEngine, TranscriptionEngine], tmp_path: Path
+) -> None:
+    dynamic, _ = engines
+    lines = [
+        ("fr", "Bonjour, que puis-je faire pour vous aujourd'hui ?"),
+        ("ar", "مرحبا، أريد تجديد بطاقة الإقامة الخاصة بي."),
+        ("fr", "Avez-vous votre passeport et un justificatif de domicile ?"),
+        ("ar", "نعم، هذا جواز سفري وهذه فاتورة الكهرباء."),
+    ]
+    silence = np.zeros(int(1.2 * RATE), np.float32)
+    pieces = [silence]
+    for i, (voice, text) in enumerate(lines):
+        pieces += [_mono(espeak(text, voice, tmp_path / f"{i}.wav")), silence]
+    samples = np.concatenate(pieces)
+    options = TranscriptionOptions(language_candidates=("fr", "ar"))
+    session = StreamingSession(dynamic, options)
+    events = [e for i in range(0, samples.shape[0], 1600) for e in session.feed(samples[i : i + 1600])]
+    events += session.finish()
+    finals = [e for e in events if e.is_final]
+    assert [f.language for f in finals] == [voice for voice, _ in lines], [(f.language, f.text) for f in finals]
+    assert all(e.language in ("fr", "ar", None) for e in events)
