@@ -222,13 +222,15 @@ def _desk_audio(workdir: Path) -> tuple[np.ndarray, float]:
     return audio, n / 16000
 
 
-def live(model: str) -> None:
+def live(model: str, dynamic_context: bool = True) -> None:
     from translation_models import build_bilingual_model
 
-    print(f"\n3. LiveConversation latency, two microphones at real-time pace, {model}")
+    print(f"\n3. LiveConversation latency, two microphones at real-time pace, {model}, "
+          f"dynamic context {'on' if dynamic_context else 'off'}")
     workdir = Path(tempfile.mkdtemp(prefix="parlons-bench-live-"))
     config = _config(model)
     config.transcription.max_streams = 4
+    config.transcription.dynamic_context = dynamic_context
     config.translation.models = [str(build_bilingual_model(workdir / "fr-en", "fr", "en")),
                                  str(build_bilingual_model(workdir / "en-fr", "en", "fr", seed=5))]
     server = BackgroundServer(config.server, build_modules(config, ["transcription", "translation", "gateway"]))
@@ -292,7 +294,8 @@ def main() -> None:
     if "replicas" in parts:
         replicas(args.model, args.requests, args.clients)
     if "live" in parts:
-        live(args.live_model)
+        live(args.live_model, dynamic_context=True)
+        live(args.live_model, dynamic_context=False)
 
 
 if __name__ == "__main__":

@@ -77,9 +77,14 @@ def main() -> int:
     parser.add_argument("--stream-runs", type=int, default=2)
     parser.add_argument("--only-streaming", action="store_true",
                         help="only the live latency, dynamic context on vs off")
+    parser.add_argument("--concurrency", default="",
+                        help="with --only-streaming: also N concurrent desk streams, e.g. 1,2,3")
     args = parser.parse_args()
     if args.only_streaming:
-        return streaming_dynamic_vs_fixed(args.model, args.stream_runs)
+        streaming_dynamic_vs_fixed(args.model, args.stream_runs)
+        for n in [int(x) for x in args.concurrency.split(",") if x]:
+            concurrent_streams(args.model, n)
+        return 0
 
     from faster_whisper import WhisperModel
 
@@ -203,6 +208,33 @@ def streaming_dynamic_vs_fixed(model: str, runs: int) -> int:
               f"p95 {percentile(latencies, 95):.2f} s  max {max(latencies):.2f} s  "
               f"WER of finals {median(errors):.3f} (runs {', '.join(f'{e:.3f}' for e in errors)})")
     return 0
+
+
+def concurrent_streams(model: str, streams: int) -> None:
+    """`streams` desk dialogues at real-time pace at once to one server, dynamic context
+    on then off: a server holds them in real time when the finals keep their latency
+    (no backlog growing over the 50-s dialogue)."""
+    from parlons.clients.sdk import TranscriptionClient, open_channel
+    from parlons.v1 import audio_pb2, transcription_pb2
+
+    config = transcription_pb2.StreamingConfig(
+        config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1),
+        options=transcription_pb2.TranscriptionOptions(beam_size=5, word_timestamps=True),
+    )
+    dialogue = desk_dialogue()
+    for dynamic in ("true", "false"):
+        env = {"PARLONS_TRANSCRIPTION_MODEL": model, "PARLONS_TRANSCRIPTION_DYNAMIC_CONTEXT": dynamic,
+               "PARLONS_TRANSCRIPTION_MAX_STREAMS": str(streams)}
+        with server_process("transcription", env) as (address, _):
+            client = TranscriptionClient(open_channel(address))
+            client.transcribe((AUDIO / "jfk.flac").read_bytes())
+            with concurrent.futures.ThreadPoolExecutor(streams) as pool:
+                runs = list(pool.map(lambda _: stream_latencies(client, config, dialogue, 1), range(streams)))
+        every = [x for run in runs for x in run]
+        late_half = [x for run in runs for x in run[len(run) // 2 :]]
+        print(f"{streams} concurrent stream(s), dynamic {dynamic:5s}: finals {len(every)}, "
+              f"p50 {percentile(every, 50):.2f} s, p95 {percentile(every, 95):.2f} s, "
+              f"p50 of the second half {percentile(late_half, 50):.2f} s", flush=True)
 
 
 def _duration(path: Path) -> float:

@@ -74,3 +74,23 @@ def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
         handle.setframerate(rate)
         handle.writeframes((np.clip(data.T, -1, 1) * 32767).astype("<i2").tobytes())
     return buffer.getvalue()
+
+
+def opus_bytes(samples: np.ndarray, container: str = "ogg", rate: int = 16000, bit_rate: int = 24000) -> bytes:
+    """Mono float samples encoded as Opus in an Ogg or WebM container (what browsers'
+    MediaRecorder sends), with PyAV's libopus."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream("libopus", rate=48000, layout="mono")
+        stream.bit_rate = bit_rate
+        frame = av.AudioFrame.from_ndarray(
+            (np.clip(samples, -1, 1) * 32767).astype(np.int16)[None, :], format="s16", layout="mono"
+        )
+        frame.sample_rate = rate
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        for piece in [*resampler.resample(frame), *resampler.resample(None), None]:
+            for packet in stream.encode(piece):
+                out.mux(packet)
+    return buffer.getvalue()

@@ -7,6 +7,8 @@ tests; LiveConversation gets its own with the multilingual base model.
 
 from __future__ import annotations
 
+import asyncio
+
 import argparse
 import logging
 import threading
@@ -459,6 +461,42 @@ def test_live_conversation_shared_microphone_attributes_by_language(
         assert u.channel == -1
         if u.language in ("en", "fr"):
             assert u.translation_language == {"en": "fr", "fr": "en"}[u.language] and u.translation.strip()
+
+
+def test_live_interims_flow_while_a_final_is_being_translated(
+    live_gateway: BackgroundServer, tmp_path: Path
+) -> None:
+    """A translation that takes 4 s (a loaded translation service) must not hold back the
+    next utterance's interims on a shared microphone; finals still come in order."""
+    core = live_gateway.running.modules[0].core
+    original = core.translate_texts
+
+    async def slow_translate(*args: object, **kwargs: object) -> object:
+        await asyncio.sleep(4.0)
+        return await original(*args, **kwargs)
+
+    mono = _desk_audio(tmp_path).sum(axis=0)  # visitor at 0.5 s, agent from 6 s
+    config = gateway_pb2.LiveConversationConfig(
+        config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1),
+        parties=[gateway_pb2.Party(name="agent", language="fr", channel=-1),
+                 gateway_pb2.Party(name="visitor", language="en", channel=-1)],
+        interim_results=True,
+    )
+    channel = open_channel(live_gateway.address)
+    core.translate_texts = slow_translate
+    try:
+        arrivals = [u for r in ConversationClient(channel).live_conversation(
+            realtime_chunks(pcm16(mono), 2 * 16000), config, timeout_s=300) for u in r.utterances]
+    finally:
+        core.translate_texts = original
+        channel.close()
+    finals = [u for u in arrivals if u.is_final]
+    assert len(finals) >= 2, [(u.is_final, u.text) for u in arrivals]
+    first_final = arrivals.index(finals[0])
+    later_interims = [u for u in arrivals[:first_final] if not u.is_final and u.start_s > finals[0].end_s]
+    assert later_interims, [(u.is_final, u.utterance_index, u.start_s, u.text) for u in arrivals]
+    assert [u.start_s for u in finals] == sorted(u.start_s for u in finals)
+    assert all(u.translation.strip() for u in finals if u.text)
 
 
 def test_live_conversation_bad_input(live_gateway: BackgroundServer) -> None:

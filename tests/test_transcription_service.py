@@ -17,7 +17,8 @@ from parlons.serve import build_modules
 from parlons.services.common.config import ParlonsConfig
 from parlons.services.common.server import BackgroundServer
 from parlons.v1 import audio_pb2, transcription_pb2
-from speech import AUDIO, JFK_TEXT, espeak, stm_text, wav_bytes, wer
+from parlons.services.common.audio import decode_audio
+from speech import AUDIO, JFK_TEXT, espeak, opus_bytes, stm_text, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 
@@ -111,29 +112,35 @@ def test_upload_in_chunks_equals_unary(client: TranscriptionClient) -> None:
     assert uploaded.text == unary.text
 
 
-def test_base_model_sample_wav_and_french_identification(tmp_path: Path) -> None:
-    server = _server("base")
-    try:
-        channel = open_channel(server.address)
-        client = TranscriptionClient(channel)
-        response = client.transcribe_file(AUDIO / "sample.wav", timeout_s=300)
-        score = wer(stm_text(AUDIO / "sample.stm"), response.text)
-        assert score <= 0.25, (score, response.text)
-        french = espeak(
-            "Bonjour madame, je viens pour renouveler ma carte de séjour. "
-            "Voici mon passeport et le justificatif de domicile.",
-            "fr",
-            tmp_path / "fr.wav",
-        )
-        response = client.transcribe(french.read_bytes(), timeout_s=120)
-        assert response.language == "fr", response
-        assert response.language_probability > 0.5
-        models = client.list_models()
-        assert models.default_model == "base"
-        assert any(m.name == "base" and m.loaded and m.multilingual for m in models.models)
-        channel.close()
-    finally:
-        server.stop()
+@pytest.fixture(scope="module")
+def base_client() -> Iterator[TranscriptionClient]:
+    """A server on the default configuration ("auto"): base on this CPU."""
+    server = _server("auto")
+    channel = open_channel(server.address)
+    yield TranscriptionClient(channel)
+    channel.close()
+    server.stop()
+
+
+def test_default_model_sample_wav_and_french_identification(
+    base_client: TranscriptionClient, tmp_path: Path
+) -> None:
+    client = base_client
+    response = client.transcribe_file(AUDIO / "sample.wav", timeout_s=300)
+    score = wer(stm_text(AUDIO / "sample.stm"), response.text)
+    assert score <= 0.25, (score, response.text)
+    french = espeak(
+        "Bonjour madame, je viens pour renouveler ma carte de séjour. "
+        "Voici mon passeport et le justificatif de domicile.",
+        "fr",
+        tmp_path / "fr.wav",
+    )
+    response = client.transcribe(french.read_bytes(), timeout_s=120)
+    assert response.language == "fr", response
+    assert response.language_probability > 0.5
+    models = client.list_models()
+    assert models.default_model == "base"
+    assert any(m.name == "base" and m.loaded and m.multilingual for m in models.models)
 
 
 # -- streaming -----------------------------------------------------------------------
@@ -216,6 +223,48 @@ def test_stream_with_container_encoding_is_refused(client: TranscriptionClient) 
         list(client.streaming_transcribe(iter([b"RIFF"]), config, timeout_s=30))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "raw audio" in info.value.details()
+
+
+@pytest.mark.parametrize("encoding, container", [(audio_pb2.OGG_OPUS, "ogg"), (audio_pb2.WEBM_OPUS, "webm")])
+def test_opus_stream_gives_the_finals_of_the_pcm_stream(
+    client: TranscriptionClient, encoding: int, container: str
+) -> None:
+    """What a browser's MediaRecorder sends, in 1-KB pieces, against the same speech as
+    raw PCM: the same finals."""
+    samples = decode_audio((AUDIO / "jfk.flac").read_bytes()).mono()
+    samples = np.concatenate([samples, np.zeros(16000, np.float32)])
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    opus = opus_bytes(samples, container)
+
+    def finals(chunks: Iterator[bytes], config: transcription_pb2.StreamingConfig) -> str:
+        return " ".join(
+            r.text for response in client.streaming_transcribe(chunks, config, timeout_s=120)
+            for r in response.results if r.is_final
+        )
+
+    expected = finals(iter([pcm[i : i + 3200] for i in range(0, len(pcm), 3200)]), _stream_config())
+    config = transcription_pb2.StreamingConfig(config=audio_pb2.AudioConfig(encoding=encoding))
+    got = finals(iter([opus[i : i + 1000] for i in range(0, len(opus), 1000)]), config)
+    assert wer(JFK_TEXT, expected) <= 0.05
+    assert wer(expected, got) <= 0.05, (expected, got)
+
+
+def test_corrupt_opus_stream_is_invalid_argument(tiny: BackgroundServer, client: TranscriptionClient) -> None:
+    config = transcription_pb2.StreamingConfig(config=audio_pb2.AudioConfig(encoding=audio_pb2.OGG_OPUS))
+    with pytest.raises(grpc.RpcError) as info:
+        list(client.streaming_transcribe(iter([b"OggS garbage " * 300] * 3), config, timeout_s=30))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ogg" in info.value.details()
+    assert wer(JFK_TEXT, client.transcribe((AUDIO / "jfk.flac").read_bytes(), timeout_s=60).text) <= 0.05
+
+
+def test_language_hints_the_model_does_not_know_are_named(base_client: TranscriptionClient) -> None:
+    config = _stream_config()
+    config.config.language_hints.extend(["fr", "xx", "french"])
+    with pytest.raises(grpc.RpcError) as info:
+        list(base_client.streaming_transcribe(iter([b"\0\0" * 1600]), config, timeout_s=30))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'xx'" in info.value.details() and "'french'" in info.value.details()
 
 
 # -- bad input -------------------------------------------------------------------------

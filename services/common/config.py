@@ -66,7 +66,7 @@ class TranscriptionSettings:
     # plus `window_pad_s`, never below `window_floor_s` (docs/transcription.md).
     dynamic_context: bool = True
     window_floor_s: float = 3.0
-    window_pad_s: float = 1.5
+    window_pad_s: float = 0.5
 
 
 @dataclass

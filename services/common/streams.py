@@ -1,9 +1,14 @@
-"""The opening of every streamed RPC: one config message first, then data only."""
+"""Streamed RPCs: the opening config message, the stream limiter, and the reader pump."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+_END = object()
 
 from parlons.services.common import metrics
 from parlons.services.common.errors import InvalidArgument, ResourceExhausted
@@ -44,3 +49,104 @@ class StreamLimiter:
         finally:
             self.open -= 1
             metrics.ACTIVE_STREAMS.labels(self.service).dec()
+
+
+class StreamPump(Generic[T]):
+    """Read an async iterator in a task of its own into a queue.
+
+    Why: a servicer that reads its client's messages only between two pieces of work
+    (a decode, a translation) would stall the client's sends; reading in a task keeps
+    them flowing while the consumer works, and the consumer takes everything that
+    arrived at once. An error raised while reading reaches the consumer after the items
+    read before it. `maxsize` bounds what waits (0 = the source bounds it itself);
+    `on_drop` is called on each item never consumed (to cancel work it started).
+
+        async with StreamPump(source) as pump:
+            while (batch := await pump.next_batch()) is not None:
+                ...
+    """
+
+    def __init__(
+        self,
+        source: AsyncIterator[T],
+        *,
+        maxsize: int = 0,
+        on_drop: Callable[[T], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=maxsize)
+        self._on_drop = on_drop
+        self._task: asyncio.Task[None] | None = None
+        self._ended = False
+        self._closing = False
+
+    async def __aenter__(self) -> StreamPump[T]:
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if self._on_drop is not None and item is not _END and not isinstance(item, BaseException):
+                self._on_drop(item)
+
+    async def _read(self) -> None:
+        try:
+            async for item in self._source:
+                try:
+                    await self._queue.put(item)
+                except asyncio.CancelledError:
+                    if self._on_drop is not None:
+                        self._on_drop(item)
+                    raise
+        except asyncio.CancelledError as exc:
+            if not self._closing:  # the source itself was cancelled (client gone)
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait(exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer
+            await self._queue.put(exc)
+        else:
+            await self._queue.put(_END)
+
+    async def next(self) -> T | None:
+        """The next item, None at the end of the source; raises the reader's error."""
+        if self._ended:
+            return None
+        return self._unwrap(await self._queue.get())
+
+    async def next_batch(self) -> list[T] | None:
+        """Every item that has arrived (waiting for at least one); None at the end. Items
+        read before an error or the end are returned first."""
+        if self._ended:
+            return None
+        batch: list[T] = []
+        item = await self._queue.get()
+        while True:
+            if item is _END or isinstance(item, BaseException):
+                if batch:
+                    self._queue.put_nowait(item)  # kept for the next call (queue has room)
+                    return batch
+                return self._finish(item)
+            batch.append(item)
+            if self._queue.empty():
+                return batch
+            item = self._queue.get_nowait()
+
+    def _finish(self, item: Any) -> list[T] | None:
+        self._unwrap(item)
+        return None
+
+    def _unwrap(self, item: Any) -> T | None:
+        if item is _END:
+            self._ended = True
+            return None
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        return item  # type: ignore[no-any-return]

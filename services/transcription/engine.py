@@ -38,7 +38,7 @@ import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import restore_speech_timestamps
-from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+from faster_whisper.vad import VadOptions, get_speech_timestamps
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.services.common.errors import (
     Cancelled,
@@ -488,7 +488,8 @@ class TranscriptionEngine:
         cancel: threading.Event | None,
     ) -> tuple[list[Segment], str, float, float]:
         """A file with the VAD filter: speech chunks joined into groups of at most 30 s
-        (faster-whisper's `collect_chunks`), each group decoded in a window cut to its
+        (as faster-whisper's `collect_chunks`, whose metadata loses the first chunk of
+        every group after the first: not used), each group decoded in a window cut to its
         length, times mapped back to the file (`restore_speech_timestamps`). A file
         with less than 30 s of speech costs one short window instead of a full one.
         Measured: one window per chunk instead is slower on meetings (many sub-second
@@ -502,17 +503,25 @@ class TranscriptionEngine:
         )
         if not chunks:
             return [], ("en" if not self.is_multilingual else ""), 0.0, 0.0
-        groups, metadata = collect_chunks(samples, chunks, TARGET_RATE, max_duration=WINDOW_S)
+        grouped = _group_chunks(chunks, int(WINDOW_S * TARGET_RATE))
+        groups = [np.concatenate([samples[c["start"] : c["end"]] for c in group]) for group in grouped]
         language, probability = options.language, 1.0
+        first = None
         if language is None and self.is_multilingual:
-            detection = self.detect_language(groups[0], options.language_candidates)
-            language, probability = to_whisper(detection.language), detection.probability
+            # Identified on the first group's own encoding, which its decode then reuses.
+            first = encode(self._model, groups[0], self.window)
+            language, probability = choose_language(
+                language_probabilities(self._model, first), options.language_candidates
+            )
         segments: list[Segment] = []
         previous: list[int] = []
-        for group, meta in zip(groups, metadata, strict=True):
+        for number, (group, group_chunks) in enumerate(zip(groups, grouped, strict=True)):
             _raise_if_cancelled(cancel)
-            raw = self._decode_clip(group, options, language, prompt_tokens=previous or None)
-            restored = list(restore_speech_timestamps(raw, meta["segments"], TARGET_RATE))
+            raw = self._decode_clip(
+                group, options, language, prompt_tokens=previous or None,
+                encoded=first if number == 0 else None,
+            )
+            restored = list(restore_speech_timestamps(raw, group_chunks, TARGET_RATE))
             segments.extend(
                 self._collect(restored, channel, to_bcp47(language or "en"), probability, 0.0,
                               samples.shape[0] / TARGET_RATE, cancel)
@@ -652,6 +661,21 @@ class TranscriptionEngine:
             if close is not None:
                 close()
         return segments
+
+
+def _group_chunks(chunks: list[dict[str, int]], max_samples: int) -> list[list[dict[str, int]]]:
+    """Consecutive speech chunks in groups of at most `max_samples` (each chunk is at
+    most that long itself: the VAD cuts longer speech)."""
+    groups: list[list[dict[str, int]]] = []
+    size = 0
+    for chunk in chunks:
+        length = chunk["end"] - chunk["start"]
+        if not groups or size + length > max_samples:
+            groups.append([])
+            size = 0
+        groups[-1].append(chunk)
+        size += length
+    return groups
 
 
 def _raise_if_cancelled(cancel: threading.Event | None) -> None:

@@ -25,7 +25,7 @@ from parlons.services.common.audio_request import (
 )
 from parlons.services.common.config import ParlonsConfig, TranscriptionSettings
 from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
-from parlons.services.common.streams import StreamLimiter, read_config
+from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.transcription import convert
 from parlons.services.transcription.engine import TranscriptionEngine, default_model, resolve_device
@@ -137,57 +137,36 @@ async def _stream(
     Reading runs in its own task so a slow decode never stalls the client's sends; the
     decoder always takes everything that arrived, so it catches up instead of lagging.
     """
-    pending: asyncio.Queue[bytes | None] = asyncio.Queue()
-    reader_error: list[BaseException] = []
     buffered = [0.0]
 
-    async def read() -> None:
-        try:
-            async for request in request_iterator:
-                if request.WhichOneof("request") != "audio_content":
-                    raise InvalidArgument("config sent twice: a stream takes one config, then audio only")
-                if not request.audio_content:
-                    continue
-                buffered[0] += decoder.seconds_in(request.audio_content)
-                if buffered[0] > max_buffer_s:
-                    raise ResourceExhausted(
-                        f"audio arrives faster than it can be transcribed (over {max_buffer_s:.0f} s buffered)"
-                    )
-                pending.put_nowait(request.audio_content)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer below
-            reader_error.append(exc)
-        finally:
-            pending.put_nowait(None)
+    async def audio_chunks() -> AsyncIterator[bytes]:
+        async for request in request_iterator:
+            if request.WhichOneof("request") != "audio_content":
+                raise InvalidArgument("config sent twice: a stream takes one config, then audio only")
+            if not request.audio_content:
+                continue
+            buffered[0] += decoder.seconds_in(request.audio_content)
+            if buffered[0] > max_buffer_s:
+                raise ResourceExhausted(
+                    f"audio arrives faster than it can be transcribed (over {max_buffer_s:.0f} s buffered)"
+                )
+            yield request.audio_content
 
-    reader = asyncio.create_task(read())
-    try:
-        finished = False
-        while not finished:
-            chunks = [await pending.get()]
-            while not pending.empty():
-                chunks.append(pending.get_nowait())
-            if None in chunks:
-                finished = True
-                chunks = [c for c in chunks if c is not None]
-            if reader_error and not isinstance(reader_error[0], asyncio.CancelledError):
-                raise reader_error[0]
-            data = b"".join(c for c in chunks if c)
-            if data:
-                buffered[0] -= decoder.seconds_in(data)
-                samples = await asyncio.to_thread(decoder.decode, data)  # Opus: a demuxer thread
-                seconds = samples.shape[-1] / 16000
-                # More than a second arrived while the last pass ran: we are behind real
-                # time, so spend the CPU on finals only until we have caught up.
-                caught_up = seconds <= MAX_LAG_FOR_INTERIM_S
-                events = await asyncio.to_thread(functools.partial(session.feed, samples, allow_interim=caught_up))
-                if events:
-                    yield convert.streaming_response(events, session.audio_seconds)
-        tail = await asyncio.to_thread(decoder.flush)
-        events = await asyncio.to_thread(session.feed, tail) if tail.size else []
-        events = [*events, *await asyncio.to_thread(session.finish)]
-        yield convert.streaming_response(events, session.audio_seconds)
-    finally:
-        reader.cancel()
+    async with StreamPump(audio_chunks()) as pump:
+        while (chunks := await pump.next_batch()) is not None:
+            data = b"".join(chunks)
+            buffered[0] -= decoder.seconds_in(data)
+            samples = await asyncio.to_thread(decoder.decode, data)  # Opus: a demuxer thread
+            # More than a second arrived while the last pass ran: we are behind real
+            # time, so spend the CPU on finals only until we have caught up.
+            caught_up = samples.shape[-1] / 16000 <= MAX_LAG_FOR_INTERIM_S
+            events = await asyncio.to_thread(functools.partial(session.feed, samples, allow_interim=caught_up))
+            if events:
+                yield convert.streaming_response(events, session.audio_seconds)
+    tail = await asyncio.to_thread(decoder.flush)
+    events = await asyncio.to_thread(session.feed, tail) if tail.size else []
+    events = [*events, *await asyncio.to_thread(session.finish)]
+    yield convert.streaming_response(events, session.audio_seconds)
 
 
 class TranscriptionModule:

@@ -443,10 +443,11 @@ class StreamingSession:
         """The full-quality decode of the open utterance up to `end` (caller's options)."""
         assert self._utt_start is not None
         options = self.options.with_(
-            # A language identified with confidence during the interims saves the final
-            # decode an encoder pass; otherwise the final identifies it on the whole
-            # utterance.
-            language=self._language if self._language_locked else None,
+            # Unless the client gave it, the final identifies the language on the whole
+            # utterance: the identification reads the same encoder output the decode then
+            # uses, so it costs one decoder step, and the first second that locked the
+            # interims' language is often too short to tell (espeak Arabic looks French).
+            language=self.options.language,
             vad_filter=False,
             per_channel=False,
             detect_language_per_segment=False,

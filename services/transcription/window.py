@@ -57,16 +57,17 @@ class WindowPolicy:
 
     enabled: bool = True
     floor_s: float = 3.0
-    pad_s: float = 1.5
+    pad_s: float = 0.5
 
     def frames(self, samples: int) -> int:
         """Mel frames of the encoder input for a clip of `samples` samples (even: the
-        encoder's convolution halves it)."""
+        encoder's convolution halves it); the full window above SHORT_LIMIT_FRAMES."""
         if not self.enabled:
             return FULL_FRAMES
         seconds = max(samples / SAMPLE_RATE + self.pad_s, self.floor_s)
         frames = int(np.ceil(seconds * SAMPLE_RATE / HOP))
-        return min(FULL_FRAMES, frames + frames % 2)
+        frames += frames % 2
+        return frames if frames <= SHORT_LIMIT_FRAMES else FULL_FRAMES
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def transcribe_clip(
     short result is refused (see module docstring). `encoded` reuses an encoding made
     for language identification."""
     full_policy = WindowPolicy(enabled=False)
-    if policy.enabled and policy.frames(samples.shape[0]) <= SHORT_LIMIT_FRAMES:
+    if policy.frames(samples.shape[0]) < FULL_FRAMES:
         short = encoded if encoded is not None and encoded.window_frames < FULL_FRAMES else None
         short = short or encode(model, samples, policy)
         single = replace(options, temperatures=list(options.temperatures[:1]))

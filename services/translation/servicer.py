@@ -21,7 +21,7 @@ from parlons.services.common import metrics
 from parlons.services.common.config import ParlonsConfig, TranslationSettings
 from parlons.services.common.context import TENANT_HEADER
 from parlons.services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
-from parlons.services.common.streams import StreamLimiter, read_config
+from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import EngineLimits, TextTranslation, TranslationEngine
 from parlons.services.translation.glossary import Glossary, GlossaryEntry, GlossaryStore
@@ -121,48 +121,28 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
         """Translate sentences as they arrive (several at once, so they share batches) and
         answer in arrival order. At most `window` sentences are in flight per stream."""
         window = self._module.settings.max_stream_in_flight
-        pending: asyncio.Queue[tuple[int, str, asyncio.Task[list[TextTranslation]]] | BaseException | None] = (
-            asyncio.Queue(maxsize=window))
 
-        async def read() -> None:
+        async def started() -> AsyncIterator[tuple[int, str, asyncio.Task[list[TextTranslation]]]]:
+            """Each sentence's translation starts as it arrives (so they share batches)."""
             index = 0
-            try:
-                async for request in request_iterator:
-                    if request.WhichOneof("request") != "text":
-                        raise InvalidArgument("config sent twice: a stream takes one config, then texts only")
-                    task = asyncio.create_task(self._translate([request.text], options, glossary))
-                    await pending.put((index, request.text, task))
-                    index += 1
-            except BaseException as exc:  # noqa: BLE001 - handed to the writer below
-                await pending.put(exc)
-            else:
-                await pending.put(None)
+            async for request in request_iterator:
+                if request.WhichOneof("request") != "text":
+                    raise InvalidArgument("config sent twice: a stream takes one config, then texts only")
+                yield index, request.text, asyncio.create_task(self._translate([request.text], options, glossary))
+                index += 1
 
-        reader = asyncio.create_task(read())
-        outstanding: list[asyncio.Task[list[TextTranslation]]] = []
+        current: asyncio.Task[list[TextTranslation]] | None = None
         try:
-            while True:
-                item = await pending.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    if isinstance(item, asyncio.CancelledError):
-                        raise asyncio.CancelledError()
-                    raise item
-                index, source_text, task = item
-                outstanding.append(task)
-                result = (await task)[0]
-                outstanding.remove(task)
-                yield translation_pb2.StreamingTranslateResponse(
-                    translation=self._translation(result), source_text=source_text, index=index)
+            async with StreamPump(started(), maxsize=window, on_drop=lambda item: item[2].cancel()) as pump:
+                while (item := await pump.next()) is not None:
+                    index, source_text, current = item
+                    result = (await current)[0]
+                    current = None
+                    yield translation_pb2.StreamingTranslateResponse(
+                        translation=self._translation(result), source_text=source_text, index=index)
         finally:
-            reader.cancel()
-            for task in outstanding:
-                task.cancel()
-            while not pending.empty():
-                leftover = pending.get_nowait()
-                if isinstance(leftover, tuple):
-                    leftover[2].cancel()
+            if current is not None:
+                current.cancel()
 
     async def TranslateDocument(self, request: translation_pb2.TranslateDocumentRequest,
                                 context: aio.ServicerContext) -> translation_pb2.TranslateDocumentResponse:
