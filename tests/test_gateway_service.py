@@ -45,7 +45,7 @@ from parlons.v1 import (
     translation_pb2,
     translation_pb2_grpc,
 )
-from speech import AUDIO, JFK_TEXT, espeak, wer
+from speech import AUDIO, JFK_TEXT, espeak, opus_bytes, wer
 
 pytestmark = pytest.mark.slow
 
@@ -497,6 +497,27 @@ def test_live_interims_flow_while_a_final_is_being_translated(
     assert later_interims, [(u.is_final, u.utterance_index, u.start_s, u.text) for u in arrivals]
     assert [u.start_s for u in finals] == sorted(u.start_s for u in finals)
     assert all(u.translation.strip() for u in finals if u.text)
+
+
+def test_live_conversation_takes_what_a_browser_records(live_gateway: BackgroundServer, tmp_path: Path) -> None:
+    """WebM/Opus from MediaRecorder on a shared microphone: the same parties and words
+    as the raw PCM of the same audio."""
+    mono = _desk_audio(tmp_path).sum(axis=0)
+    webm = opus_bytes(mono, "webm")
+    parties = [gateway_pb2.Party(name="agent", language="fr", channel=-1),
+               gateway_pb2.Party(name="visitor", language="en", channel=-1)]
+    channel = open_channel(live_gateway.address)
+    client = ConversationClient(channel)
+    config = gateway_pb2.LiveConversationConfig(config=audio_pb2.AudioConfig(encoding=audio_pb2.WEBM_OPUS), parties=parties)
+    finals = [u for r in client.live_conversation(iter([webm[i : i + 2000] for i in range(0, len(webm), 2000)]),
+                                                  config, timeout_s=300)
+              for u in r.utterances if u.is_final and u.text]
+    bad = gateway_pb2.LiveConversationConfig(config=audio_pb2.AudioConfig(encoding=audio_pb2.OGG_OPUS), parties=parties)
+    error = _code(lambda: list(client.live_conversation(iter([b"not ogg at all " * 400]), bad, timeout_s=60)))
+    channel.close()
+    assert {u.party for u in finals} == {"agent", "visitor"}, [(u.party, u.text) for u in finals]
+    assert "three" in " ".join(u.text.lower() for u in finals if u.party == "visitor")
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "ogg" in error.details()
 
 
 def test_live_conversation_bad_input(live_gateway: BackgroundServer) -> None:

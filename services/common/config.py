@@ -67,6 +67,8 @@ class TranscriptionSettings:
     dynamic_context: bool = True
     window_floor_s: float = 3.0
     window_pad_s: float = 0.5
+    # Language identification runs in a window of at least this (it needs more context).
+    window_language_floor_s: float = 15.0
 
 
 @dataclass

@@ -317,7 +317,7 @@ class TranscriptionEngine:
         if not self.is_multilingual:
             return LanguageDetection("en", 1.0, (("en", 1.0),))
         clip = np.ascontiguousarray(samples[: int(WINDOW_S * TARGET_RATE)], dtype=np.float32)
-        probabilities = language_probabilities(self._model, encode(self._model, clip, self.window))
+        probabilities = language_probabilities(self._model, encode(self._model, clip, self.window.for_language()))
         code, prob = choose_language(probabilities, candidates)
         return LanguageDetection(
             to_bcp47(code),
@@ -438,22 +438,22 @@ class TranscriptionEngine:
         *,
         language: str | None = None,
         probability: float = 1.0,
-        prompt_tokens: list[int] | None = None,
     ) -> tuple[list[Segment], str, float]:
         """A clip of at most 30 s with dynamic context: identify its language on the
-        clip's own encoding when none is known, then decode it (window.transcribe_clip).
-        `prompt_tokens` (previous text) replace the initial prompt when given."""
+        clip's own encoding when none is known, then decode it (window.transcribe_clip)."""
         _raise_if_cancelled(cancel)
         language = language or options.language
         encoded = None
         if not self.is_multilingual:
             language, probability = "en", 1.0
         elif language is None:
-            encoded = encode(self._model, clip, self.window)
+            encoded = encode(self._model, clip, self.window.for_language())
             language, probability = choose_language(
                 language_probabilities(self._model, encoded), options.language_candidates
             )
-        raw = self._decode_clip(clip, options, language, prompt_tokens=prompt_tokens, encoded=encoded)
+        # Identified here: decode in the identification's window, so its encoding is reused.
+        window = self.window.for_language() if encoded is not None else self.window
+        raw = self._decode_clip(clip, options, language, encoded=encoded, window=window)
         bcp47 = to_bcp47(language)
         segments = self._collect(raw, channel, bcp47, probability, offset, limit, cancel)
         return segments, bcp47, float(probability)
@@ -466,6 +466,7 @@ class TranscriptionEngine:
         *,
         prompt_tokens: list[int] | None = None,
         encoded: Any = None,
+        window: WindowPolicy | None = None,
     ) -> list[Any]:
         """faster-whisper segments of a clip of at most 30 s (window.transcribe_clip)."""
         tokenizer = Tokenizer(
@@ -478,7 +479,8 @@ class TranscriptionEngine:
         if prompt_tokens:
             kwargs["initial_prompt"] = prompt_tokens
         whisper = whisper_options(self._model, tokenizer, **kwargs)
-        return transcribe_clip(self._model, clip, tokenizer, whisper, self.window, encoded=encoded).segments
+        policy = window or self.window
+        return transcribe_clip(self._model, clip, tokenizer, whisper, policy, encoded=encoded).segments
 
     def _transcribe_speech_chunks(
         self,
@@ -509,7 +511,7 @@ class TranscriptionEngine:
         first = None
         if language is None and self.is_multilingual:
             # Identified on the first group's own encoding, which its decode then reuses.
-            first = encode(self._model, groups[0], self.window)
+            first = encode(self._model, groups[0], self.window.for_language())
             language, probability = choose_language(
                 language_probabilities(self._model, first), options.language_candidates
             )
@@ -520,6 +522,7 @@ class TranscriptionEngine:
             raw = self._decode_clip(
                 group, options, language, prompt_tokens=previous or None,
                 encoded=first if number == 0 else None,
+                window=self.window.for_language() if number == 0 and first is not None else None,
             )
             restored = list(restore_speech_timestamps(raw, group_chunks, TARGET_RATE))
             segments.extend(

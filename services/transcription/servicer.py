@@ -216,6 +216,7 @@ class TranscriptionModule:
                 enabled=self.settings.dynamic_context,
                 floor_s=self.settings.window_floor_s,
                 pad_s=self.settings.window_pad_s,
+                language_floor_s=self.settings.window_language_floor_s,
             ),
         )
 

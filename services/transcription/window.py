@@ -58,6 +58,13 @@ class WindowPolicy:
     enabled: bool = True
     floor_s: float = 3.0
     pad_s: float = 0.5
+    # Language identification needs more context than decoding: on the 13 turns of
+    # sample.wav a 3-s window identified 7 as English, 8 s 12, 15 s and 30 s all 13.
+    language_floor_s: float = 15.0
+
+    def for_language(self) -> WindowPolicy:
+        """The window language identification is run in (a larger floor)."""
+        return replace(self, floor_s=max(self.floor_s, self.language_floor_s))
 
     def frames(self, samples: int) -> int:
         """Mel frames of the encoder input for a clip of `samples` samples (even: the
@@ -221,7 +228,8 @@ def transcribe_clip(
     for language identification."""
     full_policy = WindowPolicy(enabled=False)
     if policy.frames(samples.shape[0]) < FULL_FRAMES:
-        short = encoded if encoded is not None and encoded.window_frames < FULL_FRAMES else None
+        wanted = policy.frames(samples.shape[0])
+        short = encoded if encoded is not None and encoded.window_frames == wanted else None
         short = short or encode(model, samples, policy)
         single = replace(options, temperatures=list(options.temperatures[:1]))
         segments = list(decode(model, short, tokenizer, single))
