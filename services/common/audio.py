@@ -241,13 +241,13 @@ class _Resampler:
         return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def _concat(parts: list[np.ndarray], channels: int) -> np.ndarray:
+def concat_channels(parts: list[np.ndarray], channels: int) -> np.ndarray:
     if not parts:
         return np.zeros((channels, 0), dtype=np.float32)
     return np.concatenate(parts, axis=1)
 
 
-def _check_finite(arr: np.ndarray) -> None:
+def check_finite(arr: np.ndarray) -> None:
     if not np.isfinite(arr).all():
         raise InvalidAudio("the audio contains NaN or infinite sample values")
 
@@ -296,22 +296,24 @@ def _decode_container(
         container_name = container.format.name
         codec_name = codec_ctx.name
 
-        parts = _decode_frames(
-            _container_frames(container, stream),
-            target_rate,
-            keep_channels,
-            max_duration_s,
-            max_channels,
+        parts = list(
+            resampled_frames(
+                container_frames(container, stream),
+                target_rate,
+                keep_channels,
+                max_duration_s,
+                max_channels,
+            )
         )
 
     out_channels = channels if keep_channels else 1
-    samples = _concat(parts, out_channels)
+    samples = concat_channels(parts, out_channels)
     if samples.shape[1] == 0:
         raise InvalidAudio(
             f"no audio could be decoded from the {container_name} data: the file is "
             "truncated or corrupt"
         )
-    _check_finite(samples)
+    check_finite(samples)
     return DecodedAudio(
         samples=samples,
         sample_rate=target_rate,
@@ -322,14 +324,13 @@ def _decode_container(
     )
 
 
-def _container_frames(
-    container: av.container.InputContainer, stream: av.AudioStream
+def container_frames(
+    container: av.container.InputContainer, stream: av.AudioStream, *, truncated_ok: bool = True
 ) -> Iterator[av.AudioFrame]:
-    """Frames of one stream; stops at the first demuxing error (truncated file).
-
-    A packet that fails to decode is skipped (as FFmpeg's CLI does); the file as a whole
-    fails only if nothing decodes.
-    """
+    """Frames of one stream. A packet that fails to decode is skipped (as FFmpeg's CLI
+    does). A demuxing error ends a file quietly (`truncated_ok`: keep what decoded, the
+    file fails only if nothing did); a live stream raises it (the client should hear
+    that its stream broke, not see it fall silent)."""
     packets = container.demux(stream)
     while True:
         try:
@@ -337,26 +338,27 @@ def _container_frames(
         except StopIteration:
             return
         except (av.error.FFmpegError, OSError):
-            return  # truncated or corrupt from here on: keep what decoded so far
+            if truncated_ok:
+                return  # truncated or corrupt from here on: keep what decoded so far
+            raise
         try:
             frames = packet.decode()
-        except (av.error.InvalidDataError, av.error.PatchWelcomeError):
-            continue
         except av.error.FFmpegError:
             continue
         yield from frames
 
 
-def _decode_frames(
+def resampled_frames(
     frames: Iterable[av.AudioFrame],
     target_rate: int,
     keep_channels: bool,
     max_duration_s: float | None,
     max_channels: int,
-) -> list[np.ndarray]:
-    """Resample frames, enforcing channel and duration limits as they arrive."""
+) -> Iterator[np.ndarray]:
+    """Resample frames, enforcing channel and duration limits as they arrive; yields
+    (channels, n) float32 arrays as the resampler gives them (a live stream hands
+    them out at once)."""
     resampler = _Resampler(target_rate, keep_channels)
-    parts: list[np.ndarray] = []
     source_seconds = 0.0
     for frame in frames:
         if frame.layout.nb_channels > max_channels:
@@ -366,9 +368,8 @@ def _decode_frames(
         source_seconds += frame.samples / frame.sample_rate
         if max_duration_s is not None and source_seconds > max_duration_s + 1e-6:
             raise _too_long(max_duration_s)
-        parts.extend(resampler.push(frame))
-    parts.extend(resampler.push(None))
-    return parts
+        yield from resampler.push(frame)
+    yield from resampler.push(None)
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:
@@ -456,8 +457,8 @@ class PcmStreamDecoder:
         parts: list[np.ndarray] = []
         for frame in self._codec.decode(av.Packet(chunk)):
             parts.extend(self._resampler.push(frame))
-        out = _concat(parts, self.out_channels)
-        _check_finite(out)
+        out = concat_channels(parts, self.out_channels)
+        check_finite(out)
         return out
 
     def flush(self) -> np.ndarray:
@@ -466,7 +467,7 @@ class PcmStreamDecoder:
         self.dropped_bytes += len(self._pending)
         self._pending.clear()
         parts = list(self._resampler.push(None))
-        return _concat(parts, self.out_channels)
+        return concat_channels(parts, self.out_channels)
 
 
 def _layout_for(channels: int) -> str:

@@ -133,10 +133,8 @@ class StreamAudioDecoder:
     def __init__(self, config: audio_pb2.AudioConfig, *, keep_channels: bool = False) -> None:
         self.keep_channels = keep_channels
         self.container = CONTAINER_ENCODINGS.get(config.encoding)
-        fmt = raw_format(config)
+        fmt = raw_format(config)  # also checks the declared channels of a container
         if self.container is not None:
-            if config.channels < 0 or config.channels > HARD_MAX_CHANNELS:
-                raise InvalidAudio(f"config.channels must be 0 (any) or 1..{HARD_MAX_CHANNELS}, got {config.channels}")
             self.format: RawPcmFormat | None = None
             self._decoder: PcmStreamDecoder | ContainerStreamDecoder = ContainerStreamDecoder(
                 self.container, keep_channels=keep_channels

@@ -29,10 +29,10 @@ from parlons.services.common.audio import (
     ALLOWED_DEMUXERS,
     HARD_MAX_CHANNELS,
     TARGET_RATE,
-    _Resampler,
-    _check_finite,
-    _concat,
-    _too_many_channels,
+    check_finite,
+    concat_channels,
+    container_frames,
+    resampled_frames,
 )
 from parlons.services.common.errors import InvalidAudio
 
@@ -106,12 +106,12 @@ class ContainerStreamDecoder:
         if container not in STREAM_CONTAINERS:
             raise InvalidAudio(f"unknown streamed container {container!r}")
         self.container = container
+        self.target_rate = target_rate
         self.keep_channels = keep_channels
         self.max_channels = max_channels
-        self.decoded_seconds = 0.0
-        self.channels = 0
+        self.decoded_samples = 0  # per channel, at target_rate, handed out or waiting
+        self.channels = 0  # of the decoded output, once there is some
         self._pipe = _BlockingPipe(max_buffered_bytes)
-        self._resampler = _Resampler(target_rate, keep_channels)
         self._parts: list[np.ndarray] = []
         self._lock = threading.Lock()
         self._error: InvalidAudio | None = None
@@ -121,8 +121,12 @@ class ContainerStreamDecoder:
         self._thread.start()
 
     @property
+    def decoded_seconds(self) -> float:
+        return self.decoded_samples / self.target_rate
+
+    @property
     def out_channels(self) -> int:
-        return max(self.channels, 1) if self.keep_channels else 1
+        return max(self.channels, 1)
 
     def feed(self, data: bytes) -> np.ndarray:
         """Add bytes; returns the samples decoded so far, (channels, n) float32."""
@@ -139,7 +143,7 @@ class ContainerStreamDecoder:
         self._pipe.end()
         self._thread.join(_WAIT_S)
         out = self._take()
-        if self._fed and self.decoded_seconds == 0.0 and self._error is None:
+        if self._fed and self.decoded_samples == 0 and self._error is None:
             self._error = InvalidAudio(f"no audio could be decoded from the streamed {self.container} data")
         self._raise_error()
         return out
@@ -181,34 +185,18 @@ class ContainerStreamDecoder:
         with container:
             if not container.streams.audio:
                 raise InvalidAudio(f"the streamed {self.container} data has no audio track")
-            stream = container.streams.audio[0]
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except (av.error.InvalidDataError, av.error.PatchWelcomeError):
-                    continue
-                for frame in frames:
-                    self._push(frame)
-            self._push(None)
-
-    def _push(self, frame: av.AudioFrame | None) -> None:
-        if frame is not None:
-            channels = frame.layout.nb_channels
-            if channels > self.max_channels:
-                raise _too_many_channels(channels, self.max_channels)
-            if channels == 0 or frame.sample_rate <= 0:
-                return
-            self.channels = self.channels or channels
-            self.decoded_seconds += frame.samples / frame.sample_rate
-        arrays = list(self._resampler.push(frame))
-        with self._lock:
-            self._parts.extend(arrays)
+            frames = container_frames(container, container.streams.audio[0], truncated_ok=False)
+            for part in resampled_frames(frames, self.target_rate, self.keep_channels, None, self.max_channels):
+                with self._lock:
+                    self._parts.append(part)
+                    self.channels = part.shape[0]
+                    self.decoded_samples += part.shape[1]
 
     def _take(self) -> np.ndarray:
         with self._lock:
             parts, self._parts = self._parts, []
-        out = _concat(parts, self.out_channels)
-        _check_finite(out)
+        out = concat_channels(parts, self.out_channels)
+        check_finite(out)
         return out
 
     def _raise_error(self) -> None:

@@ -77,7 +77,7 @@ class StreamPump(Generic[T]):
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=maxsize)
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
-        self._ended = False
+        self._held: Any = None  # the end or the error, kept while a batch goes out first
         self._closing = False
 
     async def __aenter__(self) -> StreamPump[T]:
@@ -116,37 +116,32 @@ class StreamPump(Generic[T]):
 
     async def next(self) -> T | None:
         """The next item, None at the end of the source; raises the reader's error."""
-        if self._ended:
-            return None
-        return self._unwrap(await self._queue.get())
+        item = self._held if self._held is not None else await self._queue.get()
+        self._held = None
+        return self._unwrap(item)
 
     async def next_batch(self) -> list[T] | None:
         """Every item that has arrived (waiting for at least one); None at the end. Items
-        read before an error or the end are returned first."""
-        if self._ended:
-            return None
+        read before an error or the end come first: the end is held for the next call."""
         batch: list[T] = []
-        item = await self._queue.get()
-        while True:
-            if item is _END or isinstance(item, BaseException):
-                if batch:
-                    self._queue.put_nowait(item)  # kept for the next call (queue has room)
-                    return batch
-                return self._finish(item)
+        item = self._held if self._held is not None else await self._queue.get()
+        self._held = None
+        while item is not _END and not isinstance(item, BaseException):
             batch.append(item)
             if self._queue.empty():
                 return batch
             item = self._queue.get_nowait()
-
-    def _finish(self, item: Any) -> list[T] | None:
+        if batch:
+            self._held = item
+            return batch
         self._unwrap(item)
         return None
 
     def _unwrap(self, item: Any) -> T | None:
         if item is _END:
-            self._ended = True
+            self._held = _END  # every later call sees the end too
             return None
         if isinstance(item, BaseException):
-            self._ended = True
+            self._held = _END  # raised once; later calls see the end
             raise item
         return item  # type: ignore[no-any-return]

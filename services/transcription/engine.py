@@ -51,10 +51,10 @@ from parlons.services.transcription.languages import (
     LIST_HINT,
     WHISPER_LANGUAGES,
     to_bcp47,
-    to_whisper,
 )
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.window import (
+    Encoded,
     WindowPolicy,
     choose_language,
     encode,
@@ -216,7 +216,6 @@ class TranscriptionEngine:
         self.batched = (self.device == "cuda") if batched is None else batched
         self.batch_size = batch_size
         self.window = window or WindowPolicy()
-        self._full_window = WindowPolicy(enabled=False)
         if cpu_threads <= 0:  # CTranslate2 would start 4 threads even on 2 cores
             cpu_threads = min(4, len(os.sched_getaffinity(0)))
         started = time.perf_counter()
@@ -311,19 +310,28 @@ class TranscriptionEngine:
         self, audio: DecodedAudio | np.ndarray, candidates: tuple[str, ...] = ()
     ) -> LanguageDetection:
         """Identify the spoken language from the first 30 s (mono mix), among
-        `candidates` (Whisper codes) when given; a short clip is encoded in its own
-        short window (dynamic context)."""
+        `candidates` (Whisper codes) when given (see `_identify`)."""
         samples = audio.mono() if isinstance(audio, DecodedAudio) else np.asarray(audio)
         if not self.is_multilingual:
             return LanguageDetection("en", 1.0, (("en", 1.0),))
         clip = np.ascontiguousarray(samples[: int(WINDOW_S * TARGET_RATE)], dtype=np.float32)
-        probabilities = language_probabilities(self._model, encode(self._model, clip, self.window.for_language()))
-        code, prob = choose_language(probabilities, candidates)
+        _, code, prob, probabilities = self._identify(clip, candidates)
         return LanguageDetection(
             to_bcp47(code),
             float(prob),
             tuple((to_bcp47(c), float(p)) for c, p in probabilities),
         )
+
+    def _identify(
+        self, clip: np.ndarray, candidates: tuple[str, ...]
+    ) -> tuple[Encoded, str, float, list[tuple[str, float]]]:
+        """(encoding, Whisper code, its probability, every probability) of a clip of at
+        most 30 s, identified in the language window (it needs more context than
+        decoding); the caller may decode that same encoding."""
+        encoded = encode(self._model, clip, self.window.for_language())
+        probabilities = language_probabilities(self._model, encoded)
+        code, probability = choose_language(probabilities, candidates)
+        return encoded, code, probability, probabilities
 
     # -- transcription -------------------------------------------------------------------
 
@@ -447,13 +455,8 @@ class TranscriptionEngine:
         if not self.is_multilingual:
             language, probability = "en", 1.0
         elif language is None:
-            encoded = encode(self._model, clip, self.window.for_language())
-            language, probability = choose_language(
-                language_probabilities(self._model, encoded), options.language_candidates
-            )
-        # Identified here: decode in the identification's window, so its encoding is reused.
-        window = self.window.for_language() if encoded is not None else self.window
-        raw = self._decode_clip(clip, options, language, encoded=encoded, window=window)
+            encoded, language, probability, _ = self._identify(clip, options.language_candidates)
+        raw = self._decode_clip(clip, options, language, encoded=encoded)
         bcp47 = to_bcp47(language)
         segments = self._collect(raw, channel, bcp47, probability, offset, limit, cancel)
         return segments, bcp47, float(probability)
@@ -465,10 +468,10 @@ class TranscriptionEngine:
         language: str | None,
         *,
         prompt_tokens: list[int] | None = None,
-        encoded: Any = None,
-        window: WindowPolicy | None = None,
+        encoded: Encoded | None = None,
     ) -> list[Any]:
-        """faster-whisper segments of a clip of at most 30 s (window.transcribe_clip)."""
+        """faster-whisper segments of a clip of at most 30 s (window.transcribe_clip);
+        `encoded`, the identification's encoding, is decoded rather than encoding anew."""
         tokenizer = Tokenizer(
             self._model.hf_tokenizer, self.is_multilingual, task=options.task, language=language
         )
@@ -479,8 +482,7 @@ class TranscriptionEngine:
         if prompt_tokens:
             kwargs["initial_prompt"] = prompt_tokens
         whisper = whisper_options(self._model, tokenizer, **kwargs)
-        policy = window or self.window
-        return transcribe_clip(self._model, clip, tokenizer, whisper, policy, encoded=encoded).segments
+        return transcribe_clip(self._model, clip, tokenizer, whisper, self.window, encoded=encoded)
 
     def _transcribe_speech_chunks(
         self,
@@ -508,13 +510,10 @@ class TranscriptionEngine:
         grouped = _group_chunks(chunks, int(WINDOW_S * TARGET_RATE))
         groups = [np.concatenate([samples[c["start"] : c["end"]] for c in group]) for group in grouped]
         language, probability = options.language, 1.0
-        first = None
+        first = None  # the first group's encoding, when identification made it
         if language is None and self.is_multilingual:
-            # Identified on the first group's own encoding, which its decode then reuses.
-            first = encode(self._model, groups[0], self.window.for_language())
-            language, probability = choose_language(
-                language_probabilities(self._model, first), options.language_candidates
-            )
+            first, language, probability, _ = self._identify(groups[0], options.language_candidates)
+        tag = to_bcp47(language or "en")
         segments: list[Segment] = []
         previous: list[int] = []
         for number, (group, group_chunks) in enumerate(zip(groups, grouped, strict=True)):
@@ -522,16 +521,15 @@ class TranscriptionEngine:
             raw = self._decode_clip(
                 group, options, language, prompt_tokens=previous or None,
                 encoded=first if number == 0 else None,
-                window=self.window.for_language() if number == 0 and first is not None else None,
             )
             restored = list(restore_speech_timestamps(raw, group_chunks, TARGET_RATE))
             segments.extend(
-                self._collect(restored, channel, to_bcp47(language or "en"), probability, 0.0,
+                self._collect(restored, channel, tag, probability, 0.0,
                               samples.shape[0] / TARGET_RATE, cancel)
             )
             previous = self._next_prompt(options, raw, previous)
         kept = sum(g.shape[0] for g in groups)
-        return segments, to_bcp47(language or "en"), float(probability), kept / TARGET_RATE
+        return segments, tag, float(probability), kept / TARGET_RATE
 
     def _next_prompt(
         self, options: TranscriptionOptions, raw: list[Any], previous: list[int]

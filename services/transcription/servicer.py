@@ -17,6 +17,7 @@ from pathlib import Path
 
 from grpc import aio
 from parlons.services.common import metrics
+from parlons.services.common.audio import TARGET_RATE
 from parlons.services.common.audio_request import (
     StreamAudioDecoder,
     audio_bytes,
@@ -159,7 +160,7 @@ async def _stream(
             samples = await asyncio.to_thread(decoder.decode, data)  # Opus: a demuxer thread
             # More than a second arrived while the last pass ran: we are behind real
             # time, so spend the CPU on finals only until we have caught up.
-            caught_up = samples.shape[-1] / 16000 <= MAX_LAG_FOR_INTERIM_S
+            caught_up = samples.shape[-1] / TARGET_RATE <= MAX_LAG_FOR_INTERIM_S
             events = await asyncio.to_thread(functools.partial(session.feed, samples, allow_interim=caught_up))
             if events:
                 yield convert.streaming_response(events, session.audio_seconds)

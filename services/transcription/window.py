@@ -27,7 +27,6 @@ and the cost is the short window's on the clips that pass (most of them).
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -168,15 +167,6 @@ def decode(
     )
 
 
-@dataclass(frozen=True)
-class WindowedResult:
-    """Segments of one clip and how they were obtained (for metrics and benchmarks)."""
-
-    segments: list[WhisperSegment]
-    window_frames: int  # encoder input of the kept result (3000 = full window)
-    fell_back: bool  # the short window's result was refused and the clip re-decoded
-
-
 _WORD = re.compile(r"[\w']+")
 
 
@@ -222,21 +212,17 @@ def transcribe_clip(
     policy: WindowPolicy,
     *,
     encoded: Encoded | None = None,
-) -> WindowedResult:
+) -> list[WhisperSegment]:
     """Segments of a clip of at most 30 s: short window first, full window when the
-    short result is refused (see module docstring). `encoded` reuses an encoding made
-    for language identification."""
-    full_policy = WindowPolicy(enabled=False)
-    if policy.frames(samples.shape[0]) < FULL_FRAMES:
-        wanted = policy.frames(samples.shape[0])
-        short = encoded if encoded is not None and encoded.window_frames == wanted else None
-        short = short or encode(model, samples, policy)
+    short result is refused (see module docstring). `encoded` (made for language
+    identification) is decoded instead of a new encoding in `policy`'s window."""
+    frames = encoded.window_frames if encoded is not None else policy.frames(samples.shape[0])
+    if frames < FULL_FRAMES:
+        short = encoded or encode(model, samples, policy)
         single = replace(options, temperatures=list(options.temperatures[:1]))
         segments = list(decode(model, short, tokenizer, single))
         if acceptable(segments, options):
-            return WindowedResult(segments, short.window_frames, fell_back=False)
-        full = encode(model, samples, full_policy)
-        return WindowedResult(list(decode(model, full, tokenizer, options)), FULL_FRAMES, fell_back=True)
-    full = encoded if encoded is not None and encoded.window_frames == FULL_FRAMES else None
-    full = full or encode(model, samples, full_policy)
-    return WindowedResult(list(decode(model, full, tokenizer, options)), FULL_FRAMES, fell_back=False)
+            return segments
+        encoded = None  # refused: the full window below
+    full = encoded or encode(model, samples, WindowPolicy(enabled=False))
+    return list(decode(model, full, tokenizer, options))
