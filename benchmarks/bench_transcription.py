@@ -190,11 +190,15 @@ def streaming_dynamic_vs_fixed(model: str, runs: int) -> int:
     reference = stm_text(AUDIO / "sample.stm")
     dialogue = desk_dialogue()
     base_env = {"PARLONS_TRANSCRIPTION_MODEL": model}
-    results: dict[str, tuple[list[float], list[str]]] = {"dynamic": ([], []), "fixed 30 s": ([], [])}
+    results: dict[str, tuple[list[float], list[str]]] = {
+        "dynamic (default: cut-window interims, full-window finals)": ([], []),
+        "dynamic_finals on (cut-window finals too)": ([], []),
+        "fixed 30 s (dynamic_context off)": ([], []),
+    }
     with server_process("transcription", base_env) as (dyn_address, _), \
+            server_process("transcription", {**base_env, "PARLONS_TRANSCRIPTION_DYNAMIC_FINALS": "true"}) as (fin_address, _), \
             server_process("transcription", {**base_env, "PARLONS_TRANSCRIPTION_DYNAMIC_CONTEXT": "false"}) as (fix_address, _):
-        clients = {"dynamic": TranscriptionClient(open_channel(dyn_address)),
-                   "fixed 30 s": TranscriptionClient(open_channel(fix_address))}
+        clients = dict(zip(results, (TranscriptionClient(open_channel(a)) for a in (dyn_address, fin_address, fix_address))))
         for client in clients.values():  # warm-up
             client.transcribe((AUDIO / "jfk.flac").read_bytes())
         for _ in range(runs):
@@ -204,7 +208,7 @@ def streaming_dynamic_vs_fixed(model: str, runs: int) -> int:
     print("desk dialogue: 13 turns of sample.wav, each + 1.2 s pause, 100 ms chunks, automatic language")
     for label, (latencies, texts) in results.items():
         errors = [wer(reference, t) for t in texts]
-        print(f"{label:11s} finals {len(latencies):3d}  p50 {percentile(latencies, 50):.2f} s  "
+        print(f"{label:58s} finals {len(latencies):3d}  p50 {percentile(latencies, 50):.2f} s  "
               f"p95 {percentile(latencies, 95):.2f} s  max {max(latencies):.2f} s  "
               f"WER of finals {median(errors):.3f} (runs {', '.join(f'{e:.3f}' for e in errors)})")
     return 0

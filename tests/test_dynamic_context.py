@@ -21,7 +21,16 @@ from parlons.services.transcription import convert
 from parlons.services.transcription.engine import TranscriptionEngine, default_model
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.streaming import StreamingSession
-from parlons.services.transcription.window import FULL_FRAMES, WindowPolicy, choose_language, repeats
+from faster_whisper import WhisperModel
+from faster_whisper.transcribe import Segment as WhisperSegment
+from parlons.services.transcription.window import (
+    FULL_FRAMES,
+    WindowPolicy,
+    acceptable,
+    choose_language,
+    repeats,
+    whisper_options,
+)
 from parlons.v1 import audio_pb2, transcription_pb2
 from speech import AUDIO, JFK_TEXT, espeak, stm_text, stm_turns, wer
 
@@ -47,6 +56,7 @@ def test_window_is_clip_plus_pad_above_the_floor_and_never_over_30_s() -> None:
         ("Hello Hello Hello Hello", True),
         ("there. Leave the desire. Leave the desire.", True),
         ("I don't- I don't- I don't-", True),
+        ("Okay, I thought, you know, I heard a beat, this is, I thought, you know, I heard a beat, this is, I", True),
         ("no no, that is not it", False),
         ("I think I think we should go now to the meeting room and talk", False),
         ("This is Diane in New Jersey.", False),
@@ -256,3 +266,78 @@ def test_more_than_30_s_of_speech_is_decoded_in_groups_with_file_times(
     for segment in result.segments:
         assert all(segment.start - 0.05 <= w.start <= w.end <= segment.end + 0.05 for w in segment.words)
     assert wer(fixed.transcribe(audio, options).text, result.text) <= 0.15
+
+
+def test_token_budget_bounds_short_clips_by_script() -> None:
+    policy = WindowPolicy()
+    assert policy.token_budget(2 * RATE, "fr", None) == 24 + 40
+    assert policy.token_budget(2 * RATE, "am", None) == 24 + 100  # Ge'ez: byte-coded
+    assert policy.token_budget(2 * RATE, "fr", 30) == 30  # a caller's smaller cap wins
+    assert policy.token_budget(20 * RATE, "fr", None) is None  # long: the model's limit
+    assert WindowPolicy(enabled=False).token_budget(2 * RATE, "fr", None) is None
+
+
+def _segment(text: str, tokens: int, avg_logprob: float = -0.3) -> WhisperSegment:
+    return WhisperSegment(
+        id=1, seek=0, start=0.0, end=1.0, text=text, tokens=list(range(tokens)),
+        avg_logprob=avg_logprob, compression_ratio=1.2, no_speech_prob=0.1, words=None, temperature=0.0,
+    )
+
+
+def test_a_decode_cut_by_its_budget_or_unsure_is_refused(base_dir: Path) -> None:
+    """A loop truncated by the budget can look like text; it must not be kept."""
+    from faster_whisper.tokenizer import Tokenizer
+
+    model = WhisperModel(str(base_dir), device="cpu", compute_type="int8")
+    tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="fr")
+    options = whisper_options(model, tokenizer)
+    assert acceptable([_segment(" Bonjour madame.", 6)], options, budget=40)
+    assert not acceptable([_segment(" Bonjour madame, bonjour", 39)], options, budget=40)
+    assert not acceptable([_segment(" Bonjour madame.", 6, -0.7)], options, 40, min_log_prob=-0.6)
+    assert not acceptable([], options, budget=40)
+
+
+class _Recorder:
+    """Engine wrapper that records the options of every decode."""
+
+    def __init__(self, engine: TranscriptionEngine) -> None:
+        self.engine = engine
+        self.calls: list[TranscriptionOptions] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.engine, name)
+
+    def transcribe(self, audio: DecodedAudio, options: TranscriptionOptions, **kwargs: object) -> object:
+        self.calls.append(options)
+        return self.engine.transcribe(audio, options, **kwargs)
+
+
+@pytest.mark.parametrize("dynamic_finals", [False, True])
+def test_live_interims_are_previews_and_finals_use_the_full_window_unless_asked(
+    engines: tuple[TranscriptionEngine, TranscriptionEngine], dynamic_finals: bool
+) -> None:
+    """Interims: one cut-window pass, no fallback. Finals: faster-whisper's own 30-s
+    decode by default (cut-window finals lost 4 words of 81 on the desk dialogue)."""
+    recorder = _Recorder(engines[0])
+    session = StreamingSession(recorder, TranscriptionOptions(language="en"), dynamic_finals=dynamic_finals)  # type: ignore[arg-type]
+    samples = _mono(AUDIO / "jfk.flac")
+    events = [e for i in range(0, samples.shape[0], 1600) for e in session.feed(samples[i : i + 1600])]
+    events += session.finish()
+    interims = [o for o in recorder.calls if o.preview]
+    finals = [o for o in recorder.calls if not o.preview]
+    assert interims and finals and any(e.is_final for e in events)
+    assert all(not o.full_window for o in interims)
+    assert all(o.full_window is (not dynamic_finals) for o in finals)
+    full = engines[1].transcribe(DecodedAudio.from_array(samples), TranscriptionOptions(language="en", vad_filter=False))
+    assert wer(full.text, " ".join(e.text for e in events if e.is_final)) <= 0.1
+
+
+def test_full_window_option_decodes_exactly_as_faster_whisper(
+    engines: tuple[TranscriptionEngine, TranscriptionEngine],
+) -> None:
+    dynamic, fixed = engines
+    clip = DecodedAudio.from_array(_mono(AUDIO / "sample.wav")[: 8 * RATE])
+    options = TranscriptionOptions(
+        language="en", vad_filter=False, word_timestamps=True, temperatures=(0.0,), full_window=True
+    )
+    assert dynamic.transcribe(clip, options).segments == fixed.transcribe(clip, options).segments

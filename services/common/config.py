@@ -69,6 +69,10 @@ class TranscriptionSettings:
     window_pad_s: float = 0.5
     # Language identification runs in a window of at least this (it needs more context).
     window_language_floor_s: float = 15.0
+    # Live finals in the cut window too. Off by default: on the phone dialogue of
+    # docs/benchmarks.md cut-window finals come 1 s sooner but lose 4 words of 81 that
+    # the full window gets right; interims always use the cut window.
+    dynamic_finals: bool = False
 
 
 @dataclass

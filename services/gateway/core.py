@@ -126,7 +126,7 @@ class GatewayCore:
             request = transcription_pb2.TranscribeRequest(
                 config=config, options=options, audio=audio_pb2.Audio(content=data)
             )
-            return await backend.unary("Transcribe", request, transcription_pb2.TranscribeResponse, call.options)
+            return await backend.unary(backend.stub.Transcribe, request, call.options)
 
         def requests() -> Iterator[transcription_pb2.TranscribeUploadRequest]:
             yield transcription_pb2.TranscribeUploadRequest(
@@ -135,10 +135,7 @@ class GatewayCore:
             for chunk in _chunks(data):
                 yield transcription_pb2.TranscribeUploadRequest(audio_content=chunk)
 
-        return await backend.stream_unary(
-            "TranscribeUpload", requests, transcription_pb2.TranscribeUploadRequest,
-            transcription_pb2.TranscribeResponse, call.options,
-        )
+        return await backend.stream_unary(backend.stub.TranscribeUpload, requests, call.options)
 
     async def diarize_raw(
         self,
@@ -154,7 +151,7 @@ class GatewayCore:
             request = diarization_pb2.DiarizeRequest(
                 config=config, options=options, audio=audio_pb2.Audio(content=data), uri=uri
             )
-            return await backend.unary("Diarize", request, diarization_pb2.DiarizeResponse, call.options)
+            return await backend.unary(backend.stub.Diarize, request, call.options)
 
         def requests() -> Iterator[diarization_pb2.DiarizeUploadRequest]:
             yield diarization_pb2.DiarizeUploadRequest(
@@ -163,10 +160,7 @@ class GatewayCore:
             for chunk in _chunks(data):
                 yield diarization_pb2.DiarizeUploadRequest(audio_content=chunk)
 
-        return await backend.stream_unary(
-            "DiarizeUpload", requests, diarization_pb2.DiarizeUploadRequest,
-            diarization_pb2.DiarizeResponse, call.options,
-        )
+        return await backend.stream_unary(backend.stub.DiarizeUpload, requests, call.options)
 
     async def transcribe(
         self,
@@ -201,10 +195,10 @@ class GatewayCore:
         characters = sum(len(t) for _, t in wanted)
         self.quotas.charge_characters(call.tenant, characters)
         try:
-            response = await self.router.get("translation").unary(
-                "TranslateText",
+            backend = self.router.get("translation")
+            response = await backend.unary(
+                backend.stub.TranslateText,
                 translation_pb2.TranslateTextRequest(texts=[t for _, t in wanted], options=options),
-                translation_pb2.TranslateTextResponse,
                 call.options,
             )
         except BaseException:

@@ -218,11 +218,7 @@ class LiveConversation:
         previous: asyncio.Task[None] | None = None
         try:
             async for response in backend.relay(
-                "StreamingTranscribe",
-                self._lane_requests(lane),
-                transcription_pb2.StreamingTranscribeRequest,
-                transcription_pb2.StreamingTranscribeResponse,
-                self.call.options,
+                backend.stub.StreamingTranscribe, self._lane_requests(lane), self.call.options
             ):
                 for result in response.results:
                     if result.is_final:

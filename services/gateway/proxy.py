@@ -77,7 +77,7 @@ class Proxy:
                 backend = self.core.router.get(backend_name)
 
                 async def invoke(req: Any) -> Any:
-                    return await backend.unary(name, req, response_cls, call.options)
+                    return await backend.unary(getattr(backend.stub, name), req, call.options)
 
                 return await self._around_unary(name, call, request, invoke)
 
@@ -95,7 +95,7 @@ class Proxy:
                         yield request_cls(audio_content=data[i : i + UPLOAD_CHUNK_BYTES])
 
                 with AudioCharge(self.core.quotas, call.tenant, data, config.config) as charge:
-                    response = await backend.stream_unary(name, requests, request_cls, response_cls, call.options)
+                    response = await backend.stream_unary(getattr(backend.stub, name), requests, call.options)
                     charge.settle(getattr(response, "audio_duration_s", 0.0))
                 return response
 
@@ -107,7 +107,7 @@ class Proxy:
                 backend = self.core.router.get(backend_name)
                 async with self.core.quotas.stream(call.tenant):
                     requests = self._relay(name, call, request_iterator)
-                    async for response in backend.relay(name, requests, request_cls, response_cls, call.options):
+                    async for response in backend.relay(getattr(backend.stub, name), requests, call.options):
                         yield response
 
             return grpc.stream_stream_rpc_method_handler(bidi, **kwargs)

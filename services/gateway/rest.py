@@ -220,9 +220,8 @@ class RestFacade:
         now = time.monotonic()
         if self._models and now - self._models[0] < _MODELS_CACHE_S:
             return self._models[1], self._models[2]
-        response = await self.core.router.get("transcription").unary(
-            "ListModels", transcription_pb2.ListModelsRequest(), transcription_pb2.ListModelsResponse, call.options
-        )
+        backend = self.core.router.get("transcription")
+        response = await backend.unary(backend.stub.ListModels, transcription_pb2.ListModelsRequest(), call.options)
         ids = [response.default_model] if response.default_model else []
         ids += [m.name for m in response.models if m.loaded and m.name not in ids]
         ids += [a for a in self.settings.rest_model_aliases if a not in ids]

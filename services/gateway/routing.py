@@ -34,6 +34,7 @@ import grpc
 from grpc import aio
 from prometheus_client import Counter
 
+from parlons.v1 import diarization_pb2_grpc, transcription_pb2_grpc, translation_pb2_grpc
 from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
 from parlons.services.common.errors import (
     InvalidArgument,
@@ -55,6 +56,13 @@ SERVICE_NAMES: dict[str, str] = {
     "transcription": "parlons.v1.TranscriptionService",
     "diarization": "parlons.v1.DiarizationService",
     "translation": "parlons.v1.TranslationService",
+}
+# The generated client stub of each service: calls carry the generated method paths and
+# serializers, so a renamed RPC breaks at import, not at the first call in production.
+STUBS: dict[str, Callable[[aio.Channel], Any]] = {
+    "parlons.v1.TranscriptionService": transcription_pb2_grpc.TranscriptionServiceStub,
+    "parlons.v1.DiarizationService": diarization_pb2_grpc.DiarizationServiceStub,
+    "parlons.v1.TranslationService": translation_pb2_grpc.TranslationServiceStub,
 }
 
 # How long a retried call waits before its next attempt, at most (the backoff doubles).
@@ -237,21 +245,11 @@ class Backend:
             if credentials
             else aio.insecure_channel(target, options=options)
         )
-        self._methods: dict[tuple[str, str], Any] = {}
+        # backend.stub.Transcribe etc.: the generated multicallables on this channel.
+        self.stub: Any = STUBS[self.service](self.channel)
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, {self.target!r})"
-
-    def _method(self, kind: str, method: str, request_cls: Any, response_cls: Any) -> Any:
-        key = (kind, method)
-        if key not in self._methods:
-            factory = getattr(self.channel, kind)
-            self._methods[key] = factory(
-                f"/{self.service}/{method}",
-                request_serializer=request_cls.SerializeToString,
-                response_deserializer=response_cls.FromString,
-            )
-        return self._methods[key]
 
     def error(self, exc: aio.AioRpcError) -> ParlonsError:
         """The backend's status for the gateway's caller, naming the service."""
@@ -273,15 +271,14 @@ class Backend:
 
     async def unary(
         self,
-        method: str,
+        invoke: aio.UnaryUnaryMultiCallable,
         request: Any,
-        response_cls: Any,
         call: CallOptions,
         *,
         idempotent: bool = True,
     ) -> Any:
-        """One unary call; idempotent ones are retried on the next replica."""
-        invoke = self._method("unary_unary", method, type(request), response_cls)
+        """One unary call of `invoke` (a stub method, e.g. `backend.stub.Transcribe`);
+        idempotent ones are retried on the next replica."""
         return await self._with_retries(
             lambda: invoke(request, timeout=call.timeout(), metadata=call.metadata()),
             call,
@@ -290,16 +287,14 @@ class Backend:
 
     async def stream_unary(
         self,
-        method: str,
+        invoke: aio.StreamUnaryMultiCallable,
         requests: Callable[[], AsyncIterator[Any] | Iterable[Any]],
-        request_cls: Any,
-        response_cls: Any,
         call: CallOptions,
         *,
         idempotent: bool = True,
     ) -> Any:
-        """A client-streamed upload; `requests` makes a fresh iterator for each attempt."""
-        invoke = self._method("stream_unary", method, request_cls, response_cls)
+        """A client-streamed upload of `invoke` (a stub method); `requests` makes a fresh
+        iterator for each attempt."""
         return await self._with_retries(
             lambda: invoke(requests(), timeout=call.timeout(), metadata=call.metadata()),
             call,
@@ -308,20 +303,18 @@ class Backend:
 
     async def relay(
         self,
-        method: str,
+        invoke: aio.StreamStreamMultiCallable,
         requests: AsyncIterator[Any],
-        request_cls: Any,
-        response_cls: Any,
         call: CallOptions,
     ) -> AsyncIterator[Any]:
-        """A bidirectional stream fed from `requests`, yielding the backend's responses.
+        """A bidirectional stream of `invoke` (a stub method) fed from `requests`,
+        yielding the backend's responses.
 
         The requests are written by a task of ours rather than handed to gRPC as an
         iterator, so that an error raised while producing them (a quota, a bad message)
         reaches the caller as itself instead of as a cancelled call. Closing this
         generator (caller gone) cancels the backend call.
         """
-        invoke = self._method("stream_stream", method, request_cls, response_cls)
         stream: aio.StreamStreamCall = invoke(timeout=call.timeout(), metadata=call.metadata())
         failure: list[BaseException] = []
 

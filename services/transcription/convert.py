@@ -66,6 +66,7 @@ def streaming_settings(
         "end_of_utterance_ms": silence_ms,
         "max_utterance_s": max_utterance_s,
         "interim_results": interim,
+        "dynamic_finals": defaults.dynamic_finals,
     }
 
 

@@ -397,7 +397,7 @@ class TranscriptionEngine:
         if options.detect_language_per_segment and options.language is None and self.is_multilingual:
             return self._transcribe_utterances(samples, options, channel, cancel)
         duration = samples.shape[0] / TARGET_RATE
-        if not self.batched and self.window.enabled:
+        if not self.batched and self.window.enabled and not options.full_window:
             if not options.vad_filter and duration <= WINDOW_S:
                 segments, language, probability = self._transcribe_clip(
                     samples, options, channel, 0.0, duration, cancel
@@ -482,7 +482,9 @@ class TranscriptionEngine:
         if prompt_tokens:
             kwargs["initial_prompt"] = prompt_tokens
         whisper = whisper_options(self._model, tokenizer, **kwargs)
-        return transcribe_clip(self._model, clip, tokenizer, whisper, self.window, encoded=encoded)
+        return transcribe_clip(
+            self._model, clip, tokenizer, whisper, self.window, encoded=encoded, fallback=not options.preview
+        )
 
     def _transcribe_speech_chunks(
         self,

@@ -64,6 +64,13 @@ class TranscriptionOptions:
     # Languages identification may choose from when `language` is None (a desk's French
     # and the visitor's language); empty = any language the model knows.
     language_candidates: tuple[str, ...] = ()
+    # A cheap hypothesis (live interims, set by the server, not by clients): one pass in
+    # the cut window, and no text rather than the full-window fallback when its guards
+    # refuse it; the final decode of the utterance pays for that.
+    preview: bool = False
+    # Decode exactly as faster-whisper does, in 30-s windows, whatever the engine's
+    # window policy (live finals, unless the server's `dynamic_finals` is on).
+    full_window: bool = False
 
     def __post_init__(self) -> None:
         if self.language is not None:

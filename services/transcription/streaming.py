@@ -78,6 +78,9 @@ class StreamingConfig:
     prompt_with_previous: bool = False
     language_lock_probability: float = 0.7
     early_final_ms: int = 250  # 0 disables the early final decode (see _speculate)
+    # Finals decoded with dynamic context (the cut window) rather than exactly as
+    # faster-whisper does; interims always are (TranscriptionOptions.preview).
+    dynamic_finals: bool = False
 
     def __post_init__(self) -> None:
         checks = (
@@ -385,6 +388,7 @@ class StreamingSession:
             per_channel=False,
             detect_language_per_segment=False,
             condition_on_previous_text=False,
+            preview=True,
             initial_prompt=prompt,
             prefix=prefix,
             # Bounded: a hallucination loop must not cost a 448-token decode per interim.
@@ -394,6 +398,10 @@ class StreamingSession:
             DecodedAudio.from_array(audio), options, cancel=self.cancel
         )
         words = result.text.split()
+        if not words:
+            # Silence, or a hypothesis the guards refused (a loop in the cut window): no
+            # interim, and the previous hypothesis stays the one the next is compared to.
+            return None
         if self._language_locked:
             self._commit(words)
             self._hypothesis = words
@@ -448,6 +456,7 @@ class StreamingSession:
             # uses, so it costs one decoder step, and the first second that locked the
             # interims' language is often too short to tell (espeak Arabic looks French).
             language=self.options.language,
+            full_window=not self.config.dynamic_finals,
             vad_filter=False,
             per_channel=False,
             detect_language_per_segment=False,

@@ -47,6 +47,14 @@ FULL_FRAMES: Final = 3000  # 30 s
 # Above 24 s a cut window saves little and a refused short result costs a second decode:
 # such clips go straight to the full window.
 SHORT_LIMIT_FRAMES: Final = 2400
+# Whisper keeps at most 223 prompt tokens of 448: a budget up to this always fits.
+MAX_BUDGET: Final = 200
+# Whisper languages whose script its byte-level BPE codes in many tokens per syllable
+# (Ethiopic, Indic, Sinhala, Southeast Asian, Tibetan, Georgian, Armenian), and the
+# unknown language (identification not done yet).
+DENSE_SCRIPT_LANGUAGES: Final = frozenset(
+    "am as bn bo gu hi hy ka km kn lo ml mr my ne pa sa si ta te th".split()
+) | {None}
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,30 @@ class WindowPolicy:
     # Language identification needs more context than decoding: on the 13 turns of
     # sample.wav a 3-s window identified 7 as English, 8 s 12, 15 s and 30 s all 13.
     language_floor_s: float = 15.0
+    # Token budget of a short clip's decode: `tokens_floor` + `tokens_per_s` per second
+    # of clip (`dense_tokens_per_s` in the scripts Whisper's BPE codes nearly byte by
+    # byte). Speech needs fewer: a counter sentence said in 3.5 s is 6 tokens/s in
+    # English, 8 in French, 11 in Arabic, 13 in Persian, 35 in Amharic. A decoder stuck
+    # in a loop ("like, like, like") otherwise writes 448 tokens, and beam search goes on
+    # while any beam loops: 2.4 s for a 2-s clip here.
+    tokens_per_s: float = 20.0
+    dense_tokens_per_s: float = 50.0
+    tokens_floor: int = 24
+    # A short-window result is kept only above this average log-probability (per
+    # segment; faster-whisper's own fallback threshold is -1.0): a cut window that is
+    # unsure ("This is dying in New Jersey", -0.7) is often wrong where the full window
+    # is right, so doubt buys the full window.
+    min_log_prob: float = -1.0
+
+    def token_budget(self, samples: int, language: str | None, cap: int | None) -> int | None:
+        """Most new tokens a decode of a clip of `samples` in `language` may write (None:
+        the model's limit). Only short clips get a budget: a long one's prompt plus the
+        budget could pass the decoder's 448-token context."""
+        rate = self.dense_tokens_per_s if language in DENSE_SCRIPT_LANGUAGES else self.tokens_per_s
+        budget = self.tokens_floor + int(np.ceil(rate * samples / SAMPLE_RATE))
+        if not self.enabled or budget > MAX_BUDGET:
+            return cap
+        return budget if cap is None else min(cap, budget)
 
     def for_language(self) -> WindowPolicy:
         """The window language identification is run in (a larger floor)."""
@@ -173,26 +205,37 @@ _WORD = re.compile(r"[\w']+")
 def repeats(text: str, *, max_run: int = 3) -> bool:
     """Whether the text loops, as a decoder stuck on a short window writes: the same
     word `max_run` times in a row, a phrase of 2 to 6 words `max_run` times in a row, or
-    one phrase said twice that makes most of the text ("there. Leave the desire. Leave
-    the desire."). Natural speech repeats a word or a phrase once ("no no", "I think I
+    one phrase of up to 12 words said twice that makes most of the text ("there. Leave
+    the desire. Leave the desire."). Natural speech repeats a word or a phrase once ("no no", "I think I
     think") inside longer text; that is not refused."""
     words = [w.lower() for w in _WORD.findall(text)]
-    for size in range(1, 7):
+    for size in range(1, 13):
         for i in range(len(words) - 2 * size + 1):
             phrase = words[i : i + size]
             times = 1
             while words[i + times * size : i + (times + 1) * size] == phrase:
                 times += 1
-            if times >= max_run or (size > 1 and times == 2 and 2 * size * 2 >= len(words) + 1):
+            if (times >= max_run and size <= 6) or (
+                size > 1 and times == 2 and 2 * size * 2 >= len(words) + 1
+            ):
                 return True
     return False
 
 
-def acceptable(segments: Sequence[WhisperSegment], options: WhisperOptions) -> bool:
+def acceptable(
+    segments: Sequence[WhisperSegment],
+    options: WhisperOptions,
+    budget: int | None = None,
+    min_log_prob: float | None = None,
+) -> bool:
     """Whether a short-window decode passes the guards that would have made
-    faster-whisper fall back to a higher temperature, and does not loop."""
+    faster-whisper fall back to a higher temperature, does not loop, and ended on its
+    own: a decode cut by its token `budget` was looping, and the cut may hide the loop
+    from the compression-ratio guard."""
     if not segments:
         return False  # the full window decides whether a clip is silence
+    if budget is not None and sum(len(s.tokens) for s in segments) >= budget - 1:
+        return False
     for segment in segments:
         if (
             options.compression_ratio_threshold is not None
@@ -200,6 +243,8 @@ def acceptable(segments: Sequence[WhisperSegment], options: WhisperOptions) -> b
         ):
             return False
         if options.log_prob_threshold is not None and segment.avg_logprob < options.log_prob_threshold:
+            return False
+        if min_log_prob is not None and segment.avg_logprob < min_log_prob:
             return False
     return not repeats(" ".join(s.text for s in segments))
 
@@ -212,17 +257,37 @@ def transcribe_clip(
     policy: WindowPolicy,
     *,
     encoded: Encoded | None = None,
+    fallback: bool = True,
 ) -> list[WhisperSegment]:
-    """Segments of a clip of at most 30 s: short window first, full window when the
-    short result is refused (see module docstring). `encoded` (made for language
-    identification) is decoded instead of a new encoding in `policy`'s window."""
-    frames = encoded.window_frames if encoded is not None else policy.frames(samples.shape[0])
-    if frames < FULL_FRAMES:
-        short = encoded or encode(model, samples, policy)
-        single = replace(options, temperatures=list(options.temperatures[:1]))
+    """Segments of a clip of at most 30 s: short windows first, the full window when
+    they are refused (see module docstring).
+
+    `encoded` (made for language identification, in a larger window) is tried first;
+    when it is refused the clip's own cut window is tried too (a cheap encode: the two
+    windows fail on different clips). `fallback=False` (live interims) accepts unsure
+    text, stops there and returns nothing rather than pay for the full window; a clip that has no short
+    window (over 24 s, or dynamic context off) is always decoded in the full one."""
+    budget = policy.token_budget(samples.shape[0], tokenizer.language_code, options.max_new_tokens)
+    single = replace(options, temperatures=list(options.temperatures[:1]), max_new_tokens=budget)
+    frames = policy.frames(samples.shape[0])
+    # A preview is replaced by the final anyway: unsure text may show (it is what an
+    # interim is), loops may not.
+    guards = options if fallback else replace(options, log_prob_threshold=None)
+    min_log_prob = policy.min_log_prob if fallback else None
+    tried: set[int] = set()
+    for candidate in (encoded, None):
+        window = candidate.window_frames if candidate is not None else frames
+        if window >= FULL_FRAMES or window in tried:
+            continue
+        tried.add(window)
+        short = candidate or encode(model, samples, policy)
         segments = list(decode(model, short, tokenizer, single))
-        if acceptable(segments, options):
+        if acceptable(segments, guards, budget, min_log_prob):
             return segments
-        encoded = None  # refused: the full window below
-    full = encoded or encode(model, samples, WindowPolicy(enabled=False))
-    return list(decode(model, full, tokenizer, options))
+    if tried and not fallback:
+        return []
+    if encoded is None or encoded.window_frames < FULL_FRAMES:
+        encoded = encode(model, samples, WindowPolicy(enabled=False))
+    if frames < FULL_FRAMES:  # a short clip: loops in the full window are bounded too
+        options = replace(options, max_new_tokens=budget)
+    return list(decode(model, encoded, tokenizer, options))
