@@ -81,7 +81,8 @@ def main() -> int:
                         help="with --only-streaming: also N concurrent desk streams, e.g. 1,2,3")
     args = parser.parse_args()
     if args.only_streaming:
-        streaming_dynamic_vs_fixed(args.model, args.stream_runs)
+        if args.stream_runs:  # 0: only the concurrency figures
+            streaming_dynamic_vs_fixed(args.model, args.stream_runs)
         for n in [int(x) for x in args.concurrency.split(",") if x]:
             concurrent_streams(args.model, n)
         return 0
