@@ -27,6 +27,7 @@ import numpy as np
 
 from parlons.services.common.audio_request import StreamAudioDecoder
 from parlons.services.common.errors import InvalidArgument, ParlonsError
+from parlons.services.common.streams import StreamPump
 from parlons.services.gateway import compose
 from parlons.services.gateway.core import Call, GatewayCore
 from parlons.v1 import audio_pb2, diarization_pb2, gateway_pb2, transcription_pb2
@@ -37,6 +38,9 @@ DETECT = "detect"
 RATE = 16000
 DIARIZATION_WINDOW_S = 30.0
 _DONE = object()
+# Client messages read ahead of the decoder, at most (then gRPC flow control holds the
+# client back): at 100-ms chunks, 6 s of audio.
+_MAX_QUEUED_MESSAGES = 64
 
 
 def pcm16(samples: np.ndarray) -> bytes:
@@ -180,17 +184,17 @@ class LiveConversation:
             yield transcription_pb2.StreamingTranscribeRequest(audio_content=chunk)
 
     async def _read_client(self, requests: AsyncIterator[gateway_pb2.LiveConversationRequest]) -> None:
+        """Client audio -> decoded -> every lane. A pump reads the client while a batch
+        decodes, and the decoder takes everything that arrived at once; its queue is
+        bounded, so a client sending faster than we decode is held back by gRPC's flow
+        control instead of filling the gateway's memory."""
         try:
-            async for request in requests:
-                kind = request.WhichOneof("request")
-                if kind == "config":
-                    raise InvalidArgument("config sent twice: a stream takes one config, then audio only")
-                if kind != "audio_content" or not request.audio_content:
-                    continue
-                before = self.decoder.decoded_seconds
-                samples = await asyncio.to_thread(self.decoder.decode, request.audio_content)
-                self.core.quotas.charge_audio(self.call.tenant, self.decoder.decoded_seconds - before)
-                self._dispatch(samples)
+            async with StreamPump(_audio_messages(requests), maxsize=_MAX_QUEUED_MESSAGES) as pump:
+                while (chunks := await pump.next_batch()) is not None:
+                    before = self.decoder.decoded_seconds
+                    samples = await asyncio.to_thread(self.decoder.decode, b"".join(chunks))
+                    self.core.quotas.charge_audio(self.call.tenant, self.decoder.decoded_seconds - before)
+                    self._dispatch(samples)
             self._dispatch(await asyncio.to_thread(self.decoder.flush))
             for lane in self.lanes:
                 lane.queue.put_nowait(None)
@@ -438,3 +442,15 @@ class LiveConversation:
             free = [p for p in self.parties if p.index not in taken]
             mapping[voice] = free[0] if free else self._by_turn_taking()
         return mapping
+
+
+async def _audio_messages(
+    requests: AsyncIterator[gateway_pb2.LiveConversationRequest],
+) -> AsyncIterator[bytes]:
+    """The audio bytes of a conversation's messages after its config."""
+    async for request in requests:
+        kind = request.WhichOneof("request")
+        if kind == "config":
+            raise InvalidArgument("config sent twice: a stream takes one config, then audio only")
+        if kind == "audio_content" and request.audio_content:
+            yield request.audio_content
