@@ -34,7 +34,6 @@ import grpc
 from grpc import aio
 from prometheus_client import Counter
 
-from parlons.v1 import diarization_pb2_grpc, transcription_pb2_grpc, translation_pb2_grpc
 from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
 from parlons.services.common.errors import (
     InvalidArgument,
@@ -42,6 +41,7 @@ from parlons.services.common.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from parlons.v1 import diarization_pb2_grpc, transcription_pb2_grpc, translation_pb2_grpc
 
 log = logging.getLogger("parlons.gateway.routing")
 

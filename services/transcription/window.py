@@ -206,8 +206,8 @@ def repeats(text: str, *, max_run: int = 3) -> bool:
     """Whether the text loops, as a decoder stuck on a short window writes: the same
     word `max_run` times in a row, a phrase of 2 to 6 words `max_run` times in a row, or
     one phrase of up to 12 words said twice that makes most of the text ("there. Leave
-    the desire. Leave the desire."). Natural speech repeats a word or a phrase once ("no no", "I think I
-    think") inside longer text; that is not refused."""
+    the desire. Leave the desire."). Natural speech repeats a word or a phrase once
+    ("no no", "I think I think") inside longer text; that is not refused."""
     words = [w.lower() for w in _WORD.findall(text)]
     for size in range(1, 13):
         for i in range(len(words) - 2 * size + 1):
@@ -265,8 +265,9 @@ def transcribe_clip(
     `encoded` (made for language identification, in a larger window) is tried first;
     when it is refused the clip's own cut window is tried too (a cheap encode: the two
     windows fail on different clips). `fallback=False` (live interims) accepts unsure
-    text, stops there and returns nothing rather than pay for the full window; a clip that has no short
-    window (over 24 s, or dynamic context off) is always decoded in the full one."""
+    text, stops there and returns nothing rather than pay for the full window; a clip
+    that has no short window (over 24 s, or dynamic context off) is always decoded in
+    the full one."""
     budget = policy.token_budget(samples.shape[0], tokenizer.language_code, options.max_new_tokens)
     single = replace(options, temperatures=list(options.temperatures[:1]), max_new_tokens=budget)
     frames = policy.frames(samples.shape[0])
