@@ -100,3 +100,43 @@ class DiarizeResponse(_message.Message):
     processing_duration_s: float
     mode: DiarizationMode
     def __init__(self, turns: _Optional[_Iterable[_Union[SpeakerTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[SpeakerSummary, _Mapping]]] = ..., rttm: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., mode: _Optional[_Union[DiarizationMode, str]] = ...) -> None: ...
+
+class TimeSpan(_message.Message):
+    __slots__ = ("start_s", "end_s")
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    start_s: float
+    end_s: float
+    def __init__(self, start_s: _Optional[float] = ..., end_s: _Optional[float] = ...) -> None: ...
+
+class EmbedVoicesRequest(_message.Message):
+    __slots__ = ("config", "audio", "spans")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    config: _audio_pb2.AudioConfig
+    audio: _audio_pb2.Audio
+    spans: _containers.RepeatedCompositeFieldContainer[TimeSpan]
+    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., spans: _Optional[_Iterable[_Union[TimeSpan, _Mapping]]] = ...) -> None: ...
+
+class VoicePrint(_message.Message):
+    __slots__ = ("start_s", "end_s", "vector")
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    start_s: float
+    end_s: float
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class EmbedVoicesResponse(_message.Message):
+    __slots__ = ("prints", "model", "dimension", "audio_duration_s")
+    PRINTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    prints: _containers.RepeatedCompositeFieldContainer[VoicePrint]
+    model: str
+    dimension: int
+    audio_duration_s: float
+    def __init__(self, prints: _Optional[_Iterable[_Union[VoicePrint, _Mapping]]] = ..., model: _Optional[str] = ..., dimension: _Optional[int] = ..., audio_duration_s: _Optional[float] = ...) -> None: ...

@@ -123,14 +123,16 @@ class TranslateSpeechResponse(_message.Message):
     def __init__(self, segments: _Optional[_Iterable[_Union[_transcription_pb2.Segment, _Mapping]]] = ..., translated_segments: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ..., translated_text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ...) -> None: ...
 
 class Party(_message.Message):
-    __slots__ = ("name", "language", "channel")
+    __slots__ = ("name", "language", "channel", "voice_sample")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    VOICE_SAMPLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     language: str
     channel: int
-    def __init__(self, name: _Optional[str] = ..., language: _Optional[str] = ..., channel: _Optional[int] = ...) -> None: ...
+    voice_sample: bytes
+    def __init__(self, name: _Optional[str] = ..., language: _Optional[str] = ..., channel: _Optional[int] = ..., voice_sample: _Optional[bytes] = ...) -> None: ...
 
 class LiveConversationConfig(_message.Message):
     __slots__ = ("config", "parties", "transcription", "interim_results", "glossary", "end_of_utterance_silence_ms")

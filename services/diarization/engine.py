@@ -251,6 +251,54 @@ class DiarizationEngine:
             raise InvalidAudio("audio contains NaN or infinite samples")
         return samples
 
+    # ------------------------------------------------------------------ voice prints
+    def embed_voices(
+        self,
+        audio: DecodedAudio,
+        spans: Sequence[tuple[float, float]] = (),
+        *,
+        cancel: threading.Event | None = None,
+    ) -> np.ndarray:
+        """One unit-length speaker embedding per (start, end) span of the downmixed audio,
+        or for the whole audio when no span is given: (len(spans), dimension) float32, a
+        NaN row for a span too short for the model. Spans are clipped to the audio."""
+        samples = self._mono(audio)
+        duration = samples.shape[0] / SAMPLE_RATE
+        wanted = list(spans) or [(0.0, duration)]
+        signals = [
+            samples[int(max(start, 0.0) * SAMPLE_RATE) : int(min(end, duration) * SAMPLE_RATE)]
+            for start, end in wanted
+        ]
+
+        def progress(done: int, total: int) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("voice embedding cancelled")
+
+        progress(0, len(signals))
+        if isinstance(self._embedding, SpeakerEmbedding):
+            vectors = self._embedding.embed(signals, progress=progress)
+        else:  # a pyannote embedding model: its own protocol, one signal at a time
+            vectors = np.stack([self._pyannote_embed(signal) for signal in signals])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (vectors / norms).astype(np.float32)
+
+    def _pyannote_embed(self, signal: np.ndarray) -> np.ndarray:
+        dimension = int(self._embedding.dimension)
+        if signal.shape[0] < int(getattr(self._embedding, "min_num_samples", 1)):
+            return np.full(dimension, np.nan, dtype=np.float32)
+        waveform = torch.from_numpy(np.ascontiguousarray(signal))[None, None]
+        return np.asarray(self._embedding(waveform), dtype=np.float32)[0]
+
+    @property
+    def embedding_model(self) -> str:
+        """The embedding model's name as configured (catalog name or directory)."""
+        return self.config.models.embedding
+
+    @property
+    def embedding_dimension(self) -> int:
+        return int(self._embedding.dimension)
+
     # ------------------------------------------------------------------ channel mode
     def diarize_channels(
         self,

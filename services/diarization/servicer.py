@@ -15,6 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, AsyncIterator
 
+import numpy as np
 from grpc import aio
 
 from parlons.services.common import metrics
@@ -33,6 +34,10 @@ if TYPE_CHECKING:  # the engine imports torch/pyannote: only load() brings them 
 log = logging.getLogger("parlons.diarization")
 
 SERVICE_NAME = "parlons.v1.DiarizationService"
+# EmbedVoices bounds: spans per request and seconds of speech embedded (the model's cost
+# grows with the seconds; a live desk sends one to three spans of a few seconds).
+MAX_VOICE_SPANS = 64
+MAX_VOICE_SECONDS = 600.0
 _MODES = {
     diarization_pb2.DIARIZATION_MODE_UNSPECIFIED: "neural",
     diarization_pb2.NEURAL: "neural",
@@ -57,6 +62,18 @@ def response_from_result(result: DiarizationResult, uri: str) -> diarization_pb2
         processing_duration_s=result.processing_s,
         mode=diarization_pb2.CHANNEL if result.mode == "channel" else diarization_pb2.NEURAL,
     )
+
+
+def check_voice_spans(spans: list[tuple[float, float]]) -> None:
+    """Spans to embed: ordered bounds, a bounded count and total, before any decoding."""
+    if len(spans) > MAX_VOICE_SPANS:
+        raise InvalidArgument(f"{len(spans)} spans to embed; at most {MAX_VOICE_SPANS} a request")
+    for start, end in spans:
+        if not (np.isfinite(start) and np.isfinite(end)) or start < 0 or end <= start:
+            raise InvalidArgument(f"span {start}-{end} s: need 0 <= start_s < end_s")
+    total = sum(end - start for start, end in spans)
+    if total > MAX_VOICE_SECONDS:
+        raise InvalidArgument(f"{total:.0f} s of spans to embed; at most {MAX_VOICE_SECONDS:.0f} s a request")
 
 
 class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
@@ -94,6 +111,46 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
             if result.duration_s > 0:
                 metrics.REAL_TIME_FACTOR.labels("diarization").observe(result.real_time_factor)
             return response_from_result(result, uri)
+
+        return await self._module.queue.run(job, cancel=cancel)
+
+    async def EmbedVoices(
+        self, request: diarization_pb2.EmbedVoicesRequest, context: aio.ServicerContext
+    ) -> diarization_pb2.EmbedVoicesResponse:
+        data = audio_bytes(request.audio if request.HasField("audio") else None)
+        spans = [(span.start_s, span.end_s) for span in request.spans]
+        check_voice_spans(spans)
+        engine = self._module.engine
+        if engine is None:
+            raise ResourceExhausted("the diarisation pipeline is still loading; retry shortly", 2.0)
+        max_s = self._module.settings.max_audio_s
+        config = request.config
+        cancel = threading.Event()
+
+        def job() -> diarization_pb2.EmbedVoicesResponse:
+            audio = decode_request_audio(data, config, keep_channels=False, max_duration_s=max_s)
+            duration = audio.duration_s
+            if not spans and duration > MAX_VOICE_SECONDS:
+                raise InvalidArgument(
+                    f"{duration:.0f} s of audio to embed; at most {MAX_VOICE_SECONDS:.0f} s a request"
+                )
+            late = [(a, b) for a, b in spans if a >= duration]
+            if late:
+                raise InvalidArgument(
+                    f"span {late[0][0]:.2f}-{late[0][1]:.2f} s starts after the end of the audio ({duration:.2f} s)"
+                )
+            wanted = spans or [(0.0, duration)]
+            vectors = engine.embed_voices(audio, wanted, cancel=cancel)
+            prints = [
+                diarization_pb2.VoicePrint(
+                    start_s=a, end_s=min(b, duration), vector=[] if np.isnan(v).any() else v.tolist()
+                )
+                for (a, b), v in zip(wanted, vectors)
+            ]
+            return diarization_pb2.EmbedVoicesResponse(
+                prints=prints, model=engine.embedding_model, dimension=engine.embedding_dimension,
+                audio_duration_s=duration,
+            )
 
         return await self._module.queue.run(job, cancel=cancel)
 

@@ -162,6 +162,22 @@ class GatewayCore:
 
         return await backend.stream_unary(backend.stub.DiarizeUpload, requests, call.options)
 
+    async def embed_voices(
+        self,
+        call: Call,
+        data: bytes,
+        config: audio_pb2.AudioConfig,
+        spans: Sequence[tuple[float, float]] = (),
+    ) -> diarization_pb2.EmbedVoicesResponse:
+        """Voice prints of spans of a short clip (no quota: the caller charges the audio)."""
+        backend = self.router.get("diarization")
+        request = diarization_pb2.EmbedVoicesRequest(
+            config=config,
+            audio=audio_pb2.Audio(content=data),
+            spans=[diarization_pb2.TimeSpan(start_s=a, end_s=b) for a, b in spans],
+        )
+        return await backend.unary(backend.stub.EmbedVoices, request, call.options)
+
     async def transcribe(
         self,
         call: Call,

@@ -7,13 +7,14 @@ the model). Interim results pass straight through; each final result is translat
 the other party's language before it is sent, so a client shows one final line with its
 translation.
 
-Shared microphone: an utterance (cut by silence) may hold both voices, so each final is
-split where the voice changes: the last 30 s are diarised, the final's words are given
-to the diarisation voices (compose.merge_words_with_speakers), and each voice is mapped to
-the party whose words it already spoke in that window; a voice not heard before goes to
-the party its language names, else to a party not yet heard. The pieces share the
-utterance's index. Without the diarisation service: the whole utterance goes to the
-party its language names, else to the other party than the last one (turn taking).
+Shared microphone: each final is given to a party by its voice (voices.py): the
+utterance's audio is embedded once (EmbedVoices of the diarisation service, ECAPA-TDNN)
+and compared with the parties' running voice prints, which an enrolment sample (a few
+seconds of the agent's voice, `Party.voice_sample`) can start. A language that names
+one party decides first (a French agent, an Arabic visitor). An utterance of two voices
+(one party answering the other without a pause long enough to end the utterance) is
+embedded as two parts, cut at its widest pause between words, and split when the parts
+are two voices. Without the diarisation service: by language, then turn taking.
 """
 
 from __future__ import annotations
@@ -26,17 +27,28 @@ from typing import AsyncIterator
 import numpy as np
 
 from parlons.services.common.audio_request import StreamAudioDecoder
-from parlons.services.common.errors import InvalidArgument, ParlonsError
+from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamPump
 from parlons.services.gateway import compose
 from parlons.services.gateway.core import Call, GatewayCore
+from parlons.services.gateway.voices import VoicePrints, pause_cuts
 from parlons.v1 import audio_pb2, diarization_pb2, gateway_pb2, transcription_pb2
 
 log = logging.getLogger("parlons.gateway.live")
 
 DETECT = "detect"
 RATE = 16000
-DIARIZATION_WINDOW_S = 30.0
+# Shared microphone: the last seconds of audio kept to embed finals' voices (an
+# utterance is cut by the transcription service at 30 s at most).
+VOICE_WINDOW_S = 32.0
+# A detected language names a party only when the model is at least this sure (short
+# utterances are often misidentified; the voice decides those).
+LANGUAGE_TRUST = 0.8
+# Enrolment sample bounds.
+MIN_VOICE_SAMPLE_S = 1.0
+MAX_VOICE_SAMPLE_S = 30.0
+MAX_VOICE_SAMPLE_BYTES = 8 * 1024 * 1024
+_PCM16_MONO = audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=RATE, channels=1)
 _DONE = object()
 # Client messages read ahead of the decoder, at most (then gRPC flow control holds the
 # client back): at 100-ms chunks, 6 s of audio.
@@ -54,6 +66,7 @@ class _Party:
     language: str  # BCP-47 or "detect"
     channel: int
     detected: str = ""
+    voice_sample: bytes = b""
 
     @property
     def known_language(self) -> str:
@@ -101,11 +114,22 @@ class _Window:
 
     @property
     def samples(self) -> np.ndarray:
-        """The held audio, oldest first (a copy: diarisation runs while audio arrives)."""
+        """The held audio, oldest first (a copy: it is sent while audio arrives)."""
         if self._written <= self.capacity:
             return self._ring[: self._written].copy()
         at = self._written % self.capacity
         return np.concatenate([self._ring[at:], self._ring[:at]])
+
+    def between(self, start_s: float, end_s: float) -> np.ndarray:
+        """The audio from stream time start_s to end_s, as far as it is still held."""
+        first = max(int(start_s * RATE), self._written - self.capacity, 0)
+        last = min(int(end_s * RATE), self._written)
+        if last <= first:
+            return np.zeros(0, dtype=np.float32)
+        at, n = first % self.capacity, last - first
+        if at + n <= self.capacity:
+            return self._ring[at : at + n].copy()
+        return np.concatenate([self._ring[at:], self._ring[: at + n - self.capacity]])
 
 
 def validate(config: gateway_pb2.LiveConversationConfig) -> list[_Party]:
@@ -117,13 +141,22 @@ def validate(config: gateway_pb2.LiveConversationConfig) -> list[_Party]:
         language = p.language.strip()
         if not language:
             raise InvalidArgument(f"party {name!r} needs a language (BCP-47, or \"detect\")")
-        parties.append(_Party(i, name, language.lower() if language.lower() == DETECT else language, p.channel))
+        if len(p.voice_sample) > MAX_VOICE_SAMPLE_BYTES:
+            raise InvalidArgument(
+                f"party {name!r}: voice_sample is {len(p.voice_sample)} bytes; at most "
+                f"{MAX_VOICE_SAMPLE_BYTES // (1024 * 1024)} MiB ({MAX_VOICE_SAMPLE_S:.0f} s of speech are enough)"
+            )
+        parties.append(_Party(i, name, language.lower() if language.lower() == DETECT else language, p.channel,
+                              voice_sample=p.voice_sample))
     if parties[0].name == parties[1].name:
         raise InvalidArgument("the two parties need different names")
     channels = [p.channel for p in parties]
     available = config.config.channels
     if all(c == -1 for c in channels):
         return parties
+    if any(p.voice_sample for p in parties):
+        raise InvalidArgument("voice_sample is for a shared microphone (channel -1): with one "
+                              "microphone per party, the channel tells who speaks")
     if any(c < 0 for c in channels):
         raise InvalidArgument(
             "either every party has its own channel (0, 1, ...) or both share the microphone (-1)"
@@ -150,8 +183,9 @@ class LiveConversation:
             self.lanes = [_Lane(self.parties, -1)]
         else:
             self.lanes = [_Lane([p], p.channel) for p in self.parties]
-        self.window = _Window(DIARIZATION_WINDOW_S) if self.shared else None
-        self.history: list[tuple[float, float, int]] = []  # shared mode: (start, end, party)
+        self.window = _Window(VOICE_WINDOW_S) if self.shared else None
+        self.voices = VoicePrints(len(self.parties))
+        self.last_party: int | None = None  # shared microphone: party of the last final
         self.out: asyncio.Queue[object] = asyncio.Queue()
         self._final_tasks: set[asyncio.Task[None]] = set()
 
@@ -258,6 +292,7 @@ class LiveConversation:
     async def run(
         self, requests: AsyncIterator[gateway_pb2.LiveConversationRequest]
     ) -> AsyncIterator[gateway_pb2.LiveConversationResponse]:
+        await self._enrol()
         tasks = [asyncio.create_task(self._read_client(requests))]
         tasks += [asyncio.create_task(self._run_lane(lane)) for lane in self.lanes]
         finished = 0
@@ -315,8 +350,7 @@ class LiveConversation:
             party.detected = result.language
         if result.is_final:
             if self.shared:
-                words = result.words or [transcription_pb2.WordInfo(start_s=result.start_s, end_s=result.end_s)]
-                self.history.extend((w.start_s, w.end_s, party.index) for w in words)
+                self.last_party = party.index
             if utterance.text:
                 await self._translate(utterance, party)
         return utterance
@@ -357,91 +391,135 @@ class LiveConversation:
         return None
 
     def _last_party(self) -> _Party:
-        return self.parties[self.history[-1][2]] if self.history else self.parties[0]
+        return self.parties[self.last_party] if self.last_party is not None else self.parties[0]
 
-    def _by_turn_taking(self) -> _Party:
-        return self.parties[1 - self._last_party().index] if self.history else self.parties[0]
+    def _trusted_language_party(self, result: transcription_pb2.StreamingResult) -> _Party | None:
+        if result.language_probability and result.language_probability < LANGUAGE_TRUST:
+            return None
+        return self._by_language(result.language)
+
+    async def _enrol(self) -> None:
+        """Voice prints from the parties' enrolment samples, before any audio is read."""
+        for party in self.parties:
+            if not party.voice_sample:
+                continue
+            if not self.core.router.has("diarization"):
+                raise FailedPrecondition(
+                    "voice_sample needs the diarisation service (voice prints); none is configured"
+                )
+            response = await self.core.embed_voices(self.call, party.voice_sample, audio_pb2.AudioConfig())
+            seconds = response.audio_duration_s
+            if not MIN_VOICE_SAMPLE_S <= seconds <= MAX_VOICE_SAMPLE_S:
+                raise InvalidArgument(
+                    f"party {party.name!r}: voice_sample lasts {seconds:.1f} s; give "
+                    f"{MIN_VOICE_SAMPLE_S:.0f}-{MAX_VOICE_SAMPLE_S:.0f} s of that voice alone"
+                )
+            if not response.prints or not response.prints[0].vector:
+                raise InvalidArgument(f"party {party.name!r}: no voice found in voice_sample")
+            self.core.quotas.charge_audio(self.call.tenant, seconds)
+            self.voices.enrol(party.index, np.asarray(response.prints[0].vector, dtype=np.float32))
 
     async def _split_shared(
         self, result: transcription_pb2.StreamingResult
     ) -> list[tuple[_Party, transcription_pb2.StreamingResult]]:
-        """A final from the shared microphone, cut where the voice changes, each piece
-        given to a party. Without diarisation: the whole utterance, by language, then by
-        turn taking."""
+        """A final from the shared microphone given to a party (or split between both
+        where the voice changes): language, else voice, else turn taking."""
         window = self.window
-        if (
-            self.core.router.has("diarization")
-            and window is not None
-            and window.size
-            and result.words
-        ):
-            try:
-                return await self._split_by_voice(result, window)
-            except ParlonsError as exc:
-                log.warning("live diarisation failed, attributing by language: %s", exc.message)
-        return [(self._by_language(result.language) or self._by_turn_taking(), result)]
+        by_language = self._trusted_language_party(result)
+        if not (self.core.router.has("diarization") and window is not None and window.size):
+            return [(by_language or self._by_turn_taking(), result)]
+        try:
+            return await self._attribute_by_voice(result, window, by_language)
+        except ParlonsError as exc:
+            log.warning("voice prints failed, attributing by language: %s", exc.message)
+            return [(by_language or self._by_turn_taking(), result)]
 
-    async def _split_by_voice(
-        self, result: transcription_pb2.StreamingResult, window: _Window
+    def _by_turn_taking(self) -> _Party:
+        return self.parties[1 - self._last_party().index] if self.last_party is not None else self.parties[0]
+
+    async def _attribute_by_voice(
+        self, result: transcription_pb2.StreamingResult, window: _Window, by_language: _Party | None
     ) -> list[tuple[_Party, transcription_pb2.StreamingResult]]:
-        offset = window.start_s
+        """Embed the utterance in parts cut at its pauses, give each part a party (the
+        voices decide; a language that names a party decides an utterance of one voice),
+        and return the runs of one party as pieces."""
+        start, end = result.start_s, result.end_s
+        words = [(w.start_s, w.end_s) for w in result.words]
+        min_piece = self.voices.settings.min_piece_s
+        groups: list[int] | None = None
+        spans: list[tuple[float, float]] = []
+        if not self.voices.all_known and end - start >= 2 * min_piece and len(words) > 1:
+            # Until both voices are known, a long utterance may be the two parties
+            # talking without a pause, and embeddings of its parts cannot tell (two
+            # voices on one phone line stay alike): the diarisation pipeline's
+            # segmentation model finds the change. Once both prints exist this is not
+            # needed (parts are compared with the prints), so only the first finals pay.
+            spans, groups = await self._speaker_parts(window, words, start, end)
+        if not spans:
+            bounds = [start, *pause_cuts(words, start, end, min_piece), end]
+            spans, groups = list(zip(bounds, bounds[1:])), None
+        vectors = await self._embed(window, spans)
+        durations = [b - a for a, b in spans]
+        if by_language is not None and len(spans) == 1:
+            self.voices.learn(by_language.index, vectors[0], durations[0])
+            return [(by_language, result)]
+        labels = self.voices.attribute_parts(vectors, durations, self.last_party, groups)
+        if by_language is not None and len(set(labels)) == 1 and labels[0] != by_language.index:
+            labels = [by_language.index] * len(labels)  # one voice, and its language names the party
+        runs: list[tuple[int, float, float]] = []
+        for party, (a, b) in zip(labels, spans):
+            if runs and runs[-1][0] == party:
+                runs[-1] = (party, runs[-1][1], b)
+            else:
+                runs.append((party, a, b))
+        if len(runs) == 1:
+            return [(self.parties[runs[0][0]], result)]
+        return [(self.parties[party], _piece(result, a, b)) for party, a, b in runs]
+
+    async def _speaker_parts(
+        self, window: _Window, words: list[tuple[float, float]], start: float, end: float
+    ) -> tuple[list[tuple[float, float]], list[int] | None]:
+        """The utterance diarised on its own: its words' runs of one voice as parts,
+        labelled 0/1 by voice; no parts when the pipeline hears one voice only."""
         response = await self.core.diarize_raw(
-            self.call,
-            pcm16(window.samples),
-            audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=RATE, channels=1),
+            self.call, pcm16(window.between(start, end)), _PCM16_MONO,
             diarization_pb2.DiarizationOptions(min_speakers=1, max_speakers=2),
         )
-        spans = [compose.SpeakerSpan(t.start_s + offset, t.end_s + offset, t.speaker) for t in response.turns]
-        index = compose.SpeakerIndex(spans)
-        transcript = transcription_pb2.TranscribeResponse(language=result.language)
-        transcript.segments.add(text=result.text, language=result.language).words.extend(result.words)
-        turns = compose.merge_words_with_speakers(transcript, spans)
-        mapping = self._map_voices(index, [t.speaker for t in turns], result.language, offset)
-        self.history = [h for h in self.history if h[1] > offset]  # older than the window: no use
-        pieces: list[tuple[_Party, transcription_pb2.StreamingResult]] = []
-        for turn in turns:
-            party = mapping[turn.speaker]
-            piece = transcription_pb2.StreamingResult()
-            piece.CopyFrom(result)
-            if pieces and pieces[-1][0] is party:  # two voices of one party: one piece
-                piece = pieces.pop()[1]
-                piece.text = f"{piece.text} {turn.text}"
-                piece.words.extend(turn.words)
+        index = compose.SpeakerIndex(
+            [compose.SpeakerSpan(t.start_s + start, t.end_s + start, t.speaker) for t in response.turns]
+        )
+        voices = [index.speaker_at(a, b) for a, b in words]
+        if len({v for v in voices if v is not None}) < 2:
+            return [], None
+        runs: list[tuple[str | None, int, int]] = []  # (voice, first word, last word)
+        for i, voice in enumerate(voices):
+            if runs and (voice is None or voice == runs[-1][0]):
+                runs[-1] = (runs[-1][0], runs[-1][1], i)
             else:
-                piece.text = turn.text
-                del piece.words[:]
-                piece.words.extend(turn.words)
-                piece.start_s = turn.start_s
-            piece.end_s = turn.end_s
-            pieces.append((party, piece))
-        if pieces:
-            pieces[-1][1].end_s = result.end_s
-        return pieces or [(self._by_language(result.language) or self._by_turn_taking(), result)]
+                runs.append((voice, i, i))
+        names = list(dict.fromkeys(v for v, _, _ in runs))
+        bounds = [start] + [(words[r[1] - 1][1] + words[r[1]][0]) / 2 for r in runs[1:]] + [end]
+        return list(zip(bounds, bounds[1:])), [names.index(v) for v, _, _ in runs]
 
-    def _map_voices(self, index: compose.SpeakerIndex, voices: list[str], language: str, offset: float) -> dict[str, _Party]:
-        """Diarisation voices of this window -> parties, by the words already attributed."""
-        votes: dict[str, dict[int, float]] = {}
-        for start, end, party in self.history:
-            if end <= offset:
-                continue
-            voice = index.speaker_at(max(start, offset), end)
-            if voice is not None:
-                votes.setdefault(voice, {}).setdefault(party, 0.0)
-                votes[voice][party] += max(end - start, 0.01)
-        mapping: dict[str, _Party] = {}
-        for voice, tally in votes.items():
-            mapping[voice] = self.parties[max(tally.items(), key=lambda kv: kv[1])[0]]
-        for voice in dict.fromkeys(voices):  # new voices, in order of speaking
-            if voice in mapping:
-                continue
-            taken = {p.index for p in mapping.values()}
-            by_language = self._by_language(language)
-            if by_language is not None and by_language.index not in taken:
-                mapping[voice] = by_language
-                continue
-            free = [p for p in self.parties if p.index not in taken]
-            mapping[voice] = free[0] if free else self._by_turn_taking()
-        return mapping
+    async def _embed(self, window: _Window, spans: list[tuple[float, float]]) -> list[np.ndarray | None]:
+        """Voice prints of spans of the stream, in one call."""
+        first = spans[0][0]
+        clip = window.between(first, spans[-1][1])
+        response = await self.core.embed_voices(
+            self.call, pcm16(clip), _PCM16_MONO, [(a - first, max(b - first, a - first + 0.01)) for a, b in spans]
+        )
+        return [np.asarray(p.vector, dtype=np.float32) if p.vector else None for p in response.prints]
+
+
+def _piece(result: transcription_pb2.StreamingResult, start: float, end: float) -> transcription_pb2.StreamingResult:
+    """The part of a final between two times: its words (by their middle) and their text."""
+    piece = transcription_pb2.StreamingResult()
+    piece.CopyFrom(result)
+    del piece.words[:]
+    piece.words.extend(w for w in result.words if start <= (w.start_s + w.end_s) / 2 < end)
+    piece.text = "".join(w.word for w in piece.words).strip()
+    piece.start_s, piece.end_s = start, end
+    return piece
 
 
 async def _audio_messages(
