@@ -214,3 +214,80 @@ def test_deadline_stops_the_work(stub: diarization_pb2_grpc.DiarizationServiceSt
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     # the next call is served normally (the cancelled job released its slot)
     assert len(stub.Diarize(_request(data), timeout=300).speakers) == 2
+
+
+# -- EmbedVoices ------------------------------------------------------------------------
+
+
+def _stm_spans(audio_dir: Path, speaker: str, min_s: float) -> list[tuple[float, float]]:
+    from speech import stm_turns
+
+    return [(s, e) for name, s, e, _ in stm_turns(audio_dir / "sample.stm") if name == speaker and e - s >= min_s]
+
+
+def test_voice_prints_tell_the_two_voices_of_the_call(
+    stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path
+) -> None:
+    """Prints of the same voice are closer than prints of the other voice, on the real
+    call; each is unit length, in request order."""
+    diane, sheila = _stm_spans(audio_dir, "Diane", 1.4), _stm_spans(audio_dir, "Sheila", 1.9)
+    spans = diane + sheila
+    reply = stub.EmbedVoices(
+        diarization_pb2.EmbedVoicesRequest(
+            audio=audio_pb2.Audio(content=(audio_dir / "sample.wav").read_bytes()),
+            spans=[diarization_pb2.TimeSpan(start_s=a, end_s=b) for a, b in spans],
+        ),
+        timeout=120,
+    )
+    assert reply.dimension == 192 and reply.model and abs(reply.audio_duration_s - 30.0) < 0.1
+    assert [x for p in reply.prints for x in (p.start_s, p.end_s)] == pytest.approx([x for s in spans for x in s], abs=1e-4)
+    vectors = np.array([p.vector for p in reply.prints])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    n = len(diane)
+    for i in range(len(spans)):
+        # Each turn is closer to the print of its speaker's other turns than to the
+        # other speaker's: what the live desk's attribution relies on.
+        own = [j for j in range(len(spans)) if j != i and (j < n) == (i < n)]
+        other = [j for j in range(len(spans)) if (j < n) != (i < n)]
+        own_print, other_print = vectors[own].mean(axis=0), vectors[other].mean(axis=0)
+        own_sim = vectors[i] @ own_print / np.linalg.norm(own_print)
+        other_sim = vectors[i] @ other_print / np.linalg.norm(other_print)
+        assert own_sim > other_sim + 0.05, (i, own_sim, other_sim)
+
+
+def test_voice_print_of_whole_audio_and_too_short_span(
+    stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path
+) -> None:
+    content = (audio_dir / "jfk.flac").read_bytes()
+    whole = stub.EmbedVoices(diarization_pb2.EmbedVoicesRequest(audio=audio_pb2.Audio(content=content)), timeout=60)
+    assert len(whole.prints) == 1 and len(whole.prints[0].vector) == 192
+    assert whole.prints[0].start_s == 0 and abs(whole.prints[0].end_s - whole.audio_duration_s) < 1e-3
+    tiny = stub.EmbedVoices(
+        diarization_pb2.EmbedVoicesRequest(
+            audio=audio_pb2.Audio(content=content), spans=[diarization_pb2.TimeSpan(start_s=1.0, end_s=1.001)]
+        ),
+        timeout=60,
+    )
+    assert len(tiny.prints) == 1 and not tiny.prints[0].vector  # too short for the model: no print
+
+
+@pytest.mark.parametrize(
+    ("spans", "detail"),
+    [
+        ([(2.0, 1.0)], "start_s < end_s"),
+        ([(-1.0, 1.0)], "start_s < end_s"),
+        ([(float("nan"), 1.0)], "start_s < end_s"),
+        ([(0.0, 1.0)] * 65, "at most 64"),
+        ([(0.0, 500.0), (0.0, 500.0)], "at most 600 s"),
+        ([(40.0, 41.0)], "after the end of the audio"),
+    ],
+)
+def test_voice_prints_bad_spans(
+    stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path, spans: list, detail: str
+) -> None:
+    request = diarization_pb2.EmbedVoicesRequest(
+        audio=audio_pb2.Audio(content=(audio_dir / "jfk.flac").read_bytes()),
+        spans=[diarization_pb2.TimeSpan(start_s=a, end_s=b) for a, b in spans],
+    )
+    error = _error(lambda: stub.EmbedVoices(request, timeout=60))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and detail in error.details(), error.details()

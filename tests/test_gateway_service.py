@@ -45,7 +45,7 @@ from parlons.v1 import (
     translation_pb2,
     translation_pb2_grpc,
 )
-from speech import AUDIO, JFK_TEXT, espeak, opus_bytes, wer
+from speech import AUDIO, JFK_TEXT, espeak, opus_bytes, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 
@@ -377,6 +377,58 @@ def test_live_shared_microphone_is_split_by_voice(channel: grpc.Channel, tenants
     assert all(u.translation == u.text and u.translation_language == "en" for u in finals)  # same language
 
 
+@needs_diarization
+def test_live_shared_microphone_enrolled_agent_is_named_from_the_first_word(
+    channel: grpc.Channel, tenants: Tenants
+) -> None:
+    """The agent's voice enrolled (a sample of Sheila's voice): her turns are the agent's
+    although Diane speaks first; without enrolment the first voice is the first party."""
+    recording = load_mono(AUDIO / "sample.wav")
+    sample = wav_bytes(recording[int(24.06 * 16000) : int(28.42 * 16000)])
+    config = gateway_pb2.LiveConversationConfig(
+        config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1),
+        parties=[gateway_pb2.Party(name="agent", language="en", channel=-1, voice_sample=sample),
+                 gateway_pb2.Party(name="visitor", language="en", channel=-1)],
+    )
+    pcm = pcm16(recording)
+    chunks = [pcm[i : i + 6400] for i in range(0, len(pcm), 6400)]
+    client = ConversationClient(channel, api_key=tenants.keys["a"])
+    finals = [u for r in client.live_conversation(iter(chunks), config, timeout_s=600)
+              for u in r.utterances if u.is_final and u.text]
+    described = [(u.party, round(u.start_s, 1), u.text) for u in finals]
+    by_party = {party: " ".join(u.text for u in finals if u.party == party).lower() for party in ("agent", "visitor")}
+    assert "sheila" in by_party["agent"] and "yankee" in by_party["agent"], described
+    assert "diane" in by_party["visitor"] and "new jersey" in by_party["visitor"], described
+    score = speaker_attribution(AUDIO / "sample.stm", [(u.party, u.text) for u in finals])
+    assert score.of_aligned >= 0.85, (score, described)
+
+
+@needs_diarization
+def test_live_voice_sample_bad_input(channel: grpc.Channel, tenants: Tenants) -> None:
+    stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    metadata = tenants.metadata("a")
+
+    def run(sample: bytes, channels: int = 1, own_channels: bool = False) -> grpc.RpcError:
+        config = gateway_pb2.LiveConversationConfig(
+            config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=channels),
+            parties=[gateway_pb2.Party(name="agent", language="en", channel=0 if own_channels else -1, voice_sample=sample),
+                     gateway_pb2.Party(name="visitor", language="en", channel=1 if own_channels else -1)],
+        )
+        requests = iter([gateway_pb2.LiveConversationRequest(config=config),
+                         gateway_pb2.LiveConversationRequest(audio_content=b"\0\0" * 1600)])
+        return _code(lambda: list(stub.LiveConversation(requests, metadata=metadata, timeout=60)))
+
+    recording = load_mono(AUDIO / "sample.wav")
+    short = run(wav_bytes(recording[int(24.1 * 16000) : int(24.6 * 16000)]))
+    assert short.code() == grpc.StatusCode.INVALID_ARGUMENT and "lasts 0.5 s" in short.details(), short.details()
+    garbage = run(b"not a recording" * 100)
+    assert garbage.code() == grpc.StatusCode.INVALID_ARGUMENT, garbage.details()
+    silence = run(wav_bytes(np.zeros(16000 * 3, dtype=np.float32)))
+    assert silence.code() == grpc.StatusCode.INVALID_ARGUMENT and "no voice" in silence.details(), silence.details()
+    two_mics = run(wav_bytes(recording[int(24.1 * 16000) : int(28.4 * 16000)]), channels=2, own_channels=True)
+    assert two_mics.code() == grpc.StatusCode.INVALID_ARGUMENT and "shared microphone" in two_mics.details()
+
+
 @pytest.fixture(scope="module")
 def live_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
     config = gateway_config(None, tmp_path_factory.mktemp("live-models"), transcription_model="base")
@@ -542,6 +594,15 @@ def test_live_conversation_bad_input(live_gateway: BackgroundServer) -> None:
     good = gateway_pb2.LiveConversationRequest(config=_live_config(agent=("fr", 0), visitor=("en", 1)))
     error = run(good, good)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "config sent twice" in error.details()
+    # Voice prints need the diarisation service, which this gateway has not.
+    enrolled = gateway_pb2.LiveConversationConfig(
+        config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1),
+        parties=[gateway_pb2.Party(name="agent", language="fr", channel=-1,
+                                   voice_sample=(AUDIO / "jfk.flac").read_bytes()),
+                 gateway_pb2.Party(name="visitor", language="en", channel=-1)],
+    )
+    error = run(gateway_pb2.LiveConversationRequest(config=enrolled))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "diarisation" in error.details()
     channel.close()
 
 

@@ -67,6 +67,8 @@ __all__ = [
 ]
 # pyannote's segmentation models all take 16 kHz; so does Silero VAD.
 SAMPLE_RATE: Final = TARGET_RATE
+# Below this RMS (about -70 dBFS) a span holds no voice to embed.
+_SILENCE_RMS: Final = 10 ** (-70 / 20)
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,8 @@ class DiarizationEngine:
     ) -> np.ndarray:
         """One unit-length speaker embedding per (start, end) span of the downmixed audio,
         or for the whole audio when no span is given: (len(spans), dimension) float32, a
-        NaN row for a span too short for the model. Spans are clipped to the audio."""
+        NaN row for a span too short for the model or silent (below -70 dBFS: the model
+        would still give a vector, of nobody's voice). Spans are clipped to the audio."""
         samples = self._mono(audio)
         duration = samples.shape[0] / SAMPLE_RATE
         wanted = list(spans) or [(0.0, duration)]
@@ -275,6 +278,8 @@ class DiarizationEngine:
                 raise Cancelled("voice embedding cancelled")
 
         progress(0, len(signals))
+        silent = [i for i, signal in enumerate(signals) if not signal.size or np.sqrt(np.mean(signal**2)) < _SILENCE_RMS]
+        signals = [np.zeros(0, dtype=np.float32) if i in silent else signal for i, signal in enumerate(signals)]
         if isinstance(self._embedding, SpeakerEmbedding):
             vectors = self._embedding.embed(signals, progress=progress)
         else:  # a pyannote embedding model: its own protocol, one signal at a time
@@ -285,7 +290,7 @@ class DiarizationEngine:
 
     def _pyannote_embed(self, signal: np.ndarray) -> np.ndarray:
         dimension = int(self._embedding.dimension)
-        if signal.shape[0] < int(getattr(self._embedding, "min_num_samples", 1)):
+        if signal.shape[0] < max(int(getattr(self._embedding, "min_num_samples", 1)), 1):
             return np.full(dimension, np.nan, dtype=np.float32)
         waveform = torch.from_numpy(np.ascontiguousarray(signal))[None, None]
         return np.asarray(self._embedding(waveform), dtype=np.float32)[0]

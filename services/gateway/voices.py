@@ -151,11 +151,24 @@ class VoicePrints:
             if len(distinct) == 1:  # one voice: the usual decision, with its turn taking
                 parties[distinct[0]] = self.attribute(whole, sum(durations), last).party
         else:
-            first = labels[known[0]] if labels[known[0]] in distinct else distinct[0]
-            members = [i for i in known if labels[i] == first] or known
-            centre = unit(sum(vectors[i] * durations[i] for i in members))  # type: ignore[operator]
-            seconds = sum(durations[i] for i in members)
-            parties[first] = self.attribute(centre, seconds, last).party
+            centres = {}
+            for label in distinct:
+                members = [i for i in known if labels[i] == label]
+                if members:
+                    centres[label] = unit(sum(vectors[i] * durations[i] for i in members))  # type: ignore[operator]
+            first = labels[known[0]]
+            printed = [p for p, total in enumerate(self._sums) if total is not None]
+            if len(centres) > 1 and len(printed) == 1:
+                # Two voices in the utterance, one of them known: the closer group is
+                # that party (a comparison, not a threshold: it holds on any channel).
+                (party,) = printed
+                closest = max(centres, key=lambda label: self.similarities(centres[label])[party])  # type: ignore[arg-type, return-value]
+                parties[closest] = party
+                first = closest
+            else:
+                members = [i for i in known if labels[i] == first]
+                seconds = sum(durations[i] for i in members)
+                parties[first] = self.attribute(centres[first], seconds, last).party
             for label in distinct:
                 if label != first:
                     parties[label] = (parties[first] + 1) % self.parties
