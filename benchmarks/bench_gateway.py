@@ -12,6 +12,11 @@
 3. LiveConversation: two microphones at real-time pace (visitor: turns of sample.wav in
    English, language "detect"; agent: French sentences), latency from the end of each
    utterance (when its last audio was sent) to its final result with the translation.
+4. LiveConversation, one shared microphone (`--parts shared`): the desk dialogue (the 13
+   turns of sample.wav, each + 1.2 s pause, both parties English, so only the voices
+   tell them apart) at real-time pace: share of finals given to the right party and
+   latency, with voice prints, with the agent's voice enrolled, and without the
+   diarisation service (turn taking), side by side.
 
 Translation uses small generated models (tests/translation_models.py): their output is
 meaningless, their cost is small; real OPUS-MT models add their own time.
@@ -279,6 +284,85 @@ def live(model: str, dynamic_context: bool = True) -> None:
           "(includes the 0.5 s of silence that ends an utterance)")
 
 
+# --------------------------------------------------------------------------- 4. shared
+
+
+def shared(model: str, repeats: int = 2) -> None:
+    """One microphone, two English voices: voice prints vs turn taking, same audio."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_transcription import desk_dialogue
+    from speech import stm_turns, wav_bytes
+
+    print(f"\n4. LiveConversation, shared microphone, desk dialogue at real-time pace, {model}")
+    pcm = desk_dialogue(1.2)
+    seconds = len(pcm) / 32000
+    turns, at = [], 1.2
+    for name, start, end, _ in stm_turns(DATA / "sample.stm"):
+        turns.append((name, at, at + end - start))
+        at += end - start + 1.2
+    agent_voice = turns[0][0]  # the first voice heard: the first party without enrolment
+    recording = decode_audio((DATA / "sample.wav").read_bytes()).mono()
+    enrol_turn = next(t for t in stm_turns(DATA / "sample.stm") if t[0] == agent_voice and t[2] - t[1] >= 2.0)
+    sample = wav_bytes(recording[int(enrol_turn[1] * 16000) : int(enrol_turn[2] * 16000)])
+
+    def speaker_of(start: float, end: float) -> str:
+        return max(turns, key=lambda t: min(t[2], end) - max(t[1], start))[0]
+
+    runs = [("voice prints", True, b""), ("voice prints, agent enrolled", True, sample),
+            ("turn taking (no diarisation)", False, b"")]
+    for label, with_diarization, voice_sample in runs:
+        shares, p50s, p95s = [], [], []
+        for _ in range(repeats):
+            share, p50, p95 = _shared_run(model, pcm, seconds, with_diarization, voice_sample, speaker_of, agent_voice)
+            shares.append(share)
+            p50s.append(p50)
+            p95s.append(p95)
+        print(f"  {label:30s} right {statistics.median(shares):.1%} ({', '.join(f'{x:.0%}' for x in shares)}), "
+              f"latency p50 {statistics.median(p50s):.2f} s ({', '.join(f'{x:.2f}' for x in p50s)}), "
+              f"p95 {statistics.median(p95s):.2f} s")
+    print(f"  (enrolment sample: the agent's turn at {enrol_turn[1]:.1f}-{enrol_turn[2]:.1f} s of the same call, "
+          "which is also scored)")
+
+
+def _shared_run(model, pcm, seconds, with_diarization, voice_sample, speaker_of, agent_voice):  # type: ignore[no-untyped-def]
+    """One real-time pass of the desk dialogue: (share of finals right, p50, p95)."""
+    config = _config(model)
+    services = ["transcription", "diarization", "gateway"] if with_diarization else ["transcription", "gateway"]
+    server = BackgroundServer(config.server, build_modules(config, services))
+    server.start(timeout_s=900)
+    live_config = gateway_pb2.LiveConversationConfig(
+        config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1),
+        parties=[gateway_pb2.Party(name="agent", language="en", channel=-1, voice_sample=voice_sample),
+                 gateway_pb2.Party(name="visitor", language="en", channel=-1)],
+    )
+    t0 = [0.0]
+
+    def chunks() -> Iterator[bytes]:
+        t0[0] = time.monotonic()
+        for i, offset in enumerate(range(0, len(pcm), 3200)):
+            delay = t0[0] + i * 0.1 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            yield pcm[offset : offset + 3200]
+
+    channel = open_channel(server.address)
+    finals: list[tuple[str, float, float, float]] = []  # party, start, end, latency
+    try:
+        for response in ConversationClient(channel).live_conversation(chunks(), live_config, timeout_s=seconds + 300):
+            now = time.monotonic()
+            finals += [(u.party, u.start_s, u.end_s, now - (t0[0] + min(u.end_s, seconds)))
+                       for u in response.utterances if u.is_final and u.text]
+    finally:
+        channel.close()
+        server.stop()
+    right = sum((party == "agent") == (speaker_of(a, b) == agent_voice) for party, a, b, _ in finals)
+    latencies = sorted(f[3] for f in finals)
+    if not latencies:
+        return 0.0, float("nan"), float("nan")
+    p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
+    return right / len(finals), statistics.median(latencies), p95
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="overhead,replicas,live")
@@ -296,6 +380,8 @@ def main() -> None:
     if "live" in parts:
         live(args.live_model, dynamic_context=True)
         live(args.live_model, dynamic_context=False)
+    if "shared" in parts:
+        shared(args.live_model, args.runs)
 
 
 if __name__ == "__main__":

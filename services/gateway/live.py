@@ -26,6 +26,7 @@ from typing import AsyncIterator
 
 import numpy as np
 
+from parlons.services.common.audio import decode_audio
 from parlons.services.common.audio_request import StreamAudioDecoder
 from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamPump
@@ -41,6 +42,8 @@ RATE = 16000
 # Shared microphone: the last seconds of audio kept to embed finals' voices (an
 # utterance is cut by the transcription service at 30 s at most).
 VOICE_WINDOW_S = 32.0
+# Until both voices have a print, a final is diarised with this many seconds before it.
+VOICE_CONTEXT_S = 12.0
 # A detected language names a party only when the model is at least this sure (short
 # utterances are often misidentified; the voice decides those).
 LANGUAGE_TRUST = 0.8
@@ -186,6 +189,8 @@ class LiveConversation:
         self.window = _Window(VOICE_WINDOW_S) if self.shared else None
         self.voices = VoicePrints(len(self.parties))
         self.last_party: int | None = None  # shared microphone: party of the last final
+        self.recent: list[tuple[float, float, int]] = []  # shared: (start, end, party) of recent finals
+        self.enrolment_audio: list[tuple[int, np.ndarray]] = []  # (party, samples), in memory only
         self.out: asyncio.Queue[object] = asyncio.Queue()
         self._final_tasks: set[asyncio.Task[None]] = set()
 
@@ -407,17 +412,25 @@ class LiveConversation:
                 raise FailedPrecondition(
                     "voice_sample needs the diarisation service (voice prints); none is configured"
                 )
-            response = await self.core.embed_voices(self.call, party.voice_sample, audio_pb2.AudioConfig())
-            seconds = response.audio_duration_s
+            try:
+                decoded = await asyncio.to_thread(
+                    decode_audio, party.voice_sample, max_duration_s=MAX_VOICE_SAMPLE_S + 0.5
+                )
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"party {party.name!r}: voice_sample: {exc.message}") from exc
+            samples = decoded.mono()
+            seconds = samples.shape[0] / RATE
             if not MIN_VOICE_SAMPLE_S <= seconds <= MAX_VOICE_SAMPLE_S:
                 raise InvalidArgument(
                     f"party {party.name!r}: voice_sample lasts {seconds:.1f} s; give "
                     f"{MIN_VOICE_SAMPLE_S:.0f}-{MAX_VOICE_SAMPLE_S:.0f} s of that voice alone"
                 )
+            response = await self.core.embed_voices(self.call, pcm16(samples), _PCM16_MONO)
             if not response.prints or not response.prints[0].vector:
                 raise InvalidArgument(f"party {party.name!r}: no voice found in voice_sample")
             self.core.quotas.charge_audio(self.call.tenant, seconds)
             self.voices.enrol(party.index, np.asarray(response.prints[0].vector, dtype=np.float32))
+            self.enrolment_audio.append((party.index, samples))
 
     async def _split_shared(
         self, result: transcription_pb2.StreamingResult
@@ -440,66 +453,108 @@ class LiveConversation:
     async def _attribute_by_voice(
         self, result: transcription_pb2.StreamingResult, window: _Window, by_language: _Party | None
     ) -> list[tuple[_Party, transcription_pb2.StreamingResult]]:
-        """Embed the utterance in parts cut at its pauses, give each part a party (the
-        voices decide; a language that names a party decides an utterance of one voice),
-        and return the runs of one party as pieces."""
+        """Give the utterance (or each run of one voice in it) a party and return the
+        runs as pieces. Voice prints decide once both voices have one; until then the
+        diarisation pipeline does, on the utterance and the seconds before it."""
         start, end = result.start_s, result.end_s
         words = [(w.start_s, w.end_s) for w in result.words]
-        min_piece = self.voices.settings.min_piece_s
-        groups: list[int] | None = None
-        spans: list[tuple[float, float]] = []
-        if not self.voices.all_known and end - start >= 2 * min_piece and len(words) > 1:
-            # Until both voices are known, a long utterance may be the two parties
-            # talking without a pause, and embeddings of its parts cannot tell (two
-            # voices on one phone line stay alike): the diarisation pipeline's
-            # segmentation model finds the change. Once both prints exist this is not
-            # needed (parts are compared with the prints), so only the first finals pay.
-            spans, groups = await self._speaker_parts(window, words, start, end)
-        if not spans:
-            bounds = [start, *pause_cuts(words, start, end, min_piece), end]
-            spans, groups = list(zip(bounds, bounds[1:])), None
+        if not self.voices.all_known:
+            decided = await self._diarised_runs(window, words, start, end)
+            if decided is not None:
+                spans, parties = decided
+                if by_language is not None and len(set(parties)) == 1:
+                    parties = [by_language.index] * len(parties)  # one voice, its language names the party
+                vectors = await self._embed(window, spans)
+                for vector, (a, b), party in zip(vectors, spans, parties):
+                    self.voices.learn(party, vector, b - a)
+                return self._runs(result, spans, parties)
+        bounds = [start, *pause_cuts(words, start, end, self.voices.settings.min_piece_s), end]
+        spans = list(zip(bounds, bounds[1:]))
         vectors = await self._embed(window, spans)
         durations = [b - a for a, b in spans]
         if by_language is not None and len(spans) == 1:
             self.voices.learn(by_language.index, vectors[0], durations[0])
             return [(by_language, result)]
-        labels = self.voices.attribute_parts(vectors, durations, self.last_party, groups)
+        labels = self.voices.attribute_parts(vectors, durations, self.last_party)
         if by_language is not None and len(set(labels)) == 1 and labels[0] != by_language.index:
             labels = [by_language.index] * len(labels)  # one voice, and its language names the party
+        return self._runs(result, spans, labels)
+
+    def _runs(
+        self, result: transcription_pb2.StreamingResult, spans: list[tuple[float, float]], parties: list[int]
+    ) -> list[tuple[_Party, transcription_pb2.StreamingResult]]:
+        """Consecutive spans of one party joined; one piece of the final per run."""
         runs: list[tuple[int, float, float]] = []
-        for party, (a, b) in zip(labels, spans):
+        for party, (a, b) in zip(parties, spans):
             if runs and runs[-1][0] == party:
                 runs[-1] = (party, runs[-1][1], b)
             else:
                 runs.append((party, a, b))
+        for party, a, b in runs:
+            self.recent.append((a, b, party))
+        self.recent = [r for r in self.recent if r[1] > result.end_s - VOICE_CONTEXT_S]
         if len(runs) == 1:
             return [(self.parties[runs[0][0]], result)]
         return [(self.parties[party], _piece(result, a, b)) for party, a, b in runs]
 
-    async def _speaker_parts(
+    async def _diarised_runs(
         self, window: _Window, words: list[tuple[float, float]], start: float, end: float
-    ) -> tuple[list[tuple[float, float]], list[int] | None]:
-        """The utterance diarised on its own: its words' runs of one voice as parts,
-        labelled 0/1 by voice; no parts when the pipeline hears one voice only."""
+    ) -> tuple[list[tuple[float, float]], list[int]] | None:
+        """While a voice has no print yet: diarise the utterance with the seconds before
+        it, whose finals already have their parties; the utterance's runs of one voice
+        and their parties, or None when that does not tell (the very first utterance
+        with one voice: the prints decide, i.e. the first party).
+
+        Why not prints alone: two voices on one phone line stay more alike than any
+        fixed threshold allows (ECAPA similarity 0.3-0.45 between the two voices of
+        sample.wav, against 0.1 for different voices on the AMI headsets), whereas the
+        pipeline's segmentation model and clustering compare the voices with each other.
+        It costs a diarisation of up to VOICE_CONTEXT_S seconds, for the first finals only."""
+        context_start = max(start - VOICE_CONTEXT_S, window.start_s, 0.0)
+        # The enrolment samples go first (each followed by a pause): the pipeline then
+        # compares the utterance with the enrolled voices too.
+        gap = np.zeros(RATE // 2, dtype=np.float32)
+        pieces: list[np.ndarray] = []
+        prior: list[tuple[float, float, int]] = []  # in clip time
+        offset = 0.0
+        for party, samples in self.enrolment_audio:
+            prior.append((offset, offset + samples.shape[0] / RATE, party))
+            pieces += [samples, gap]
+            offset += (samples.shape[0] + gap.shape[0]) / RATE
+        shift = offset - context_start  # stream time + shift = clip time
+        prior += [(a + shift, b + shift, party) for a, b, party in self.recent if b > context_start]
+        pieces.append(window.between(context_start, end))
         response = await self.core.diarize_raw(
-            self.call, pcm16(window.between(start, end)), _PCM16_MONO,
+            self.call, pcm16(np.concatenate(pieces)), _PCM16_MONO,
             diarization_pb2.DiarizationOptions(min_speakers=1, max_speakers=2),
         )
-        index = compose.SpeakerIndex(
-            [compose.SpeakerSpan(t.start_s + start, t.end_s + start, t.speaker) for t in response.turns]
-        )
-        voices = [index.speaker_at(a, b) for a, b in words]
-        if len({v for v in voices if v is not None}) < 2:
-            return [], None
-        runs: list[tuple[str | None, int, int]] = []  # (voice, first word, last word)
-        for i, voice in enumerate(voices):
-            if runs and (voice is None or voice == runs[-1][0]):
-                runs[-1] = (runs[-1][0], runs[-1][1], i)
-            else:
-                runs.append((voice, i, i))
-        names = list(dict.fromkeys(v for v, _, _ in runs))
-        bounds = [start] + [(words[r[1] - 1][1] + words[r[1]][0]) / 2 for r in runs[1:]] + [end]
-        return list(zip(bounds, bounds[1:])), [names.index(v) for v, _, _ in runs]
+        index = compose.SpeakerIndex([compose.SpeakerSpan(t.start_s, t.end_s, t.speaker) for t in response.turns])
+        if not words:
+            words = [(start, end)]
+        voices = [index.speaker_at(a + shift, b + shift) for a, b in words]
+        heard = list(dict.fromkeys(v for v in voices if v is not None))
+        if not heard:
+            return None
+        # Diarisation voices -> parties, by the parties of the finals (and enrolments) before.
+        votes: dict[str, list[float]] = {}
+        for a, b, party in prior:
+            voice = index.speaker_at(a, b)
+            if voice is not None:
+                votes.setdefault(voice, [0.0] * len(self.parties))[party] += b - a
+        mapping: dict[str, int] = {}
+        for voice, tally in sorted(votes.items(), key=lambda kv: -max(kv[1])):
+            party = int(np.argmax(tally))
+            mapping[voice] = party if party not in mapping.values() else 1 - party
+        new = [v for v in heard if v not in mapping]
+        if new and not mapping:
+            if len(heard) == 1:
+                return None  # the first voice heard: nothing to compare it with here
+            # Two voices and nothing before: the first voice is the first party.
+            mapping = {voice: i for i, voice in enumerate(heard)}
+        for voice in new:
+            free = [p for p in range(len(self.parties)) if p not in mapping.values()]
+            mapping[voice] = free[0] if free else self._by_turn_taking().index
+        return _word_runs(words, start, end, [mapping.get(v, -1) if v is not None else -1 for v in voices])
 
     async def _embed(self, window: _Window, spans: list[tuple[float, float]]) -> list[np.ndarray | None]:
         """Voice prints of spans of the stream, in one call."""
@@ -509,6 +564,26 @@ class LiveConversation:
             self.call, pcm16(clip), _PCM16_MONO, [(a - first, max(b - first, a - first + 0.01)) for a, b in spans]
         )
         return [np.asarray(p.vector, dtype=np.float32) if p.vector else None for p in response.prints]
+
+
+def _word_runs(
+    words: list[tuple[float, float]], start: float, end: float, labels: list[int]
+) -> tuple[list[tuple[float, float]], list[int]]:
+    """Runs of consecutive words of one label (-1: the label before) as spans from
+    `start` to `end`, cut between the runs' words."""
+    runs: list[tuple[int, int]] = []  # (label, first word)
+    for i, label in enumerate(labels):
+        if label == -1 or (runs and runs[-1][0] == label):
+            if not runs:
+                runs.append((label, i))
+            continue
+        if runs and runs[-1][0] == -1:
+            runs[-1] = (label, runs[-1][1])
+        else:
+            runs.append((label, i))
+    runs = [(max(label, 0), first) for label, first in runs]
+    bounds = [start] + [(words[first - 1][1] + words[first][0]) / 2 for _, first in runs[1:]] + [end]
+    return list(zip(bounds, bounds[1:])), [label for label, _ in runs]
 
 
 def _piece(result: transcription_pb2.StreamingResult, start: float, end: float) -> transcription_pb2.StreamingResult:
