@@ -18,6 +18,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("parlons.models.cli", "add_models_command"),
     ("parlons.clients.transcribe_cli", "add_transcribe_command"),
     ("parlons.clients.translate_cli", "add_translate_command"),
+    ("parlons.clients.desk.cli", "add_desk_command"),
     ("parlons.services.gateway.cli", "add_tenants_command"),
 )
 
