@@ -16,13 +16,15 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+# The desk's browser tests drive Debian's Chromium (Playwright never downloads a browser).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium fonts-noto-core)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing system packages: ${need_apt[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    say "optional system packages missing (${need_apt[*]}): some tests generate speech with espeak-ng"
+    say "optional system packages missing (${need_apt[*]}): some tests generate speech with espeak-ng, the desk's tests need chromium"
   fi
 fi
 

@@ -1,0 +1,180 @@
+"""`parlons desk` in a real browser: Debian's Chromium driven by Playwright (the system
+browser through `executable_path`; nothing downloads one), its fake capture fed from a
+WAV file of real speech, the embedded gateway with base and the test translation models.
+
+The file: a French agent sentence (espeak-ng), then jfk.flac (the visitor, English); the
+fake device plays it in a loop. The page must show the visitor's words (WER against the
+reference), a translation on the agent's side, empty itself and the server's
+conversation on "Nouvel usager", and come back by itself after the gateway restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway_helpers import gateway_config, load_mono
+from parlons.services.common.server import BackgroundServer
+from parlons.serve import build_modules
+from speech import AUDIO, JFK_TEXT, espeak, wav_bytes, wer
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright_api = pytest.importorskip("playwright.sync_api")
+if CHROMIUM is None:
+    pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)", allow_module_level=True)
+
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "desk.png"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DeskThread:
+    """The desk's web server on its own event loop, as `parlons desk --gateway` runs it."""
+
+    def __init__(self, gateway: str) -> None:
+        from aiohttp import web
+
+        from parlons.clients.desk.app import Desk, build_app
+        from parlons.clients.desk.bridge import GatewayConnection
+
+        self.port = _free_port()
+        self.loop = asyncio.new_event_loop()
+        self.desk: Desk | None = None
+        ready = threading.Event()
+
+        async def start() -> web.AppRunner:
+            self.desk = Desk(GatewayConnection(gateway))
+            runner = web.AppRunner(build_app(self.desk))
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            return runner
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.runner = self.loop.run_until_complete(start())
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait(30)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, float]:
+    """The looped file, and where the visitor's recording lies in it (seconds)."""
+    folder = tmp_path_factory.mktemp("desk-audio")
+    agent = load_mono(espeak("Bonjour madame, que puis-je faire pour vous ?", "fr", folder / "agent.wav"))
+    visitor = load_mono(AUDIO / "jfk.flac")
+    silence = np.zeros(int(1.5 * 16000), dtype=np.float32)
+    path = folder / "desk.wav"
+    path.write_bytes(wav_bytes(np.concatenate([silence, agent, silence, visitor, silence, silence])))
+    start = (2 * len(silence) + len(agent)) / 16000
+    return path, start, start + len(visitor) / 16000
+
+
+def _start_gateway(models: Path, port: int) -> BackgroundServer:
+    config = gateway_config(None, models, transcription_model="base")
+    config.server.port = port
+    config.gateway.rest_enabled = False
+    return BackgroundServer(config.server, build_modules(config, ["transcription", "translation", "gateway"])).start(
+        timeout_s=900
+    )
+
+
+def _texts(page, selector: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.eval_on_selector_all(selector, "els => els.map(e => e.textContent)")
+
+
+_FINALS = "() => [...window.parlonsDesk.state.utterances.values()].filter(u => u.final)"
+
+
+def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
+    speech_wav: tuple[Path, float, float], tmp_path: Path
+) -> None:
+    wav, jfk_start, jfk_end = speech_wav
+    port = _free_port()
+    gateway = _start_gateway(tmp_path / "models", port)
+    desk = DeskThread(f"127.0.0.1:{port}")
+    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"]
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(desk.url)
+            assert page.title() == "Parlons — poste d'accueil"
+            page.select_option("#visitor-language", "en")
+            page.click("#start")
+            page.wait_for_function(
+                "() => [...window.parlonsDesk.state.utterances.values()].some(u => u.final && "
+                "/do for your country/i.test(u.text))", timeout=180_000)
+            finals = page.evaluate(_FINALS)
+            # The visitor's recording (the first loop of the file): its words, and on the
+            # visitor's side (its language, English, names the party).
+            visitor = [u for u in finals if u["start"] >= jfk_start - 1.0 and u["end"] <= jfk_end + 1.5]
+            assert visitor and all(u["party"] == "visitor" for u in visitor), finals
+            assert wer(JFK_TEXT, " ".join(u["text"] for u in visitor)) <= 0.3, visitor
+            # Translated on the agent's side (test model: the words mean nothing, but
+            # they are there, in big type).
+            assert all(u["translation"].strip() and u["translation_language"] == "fr" for u in visitor), visitor
+            assert any(t.strip() for t in _texts(page, "#agent-log .translation"))
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(tmp_path / "desk.png"))
+            if not SCREENSHOT.exists():
+                shutil.copy(tmp_path / "desk.png", SCREENSHOT)
+            # Exports are made in the page, on demand.
+            exported = page.evaluate("() => window.parlonsDesk.exportText('srt')")
+            assert "-->" in exported and "Usager" in exported
+
+            # Nouvel usager: the page is empty and the server's conversation is a new one.
+            assert desk.desk is not None
+            before = desk.desk.conversations
+            page.keyboard.press("Alt+N")
+            assert not [u for u in page.evaluate(_FINALS) if "country" in u["text"]]
+            assert not [t for t in _texts(page, "#agent-log p, #visitor-log p") if "country" in t]
+            page.wait_for_function("() => document.querySelector('#status').textContent.includes('Nouvel usager')"
+                                   " || document.querySelector('#status').textContent.includes('écoute')",
+                                   timeout=30_000)
+            deadline = time.monotonic() + 30
+            while desk.desk.conversations == before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert desk.desk.conversations == before + 1
+
+            # The gateway goes away: a French message, then the page resumes by itself.
+            gateway.stop()
+            page.wait_for_function(
+                "() => /Nouvelle tentative/.test(document.querySelector('#status').textContent)", timeout=60_000)
+            page.keyboard.press("Alt+N")  # what was said before the restart leaves the page
+            assert not page.evaluate(_FINALS)
+            gateway = _start_gateway(tmp_path / "models", port)
+            page.wait_for_function(
+                "() => [...window.parlonsDesk.state.utterances.values()].some(u => u.final && "
+                "/your country/i.test(u.text))", timeout=240_000)
+            assert "Nouvelle tentative" not in page.text_content("#status")
+            browser.close()
+    finally:
+        desk.stop()
+        gateway.stop()
