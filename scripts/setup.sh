@@ -50,8 +50,8 @@ if "${PIP[@]}" list 2>/dev/null | grep -qi '^nvidia-'; then
 fi
 
 if command -v npm >/dev/null 2>&1; then
-  if [ ! -x tools/node_modules/.bin/buf ]; then
-    say "installing test tools from npm (buf: a second gRPC client for the reflection tests)"
+  if [ ! -x tools/node_modules/.bin/buf ] || [ ! -f tools/node_modules/axe-core/axe.min.js ]; then
+    say "installing test tools from npm (buf: a second gRPC client; axe-core: accessibility checks)"
     (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null)
   fi
 else

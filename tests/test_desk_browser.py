@@ -33,6 +33,7 @@ if CHROMIUM is None:
     pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)", allow_module_level=True)
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "desk.png"
+AXE = Path(__file__).resolve().parents[1] / "tools" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def _free_port() -> int:
@@ -123,7 +124,8 @@ def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
     try:
         with playwright_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            # The page's CSP allows its own scripts only; the test injects axe-core.
+            page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)
             page.goto(desk.url)
             assert page.title() == "Parlons — poste d'accueil"
             page.select_option("#visitor-language", "en")
@@ -145,6 +147,14 @@ def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
             page.screenshot(path=str(tmp_path / "desk.png"))
             if not SCREENSHOT.exists():
                 shutil.copy(tmp_path / "desk.png", SCREENSHOT)
+            # Accessibility: axe-core inside the page, with captions and translations on it.
+            assert AXE.is_file(), "axe-core missing: scripts/setup.sh installs it (npm, tools/)"
+            page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+            violations = page.evaluate(
+                "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}))"
+                ".violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))")
+            serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+            assert not serious, serious
             # Exports are made in the page, on demand.
             exported = page.evaluate("() => window.parlonsDesk.exportText('srt')")
             assert "-->" in exported and "Usager" in exported
