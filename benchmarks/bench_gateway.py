@@ -41,7 +41,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import percentile  # noqa: E402
 from parlons.clients.conversation import ConversationClient  # noqa: E402
 from parlons.clients.sdk import TranscriptionClient, open_channel, wait_until_serving  # noqa: E402
 from parlons.serve import available_services, build_modules  # noqa: E402
@@ -227,6 +229,17 @@ def _desk_audio(workdir: Path) -> tuple[np.ndarray, float]:
     return audio, n / 16000
 
 
+def _paced(pcm: bytes, chunk: int, started: list[float]) -> Iterator[bytes]:
+    """`chunk` bytes (100 ms of audio) at a time at real-time pace; `started[0]` is set to
+    when the first one left, the origin of the latencies."""
+    started[0] = time.monotonic()
+    for i, offset in enumerate(range(0, len(pcm), chunk)):
+        delay = started[0] + i * 0.1 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield pcm[offset : offset + chunk]
+
+
 def live(model: str, dynamic_context: bool = True) -> None:
     from translation_models import build_bilingual_model
 
@@ -245,14 +258,6 @@ def live(model: str, dynamic_context: bool = True) -> None:
     chunk = 2 * 2 * 1600  # 100 ms of 2-channel 16-bit audio
     t0 = [0.0]
 
-    def chunks() -> Iterator[bytes]:
-        t0[0] = time.monotonic()
-        for i, offset in enumerate(range(0, len(pcm), chunk)):
-            delay = t0[0] + i * 0.1 - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            yield pcm[offset : offset + chunk]
-
     live_config = gateway_pb2.LiveConversationConfig(
         config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=2),
         parties=[gateway_pb2.Party(name="agent", language="fr", channel=0),
@@ -262,7 +267,7 @@ def live(model: str, dynamic_context: bool = True) -> None:
     latencies: dict[str, list[float]] = {"agent": [], "visitor": []}
     interim = 0
     try:
-        for response in ConversationClient(channel).live_conversation(chunks(), live_config, timeout_s=seconds + 300):
+        for response in ConversationClient(channel).live_conversation(_paced(pcm, chunk, t0), live_config, timeout_s=seconds + 300):
             now = time.monotonic()
             for u in response.utterances:
                 if not u.is_final:
@@ -277,7 +282,7 @@ def live(model: str, dynamic_context: bool = True) -> None:
     if not every:
         print("  no final result")
         return
-    p95 = every[min(len(every) - 1, int(round(0.95 * (len(every) - 1))))]
+    p95 = percentile(every, 95)
     print(f"  {len(every)} finals ({len(latencies['agent'])} agent, {len(latencies['visitor'])} visitor), "
           f"{interim} interim results")
     print(f"  utterance end -> final + translation: p50 {statistics.median(every):.2f} s, p95 {p95:.2f} s "
@@ -289,7 +294,6 @@ def live(model: str, dynamic_context: bool = True) -> None:
 
 def shared(model: str, repeats: int = 2) -> None:
     """One microphone, two English voices: voice prints vs turn taking, same audio."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_transcription import desk_dialogue
     from speech import stm_turns, wav_bytes
 
@@ -337,18 +341,10 @@ def _shared_run(model, pcm, seconds, with_diarization, voice_sample, speaker_of,
     )
     t0 = [0.0]
 
-    def chunks() -> Iterator[bytes]:
-        t0[0] = time.monotonic()
-        for i, offset in enumerate(range(0, len(pcm), 3200)):
-            delay = t0[0] + i * 0.1 - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            yield pcm[offset : offset + 3200]
-
     channel = open_channel(server.address)
     finals: list[tuple[str, float, float, float]] = []  # party, start, end, latency
     try:
-        for response in ConversationClient(channel).live_conversation(chunks(), live_config, timeout_s=seconds + 300):
+        for response in ConversationClient(channel).live_conversation(_paced(pcm, 3200, t0), live_config, timeout_s=seconds + 300):
             now = time.monotonic()
             finals += [(u.party, u.start_s, u.end_s, now - (t0[0] + min(u.end_s, seconds)))
                        for u in response.utterances if u.is_final and u.text]
@@ -359,8 +355,7 @@ def _shared_run(model, pcm, seconds, with_diarization, voice_sample, speaker_of,
     latencies = sorted(f[3] for f in finals)
     if not latencies:
         return 0.0, float("nan"), float("nan")
-    p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
-    return right / len(finals), statistics.median(latencies), p95
+    return right / len(finals), statistics.median(latencies), percentile(latencies, 95)
 
 
 def main() -> None:

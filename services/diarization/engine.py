@@ -278,8 +278,8 @@ class DiarizationEngine:
                 raise Cancelled("voice embedding cancelled")
 
         progress(0, len(signals))
-        silent = [i for i, signal in enumerate(signals) if not signal.size or np.sqrt(np.mean(signal**2)) < _SILENCE_RMS]
-        signals = [np.zeros(0, dtype=np.float32) if i in silent else signal for i, signal in enumerate(signals)]
+        # A silent span becomes an empty signal, which the model leaves without a print.
+        signals = [s if s.size and np.sqrt(np.mean(s**2)) >= _SILENCE_RMS else s[:0] for s in signals]
         if isinstance(self._embedding, SpeakerEmbedding):
             vectors = self._embedding.embed(signals, progress=progress)
         else:  # a pyannote embedding model: its own protocol, one signal at a time

@@ -7,14 +7,16 @@ the model). Interim results pass straight through; each final result is translat
 the other party's language before it is sent, so a client shows one final line with its
 translation.
 
-Shared microphone: each final is given to a party by its voice (voices.py): the
-utterance's audio is embedded once (EmbedVoices of the diarisation service, ECAPA-TDNN)
+Shared microphone: each final is given to a party by its voice (voices.py). Its audio is
+embedded (EmbedVoices of the diarisation service, ECAPA-TDNN) in parts cut at its pauses
 and compared with the parties' running voice prints, which an enrolment sample (a few
-seconds of the agent's voice, `Party.voice_sample`) can start. A language that names
-one party decides first (a French agent, an Arabic visitor). An utterance of two voices
-(one party answering the other without a pause long enough to end the utterance) is
-embedded as two parts, cut at its widest pause between words, and split when the parts
-are two voices. Without the diarisation service: by language, then turn taking.
+seconds of the agent's voice, `Party.voice_sample`) can start; a part clearly closer to
+the other party's print is split off (one party answering the other without a pause long
+enough to end the utterance). Until both voices have a print, the utterance is diarised
+with the seconds before it and the enrolment samples instead, its voices mapped to the
+parties the earlier finals have. A language that names one party decides an utterance of
+one voice (a French agent, an Arabic visitor). Without the diarisation service: by
+language, then turn taking.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class _Lane:
 
 
 class _Window:
-    """The last seconds of shared-microphone audio, for diarising on demand.
+    """The last seconds of shared-microphone audio, to embed or diarise finals' voices.
 
     A ring buffer: appending a chunk costs the chunk, not the window (the previous
     version copied the whole 30 s on every 100-ms chunk)."""
@@ -114,14 +116,6 @@ class _Window:
         self._ring[at : at + first] = data[:first]
         self._ring[: data.shape[0] - first] = data[first:]
         self._written += data.shape[0]
-
-    @property
-    def samples(self) -> np.ndarray:
-        """The held audio, oldest first (a copy: it is sent while audio arrives)."""
-        if self._written <= self.capacity:
-            return self._ring[: self._written].copy()
-        at = self._written % self.capacity
-        return np.concatenate([self._ring[at:], self._ring[:at]])
 
     def between(self, start_s: float, end_s: float) -> np.ndarray:
         """The audio from stream time start_s to end_s, as far as it is still held."""
@@ -484,12 +478,7 @@ class LiveConversation:
         self, result: transcription_pb2.StreamingResult, spans: list[tuple[float, float]], parties: list[int]
     ) -> list[tuple[_Party, transcription_pb2.StreamingResult]]:
         """Consecutive spans of one party joined; one piece of the final per run."""
-        runs: list[tuple[int, float, float]] = []
-        for party, (a, b) in zip(parties, spans):
-            if runs and runs[-1][0] == party:
-                runs[-1] = (party, runs[-1][1], b)
-            else:
-                runs.append((party, a, b))
+        runs = [(party, spans[first][0], spans[last][1]) for party, first, last in _label_runs(parties)]
         for party, a, b in runs:
             self.recent.append((a, b, party))
         self.recent = [r for r in self.recent if r[1] > result.end_s - VOICE_CONTEXT_S]
@@ -566,24 +555,30 @@ class LiveConversation:
         return [np.asarray(p.vector, dtype=np.float32) if p.vector else None for p in response.prints]
 
 
+def _label_runs(labels: list[int]) -> list[tuple[int, int, int]]:
+    """(label, first index, last index) of each run of equal consecutive labels."""
+    runs: list[tuple[int, int, int]] = []
+    for i, label in enumerate(labels):
+        if runs and runs[-1][0] == label:
+            runs[-1] = (label, runs[-1][1], i)
+        else:
+            runs.append((label, i, i))
+    return runs
+
+
 def _word_runs(
     words: list[tuple[float, float]], start: float, end: float, labels: list[int]
 ) -> tuple[list[tuple[float, float]], list[int]]:
-    """Runs of consecutive words of one label (-1: the label before) as spans from
-    `start` to `end`, cut between the runs' words."""
-    runs: list[tuple[int, int]] = []  # (label, first word)
-    for i, label in enumerate(labels):
-        if label == -1 or (runs and runs[-1][0] == label):
-            if not runs:
-                runs.append((label, i))
-            continue
-        if runs and runs[-1][0] == -1:
-            runs[-1] = (label, runs[-1][1])
-        else:
-            runs.append((label, i))
-    runs = [(max(label, 0), first) for label, first in runs]
-    bounds = [start] + [(words[first - 1][1] + words[first][0]) / 2 for _, first in runs[1:]] + [end]
-    return list(zip(bounds, bounds[1:])), [label for label, _ in runs]
+    """Runs of consecutive words of one label (-1: the label before, or after for the
+    first words; 0 when no word has one) as spans from `start` to `end`, cut between
+    the runs' words."""
+    known = next((label for label in labels if label != -1), 0)
+    filled: list[int] = []
+    for label in labels:
+        filled.append(label if label != -1 else (filled[-1] if filled else known))
+    runs = _label_runs(filled)
+    bounds = [start] + [(words[first - 1][1] + words[first][0]) / 2 for _, first, _ in runs[1:]] + [end]
+    return list(zip(bounds, bounds[1:])), [label for label, _, _ in runs]
 
 
 def _piece(result: transcription_pb2.StreamingResult, start: float, end: float) -> transcription_pb2.StreamingResult:

@@ -10,8 +10,8 @@ starts from an enrolment sample (a few seconds of the agent's voice). An utteran
 * otherwise by turn taking: the other party than the last one, the first party first.
 
 The settings were chosen on two-party dialogues cut from the AMI `trn*` excerpts and
-checked on the `dev*` ones and on sample.wav (benchmarks/bench_diarization.py, part
-`voices`; figures in docs/benchmarks.md): same-voice similarities of ECAPA-TDNN on a
+checked on the `dev*` ones and on sample.wav (benchmarks/bench_voices.py; figures in
+docs/benchmarks.md): same-voice similarities of ECAPA-TDNN on a
 second or more of speech are mostly 0.3-0.8, different voices -0.1-0.2, and under a
 second both spread widely, hence the weights (short utterances count little in a print)
 and the turn-taking fallback.
@@ -24,7 +24,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-Reason = Literal["enrolment", "voice", "new voice", "turn taking", "language"]
+Reason = Literal["enrolment", "voice", "new voice", "turn taking"]
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,6 @@ class VoicePrints:
         current = self._sums[party]
         weighted = np.asarray(vector, dtype=np.float64) * weight
         self._sums[party] = weighted if current is None else current + weighted
-
 
 
 def pause_cuts(

@@ -15,8 +15,8 @@ const NAMES = Object.fromEntries(LANGUAGES);
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  ws: null, running: false, wanted: false, retries: 0, retryTimer: null,
-  audio: null, streams: [], node: null,
+  ws: null, running: false, retries: 0, retryTimer: null,
+  audio: null, streams: [], node: null, // node: held so the worklet is not collected
   utterances: new Map(), // key "party:index" -> {party, index, text, translation, ...}
   visitorLanguage: "", size: 1.25,
 };
@@ -57,23 +57,25 @@ function wsUrl() {
   return `${scheme}//${location.host}/ws` + (key ? `?cle=${encodeURIComponent(key)}` : "");
 }
 
+function startMessage() {
+  return JSON.stringify({ type: "start", agent: "fr", visitor: $("visitor-language").value,
+    microphones: Number($("microphones").value) });
+}
+
 function connect() {
   const ws = new WebSocket(wsUrl());
   ws.binaryType = "arraybuffer";
   state.ws = ws;
   ws.onopen = () => {
     state.retries = 0;
-    ws.send(JSON.stringify({
-      type: "start", agent: "fr", visitor: $("visitor-language").value,
-      microphones: Number($("microphones").value),
-    }));
+    ws.send(startMessage());
   };
   ws.onmessage = (event) => onMessage(JSON.parse(event.data));
   ws.onclose = (event) => {
     if (state.ws !== ws) return;
     state.ws = null;
     if (event.code === 4001 || event.code === 4003) { stopAudio(); setRunning(false); return; }
-    if (state.wanted) retry("Connexion perdue avec le poste. Nouvelle tentative…");
+    if (state.running) retry("Connexion perdue avec le poste. Nouvelle tentative…");
   };
 }
 
@@ -82,7 +84,7 @@ function retry(message) {
   state.retries += 1;
   status(`${message} (dans ${Math.round(delay / 1000)} s)`, true);
   clearTimeout(state.retryTimer);
-  state.retryTimer = setTimeout(() => { if (state.wanted) connect(); }, delay);
+  state.retryTimer = setTimeout(() => { if (state.running) connect(); }, delay);
 }
 
 function onMessage(message) {
@@ -92,9 +94,9 @@ function onMessage(message) {
       break;
     case "utterance": showUtterance(message); break;
     case "cleared": status("Nouvel usager : la conversation précédente est effacée."); break;
-    case "ended": if (state.wanted) connectAgain(); break;
+    case "ended": if (state.running) connectAgain(); break;
     case "error":
-      if (message.retry && state.wanted) {
+      if (message.retry && state.running) {
         if (state.ws) state.ws.close();
         state.ws = null;
         retry(message.message);
@@ -210,7 +212,6 @@ function microphoneError(error) {
 
 function setRunning(running) {
   state.running = running;
-  state.wanted = running;
   const button = $("start");
   button.setAttribute("aria-pressed", String(running));
   button.firstChild.textContent = running ? "Arrêter " : "Démarrer ";
@@ -244,8 +245,7 @@ function newVisitor() {
   render();
   if (state.ws && state.ws.readyState === WebSocket.OPEN) {
     state.ws.send(JSON.stringify({ type: "new" }));
-    if (state.running) state.ws.send(JSON.stringify({ type: "start", agent: "fr",
-      visitor: $("visitor-language").value, microphones: Number($("microphones").value) }));
+    if (state.running) state.ws.send(startMessage());
   } else {
     status("Nouvel usager : la conversation précédente est effacée.");
   }
