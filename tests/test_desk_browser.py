@@ -105,6 +105,11 @@ def _start_gateway(models: Path, port: int) -> BackgroundServer:
     )
 
 
+def _fake_capture(wav: Path) -> list[str]:
+    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"]
+
+
 def _texts(page, selector: str) -> list[str]:  # type: ignore[no-untyped-def]
     return page.eval_on_selector_all(selector, "els => els.map(e => e.textContent)")
 
@@ -119,11 +124,9 @@ def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
     port = _free_port()
     gateway = _start_gateway(tmp_path / "models", port)
     desk = DeskThread(f"127.0.0.1:{port}")
-    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-             f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"]
     try:
         with playwright_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=_fake_capture(wav), headless=True)
             # The page's CSP allows its own scripts only; the test injects axe-core.
             page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)
             page.goto(desk.url)
@@ -188,3 +191,54 @@ def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
     finally:
         desk.stop()
         gateway.stop()
+
+
+def test_desk_page_with_two_microphones_keeps_each_party_on_its_side(tmp_path: Path) -> None:
+    """One two-channel input chosen for both parties (left the agent, right the visitor):
+    each channel's words on its own party's side, never the other's."""
+    agent = load_mono(espeak("Bonjour madame, que puis-je faire pour vous ?", "fr", tmp_path / "agent.wav"))
+    visitor = load_mono(AUDIO / "jfk.flac")
+    pause = int(1.0 * 16000)
+    n = pause + len(agent) + pause + len(visitor) + 2 * pause
+    stereo = np.zeros((n, 2), dtype=np.float32)
+    stereo[pause : pause + len(agent), 0] = agent
+    visitor_start = 2 * pause + len(agent)
+    stereo[visitor_start : visitor_start + len(visitor), 1] = visitor
+    wav = tmp_path / "two.wav"
+    import soundfile
+
+    soundfile.write(wav, stereo, 16000, subtype="PCM_16")
+    port = _free_port()
+    gateway = _start_gateway(tmp_path / "models", port)
+    desk = DeskThread(f"127.0.0.1:{port}")
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=_fake_capture(wav), headless=True)
+            page = browser.new_page()
+            page.goto(desk.url)
+            page.select_option("#visitor-language", "en")
+            page.select_option("#microphones", "2")
+            page.wait_for_function("() => document.querySelector('#visitor-device').options.length > 0")
+            device = page.eval_on_selector("#agent-device", "s => s.value")
+            page.select_option("#visitor-device", device)  # the same two-channel input for both
+            page.click("#start")
+            page.wait_for_function("() => /deux microphones/.test(document.querySelector('#status').textContent)",
+                                   timeout=60_000)
+            page.wait_for_function(
+                "() => [...window.parlonsDesk.state.utterances.values()].some(u => u.final && "
+                "/do for your country/i.test(u.text))", timeout=180_000)
+            finals = page.evaluate(_FINALS)
+            browser.close()
+    finally:
+        desk.stop()
+        gateway.stop()
+    visitor_said = [u for u in finals if u["party"] == "visitor"]
+    agent_said = [u for u in finals if u["party"] == "agent"]
+    assert wer(JFK_TEXT, " ".join(u["text"] for u in visitor_said)) <= 0.3, finals
+    # The agent's channel (espeak French, which base hears as e.g. "Moumataum, c'est
+    # plus poudre que vous."): French words, in the first seconds, on the agent's side.
+    assert agent_said and all(u["end"] <= visitor_start / 16000 + 0.5 for u in agent_said), finals
+    assert any("vous" in u["text"].lower() for u in agent_said), finals
+    assert not any("country" in u["text"].lower() for u in agent_said), finals
+    assert not any("vous" in u["text"].lower() for u in visitor_said), finals
+    assert all(u["translation_language"] == "en" for u in agent_said if u["translation"]), agent_said

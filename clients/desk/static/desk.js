@@ -166,21 +166,42 @@ async function listDevices() {
   if (devices.length > 1) $("visitor-device").selectedIndex = 1;
 }
 
+// Two microphones are either two devices, or one two-channel device (a stereo USB
+// interface, left the agent, right the visitor) chosen for both parties. A stereo input
+// is opened without the browser's voice processing, which would mix its channels.
+function audioConstraints(deviceId, channels) {
+  const processing = channels === 1;
+  return { audio: { deviceId: deviceId ? { exact: deviceId } : undefined, channelCount: channels,
+    echoCancellation: processing, noiseSuppression: processing, autoGainControl: processing } };
+}
+
+async function openStreams(two) {
+  const agent = $("agent-device").value, visitor = $("visitor-device").value;
+  if (!two) return [await navigator.mediaDevices.getUserMedia(audioConstraints(null, 1))];
+  if (agent === visitor) {
+    const stream = await navigator.mediaDevices.getUserMedia(audioConstraints(agent, 2));
+    if (stream.getAudioTracks()[0].getSettings().channelCount === 1) {
+      stream.getTracks().forEach((t) => t.stop());
+      throw Object.assign(new Error("mono"), { name: "MonoDeviceError" });
+    }
+    return [stream];
+  }
+  const streams = [];
+  for (const id of [agent, visitor]) streams.push(await navigator.mediaDevices.getUserMedia(audioConstraints(id, 1)));
+  return streams;
+}
+
 async function startAudio() {
   const two = $("microphones").value === "2";
-  const constraints = (deviceId) => ({ audio: { deviceId: deviceId ? { exact: deviceId } : undefined,
-    channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
-  const ids = two ? [$("agent-device").value, $("visitor-device").value] : [null];
-  state.streams = [];
-  for (const id of ids) state.streams.push(await navigator.mediaDevices.getUserMedia(constraints(id)));
+  state.streams = await openStreams(two);
   let context;
   try { context = new AudioContext({ sampleRate: 16000 }); } catch (e) { context = new AudioContext(); }
   await context.audioWorklet.addModule("/static/pcm-worklet.js");
   const node = new AudioWorkletNode(context, "pcm-frames", {
     numberOfInputs: 1, channelCount: two ? 2 : 1, channelCountMode: "explicit",
-    processorOptions: { channels: two ? 2 : 1 },
+    channelInterpretation: two ? "discrete" : "speakers", processorOptions: { channels: two ? 2 : 1 },
   });
-  if (two) {
+  if (state.streams.length === 2) {
     const merger = context.createChannelMerger(2);
     state.streams.forEach((s, i) => context.createMediaStreamSource(s).connect(merger, 0, i));
     merger.connect(node);
@@ -207,6 +228,8 @@ function microphoneError(error) {
     return "Le microphone est refusé. Autorisez-le pour cette page dans le navigateur, puis « Démarrer ».";
   if (error && (error.name === "NotFoundError" || error.name === "OverconstrainedError"))
     return "Aucun microphone trouvé. Branchez un microphone, puis « Démarrer ».";
+  if (error && error.name === "MonoDeviceError")
+    return "Ce microphone n'a qu'une voie : choisissez deux microphones différents pour l'agent et l'usager.";
   return "Le microphone n'a pas pu être ouvert.";
 }
 
