@@ -202,10 +202,11 @@ def replicas(model: str, requests: int, clients: int) -> None:
 # --------------------------------------------------------------------------- 3. live
 
 
-def _desk_audio(workdir: Path) -> tuple[np.ndarray, float]:
+def desk_audio(workdir: Path) -> tuple[np.ndarray, float, list[tuple[int, float, float]]]:
     """A desk dialogue on two channels: visitor turns cut from sample.wav (English, one
     real voice per turn, from sample.stm) alternating with French agent sentences, 1.2 s
-    apart, as at a counter."""
+    apart, as at a counter. Returns the audio, its length and its turns (channel, start,
+    end: 0 the agent, 1 the visitor)."""
     from speech import espeak, stm_turns
 
     recording = decode_audio((DATA / "sample.wav").read_bytes()).mono()
@@ -223,10 +224,12 @@ def _desk_audio(workdir: Path) -> tuple[np.ndarray, float]:
     n = sum(len(x) + gap for _, x in parts) + gap
     audio = np.zeros((2, n), dtype=np.float32)
     at = gap
+    turns = []
     for channel, part in parts:
         audio[channel, at : at + len(part)] = part
+        turns.append((channel, at / 16000, (at + len(part)) / 16000))
         at += len(part) + gap
-    return audio, n / 16000
+    return audio, n / 16000, turns
 
 
 def _paced(pcm: bytes, chunk: int, started: list[float]) -> Iterator[bytes]:
@@ -253,7 +256,7 @@ def live(model: str, dynamic_context: bool = True) -> None:
                                  str(build_bilingual_model(workdir / "en-fr", "en", "fr", seed=5))]
     server = BackgroundServer(config.server, build_modules(config, ["transcription", "translation", "gateway"]))
     server.start(timeout_s=900)
-    audio, seconds = _desk_audio(workdir)
+    audio, seconds, _ = desk_audio(workdir)
     pcm = (np.clip(audio.T, -1, 1) * 32767).astype("<i2").tobytes()
     chunk = 2 * 2 * 1600  # 100 ms of 2-channel 16-bit audio
     t0 = [0.0]

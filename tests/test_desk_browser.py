@@ -10,16 +10,14 @@ conversation on "Nouvel usager", and come back by itself after the gateway resta
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from desk_helpers import DeskThread, free_port
 from gateway_helpers import gateway_config, load_mono
 from parlons.services.common.server import BackgroundServer
 from parlons.serve import build_modules
@@ -34,53 +32,6 @@ if CHROMIUM is None:
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "desk.png"
 AXE = Path(__file__).resolve().parents[1] / "tools" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class DeskThread:
-    """The desk's web server on its own event loop, as `parlons desk --gateway` runs it."""
-
-    def __init__(self, gateway: str) -> None:
-        from aiohttp import web
-
-        from parlons.clients.desk.app import Desk, build_app
-        from parlons.clients.desk.bridge import GatewayConnection
-
-        self.port = _free_port()
-        self.loop = asyncio.new_event_loop()
-        self.desk: Desk | None = None
-        ready = threading.Event()
-
-        async def start() -> web.AppRunner:
-            self.desk = Desk(GatewayConnection(gateway))
-            runner = web.AppRunner(build_app(self.desk))
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
-            return runner
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.runner = self.loop.run_until_complete(start())
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        ready.wait(30)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +72,7 @@ def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
     speech_wav: tuple[Path, float, float], tmp_path: Path
 ) -> None:
     wav, jfk_start, jfk_end = speech_wav
-    port = _free_port()
+    port = free_port()
     gateway = _start_gateway(tmp_path / "models", port)
     desk = DeskThread(f"127.0.0.1:{port}")
     try:
@@ -208,7 +159,7 @@ def test_desk_page_with_two_microphones_keeps_each_party_on_its_side(tmp_path: P
     import soundfile
 
     soundfile.write(wav, stereo, 16000, subtype="PCM_16")
-    port = _free_port()
+    port = free_port()
     gateway = _start_gateway(tmp_path / "models", port)
     desk = DeskThread(f"127.0.0.1:{port}")
     try:

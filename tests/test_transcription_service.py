@@ -18,7 +18,7 @@ from parlons.services.common.config import ParlonsConfig
 from parlons.services.common.server import BackgroundServer
 from parlons.v1 import audio_pb2, transcription_pb2
 from parlons.services.common.audio import decode_audio
-from speech import AUDIO, JFK_TEXT, espeak, opus_bytes, stm_text, wav_bytes, wer
+from speech import AUDIO, JFK_TEXT, crafted_wav, espeak, opus_bytes, stm_text, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 
@@ -284,8 +284,12 @@ def _request(data: bytes, **config: object) -> transcription_pb2.TranscribeReque
         (lambda: b"this is a text file, not audio at all" * 10, "audio"),
         (lambda: (AUDIO / "jfk.flac").read_bytes()[:200], ""),
         (lambda: (AUDIO / "english.wav").read_bytes()[:44], ""),
+        # Crafted headers (issue 10): float format with 16-bit samples (was INTERNAL with a
+        # traceback); 8 channels at 1 Hz (9.6 KB that decoded to 292 MiB).
+        (lambda: crafted_wav(b"\x01\x02" * 16000, format_tag=3), "cannot be decoded"),
+        (lambda: crafted_wav(b"\x01\x02" * 4800, rate=1, channels=8), "1 hz"),
     ],
-    ids=["empty", "not-audio", "truncated-flac-header", "wav-header-only"],
+    ids=["empty", "not-audio", "truncated-flac-header", "wav-header-only", "float16-wav", "one-hertz-wav"],
 )
 def test_bad_audio_is_invalid_argument(client: TranscriptionClient, make: object, needle: str) -> None:
     started = time.monotonic()
@@ -355,8 +359,9 @@ def test_eight_channels_are_served_and_nine_refused(client: TranscriptionClient)
 
 
 def test_audio_longer_than_the_limit_is_refused_quickly(client: TranscriptionClient) -> None:
-    # 11 minutes of low noise, over the server's 600 s limit but under the message size
-    long = wav_bytes(np.full(4000 * 660, 0.001, dtype=np.float32), rate=4000)
+    # 11 minutes of near silence, over the server's 600 s limit but under the message
+    # size: 8-bit samples at 8 kHz (the lowest rate accepted), 5.3 MB.
+    long = crafted_wav(np.full(8000 * 660, 129, dtype=np.uint8).tobytes(), bits=8, rate=8000)
     started = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
         client.transcribe(long, timeout_s=30)

@@ -14,7 +14,10 @@ the same everywhere. Design choices, each for a reason:
   holds is the common case of an interrupted upload); a file from which not a single frame
   decodes is an error.
 * ``max_duration_s`` is enforced while decoding, so a 10-hour file is rejected after
-  decoding just past the limit, never held whole in memory.
+  decoding just past the limit, never held whole in memory; so is ``max_decoded_bytes``
+  (samples x channels kept, 1 GiB by default: 4 h of 8 channels would be 7.4 GB).
+* Below 8 kHz there is no speech to recognise, and a 1-Hz header would turn a few KB
+  into hundreds of MB of resampled audio: such rates are refused before decoding.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ import numpy as np
 from parlons.services.common.errors import InvalidAudio
 
 TARGET_RATE: Final = 16000
-MIN_RAW_RATE: Final = 8000
+MIN_SAMPLE_RATE: Final = 8000
+MIN_RAW_RATE: Final = MIN_SAMPLE_RATE
 MAX_RAW_RATE: Final = 192000
+# Decoded float32 samples (all channels kept) one request may hold.
+DEFAULT_MAX_DECODED_BYTES: Final = 1 << 30
 # PyAV 18 handles up to 8 channels safely (see module docstring); more is refused.
 HARD_MAX_CHANNELS: Final = 8
 
@@ -151,6 +157,7 @@ def decode_audio(
     raw: RawPcmFormat | None = None,
     max_duration_s: float | None = None,
     max_channels: int = HARD_MAX_CHANNELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
 ) -> DecodedAudio:
     """Decode a whole file (container) or raw PCM to float32 at `target_rate`.
 
@@ -160,13 +167,30 @@ def decode_audio(
     max_channels = _check_max_channels(max_channels)
     if not data:
         raise InvalidAudio("the audio is empty (0 bytes)")
+    limits = _Limits(max_duration_s, max_channels, max_decoded_bytes // 4)
     if raw is not None:
-        return _decode_raw(
-            bytes(data), raw, target_rate, keep_channels, max_duration_s, max_channels
-        )
-    return _decode_container(
-        bytes(data), target_rate, keep_channels, max_duration_s, max_channels
-    )
+        return _decode_raw(bytes(data), raw, target_rate, keep_channels, limits)
+    return _decode_container(bytes(data), target_rate, keep_channels, limits)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_duration_s: float | None
+    max_channels: int
+    max_samples: int  # decoded float32 samples, all kept channels together
+
+    def check_decoded(self, samples: int, target_rate: int) -> None:
+        if samples > self.max_samples:
+            raise InvalidAudio(
+                f"the audio decodes to more than {self.max_samples * 4 / 2**20:,.0f} MiB of samples "
+                f"(about {self.max_samples / target_rate:,.0f} s of one channel at {target_rate} Hz), "
+                "the server's limit; send fewer channels or a shorter file")
+
+
+def _too_low_rate(rate: int) -> InvalidAudio:
+    return InvalidAudio(
+        f"the audio's sample rate is {rate} Hz; at least {MIN_SAMPLE_RATE} Hz is needed for speech "
+        "(a corrupt header?)")
 
 
 def _check_max_channels(max_channels: int) -> int:
@@ -252,13 +276,7 @@ def check_finite(arr: np.ndarray) -> None:
         raise InvalidAudio("the audio contains NaN or infinite sample values")
 
 
-def _decode_container(
-    data: bytes,
-    target_rate: int,
-    keep_channels: bool,
-    max_duration_s: float | None,
-    max_channels: int,
-) -> DecodedAudio:
+def _decode_container(data: bytes, target_rate: int, keep_channels: bool, limits: _Limits) -> DecodedAudio:
     try:
         container = av.open(
             io.BytesIO(data),
@@ -285,26 +303,30 @@ def _decode_container(
             )
         stream = container.streams.audio[0]
         codec_ctx = stream.codec_context
+        if codec_ctx is None:  # FFmpeg has no decoder for it (e.g. a WAV of 16-bit floats)
+            raise InvalidAudio(
+                f"the {container.format.name} audio uses a sample format or codec that cannot be "
+                "decoded (e.g. a WAV declaring 16-bit floating point); convert it to PCM, FLAC or Opus")
         channels = codec_ctx.channels
         if channels <= 0:
             raise InvalidAudio("the audio stream declares 0 channels")
-        if channels > max_channels:
-            raise _too_many_channels(channels, max_channels)
+        if channels > limits.max_channels:
+            raise _too_many_channels(channels, limits.max_channels)
         source_rate = codec_ctx.sample_rate
         if not source_rate or source_rate <= 0:
             raise InvalidAudio("the audio stream declares no sample rate")
+        if source_rate < MIN_SAMPLE_RATE:
+            raise _too_low_rate(source_rate)
         container_name = container.format.name
         codec_name = codec_ctx.name
 
-        parts = list(
-            resampled_frames(
-                container_frames(container, stream),
-                target_rate,
-                keep_channels,
-                max_duration_s,
-                max_channels,
-            )
-        )
+        parts = []
+        decoded = 0
+        for part in resampled_frames(container_frames(container, stream), target_rate, keep_channels,
+                                     limits.max_duration_s, limits.max_channels):
+            decoded += part.size
+            limits.check_decoded(decoded, target_rate)
+            parts.append(part)
 
     out_channels = channels if keep_channels else 1
     samples = concat_channels(parts, out_channels)
@@ -365,6 +387,8 @@ def resampled_frames(
             raise _too_many_channels(frame.layout.nb_channels, max_channels)
         if frame.layout.nb_channels == 0 or frame.sample_rate <= 0:
             continue
+        if frame.sample_rate < MIN_SAMPLE_RATE:
+            raise _too_low_rate(frame.sample_rate)
         source_seconds += frame.samples / frame.sample_rate
         if max_duration_s is not None and source_seconds > max_duration_s + 1e-6:
             raise _too_long(max_duration_s)
@@ -378,16 +402,9 @@ def _ffmpeg_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _decode_raw(
-    data: bytes,
-    fmt: RawPcmFormat,
-    target_rate: int,
-    keep_channels: bool,
-    max_duration_s: float | None,
-    max_channels: int,
-) -> DecodedAudio:
-    if fmt.channels > max_channels:
-        raise _too_many_channels(fmt.channels, max_channels)
+def _decode_raw(data: bytes, fmt: RawPcmFormat, target_rate: int, keep_channels: bool, limits: _Limits) -> DecodedAudio:
+    if fmt.channels > limits.max_channels:
+        raise _too_many_channels(fmt.channels, limits.max_channels)
     if len(data) % fmt.frame_bytes:
         raise InvalidAudio(
             f"raw {fmt.encoding} audio with {fmt.channels} channel(s) needs a multiple of "
@@ -395,10 +412,11 @@ def _decode_raw(
             "encoding/channels declared)"
         )
     duration = len(data) / fmt.frame_bytes / fmt.sample_rate
-    if max_duration_s is not None and duration > max_duration_s:
-        raise _too_long(max_duration_s)
+    if limits.max_duration_s is not None and duration > limits.max_duration_s:
+        raise _too_long(limits.max_duration_s)
+    limits.check_decoded(round(duration * target_rate) * (fmt.channels if keep_channels else 1), target_rate)
     decoder = PcmStreamDecoder(
-        fmt, target_rate=target_rate, keep_channels=keep_channels, max_channels=max_channels
+        fmt, target_rate=target_rate, keep_channels=keep_channels, max_channels=limits.max_channels
     )
     samples = np.concatenate([decoder.feed(data), decoder.flush()], axis=1)
     return DecodedAudio(

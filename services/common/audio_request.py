@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 import numpy as np
 
 from parlons.services.common.audio import (
+    DEFAULT_MAX_DECODED_BYTES,
     HARD_MAX_CHANNELS,
     TARGET_RATE,
     DecodedAudio,
@@ -78,10 +79,12 @@ def decode_request_audio(
     *,
     keep_channels: bool,
     max_duration_s: float | None,
+    max_decoded_mb: int = DEFAULT_MAX_DECODED_BYTES >> 20,
 ) -> DecodedAudio:
     """Decode and check what the client declared against what the file really is."""
     raw = raw_format(config)
-    audio = decode_audio(data, keep_channels=keep_channels, raw=raw, max_duration_s=max_duration_s)
+    audio = decode_audio(data, keep_channels=keep_channels, raw=raw, max_duration_s=max_duration_s,
+                         max_decoded_bytes=max_decoded_mb << 20)
     if raw is None:
         if config.sample_rate_hz and config.sample_rate_hz != audio.source_sample_rate:
             raise InvalidAudio(

@@ -55,6 +55,8 @@ class TranscriptionSettings:
     max_queued: int = 8
     # Longest audio accepted in one request, in seconds.
     max_audio_s: float = 4 * 3600.0
+    # Decoded samples one request may hold (float32, all kept channels), in MiB.
+    max_decoded_mb: int = 1024
     # Live streams served at once.
     max_streams: int = 4
     # Batched pipeline: "auto" (GPU only), "on", "off".
@@ -84,6 +86,8 @@ class DiarizationSettings:
     max_concurrent: int = 1
     max_queued: int = 8
     max_audio_s: float = 4 * 3600.0
+    # Decoded samples one request may hold (float32, all kept channels), in MiB.
+    max_decoded_mb: int = 1024
 
 
 @dataclass
@@ -100,6 +104,10 @@ class TranslationSettings:
     max_document_mb: int = 20
     max_pdf_pages: int = 200
     max_document_chars: int = 1_000_000
+    # Reading one document (before translating it): time budget, and how many at once.
+    document_time_budget_s: float = 60.0
+    max_concurrent_documents: int = 2
+    max_queued_documents: int = 8
     beam_size: int = 2
     # CTranslate2 threads: translations run in parallel x threads each.
     inter_threads: int = 1

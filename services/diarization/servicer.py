@@ -97,10 +97,12 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         names = list(options.channel_speaker_names)
         pipeline_config = self._module.pipeline_config
         max_s = self._module.settings.max_audio_s
+        max_mb = self._module.settings.max_decoded_mb
         cancel = threading.Event()
 
         def job() -> diarization_pb2.DiarizeResponse:
-            audio = decode_request_audio(data, config, keep_channels=mode == "channel", max_duration_s=max_s)
+            audio = decode_request_audio(data, config, keep_channels=mode == "channel", max_duration_s=max_s,
+                                         max_decoded_mb=max_mb)
             if mode == "channel":
                 result = diarize_channels(audio, pipeline_config, speaker_names=names, cancel=cancel)
             else:
@@ -124,11 +126,13 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         if engine is None:
             raise ResourceExhausted("the diarisation pipeline is still loading; retry shortly", 2.0)
         max_s = self._module.settings.max_audio_s
+        max_mb = self._module.settings.max_decoded_mb
         config = request.config
         cancel = threading.Event()
 
         def job() -> diarization_pb2.EmbedVoicesResponse:
-            audio = decode_request_audio(data, config, keep_channels=False, max_duration_s=max_s)
+            audio = decode_request_audio(data, config, keep_channels=False, max_duration_s=max_s,
+                                         max_decoded_mb=max_mb)
             duration = audio.duration_s
             if not spans and duration > MAX_VOICE_SECONDS:
                 raise InvalidArgument(

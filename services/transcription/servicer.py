@@ -72,9 +72,11 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
         )
         cancel = threading.Event()
         max_s = self._settings.max_audio_s
+        max_mb = self._settings.max_decoded_mb
 
         def job() -> transcription_pb2.TranscribeResponse:
-            audio = decode_request_audio(data, config, keep_channels=options.per_channel, max_duration_s=max_s)
+            audio = decode_request_audio(data, config, keep_channels=options.per_channel, max_duration_s=max_s,
+                                         max_decoded_mb=max_mb)
             result = engine.transcribe(audio, options, cancel=cancel)
             metrics.AUDIO_SECONDS.labels("transcription").inc(result.duration_s)
             if result.duration_s > 0:

@@ -19,6 +19,7 @@ from lxml import etree
 
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.translation import doc_xml
+from parlons.services.translation.budget import ReadBudget
 
 INLINE = frozenset(
     "a abbr b bdi bdo cite data dfn em font i mark q s small span strong sub sup time u "
@@ -82,7 +83,39 @@ class HtmlDocument:
         return body.encode(codec, errors="xmlcharrefreplace")
 
 
-def open_html(data: bytes, charset: str | None, target_language: str) -> HtmlDocument:
+def _attribute_elements(root: etree._Element, budget: ReadBudget) -> list[etree._Element]:
+    """Elements whose attributes may be translated: not in (nor under) a skipped one. One
+    walk, linear in the tree's size."""
+    found: list[etree._Element] = []
+    stack = [root]
+    while stack:
+        el = stack.pop()
+        budget.tick()
+        if not isinstance(el.tag, str) or RULES.is_skipped(el):
+            continue
+        found.append(el)
+        stack.extend(reversed(el))
+    return found
+
+
+def _parse(text: str, fragment: bool) -> etree._Element:
+    parser = doc_xml.safe_parser(html=True)
+    try:
+        if fragment:
+            root = lxml.html.fragment_fromstring(text, create_parent="div", parser=parser)
+        else:
+            root = lxml.html.document_fromstring(text, parser=parser)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError) as exc:
+        raise InvalidArgument(f"cannot parse the HTML ({exc})") from exc
+    # libxml2 stops at 256 levels of nesting and keeps what it read so far: text past the
+    # limit would vanish from the translation without a word.
+    if any(e.type_name == "ERR_RESOURCE_LIMIT" or "Excessive depth" in e.message for e in parser.error_log):
+        raise InvalidArgument("the HTML is nested deeper than 255 elements, more than the parser reads; "
+                              "simplify its structure and retry")
+    return root
+
+
+def open_html(data: bytes, charset: str | None, target_language: str, budget: ReadBudget) -> HtmlDocument:
     encoding = detect_charset(data, charset)
     try:
         codecs.lookup(encoding)
@@ -96,23 +129,16 @@ def open_html(data: bytes, charset: str | None, target_language: str) -> HtmlDoc
             "(text/html; charset=windows-1252) or in a <meta charset> tag") from None
     text = _XML_DECL.sub("", text, count=1)
     fragment = not _IS_DOCUMENT.match(text)
-    try:
-        if fragment:
-            root = lxml.html.fragment_fromstring(text, create_parent="div", parser=doc_xml.safe_parser(html=True))
-        else:
-            root = lxml.html.document_fromstring(text, parser=doc_xml.safe_parser(html=True))
-    except (etree.ParserError, etree.XMLSyntaxError, ValueError) as exc:
-        raise InvalidArgument(f"cannot parse the HTML ({exc})") from exc
+    root = _parse(text, fragment)
+    budget.check("parsing")
     doctype = "" if fragment else (root.getroottree().docinfo.doctype or "")
     segments: list[str] = []
     writers: list[Callable[[str], None]] = []
-    for block in doc_xml.iter_blocks(root, RULES):
-        for group in doc_xml.groups_in_block(block, RULES):
+    for block in doc_xml.iter_blocks(root, RULES, budget):
+        for group in doc_xml.groups_in_block(block, RULES, budget):
             segments.append(group.text)
             writers.append(group.write)
-    for el in root.iter():
-        if not isinstance(el.tag, str) or any(RULES.is_skipped(a) for a in (el, *el.iterancestors())):
-            continue
+    for el in _attribute_elements(root, budget):
         names = list(TRANSLATED_ATTRIBUTES)
         if _tag(el) == "meta" and (el.get("name") or "").lower() in ("description", "keywords"):
             names.append("content")
@@ -121,6 +147,7 @@ def open_html(data: bytes, charset: str | None, target_language: str) -> HtmlDoc
         for name in names:
             value = el.get(name)
             if value and value.strip():
+                budget.charge(len(value))
                 segments.append(value)
                 writers.append(lambda t, el=el, name=name: el.set(name, t))
     return HtmlDocument(root, fragment, doctype, encoding, segments, writers, target_language)

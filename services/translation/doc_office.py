@@ -21,6 +21,7 @@ from lxml import etree
 
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.translation import doc_xml, safezip
+from parlons.services.translation.budget import ReadBudget
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
@@ -76,8 +77,37 @@ class ZipDocument:
 
 # --- DOCX ------------------------------------------------------------------------------
 
-def _docx_paragraph_segments(p: etree._Element) -> list[tuple[str, list[etree._Element]]]:
-    """(text, w:t elements) per segment of one paragraph, nested paragraphs excluded."""
+def _docx_paragraphs(root: etree._Element, budget: ReadBudget) -> list[tuple[etree._Element, list[tuple[etree._Element, int]]]]:
+    """Every paragraph (`w:p`) in document order with its own runs (those of text boxes
+    belong to their nested paragraph), each with the hyperlink or simple field it is in
+    (0: none); runs of deleted or moved-away text are left out. One walk of the tree, so
+    the cost is linear in its size however deep it nests."""
+    paragraphs: list[tuple[etree._Element, list[tuple[etree._Element, int]]]] = []
+    # (element, paragraph's runs list or None, link id, inside deleted text)
+    stack: list[tuple[etree._Element, list[tuple[etree._Element, int]] | None, int, bool]] = [(root, None, 0, False)]
+    while stack:
+        el, runs, link, deleted = stack.pop()
+        budget.tick()
+        tag = el.tag
+        if not isinstance(tag, str):
+            continue
+        if tag == f"{_W}p":
+            runs = []
+            paragraphs.append((el, runs))
+        elif tag in (f"{_W}del", f"{_W}moveFrom"):
+            deleted = True
+        elif tag in (f"{_W}hyperlink", f"{_W}fldSimple"):
+            link = id(el)
+        elif tag == f"{_W}r":
+            if runs is not None and not deleted:
+                runs.append((el, link))
+        stack.extend((child, runs, link, deleted) for child in reversed(el))
+    return paragraphs
+
+
+def _docx_paragraph_segments(runs: list[tuple[etree._Element, int]],
+                             budget: ReadBudget) -> list[tuple[str, list[etree._Element]]]:
+    """(text, w:t elements) per segment of one paragraph's runs."""
     segments: list[tuple[str, list[etree._Element]]] = []
     current: list[etree._Element] = []
     current_key: object = None
@@ -85,19 +115,14 @@ def _docx_paragraph_segments(p: etree._Element) -> list[tuple[str, list[etree._E
     def close() -> None:
         nonlocal current, current_key
         if current and "".join(t.text or "" for t in current).strip():
-            segments.append(("".join(t.text or "" for t in current), current))
+            text = "".join(t.text or "" for t in current)
+            budget.charge(len(text))
+            segments.append((text, current))
         current, current_key = [], None
 
-    for run in p.iter(f"{_W}r"):
-        # Runs of text boxes belong to their own (nested) paragraph.
-        owner = next(run.iterancestors(f"{_W}p"), None)
-        if owner is not p:
-            continue
-        if any(a.tag in (f"{_W}del", f"{_W}moveFrom") for a in run.iterancestors()):
-            continue
+    for run, link in runs:
         rpr = run.find(f"{_W}rPr")
-        link = next(run.iterancestors(f"{_W}hyperlink", f"{_W}fldSimple"), None)
-        key = (etree.tostring(rpr) if rpr is not None else b"", id(link) if link is not None else 0)
+        key = (etree.tostring(rpr) if rpr is not None else b"", link)
         if key != current_key:
             close()
             current_key = key
@@ -121,7 +146,7 @@ def _docx_writer(elements: list[etree._Element]) -> Callable[[str], None]:
     return write
 
 
-def open_docx(data: bytes, limits: safezip.ZipLimits) -> ZipDocument:
+def open_docx(data: bytes, limits: safezip.ZipLimits, budget: ReadBudget) -> ZipDocument:
     refuse_ole(data, "DOCX")
     zf = safezip.open_checked(data, limits, "DOCX")
     names = zf.namelist()
@@ -135,8 +160,8 @@ def open_docx(data: bytes, limits: safezip.ZipLimits) -> ZipDocument:
             continue
         root = doc_xml.parse_xml(safezip.read_entry(zf, name, limits, "DOCX"), f"DOCX part {name}")
         part = _Part(name, root)
-        for p in root.iter(f"{_W}p"):
-            for text, elements in _docx_paragraph_segments(p):
+        for _, runs in _docx_paragraphs(root, budget):
+            for text, elements in _docx_paragraph_segments(runs, budget):
                 segments.append(text)
                 writers.append(_docx_writer(elements))
         parts.append(part)
@@ -157,11 +182,19 @@ ODT_RULES = doc_xml.Rules(
     or el.tag.startswith(f"{{{DRAW}}}") or el.tag.endswith("}field"),
     is_skipped=lambda el: el.tag in (f"{{{OFFICE}}}annotation", f"{{{OFFICE}}}annotation-end",
                                      f"{_T}tracked-changes", f"{_T}note-citation"),
-    spaces=lambda el: " " * int(el.get(f"{_T}c", "1") or 1) if el.tag == f"{_T}s" else None,
+    spaces=lambda el: _space_count(el.get(f"{_T}c", "1")) if el.tag == f"{_T}s" else None,
 )
 
 
-def open_odt(data: bytes, limits: safezip.ZipLimits) -> ZipDocument:
+def _space_count(value: str) -> int:
+    """`text:c` of an ODF `text:s`: a count of spaces, 1 when absent or not a number."""
+    try:
+        return max(1, int(value))
+    except ValueError:
+        return 1
+
+
+def open_odt(data: bytes, limits: safezip.ZipLimits, budget: ReadBudget) -> ZipDocument:
     refuse_ole(data, "ODT")
     zf = safezip.open_checked(data, limits, "ODT")
     names = zf.namelist()
@@ -179,8 +212,8 @@ def open_odt(data: bytes, limits: safezip.ZipLimits) -> ZipDocument:
         if name not in names:
             continue
         root = doc_xml.parse_xml(safezip.read_entry(zf, name, limits, "ODT"), f"ODT part {name}")
-        for block in doc_xml.iter_blocks(root, ODT_RULES):
-            for group in doc_xml.groups_in_block(block, ODT_RULES):
+        for block in doc_xml.iter_blocks(root, ODT_RULES, budget):
+            for group in doc_xml.groups_in_block(block, ODT_RULES, budget):
                 segments.append(group.text)
                 writers.append(group.write)
         parts.append(_Part(name, root))

@@ -15,10 +15,10 @@ from __future__ import annotations
 import io
 import logging
 import re
-import time
 from dataclasses import dataclass
 
-from parlons.services.common.errors import FailedPrecondition, InvalidArgument
+from parlons.services.common.errors import Cancelled, FailedPrecondition, InvalidArgument
+from parlons.services.translation.budget import ReadBudget
 
 log = logging.getLogger("parlons.translation.pdf")
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-PDF chatter is not news
@@ -75,11 +75,10 @@ def paragraphs(page_text: str) -> list[str]:
     return out
 
 
-def open_pdf(data: bytes, *, max_pages: int, output: str, time_budget_s: float = 120.0) -> PdfDocument:
+def open_pdf(data: bytes, *, max_pages: int, output: str, budget: ReadBudget) -> PdfDocument:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PdfStreamError
 
-    started = time.monotonic()
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
@@ -97,11 +96,11 @@ def open_pdf(data: bytes, *, max_pages: int, output: str, time_budget_s: float =
             raise InvalidArgument("the PDF has no pages")
         pages: list[list[str]] = []
         for number, page in enumerate(reader.pages, start=1):
-            if time.monotonic() - started > time_budget_s:
-                raise InvalidArgument(
-                    f"the PDF is too complex to extract (stopped at page {number} after {time_budget_s:.0f} s)")
-            pages.append(paragraphs(page.extract_text() or ""))
-    except (InvalidArgument, FailedPrecondition):
+            budget.check(f"page {number}")
+            text = page.extract_text() or ""
+            budget.charge(len(text))
+            pages.append(paragraphs(text))
+    except (InvalidArgument, FailedPrecondition, Cancelled):
         raise
     except FileNotDecryptedError:
         raise InvalidArgument("this PDF is password-protected; remove the password and retry") from None

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 from lxml import etree
 
 from parlons.services.common.errors import InvalidArgument
+from parlons.services.translation.budget import ReadBudget
 
 
 def safe_parser(*, html: bool = False) -> etree.XMLParser:
@@ -92,11 +93,12 @@ class Rules:
     is_barrier: Callable[[etree._Element], bool]
     #: Elements never translated nor entered (script, code, annotations).
     is_skipped: Callable[[etree._Element], bool]
-    #: Elements that stand for spaces; return the spaces, or None.
-    spaces: Callable[[etree._Element], str | None] = lambda el: None
+    #: Elements that stand for spaces; return how many, or None. A count, not the
+    #: spaces: the budget is charged before they are built.
+    spaces: Callable[[etree._Element], int | None] = lambda el: None
 
 
-def groups_in_block(block: etree._Element, rules: Rules) -> list[Group]:
+def groups_in_block(block: etree._Element, rules: Rules, budget: ReadBudget) -> list[Group]:
     """Groups of one block element (paragraph, heading, list item ...)."""
     groups: list[Group] = []
     current: Group | None = None
@@ -107,6 +109,8 @@ def groups_in_block(block: etree._Element, rules: Rules) -> list[Group]:
         value = getattr(el, attr)
         if not value:
             return
+        if not value.isspace():  # blank slots are already in the parsed tree, bounded by its size
+            budget.charge(len(value))
         if current is None or current_ctx != ctx:
             current = Group()
             current_ctx = ctx
@@ -121,14 +125,16 @@ def groups_in_block(block: etree._Element, rules: Rules) -> list[Group]:
     def visit(el: etree._Element, ctx: tuple[int, ...]) -> None:
         slot(el, "text", ctx)
         for child in el:
+            budget.tick()
             if not isinstance(child.tag, str):  # comments, processing instructions
                 slot(child, "tail", ctx)
                 continue
             spaces = rules.spaces(child)
             if spaces is not None:
                 if current is not None and current_ctx == ctx:
+                    budget.charge(spaces)
                     current.spacers.append(child)
-                    current.parts.append(spaces)
+                    current.parts.append(" " * spaces)
                 slot(child, "tail", ctx)
                 continue
             if rules.is_skipped(child) or rules.is_block(child) or rules.is_barrier(child):
@@ -143,11 +149,12 @@ def groups_in_block(block: etree._Element, rules: Rules) -> list[Group]:
     return [g for g in groups if g.text.strip()]
 
 
-def iter_blocks(root: etree._Element, rules: Rules) -> Iterator[etree._Element]:
+def iter_blocks(root: etree._Element, rules: Rules, budget: ReadBudget) -> Iterator[etree._Element]:
     """Every block element in document order, nested blocks included, skipped ones not."""
     stack = [root]
     while stack:
         el = stack.pop()
+        budget.tick()
         if not isinstance(el.tag, str) or rules.is_skipped(el):
             continue
         if rules.is_block(el):

@@ -6,7 +6,9 @@ a `rebuild(translations) -> bytes` that writes them back into a copy of the orig
 text; plain text here). The engine translates the segments in between.
 
 Limits are checked before any heavy work: the byte size, the zip central directory of
-DOCX/ODT (zip bombs), the PDF page count, and the characters to translate.
+DOCX/ODT (zip bombs), the PDF page count. The characters of text and the time spent
+reading are charged as the reader goes (budget.ReadBudget), so a small crafted file
+stops at the limit instead of after building gigabytes or holding a CPU for minutes.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import codecs
 import enum
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Protocol
 
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.translation import doc_html, doc_office, doc_pdf, doc_subtitles, safezip
+from parlons.services.translation.budget import ReadBudget
 
 
 class DocFormat(enum.IntEnum):
@@ -63,7 +67,8 @@ class DocumentLimits:
     max_chars: int = 1_000_000
     max_segments: int = 200_000
     zip: safezip.ZipLimits = field(default_factory=safezip.ZipLimits)
-    pdf_time_budget_s: float = 120.0
+    # Reading one document (any format), before its translation.
+    time_budget_s: float = 60.0
 
 
 class Extracted(Protocol):
@@ -152,28 +157,30 @@ def output_format(fmt: DocFormat, pdf_output: DocFormat) -> DocFormat:
 
 
 def extract(data: bytes, fmt: DocFormat, limits: DocumentLimits, *, mime_type: str = "",
-            pdf_output: DocFormat = DocFormat.DOCX, target_language: str = "") -> Extracted:
-    """Parse the document (blocking: call in a thread) and check its limits."""
+            pdf_output: DocFormat = DocFormat.DOCX, target_language: str = "",
+            cancel: threading.Event | None = None) -> Extracted:
+    """Parse the document (blocking: call in a worker thread) within its limits; `cancel`
+    set stops it at its next checkpoint."""
     if not data:
         raise InvalidArgument("the document is empty (0 bytes)")
     if len(data) > limits.max_bytes:
         raise InvalidArgument(
             f"the document is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
+    budget = ReadBudget(limits.max_chars, limits.time_budget_s, cancel)
     doc: Extracted
     if fmt == DocFormat.DOCX:
-        doc = doc_office.open_docx(data, limits.zip)
+        doc = doc_office.open_docx(data, limits.zip, budget)
     elif fmt == DocFormat.ODT:
-        doc = doc_office.open_odt(data, limits.zip)
+        doc = doc_office.open_odt(data, limits.zip, budget)
     elif fmt == DocFormat.HTML:
-        doc = doc_html.open_html(data, charset_of(mime_type), target_language)
+        doc = doc_html.open_html(data, charset_of(mime_type), target_language, budget)
     elif fmt == DocFormat.SRT:
         doc = doc_subtitles.open_srt(decode_text(data, mime_type, "SRT file"))
     elif fmt == DocFormat.VTT:
         doc = doc_subtitles.open_vtt(decode_text(data, mime_type, "VTT file"))
     elif fmt == DocFormat.PDF:
         out = "txt" if output_format(fmt, pdf_output) == DocFormat.TXT else "docx"
-        doc = doc_pdf.open_pdf(data, max_pages=limits.max_pdf_pages, output=out,
-                               time_budget_s=limits.pdf_time_budget_s)
+        doc = doc_pdf.open_pdf(data, max_pages=limits.max_pdf_pages, output=out, budget=budget)
     elif fmt == DocFormat.TXT:
         doc = PlainText(decode_text(data, mime_type, "text file"))
     else:

@@ -29,14 +29,17 @@ strings stay fixed for the second hop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from parlons.services.common.errors import InvalidArgument, NotFound
+from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation import documents, languages, text as textmod
 from parlons.services.translation.detect import Detection, LanguageDetector
 from parlons.services.translation.documents import DocFormat, DocumentLimits
@@ -108,8 +111,11 @@ class TranslationEngine:
         inline_spans: bool = True,
         pivot_language: str = "en",
         default_beam_size: int = 2,
+        document_queue: WorkQueue | None = None,
     ) -> None:
         self.models = list(models)
+        # Reading and rebuilding documents: bounded, cancellable, off the default pool.
+        self.document_queue = document_queue or WorkQueue("translation-documents", 2, 8)
         self.registry = ModelRegistry(self.models, pivot_language)
         self.limits = limits or EngineLimits()
         self.document_limits = document_limits or DocumentLimits()
@@ -251,9 +257,10 @@ class TranslationEngine:
         beam = beam_size if beam_size > 0 else self.default_beam_size
         fmt = documents.detect_format(data, fmt, file_name, mime_type)
         out_fmt = documents.output_format(fmt, pdf_output)
-        extracted = await asyncio.to_thread(
-            documents.extract, data, fmt, self.document_limits, mime_type=mime_type,
-            pdf_output=pdf_output, target_language=target)
+        cancel = threading.Event()
+        read = functools.partial(documents.extract, data, fmt, self.document_limits, mime_type=mime_type,
+                                 pdf_output=pdf_output, target_language=target, cancel=cancel)
+        extracted = await self.document_queue.run(read, cancel=cancel)
         segments = extracted.segments
         if source:
             src, confidence, detected = languages.normalize(source), 1.0, False
@@ -265,7 +272,7 @@ class TranslationEngine:
                 raise InvalidArgument("cannot detect the document's language; give source_language")
         results = await self._translate_resolved(segments, [(src, confidence, detected)] * len(segments),
                                                  target, glossary, model, beam)
-        content = await asyncio.to_thread(extracted.rebuild, [r.text for r in results])
+        content = await self.document_queue.run(extracted.rebuild, [r.text for r in results])
         notes: list[str] = []
         if fmt == DocFormat.PDF:
             notes.append(f"PDF input returned as {out_fmt.name}: the text is translated, the page layout is not kept")

@@ -22,6 +22,7 @@ from parlons.services.common.config import ParlonsConfig, TranslationSettings
 from parlons.services.common.context import TENANT_HEADER
 from parlons.services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
+from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import EngineLimits, TextTranslation, TranslationEngine
 from parlons.services.translation.glossary import Glossary, GlossaryEntry, GlossaryStore
@@ -233,12 +234,14 @@ class TranslationModule:
             max_bytes=min(s.max_document_mb, self.max_message_mb) * 1024 * 1024,
             max_pdf_pages=s.max_pdf_pages,
             max_chars=s.max_document_chars,
+            time_budget_s=s.document_time_budget_s,
         )
         return TranslationEngine(
             models, limits=limits, document_limits=doc_limits,
             detect=s.detect_language,
             default_beam_size=s.beam_size,
             pivot_language=s.pivot_language,
+            document_queue=WorkQueue("translation-documents", s.max_concurrent_documents, s.max_queued_documents),
         )
 
     async def load(self) -> None:
@@ -249,6 +252,7 @@ class TranslationModule:
     async def close(self) -> None:
         engine, self.engine = self.engine, None
         if engine is not None:
+            engine.document_queue.shutdown()
             await asyncio.gather(*(m.aclose() for m in engine.models), return_exceptions=True)
 
     def stream_slot(self) -> contextlib.AbstractAsyncContextManager[None]:
