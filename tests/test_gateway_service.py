@@ -177,6 +177,31 @@ def test_translate_speech(channel: grpc.Channel, tenants: Tenants) -> None:
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_requests_asking_too_much_are_refused_before_any_work(channel: grpc.Channel, tenants: Tenants) -> None:
+    """Issue 10: 10,000 target languages once stalled the event loop (a quadratic sort),
+    and a client's 10,000-entry glossary compiled on it. Now: bounded, refused at once."""
+    client = ConversationClient(channel, api_key=tenants.keys["a"])
+    audio = (AUDIO / "jfk.flac").read_bytes()
+    many = translation_pb2.Glossary(entries=[translation_pb2.GlossaryEntry(source=f"terme{i}", target="x")
+                                             for i in range(1001)])
+    cases = [
+        (lambda: client.transcribe_conversation(audio, target_languages=[f"x{i}" for i in range(10_000)],
+                                                timeout_s=30), "10,000 target languages; at most 8"),
+        (lambda: client.transcribe_conversation(audio, target_languages=["en"], glossary=many, timeout_s=30),
+         "1,001 entries; at most 1,000"),
+        (lambda: client.transcribe_conversation(audio, target_languages=["e" * 40], timeout_s=30), "language tag"),
+    ]
+    translation = translation_pb2_grpc.TranslationServiceStub(channel)
+    cases.append((lambda: translation.TranslateText(translation_pb2.TranslateTextRequest(
+        texts=["Bonjour."], options=translation_pb2.TranslationOptions(target_language="en", glossary=many)),
+        metadata=tenants.metadata("a"), timeout=30), "1,001 entries; at most 1,000"))
+    for call, needle in cases:
+        started = time.monotonic()
+        error = _code(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and needle in error.details(), error.details()
+        assert time.monotonic() - started < 1.0
+
+
 # -- pass-through ----------------------------------------------------------------------
 
 

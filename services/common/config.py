@@ -35,6 +35,10 @@ class ServerSettings:
     tls_client_ca: str = ""
     log_level: str = "INFO"
     log_json: bool = True
+    # Every client stream (live audio, live translation, uploads): closed with
+    # OUT_OF_RANGE after this long without a message, or this long open (0 = no bound).
+    stream_idle_timeout_s: float = 60.0
+    stream_max_duration_s: float = 4 * 3600.0
 
 
 @dataclass
@@ -120,6 +124,9 @@ class TranslationSettings:
     pivot_language: str = "en"
     max_streams: int = 64
     max_stream_in_flight: int = 32
+    # Glossary entries one request may carry: as many as a tenant glossary, which the
+    # gateway sends inline (its own clients are held to gateway.max_request_glossary_entries).
+    max_request_glossary_entries: int = 10_000
 
 
 @dataclass
@@ -150,6 +157,10 @@ class GatewaySettings:
     tenants_reload_s: float = 2.0
     # Largest upload the gateway buffers (client-streamed RPCs), in MiB.
     max_upload_mb: int = 2048
+    # What one client request may ask: target languages (TranscribeConversation) and
+    # glossary entries of its own (tenant glossaries, named, are not counted).
+    max_target_languages: int = 8
+    max_request_glossary_entries: int = 1000
     # OpenAI-compatible REST facade (same process, own port; 0 = any free port).
     rest_enabled: bool = True
     rest_host: str = ""

@@ -68,6 +68,13 @@ class Cancelled(ParlonsError):
     code = grpc.StatusCode.CANCELLED
 
 
+class OutOfRange(ParlonsError):
+    """A stream went past a bound of time: idle too long, or open too long (as Google's
+    speech API answers the same cases)."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class InvalidAudio(InvalidArgument):
     """Audio bytes that cannot be decoded or that break the configured limits."""
 

@@ -1,4 +1,5 @@
-"""One place for what every RPC needs: request id, error mapping, metrics, access log.
+"""One place for what every RPC needs: request id, error mapping, metrics, access log,
+and time bounds on every client stream (`StreamBounds`).
 
 Servicers raise `ParlonsError`s (or let asyncio cancellation through); this interceptor
 turns them into statuses, so no servicer repeats try/except and no input can produce
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -24,7 +26,7 @@ from parlons.services.common.context import (
 )
 from google.protobuf.message import DecodeError
 
-from parlons.services.common.errors import InvalidArgument, ParlonsError, ResourceExhausted
+from parlons.services.common.errors import InvalidArgument, OutOfRange, ParlonsError, ResourceExhausted
 from parlons.services.common.logs import log_fields
 
 log = logging.getLogger("parlons.rpc")
@@ -62,13 +64,46 @@ def _checked(message: Any) -> Any:
     return message
 
 
-async def _checked_stream(iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    async for message in iterator:
+@dataclass(frozen=True)
+class StreamBounds:
+    """How long a client stream may stay silent, and stay open (0 = no bound).
+
+    Without them a client could hold a stream slot (and the model state behind it)
+    forever by sending a config and nothing else. Every streamed request goes through
+    here, uploads and live streams alike; a live microphone sends a frame every 100 ms,
+    so a minute without a message is a client gone or stuck."""
+
+    idle_timeout_s: float = 60.0
+    max_duration_s: float = 4 * 3600.0
+
+
+async def _checked_stream(iterator: AsyncIterator[Any], bounds: StreamBounds) -> AsyncIterator[Any]:
+    loop = asyncio.get_running_loop()
+    opened = loop.time()
+    source = aiter(iterator)
+    while True:
+        waits = []
+        if bounds.idle_timeout_s > 0:
+            waits.append(bounds.idle_timeout_s)
+        if bounds.max_duration_s > 0:
+            waits.append(max(0.0, opened + bounds.max_duration_s - loop.time()))
+        try:
+            message = await asyncio.wait_for(anext(source), min(waits)) if waits else await anext(source)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if bounds.max_duration_s > 0 and loop.time() - opened >= bounds.max_duration_s - 1e-3:
+                raise OutOfRange(
+                    f"the stream reached its maximum duration of {bounds.max_duration_s:g} s; "
+                    "open a new one to go on") from None
+            raise OutOfRange(
+                f"no message on the stream for {bounds.idle_timeout_s:g} s: it is closed "
+                "(send audio continuously, silence included, and close the stream when done)") from None
         yield _checked(message)
 
 
-def _checked_request(request_or_iterator: Any, streaming: bool) -> Any:
-    return _checked_stream(request_or_iterator) if streaming else _checked(request_or_iterator)
+def _checked_request(request_or_iterator: Any, streaming: bool, bounds: StreamBounds) -> Any:
+    return _checked_stream(request_or_iterator, bounds) if streaming else _checked(request_or_iterator)
 
 
 class _Call:
@@ -123,13 +158,14 @@ class _Call:
 
 
 def _wrap_unary_response(
-    behavior: Callable[..., Awaitable[Any]], method: str, metadata: Any, streaming_request: bool
+    behavior: Callable[..., Awaitable[Any]], method: str, metadata: Any, streaming_request: bool,
+    bounds: StreamBounds,
 ) -> Any:
     async def handler(request_or_iterator: Any, context: aio.ServicerContext) -> Any:
         call = _Call(method, metadata)
         await call.begin(context)
         try:
-            request = _checked_request(request_or_iterator, streaming_request)
+            request = _checked_request(request_or_iterator, streaming_request, bounds)
             return await behavior(request, context)
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
@@ -145,13 +181,14 @@ def _wrap_unary_response(
 
 
 def _wrap_stream_response(
-    behavior: Callable[..., AsyncIterator[Any]], method: str, metadata: Any, streaming_request: bool
+    behavior: Callable[..., AsyncIterator[Any]], method: str, metadata: Any, streaming_request: bool,
+    bounds: StreamBounds,
 ) -> Any:
     async def handler(request_or_iterator: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, metadata)
         await call.begin(context)
         try:
-            request = _checked_request(request_or_iterator, streaming_request)
+            request = _checked_request(request_or_iterator, streaming_request, bounds)
             async for response in behavior(request, context):
                 yield response
         except asyncio.CancelledError:
@@ -167,8 +204,16 @@ def _wrap_stream_response(
     return handler
 
 
+def stream_bounds(settings: Any) -> StreamBounds:
+    """The bounds a server's settings ask for (ServerSettings)."""
+    return StreamBounds(settings.stream_idle_timeout_s, settings.stream_max_duration_s)
+
+
 class ServiceInterceptor(aio.ServerInterceptor):
     """Wraps every application RPC (health and reflection pass through untouched)."""
+
+    def __init__(self, bounds: StreamBounds | None = None) -> None:
+        self.bounds = bounds or StreamBounds()
 
     async def intercept_service(
         self,
@@ -182,25 +227,25 @@ class ServiceInterceptor(aio.ServerInterceptor):
         metadata = tuple(handler_call_details.invocation_metadata or ())
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method, metadata, False),
+                _wrap_unary_response(handler.unary_unary, method, metadata, False, self.bounds),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method, metadata, True),
+                _wrap_unary_response(handler.stream_unary, method, metadata, True, self.bounds),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method, metadata, False),
+                _wrap_stream_response(handler.unary_stream, method, metadata, False, self.bounds),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(handler.stream_stream, method, metadata, True),
+                _wrap_stream_response(handler.stream_stream, method, metadata, True, self.bounds),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )

@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from parlons.services.common.config import ServerSettings
-from parlons.services.common.interceptors import ServiceInterceptor
+from parlons.services.common.interceptors import ServiceInterceptor, stream_bounds
 from parlons.services.common.metrics import start_metrics_server
 
 log = logging.getLogger("parlons.server")
@@ -115,7 +115,7 @@ async def start_server(
 ) -> RunningServer:
     """Bind, start and (in the background) load models. Returns once the port is open."""
     server = aio.server(
-        interceptors=[ServiceInterceptor()],
+        interceptors=[ServiceInterceptor(stream_bounds(settings))],
         options=channel_options(settings.max_message_mb)
         + [("grpc.so_reuseport", 0), ("grpc.max_concurrent_streams", 256)],
     )

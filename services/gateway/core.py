@@ -69,9 +69,12 @@ class AudioCharge:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if not self._settled:
-            # Failed work is not charged.
             self._settled = True
-            self._quotas.adjust_audio(self._tenant, -self.estimate)
+            # Refused work is not charged. A call cancelled by its client (or its
+            # deadline) had work under way: it keeps the estimate, so cancelling just
+            # before the answer is not a way to get work for free.
+            if not (isinstance(exc_type, type) and issubclass(exc_type, asyncio.CancelledError)):
+                self._quotas.adjust_audio(self._tenant, -self.estimate)
 
 
 def _chunks(data: bytes) -> Iterator[bytes]:
@@ -79,10 +82,19 @@ def _chunks(data: bytes) -> Iterator[bytes]:
         yield data[i : i + UPLOAD_CHUNK_BYTES]
 
 
+# Bounds on what one client request may ask of the gateway (GatewaySettings overrides).
+MAX_TARGET_LANGUAGES = 8
+MAX_CLIENT_GLOSSARY_ENTRIES = 1000
+
+
 class GatewayCore:
-    def __init__(self, router: Router, quotas: QuotaManager, *, max_message_mb: int = 64) -> None:
+    def __init__(self, router: Router, quotas: QuotaManager, *, max_message_mb: int = 64,
+                 max_target_languages: int = MAX_TARGET_LANGUAGES,
+                 max_glossary_entries: int = MAX_CLIENT_GLOSSARY_ENTRIES) -> None:
         self.router = router
         self.quotas = quotas
+        self.max_target_languages = max_target_languages
+        self.max_glossary_entries = max_glossary_entries
         # Above this, audio goes to a backend by its Upload RPC (no message-size limit).
         self.unary_limit = max(max_message_mb - 1, 1) * 1024 * 1024
 
@@ -94,8 +106,14 @@ class GatewayCore:
         A name the tenants file does not define is left for the translation service's
         own glossary store, which the gateway queries as the authenticated tenant (the
         x-parlons-tenant header is set by the gateway, never taken from the client), so
-        a tenant still only ever reaches its own glossaries.
+        a tenant still only ever reaches its own glossaries. The client's own entries
+        are bounded (`max_glossary_entries`); the tenant's, set by an operator, are not.
         """
+        if len(glossary.entries) > self.max_glossary_entries:
+            raise InvalidArgument(
+                f"the request's glossary has {len(glossary.entries):,} entries; at most "
+                f"{self.max_glossary_entries:,} per request (larger glossaries are set up once as a "
+                "tenant glossary and named)")
         if not glossary.name or glossary.name not in tenant.glossaries:
             return glossary
         resolved = translation_pb2.Glossary()
@@ -106,7 +124,10 @@ class GatewayCore:
     def resolve_translation_options(
         self, tenant: Tenant, options: translation_pb2.TranslationOptions
     ) -> translation_pb2.TranslationOptions:
-        if not options.HasField("glossary") or options.glossary.name not in tenant.glossaries:
+        if not options.HasField("glossary"):
+            return options
+        if options.glossary.name not in tenant.glossaries:
+            self.resolve_glossary(tenant, options.glossary)  # its bounds
             return options
         resolved = translation_pb2.TranslationOptions()
         resolved.CopyFrom(options)
@@ -230,9 +251,8 @@ class GatewayCore:
         self, call: Call, request: gateway_pb2.TranscribeConversationRequest, data: bytes
     ) -> gateway_pb2.TranscribeConversationResponse:
         started = time.perf_counter()
-        for target in request.target_languages:
-            if not target.strip():
-                raise InvalidArgument("target_languages contains an empty language code")
+        self.check_target_languages(request.target_languages)
+        self.resolve_glossary(call.tenant, request.glossary)  # bounds checked before any work
         options = transcription_pb2.TranscriptionOptions()
         options.CopyFrom(request.transcription)
         options.word_timestamps = True
@@ -266,6 +286,17 @@ class GatewayCore:
         response.processing_duration_s = time.perf_counter() - started
         return response
 
+    def check_target_languages(self, targets: Sequence[str]) -> None:
+        """Before any work: how many, and that each is a plausible language tag."""
+        if len(targets) > self.max_target_languages:
+            raise InvalidArgument(
+                f"{len(targets):,} target languages; at most {self.max_target_languages} per request")
+        for target in targets:
+            if not target.strip():
+                raise InvalidArgument("target_languages contains an empty language code")
+            if len(target) > 35:
+                raise InvalidArgument(f"target language {target[:35]!r}... is not a language tag (BCP-47)")
+
     async def _translate_turns(
         self,
         call: Call,
@@ -291,8 +322,9 @@ class GatewayCore:
         for (target, indices, _), translations in zip(jobs, results):
             for i, translation in zip(indices, translations):
                 response.turns[i].translations.add(language=target, text=translation.text)
+        rank = {target: i for i, target in reversed(list(enumerate(targets)))}
         for turn in response.turns:  # keep the order of target_languages in every turn
-            ordered = sorted(turn.translations, key=lambda t: targets.index(t.language))
+            ordered = sorted(turn.translations, key=lambda t: rank[t.language])
             del turn.translations[:]
             turn.translations.extend(ordered)
 
@@ -303,6 +335,8 @@ class GatewayCore:
         target = request.target_language.strip()
         if not target:
             raise InvalidArgument("target_language is required (BCP-47, e.g. 'fr' or 'en')")
+        self.check_target_languages([target])
+        self.resolve_glossary(call.tenant, request.glossary)  # bounds checked before any work
         transcript = await self.transcribe(call, data, request.config, request.transcription)
         source = transcript.language
         segments = list(transcript.segments)

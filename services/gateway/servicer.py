@@ -28,7 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from parlons.services.common.audio_request import audio_bytes, read_upload
 from parlons.services.common.config import GatewaySettings, ParlonsConfig, ServerSettings
 from parlons.services.common.errors import InvalidArgument
-from parlons.services.common.interceptors import ServiceInterceptor
+from parlons.services.common.interceptors import ServiceInterceptor, stream_bounds
 from parlons.services.common.server import RunningServer, ServiceModule, channel_options
 from parlons.services.common.streams import read_config
 from parlons.services.gateway.auth import Authenticator, is_loopback, resolve_mode
@@ -127,7 +127,9 @@ class GatewayModule:
         self.auth = Authenticator(mode, registry)
         self.quotas = QuotaManager()
         self.router = Router({})
-        self.core = GatewayCore(self.router, self.quotas, max_message_mb=config.server.max_message_mb)
+        self.core = GatewayCore(self.router, self.quotas, max_message_mb=config.server.max_message_mb,
+                                max_target_languages=self.settings.max_target_languages,
+                                max_glossary_entries=self.settings.max_request_glossary_entries)
         self.proxy = Proxy(
             self.core, self.auth,
             default_timeout_s=self.settings.backend_timeout_s, max_upload_bytes=self.max_upload_bytes,
@@ -172,7 +174,7 @@ class GatewayModule:
         self._socket_dir = tempfile.mkdtemp(prefix="parlons-")
         address = f"unix:{Path(self._socket_dir) / 'backends.sock'}"
         server = aio.server(
-            interceptors=[ServiceInterceptor()],
+            interceptors=[ServiceInterceptor(stream_bounds(self.config.server))],
             options=channel_options(self.config.server.max_message_mb) + [("grpc.max_concurrent_streams", 256)],
         )
         health_servicer = health.aio.HealthServicer()

@@ -57,6 +57,10 @@ log = logging.getLogger("parlons.gateway.tenants")
 
 KEY_PREFIX = "prl"
 _KEY_RE = re.compile(r"^prl_([0-9a-f]{12})_([A-Za-z0-9_-]{32,})$")
+# Live streams one tenant of a tenants file may hold at once unless its quotas (or the
+# file's [defaults.quotas]) say otherwise; 0 there means unlimited. Without it one
+# tenant could take every stream slot of the backends.
+DEFAULT_TENANT_STREAMS = 4
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ANONYMOUS = "anonymous"
 
@@ -203,13 +207,14 @@ class TenantSet:
     @classmethod
     def from_documents(cls, documents: Iterable[tuple[str, Mapping[str, Any]]]) -> "TenantSet":
         docs = list(documents)
-        defaults = Quotas()
+        defaults = Quotas(concurrent_streams=DEFAULT_TENANT_STREAMS)
         for where, doc in docs:
             unknown = set(doc) - {"tenants", "defaults"}
             if unknown:
                 raise InvalidArgument(f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}")
             if "defaults" in doc:
-                defaults = Quotas.from_mapping(dict(doc["defaults"]).get("quotas", {}), f"{where}: defaults.quotas")
+                defaults = Quotas.from_mapping(dict(doc["defaults"]).get("quotas", {}), f"{where}: defaults.quotas",
+                                               defaults)
         tenants: dict[str, Tenant] = {}
         by_key: dict[str, tuple[Tenant, ApiKey]] = {}
         by_identity: dict[str, Tenant] = {}

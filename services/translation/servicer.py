@@ -51,9 +51,17 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
                 "(catalog names such as opus-mt-fr-en, or model directories)")
         return engine
 
-    def _glossary(self, options: translation_pb2.TranslationOptions,
-                  context: aio.ServicerContext) -> Glossary | None:
+    async def _glossary(self, options: translation_pb2.TranslationOptions,
+                        context: aio.ServicerContext) -> Glossary | None:
+        """The tenant's named glossary merged with the request's entries. A request's
+        entries are bounded (`max_request_glossary_entries`) and compiled in a thread:
+        thousands of them take a second to compile, never on the event loop."""
         proto = options.glossary
+        limit = self._module.settings.max_request_glossary_entries
+        if len(proto.entries) > limit:
+            raise InvalidArgument(
+                f"the request's glossary has {len(proto.entries):,} entries; at most {limit:,} per request "
+                "(larger glossaries are set up once as a tenant glossary, by name)")
         entries = [
             GlossaryEntry(
                 source=e.source,
@@ -67,10 +75,14 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
             metadata = dict((k, v) for k, v in (context.invocation_metadata() or ()))
             tenant = str(metadata.get(TENANT_HEADER, ""))
             base = self._module.glossaries.get(tenant, proto.name)
-        request = Glossary.build(entries) if entries else None
-        if base is None:
-            return request
-        return base.merged(request)
+        if not entries:
+            return base
+
+        def build() -> Glossary:
+            request = Glossary.build(entries)
+            return request if base is None else base.merged(request)
+
+        return await asyncio.to_thread(build)
 
     @staticmethod
     def _translation(result: TextTranslation) -> translation_pb2.Translation:
@@ -95,7 +107,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
                             context: aio.ServicerContext) -> translation_pb2.TranslateTextResponse:
         if not request.texts:
             raise InvalidArgument("texts is empty: send at least one text to translate")
-        glossary = self._glossary(request.options, context)
+        glossary = await self._glossary(request.options, context)
         results = await self._translate(list(request.texts), request.options, glossary)
         return translation_pb2.TranslateTextResponse(translations=[self._translation(r) for r in results])
 
@@ -107,7 +119,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
         options = (await read_config(request_iterator, then="texts")).options
         if not options.target_language:
             raise InvalidArgument("target_language is required in the stream's config")
-        glossary = self._glossary(options, context)
+        glossary = await self._glossary(options, context)
         self._engine().registry  # fail fast when no model is loaded  # noqa: B018
         async with self._module.stream_slot():
             async for response in self._stream(request_iterator, options, glossary):
@@ -155,7 +167,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
             pdf_output = DocFormat(request.pdf_output_format)
         except ValueError:
             raise InvalidArgument("unknown document format value") from None
-        glossary = self._glossary(options, context)
+        glossary = await self._glossary(options, context)
         engine = self._engine()
         started = time.perf_counter()
         result = await engine.translate_document(

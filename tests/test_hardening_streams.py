@@ -1,0 +1,148 @@
+"""Streams cannot be held forever (issue 10): a client that opens a stream and goes
+silent, or keeps one open past its maximum duration, gets OUT_OF_RANGE promptly, its slot
+is freed, and the server keeps answering. Real servers on loopback, real models."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+import pytest
+
+from gateway_helpers import gateway_config
+from parlons.clients.sdk import TranscriptionClient, open_channel
+from parlons.serve import build_modules
+from parlons.services.common.config import ParlonsConfig
+from parlons.services.common.server import BackgroundServer
+from parlons.v1 import (
+    audio_pb2,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    transcription_pb2,
+    translation_pb2,
+    translation_pb2_grpc,
+)
+
+pytestmark = pytest.mark.slow
+
+IDLE_S = 1.5
+MAX_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[BackgroundServer]:
+    config = ParlonsConfig()
+    config.server.port = 0
+    config.server.stream_idle_timeout_s = IDLE_S
+    config.server.stream_max_duration_s = MAX_S
+    config.transcription.model = "tiny.en"
+    config.transcription.max_streams = 1
+    running = BackgroundServer(config.server, build_modules(config, ["transcription"])).start()
+    yield running
+    running.stop()
+
+
+def _config_request() -> transcription_pb2.StreamingTranscribeRequest:
+    return transcription_pb2.StreamingTranscribeRequest(config=transcription_pb2.StreamingConfig(
+        config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1)))
+
+
+def _stream_until_refused(stub, requests: Iterator[object]) -> tuple[grpc.StatusCode, str, float]:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as info:
+        for _ in stub.StreamingTranscribe(requests, timeout=60):
+            pass
+    return info.value.code(), info.value.details(), time.monotonic() - started
+
+
+def test_a_config_only_stream_is_closed_after_the_idle_timeout(server: BackgroundServer) -> None:
+    channel = open_channel(server.address)
+    stub = TranscriptionClient(channel).stub
+    hold = threading.Event()
+
+    def config_then_nothing() -> Iterator[transcription_pb2.StreamingTranscribeRequest]:
+        yield _config_request()
+        hold.wait(30)  # the client keeps the stream open and sends nothing
+
+    try:
+        code, details, seconds = _stream_until_refused(stub, config_then_nothing())
+        assert code == grpc.StatusCode.OUT_OF_RANGE, details
+        assert f"no message on the stream for {IDLE_S:g} s" in details
+        assert IDLE_S - 0.2 <= seconds <= IDLE_S + 2.0, seconds
+        # Its slot (max_streams = 1) is free again: a new stream is served.
+        def one_second() -> Iterator[transcription_pb2.StreamingTranscribeRequest]:
+            yield _config_request()
+            for _ in range(10):
+                yield transcription_pb2.StreamingTranscribeRequest(audio_content=b"\0\0" * 1600)
+        assert list(stub.StreamingTranscribe(one_second(), timeout=60)) is not None
+    finally:
+        hold.set()
+        channel.close()
+
+
+def test_a_stream_is_closed_at_its_maximum_duration_even_while_audio_flows(server: BackgroundServer) -> None:
+    channel = open_channel(server.address)
+    stub = TranscriptionClient(channel).stub
+    stop = threading.Event()
+
+    def audio_forever() -> Iterator[transcription_pb2.StreamingTranscribeRequest]:
+        yield _config_request()
+        while not stop.is_set():
+            yield transcription_pb2.StreamingTranscribeRequest(audio_content=b"\0\0" * 1600)
+            time.sleep(0.1)
+
+    try:
+        code, details, seconds = _stream_until_refused(stub, audio_forever())
+        assert code == grpc.StatusCode.OUT_OF_RANGE, details
+        assert f"maximum duration of {MAX_S:g} s" in details
+        assert MAX_S - 0.2 <= seconds <= MAX_S + 2.0, seconds
+    finally:
+        stop.set()
+        channel.close()
+
+
+def test_gateway_live_conversation_and_translation_streams_are_bounded_too(tmp_path: Path) -> None:
+    """The same bounds on the gateway's LiveConversation and on StreamingTranslate (the
+    interceptor every server installs)."""
+    config = gateway_config(None, tmp_path / "models", transcription_model="base")
+    config.server.port = 0
+    config.server.stream_idle_timeout_s = IDLE_S
+    config.gateway.rest_enabled = False
+    running = BackgroundServer(config.server, build_modules(config, ["transcription", "translation", "gateway"])).start()
+    channel = open_channel(running.address)
+    hold = threading.Event()
+    try:
+        live = gateway_pb2_grpc.GatewayServiceStub(channel)
+
+        def live_config_only() -> Iterator[gateway_pb2.LiveConversationRequest]:
+            yield gateway_pb2.LiveConversationRequest(config=gateway_pb2.LiveConversationConfig(
+                config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=2),
+                parties=[gateway_pb2.Party(name="agent", language="fr", channel=0),
+                         gateway_pb2.Party(name="visitor", language="en", channel=1)]))
+            hold.wait(30)
+
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            for _ in live.LiveConversation(live_config_only(), timeout=60):
+                pass
+        assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE, info.value.details()
+        assert time.monotonic() - started <= IDLE_S + 2.0
+
+        translation = translation_pb2_grpc.TranslationServiceStub(channel)
+
+        def texts_then_silence() -> Iterator[translation_pb2.StreamingTranslateRequest]:
+            yield translation_pb2.StreamingTranslateRequest(config=translation_pb2.StreamingTranslateConfig(
+                options=translation_pb2.TranslationOptions(target_language="en", source_language="fr")))
+            hold.wait(30)
+
+        with pytest.raises(grpc.RpcError) as info:
+            for _ in translation.StreamingTranslate(texts_then_silence(), timeout=60):
+                pass
+        assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE, info.value.details()
+    finally:
+        hold.set()
+        channel.close()
+        running.stop()
