@@ -319,6 +319,21 @@ def test_quotas_answer_resource_exhausted_with_retry_information(channel: grpc.C
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "quota" in error.details()
     retry_ms = int(dict(error.trailing_metadata())["retry-after-ms"])
     assert 30_000 < retry_ms <= 73_000  # the debt (about 6 s) repaid at 5 s a minute
+    # An upload from the tenant in debt is refused at its first message, before its audio.
+    waiting, release = threading.Event(), threading.Event()
+
+    def config_then_wait() -> Iterator[transcription_pb2.TranscribeUploadRequest]:
+        yield transcription_pb2.TranscribeUploadRequest(config=transcription_pb2.TranscribeUploadConfig())
+        waiting.set()
+        release.wait(30)
+        yield transcription_pb2.TranscribeUploadRequest(audio_content=transcription.audio.content)
+
+    try:
+        error = _code(lambda: stub.TranscribeUpload(config_then_wait(), metadata=md, timeout=60))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "quota" in error.details()
+        assert waiting.is_set() and not release.is_set()
+    finally:
+        release.set()
 
     translation = translation_pb2_grpc.TranslationServiceStub(channel)
     texts = translation_pb2.TranslateTextRequest(

@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from gateway_helpers import gateway_config
+from speech import AUDIO
 from parlons.clients.sdk import TranscriptionClient, open_channel
 from parlons.serve import build_modules
 from parlons.services.common.config import ParlonsConfig
@@ -144,5 +145,46 @@ def test_gateway_live_conversation_and_translation_streams_are_bounded_too(tmp_p
         assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE, info.value.details()
     finally:
         hold.set()
+        channel.close()
+        running.stop()
+
+
+def test_an_upload_is_refused_at_its_first_message_when_the_queue_is_full() -> None:
+    """Issue 10: an upload was read whole (up to 4 GiB, hard-coded) before the work queue
+    said no. Now the queue answers as soon as the config arrives, before any audio."""
+    config = ParlonsConfig()
+    config.server.port = 0
+    config.transcription.model = "tiny.en"
+    config.transcription.max_concurrent = 1
+    config.transcription.max_queued = 0
+    modules = build_modules(config, ["transcription"])
+    running = BackgroundServer(config.server, modules).start()
+    channel = open_channel(running.address, max_message_mb=32)
+    client = TranscriptionClient(channel)
+    long_audio = (AUDIO / "sample.wav").read_bytes()
+    busy = threading.Thread(target=lambda: client.transcribe(long_audio, timeout_s=120))
+    waiting = threading.Event()
+    release = threading.Event()
+
+    def config_then_wait() -> Iterator[transcription_pb2.TranscribeUploadRequest]:
+        yield transcription_pb2.TranscribeUploadRequest(config=transcription_pb2.TranscribeUploadConfig())
+        waiting.set()
+        release.wait(30)  # the audio would come now: it is never needed
+        yield transcription_pb2.TranscribeUploadRequest(audio_content=long_audio)
+
+    try:
+        busy.start()
+        deadline = time.monotonic() + 10
+        while modules[0].queue.admitted == 0 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            client.stub.TranscribeUpload(config_then_wait(), timeout=60)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, info.value.details()
+        assert waiting.is_set() and not release.is_set()  # refused while the client still held its audio
+        assert time.monotonic() - started < 2.0
+    finally:
+        release.set()
+        busy.join(120)
         channel.close()
         running.stop()

@@ -33,7 +33,8 @@ MAX_QUEUED_FRAMES = 64
 # gRPC statuses after which the page should reconnect (the gateway restarts, the network
 # drops) rather than show a final error.
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
-             grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
+             grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
+             grpc.StatusCode.OUT_OF_RANGE}
 
 
 class DeskError(Exception):
@@ -95,6 +96,8 @@ def french_error(error: aio.AioRpcError) -> DeskError:
         return DeskError("Le service est saturé ou le quota est atteint. Nouvelle tentative…", retry=True)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return DeskError(f"Réglage refusé par le service : {error.details()}")
+    if code == grpc.StatusCode.OUT_OF_RANGE:  # the gateway's stream bounds (idle, maximum duration)
+        return DeskError("La conversation a atteint sa durée maximale. Reprise…", retry=True)
     return DeskError("La conversation a été interrompue. Nouvelle tentative…", retry=code in RETRYABLE)
 
 

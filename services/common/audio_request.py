@@ -7,7 +7,7 @@ and how a client-streamed upload is read (config first, then bounded audio chunk
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 
@@ -98,10 +98,14 @@ def decode_request_audio(
     return audio
 
 
-async def read_upload(request_iterator: AsyncIterator[Any], max_bytes: int) -> tuple[Any, bytes]:
+async def read_upload(request_iterator: AsyncIterator[Any], max_bytes: int,
+                      admit: Callable[[], None] | None = None) -> tuple[Any, bytes]:
     """Read a client-streamed upload: one config message, then audio chunks, bounded.
 
     Works for every *UploadRequest (a oneof `request` of `config` and `audio_content`).
+    `admit` runs as soon as the config arrives, before any audio is held: a full work
+    queue or a tenant over quota refuses the upload at its first message, not after
+    the client has sent (and the server buffered) a gigabyte.
     """
     config: Any = None
     parts: list[bytes] = []
@@ -114,6 +118,8 @@ async def read_upload(request_iterator: AsyncIterator[Any], max_bytes: int) -> t
             if parts:
                 raise InvalidArgument("audio sent before the config: send the config first")
             config = request.config
+            if admit is not None:
+                admit()
         elif kind == "audio_content":
             if config is None:
                 raise InvalidArgument("audio sent before the config: send the config first")

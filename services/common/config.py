@@ -61,6 +61,8 @@ class TranscriptionSettings:
     max_audio_s: float = 4 * 3600.0
     # Decoded samples one request may hold (float32, all kept channels), in MiB.
     max_decoded_mb: int = 1024
+    # Largest client-streamed upload (Upload RPCs), in MiB: 4 h of 16-bit stereo WAV is 920.
+    max_upload_mb: int = 1024
     # Live streams served at once.
     max_streams: int = 4
     # Batched pipeline: "auto" (GPU only), "on", "off".
@@ -92,6 +94,8 @@ class DiarizationSettings:
     max_audio_s: float = 4 * 3600.0
     # Decoded samples one request may hold (float32, all kept channels), in MiB.
     max_decoded_mb: int = 1024
+    # Largest client-streamed upload (Upload RPCs), in MiB: 4 h of 16-bit stereo WAV is 920.
+    max_upload_mb: int = 1024
 
 
 @dataclass
@@ -156,7 +160,7 @@ class GatewaySettings:
     tenants_path: str = ""
     tenants_reload_s: float = 2.0
     # Largest upload the gateway buffers (client-streamed RPCs), in MiB.
-    max_upload_mb: int = 2048
+    max_upload_mb: int = 1024
     # What one client request may ask: target languages (TranscribeConversation) and
     # glossary entries of its own (tenant glossaries, named, are not counted).
     max_target_languages: int = 8

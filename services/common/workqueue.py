@@ -40,15 +40,25 @@ class WorkQueue:
     def admitted(self) -> int:
         return self._admitted
 
+    def check_capacity(self) -> None:
+        """Refuse now if a job could not be admitted now (an upload about to be read)."""
+        with self._lock:
+            if self._admitted >= self.max_concurrent + self.max_queued:
+                metrics.REJECTED.labels(self.service).inc()
+                raise self._busy()
+
+    def _busy(self) -> ResourceExhausted:
+        return ResourceExhausted(
+            f"{self.service} is busy ({self._admitted} requests running or queued); "
+            "retry shortly or use another replica",
+            retry_after_s=1.0,
+        )
+
     def _admit(self) -> None:
         with self._lock:
             if self._admitted >= self.max_concurrent + self.max_queued:
                 metrics.REJECTED.labels(self.service).inc()
-                raise ResourceExhausted(
-                    f"{self.service} is busy ({self._admitted} requests running or queued); "
-                    "retry shortly or use another replica",
-                    retry_after_s=1.0,
-                )
+                raise self._busy()
             self._admitted += 1
 
     def _release(self) -> None:

@@ -169,7 +169,8 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         request_iterator: AsyncIterator[diarization_pb2.DiarizeUploadRequest],
         context: aio.ServicerContext,
     ) -> diarization_pb2.DiarizeResponse:
-        first, data = await read_upload(request_iterator, self._module.max_upload_bytes)
+        first, data = await read_upload(request_iterator, self._module.max_upload_bytes,
+                                        admit=self._module.queue.check_capacity)
         return await self._run(data, first.config, first.options, first.uri)
 
 
@@ -186,7 +187,7 @@ class DiarizationModule:
             self.pipeline_config = self.pipeline_config.replace(device=settings.device)
         self.engine: DiarizationEngine | None = None
         self.queue = WorkQueue("diarization", settings.max_concurrent, settings.max_queued)
-        self.max_upload_bytes = 4 * 1024**3
+        self.max_upload_bytes = settings.max_upload_mb << 20
         self._servicer = DiarizationServicer(self)
 
     def register(self, server: aio.Server) -> None:

@@ -87,7 +87,8 @@ class Proxy:
             async def upload(request_iterator: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
                 call = self._call(context)
                 backend = self.core.router.get(backend_name)
-                config, data = await read_upload(request_iterator, self.max_upload_bytes)
+                config, data = await read_upload(request_iterator, self.max_upload_bytes,
+                                                 admit=lambda: self.core.quotas.check_audio(call.tenant))
 
                 def requests() -> Iterator[Any]:
                     yield request_cls(config=config)

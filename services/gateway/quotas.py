@@ -104,6 +104,11 @@ class QuotaManager:
             )
         bucket.charge(amount)
 
+    def check_audio(self, tenant: Tenant) -> None:
+        """Refuse now a tenant in audio debt (an upload about to be read); charges nothing."""
+        with self._lock:
+            self._admit(tenant, self._state(tenant).audio, "audio seconds", 0.0)
+
     def charge_audio(self, tenant: Tenant, seconds: float) -> None:
         """Admit (unless in debt) and charge audio seconds."""
         with self._lock:

@@ -67,7 +67,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         context: aio.ServicerContext,
     ) -> gateway_pb2.TranscribeConversationResponse:
         call = self._call(context)
-        config, data = await read_upload(request_iterator, self._module.max_upload_bytes)
+        config, data = await read_upload(request_iterator, self._module.max_upload_bytes,
+                                         admit=lambda: self._module.quotas.check_audio(call.tenant))
         if config.HasField("audio") and config.audio.WhichOneof("source"):
             raise InvalidArgument("an upload's config carries no audio: send it in the audio_content chunks")
         if not data:

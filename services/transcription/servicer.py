@@ -97,7 +97,8 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
         request_iterator: AsyncIterator[transcription_pb2.TranscribeUploadRequest],
         context: aio.ServicerContext,
     ) -> transcription_pb2.TranscribeResponse:
-        first, data = await read_upload(request_iterator, self._module.max_upload_bytes)
+        first, data = await read_upload(request_iterator, self._module.max_upload_bytes,
+                                        admit=self._module.queue.check_capacity)
         engine = self._engine_for(first.options.model)
         return await self._run(engine, data, first.config, first.options)
 
@@ -183,7 +184,7 @@ class TranscriptionModule:
         self.model_name = settings.model
         self.served_names: set[str] = {settings.model}
         self.queue = WorkQueue("transcription", settings.max_concurrent, settings.max_queued)
-        self.max_upload_bytes = 4 * 1024**3
+        self.max_upload_bytes = settings.max_upload_mb << 20
         self.max_stream_buffer_s = 60.0
         self.streams = StreamLimiter("transcription", settings.max_streams)
         self._servicer = TranscriptionServicer(self)
