@@ -95,12 +95,3 @@ def opus_bytes(samples: np.ndarray, container: str = "ogg", rate: int = 16000, b
                 out.mux(packet)
     return buffer.getvalue()
 
-
-def crafted_wav(data: bytes, *, format_tag: int = 1, bits: int = 16, rate: int = 16000, channels: int = 1) -> bytes:
-    """A WAV whose header says whatever a test needs (a hostile or broken file)."""
-    import struct
-
-    block = channels * bits // 8
-    fmt = struct.pack("<HHIIHH", format_tag, channels, rate, rate * block, block, bits)
-    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
-            + b"data" + struct.pack("<I", len(data)) + data)

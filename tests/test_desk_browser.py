@@ -186,10 +186,10 @@ def test_desk_page_with_two_microphones_keeps_each_party_on_its_side(tmp_path: P
     visitor_said = [u for u in finals if u["party"] == "visitor"]
     agent_said = [u for u in finals if u["party"] == "agent"]
     assert wer(JFK_TEXT, " ".join(u["text"] for u in visitor_said)) <= 0.3, finals
-    # The agent's channel (espeak French, which base hears as e.g. "Moumataum, c'est
-    # plus poudre que vous."): French words, in the first seconds, on the agent's side.
+    # Each channel's speech lies in its own stretch of the file: the agent's (espeak
+    # French, which base hears differently from run to run) in the first seconds, the
+    # visitor's after it. Mixed channels would put each party in both stretches.
     assert agent_said and all(u["end"] <= visitor_start / 16000 + 0.5 for u in agent_said), finals
-    assert any("vous" in u["text"].lower() for u in agent_said), finals
-    assert not any("country" in u["text"].lower() for u in agent_said), finals
-    assert not any("vous" in u["text"].lower() for u in visitor_said), finals
+    assert all(u["start"] >= visitor_start / 16000 - 0.5 for u in visitor_said), finals
+    assert not any(w in u["text"].lower() for u in agent_said for w in ("country", "americans", "ask")), finals
     assert all(u["translation_language"] == "en" for u in agent_said if u["translation"]), agent_said

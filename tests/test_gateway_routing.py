@@ -166,3 +166,21 @@ def test_backend_down_is_unavailable_quickly_naming_the_service() -> None:
     finally:
         channel.close()
         gateway.stop()
+
+
+def test_half_set_backend_tls_is_a_start_up_error(tmp_path: Path) -> None:
+    """Issue 10: `backend_cert` without `backend_ca` was silently ignored (plaintext)."""
+    from parlons.services.common.errors import InvalidArgument
+    from parlons.services.gateway.routing import BackendTls
+
+    cert, key, ca = (tmp_path / n for n in ("c.pem", "k.pem", "ca.pem"))
+    for f in (cert, key, ca):
+        f.write_text("-")
+    with pytest.raises(InvalidArgument, match="backend_ca is not"):
+        BackendTls(cert=str(cert), key=str(key))
+    with pytest.raises(InvalidArgument, match="go together"):
+        BackendTls(ca=str(ca), cert=str(cert))
+    with pytest.raises(InvalidArgument, match="no such file"):
+        BackendTls(ca=str(tmp_path / "missing.pem"))
+    assert BackendTls(ca=str(ca), cert=str(cert), key=str(key)).ca == str(ca)
+    assert BackendTls().credentials() is None

@@ -208,3 +208,24 @@ def test_admin_command_create_list_revoke(tmp_path: Path, capsys: pytest.Capture
     assert code == 2
     code, _ = _run_cli(["tenants", "create", "Bad Name!", "--tenants", str(path)], capsys)
     assert code == 2
+
+
+def test_api_keys_over_plaintext_off_loopback_are_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from parlons.services.common.config import ParlonsConfig
+    from parlons.services.gateway.servicer import module_from_config
+
+    store = TenantStore(tmp_path / "tenants.toml")
+    store.create_key("a")
+    config = ParlonsConfig()
+    config.server.host = "0.0.0.0"
+    config.gateway.tenants_path = str(tmp_path / "tenants.toml")
+    config.gateway.rest_enabled = False
+    config.gateway.transcription = ["127.0.0.1:1"]
+    with caplog.at_level("WARNING", logger="parlons.gateway"):
+        module_from_config(config)
+    assert any("plaintext" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    config.server.host = "127.0.0.1"
+    with caplog.at_level("WARNING", logger="parlons.gateway"):
+        module_from_config(config)
+    assert not any("plaintext" in r.getMessage() for r in caplog.records)

@@ -11,7 +11,8 @@ import pytest
 
 from parlons.services.common.audio import RawPcmFormat, decode_audio
 from parlons.services.common.errors import InvalidAudio
-from speech import AUDIO, crafted_wav, wav_bytes
+from crafted import crafted_wav
+from speech import AUDIO, wav_bytes
 
 
 def _peak_mib(fn) -> tuple[BaseException | object, float, float]:  # type: ignore[no-untyped-def]

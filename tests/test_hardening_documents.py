@@ -13,8 +13,6 @@ import asyncio
 import threading
 import time
 import tracemalloc
-import zipfile
-from io import BytesIO
 from typing import Callable, TypeVar
 
 import pytest
@@ -24,10 +22,9 @@ from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation import documents
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import TranslationEngine
+from crafted import crafted_docx, crafted_odt, flate_bomb_pdf, nested_html
 
 T = TypeVar("T")
-ODT_MIME = b"application/vnd.oasis.opendocument.text"
-W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 
 def _measured(fn: Callable[[], T], *, memory: bool = True) -> tuple[T | BaseException, float, float]:
@@ -47,60 +44,34 @@ def _measured(fn: Callable[[], T], *, memory: bool = True) -> tuple[T | BaseExce
     return outcome, seconds, peak
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    out = BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data, compress_type=zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED)
-    return out.getvalue()
-
-
-def _odt(body: str) -> bytes:
-    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
-               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0">'
-               f'<office:body><office:text>{body}</office:text></office:body></office:document-content>')
-    return _zip({"mimetype": ODT_MIME, "content.xml": content.encode()})
-
-
-def _docx(body: str) -> bytes:
-    document = f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{W}"><w:body>{body}</w:body></w:document>'
-    return _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": document.encode()})
-
-
 def test_odt_asking_for_400_million_spaces_is_refused_before_building_them() -> None:
-    odt = _odt('<text:p>Bonjour<text:s text:c="400000000"/>madame</text:p>')
+    odt = crafted_odt('<text:p>Bonjour<text:s text:c="400000000"/>madame</text:p>')
     assert len(odt) < 1000
     outcome, seconds, peak = _measured(lambda: documents.extract(odt, DocFormat.ODT, DocumentLimits()))
     assert isinstance(outcome, InvalidArgument) and "1,000,000 characters" in str(outcome), outcome
     assert seconds < 1.0 and peak < 20, (seconds, peak)
     # A real run of spaces is kept, and a count that is not a number is one space.
-    doc = documents.extract(_odt('<text:p>Nom :<text:s text:c="3"/>Dupont<text:s text:c="x"/>Jean</text:p>'),
+    doc = documents.extract(crafted_odt('<text:p>Nom :<text:s text:c="3"/>Dupont<text:s text:c="x"/>Jean</text:p>'),
                             DocFormat.ODT, DocumentLimits())
     assert doc.segments == ["Nom :   Dupont Jean"]
 
 
 def test_many_space_elements_are_charged_together() -> None:
     spaces = '<text:s text:c="9000"/>'
-    odt = _odt(f"<text:p>a{spaces * 200}b</text:p>")  # 1.8 M spaces from 5 KB of XML
+    odt = crafted_odt(f"<text:p>a{spaces * 200}b</text:p>")  # 1.8 M spaces from 5 KB of XML
     with pytest.raises(InvalidArgument, match="characters"):
         documents.extract(odt, DocFormat.ODT, DocumentLimits())
 
 
-def _deep_html(depth: int, repeats: int, text: str = "") -> bytes:
-    one = "<div>" * depth + text + "</div>" * depth
-    return f"<!doctype html><html><body>{one * repeats}</body></html>".encode()
-
-
 def test_html_reading_is_linear_in_its_elements_not_elements_times_depth() -> None:
     # 50,000 elements 250 deep and no text: the old reader walked 12.5 M ancestors.
-    page = _deep_html(250, 200)
+    page = nested_html(250, 200)
     assert len(page) > 500_000
     outcome, seconds, _ = _measured(lambda: documents.extract(page, DocFormat.HTML, DocumentLimits()), memory=False)
     assert not isinstance(outcome, Exception), outcome
     assert seconds < 3.0, seconds
     # The same markup with a word at the bottom of each tower: every word found.
-    doc = documents.extract(_deep_html(250, 200, "mot"), DocFormat.HTML, DocumentLimits())
+    doc = documents.extract(nested_html(250, 200, "mot"), DocFormat.HTML, DocumentLimits())
     assert len(doc.segments) == 200
 
 
@@ -108,7 +79,7 @@ def test_docx_reading_is_linear_in_its_runs_not_runs_times_depth() -> None:
     # Runs 200 levels deep inside smart tags (w:smartTag nests): each run once.
     run = "<w:r><w:t>mot</w:t></w:r>"
     tower = "<w:smartTag>" * 200 + run * 50 + "</w:smartTag>" * 200
-    data = _docx(f"<w:p>{tower * 40}</w:p>")
+    data = crafted_docx(f"<w:p>{tower * 40}</w:p>")
     outcome, seconds, _ = _measured(lambda: documents.extract(data, DocFormat.DOCX, DocumentLimits()), memory=False)
     assert not isinstance(outcome, Exception), outcome
     assert seconds < 3.0, seconds
@@ -117,12 +88,12 @@ def test_docx_reading_is_linear_in_its_runs_not_runs_times_depth() -> None:
 
 def test_html_nested_deeper_than_the_parser_reads_is_refused_not_silently_cut() -> None:
     with pytest.raises(InvalidArgument, match="nested deeper than 255"):
-        documents.extract(_deep_html(300, 1, "texte perdu"), DocFormat.HTML, DocumentLimits())
-    assert documents.extract(_deep_html(200, 1, "texte gardé"), DocFormat.HTML, DocumentLimits()).segments == ["texte gardé"]
+        documents.extract(nested_html(300, 1, "texte perdu"), DocFormat.HTML, DocumentLimits())
+    assert documents.extract(nested_html(200, 1, "texte gardé"), DocFormat.HTML, DocumentLimits()).segments == ["texte gardé"]
 
 
 def test_reading_stops_at_its_time_budget_and_when_cancelled() -> None:
-    page = _deep_html(100, 2000, "mot")
+    page = nested_html(100, 2000, "mot")
     outcome, seconds, _ = _measured(lambda: documents.extract(page, DocFormat.HTML, DocumentLimits(time_budget_s=0.05)),
                                     memory=False)
     assert isinstance(outcome, InvalidArgument) and "too complex to read within 0.05 s" in str(outcome), outcome
@@ -131,6 +102,15 @@ def test_reading_stops_at_its_time_budget_and_when_cancelled() -> None:
     cancel.set()
     with pytest.raises(Cancelled):
         documents.extract(page, DocFormat.HTML, DocumentLimits(), cancel=cancel)
+
+
+def test_a_pdf_flate_bomb_is_not_inflated_whole() -> None:
+    """300 MiB of deflated spaces in a 300 KB PDF: pypdf (>= 6) bounds what it inflates."""
+    pdf = flate_bomb_pdf(300)
+    assert len(pdf) < 400_000
+    outcome, seconds, peak = _measured(lambda: documents.extract(pdf, DocFormat.PDF, DocumentLimits()))
+    assert isinstance(outcome, InvalidArgument), outcome
+    assert peak < 100 and seconds < 10, (peak, seconds)
 
 
 async def test_documents_are_read_in_the_bounded_document_queue() -> None:

@@ -18,7 +18,8 @@ from parlons.services.common.config import ParlonsConfig
 from parlons.services.common.server import BackgroundServer
 from parlons.v1 import audio_pb2, transcription_pb2
 from parlons.services.common.audio import decode_audio
-from speech import AUDIO, JFK_TEXT, crafted_wav, espeak, opus_bytes, stm_text, wav_bytes, wer
+from crafted import crafted_wav
+from speech import AUDIO, JFK_TEXT, espeak, opus_bytes, stm_text, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,11 @@ class ServerSettings:
     port: int = 50051
     # Largest request/response message; whole-file RPCs are bounded by it.
     max_message_mb: int = 64
-    # Prometheus metrics on this HTTP port; 0 = disabled.
+    # Prometheus metrics on this HTTP port; 0 = disabled. Metrics carry tenant names and
+    # are not authenticated: loopback unless metrics_host opens them (then restrict who
+    # reaches the port, e.g. a Kubernetes NetworkPolicy for Prometheus only).
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     # Seconds in-flight calls get to finish on SIGTERM.
     grace_s: float = 30.0
     tls_cert: str = ""

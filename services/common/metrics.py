@@ -34,7 +34,7 @@ MODEL_LOAD_SECONDS = Gauge("parlons_model_load_seconds", "Time to load a model",
 ACTIVE_STREAMS = Gauge("parlons_active_streams", "Open streaming calls", ["service"])
 
 
-def start_metrics_server(port: int, host: str = "0.0.0.0") -> None:
+def start_metrics_server(port: int, host: str = "127.0.0.1") -> None:
     """Expose /metrics over HTTP for Prometheus; port 0 disables it."""
     if port > 0:
         start_http_server(port, addr=host)

@@ -149,7 +149,7 @@ async def start_server(
 
 async def serve_forever(settings: ServerSettings, modules: list[ServiceModule]) -> None:
     """Run until SIGTERM/SIGINT, then drain gracefully (the `parlons serve` main loop)."""
-    start_metrics_server(settings.metrics_port, settings.host)
+    start_metrics_server(settings.metrics_port, settings.metrics_host)
     running = await start_server(settings, modules)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

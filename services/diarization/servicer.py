@@ -21,7 +21,7 @@ from grpc import aio
 from parlons.services.common import metrics
 from parlons.services.common.audio_request import audio_bytes, decode_request_audio, read_upload
 from parlons.services.common.config import DiarizationSettings, ParlonsConfig
-from parlons.services.common.errors import InvalidArgument, ResourceExhausted
+from parlons.services.common.errors import InvalidArgument, Unavailable
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.diarization.channel_mode import diarize_channels
 from parlons.services.diarization.options import DiarizationConfig
@@ -93,7 +93,7 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         counts = check_speaker_counts(options.num_speakers, options.min_speakers, options.max_speakers)
         engine = self._module.engine
         if mode == "neural" and engine is None:
-            raise ResourceExhausted("the diarisation pipeline is still loading; retry shortly", 2.0)
+            raise Unavailable("the diarisation pipeline is still loading; retry shortly")
         names = list(options.channel_speaker_names)
         pipeline_config = self._module.pipeline_config
         max_s = self._module.settings.max_audio_s
@@ -124,7 +124,7 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         check_voice_spans(spans)
         engine = self._module.engine
         if engine is None:
-            raise ResourceExhausted("the diarisation pipeline is still loading; retry shortly", 2.0)
+            raise Unavailable("the diarisation pipeline is still loading; retry shortly")
         max_s = self._module.settings.max_audio_s
         max_mb = self._module.settings.max_decoded_mb
         config = request.config

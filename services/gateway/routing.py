@@ -161,6 +161,18 @@ class BackendTls:
     cert: str = ""
     key: str = ""
 
+    def __post_init__(self) -> None:
+        """A half-set configuration is a start-up error, never a silent plaintext channel."""
+        if (self.cert or self.key) and not self.ca:
+            raise InvalidArgument(
+                "[gateway] backend_cert/backend_key are set but backend_ca is not: TLS towards the "
+                "backends needs the CA that signed their certificates")
+        if bool(self.cert) != bool(self.key):
+            raise InvalidArgument("[gateway] backend_cert and backend_key go together (mutual TLS)")
+        for name, path in (("backend_ca", self.ca), ("backend_cert", self.cert), ("backend_key", self.key)):
+            if path and not Path(path).is_file():
+                raise InvalidArgument(f"[gateway] {name} = {path!r}: no such file")
+
     def credentials(self) -> grpc.ChannelCredentials | None:
         if not self.ca:
             return None

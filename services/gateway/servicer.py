@@ -125,6 +125,11 @@ class GatewayModule:
         )
         if mode == "none" and not all(is_loopback(h) for h in hosts):
             log.warning("gateway authentication is OFF on a non-loopback listener (auth = \"none\")")
+        plaintext = not (config.server.tls_cert and config.server.tls_key)
+        if mode == "api_key" and plaintext and not is_loopback(config.server.host):
+            log.warning("API keys are accepted over plaintext on %s: anyone on the network path can read "
+                        "them; set [server] tls_cert/tls_key (or end TLS in front of the gateway)",
+                        config.server.host)
         self.auth = Authenticator(mode, registry)
         self.quotas = QuotaManager()
         self.router = Router({})

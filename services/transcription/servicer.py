@@ -25,7 +25,7 @@ from parlons.services.common.audio_request import (
     read_upload,
 )
 from parlons.services.common.config import ParlonsConfig, TranscriptionSettings
-from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.transcription import convert
@@ -53,7 +53,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
     def _engine_for(self, model: str) -> TranscriptionEngine:
         engine = self._module.engine
         if engine is None:
-            raise ResourceExhausted("the transcription model is still loading; retry shortly", 2.0)
+            raise Unavailable("the transcription model is still loading; retry shortly")
         if model and model not in self._module.served_names:
             raise NotFound(
                 f"model {model!r} is not served here; served: {', '.join(sorted(self._module.served_names))}"

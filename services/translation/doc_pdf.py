@@ -77,7 +77,7 @@ def paragraphs(page_text: str) -> list[str]:
 
 def open_pdf(data: bytes, *, max_pages: int, output: str, budget: ReadBudget) -> PdfDocument:
     import pypdf
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PdfStreamError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError, PdfStreamError
 
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
@@ -104,6 +104,9 @@ def open_pdf(data: bytes, *, max_pages: int, output: str, budget: ReadBudget) ->
         raise
     except FileNotDecryptedError:
         raise InvalidArgument("this PDF is password-protected; remove the password and retry") from None
+    except LimitReachedError as exc:  # pypdf's own bounds on decompression (flate bombs)
+        raise InvalidArgument(f"the PDF holds a stream that inflates beyond the reader's limits ({exc}); "
+                              "it is corrupt or hostile") from None
     except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError,
             IndexError, RecursionError, OSError, AssertionError, ZeroDivisionError) as exc:
         # pypdf signals broken files through many exception types.
