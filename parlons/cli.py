@@ -1,4 +1,4 @@
-"""The `parlons` command: serve, models, transcribe, translate, desk.
+"""The `parlons` command: serve, models, transcribe, translate, desk, tenants, health.
 
 Each command lives next to the code it drives and registers itself here; this module
 only builds the parser and dispatches.
@@ -20,6 +20,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("parlons.clients.translate_cli", "add_translate_command"),
     ("parlons.clients.desk.cli", "add_desk_command"),
     ("parlons.services.gateway.cli", "add_tenants_command"),
+    ("parlons.health", "add_health_command"),
 )
 
 

@@ -118,3 +118,105 @@ def test_rest_facade_maps_client_certificates_too(pki: Path, tls_gateway: tuple[
 
     assert get("desk") == 400  # authenticated by certificate; then the body is refused
     assert get("stranger") == 401
+
+
+# -- backends trust only the gateway (issue 10) ----------------------------------------------
+
+GLOSSARY_REQUEST = translation_pb2.TranslateTextRequest(
+    texts=["La CAF verse l'allocation."],
+    options=translation_pb2.TranslationOptions(source_language="fr", target_language="en",
+                                               glossary=translation_pb2.Glossary(name="interne")),
+)
+
+
+def _glossaries(root: Path) -> Path:
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "interne.json").write_text(json.dumps({"entries": [{"source": "CAF", "do_not_translate": True}]}))
+    return root
+
+
+def _backend(models: Path, glossaries: Path, **server: object) -> BackgroundServer:
+    from parlons.serve import build_modules
+
+    config = gateway_config(None, models)
+    config.translation.glossaries_dir = str(glossaries)
+    for key, value in server.items():
+        setattr(config.server, key, value)
+    return BackgroundServer(config.server, build_modules(config, ["translation"])).start(timeout_s=300)
+
+
+def test_a_backend_honours_the_tenant_only_from_the_gateway_certificate(pki: Path, tmp_path: Path) -> None:
+    """The split layout's hole: a backend took x-parlons-tenant from anyone, so anyone who
+    reached its port read any tenant's glossaries. Now only the gateway's identity counts."""
+    backend = _backend(tmp_path / "models", _glossaries(tmp_path / "glossaries"),
+                       tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server.key"),
+                       tls_client_ca=str(pki / "ca.pem"), trusted_gateway_identities=["desk-01.example"])
+    tenant_a = (("x-parlons-tenant", "a"),)
+    try:
+        with _channel(pki, backend, "desk") as gateway_like:
+            reply = translation_pb2_grpc.TranslationServiceStub(gateway_like).TranslateText(
+                GLOSSARY_REQUEST, metadata=tenant_a, timeout=60)
+            assert "CAF" in reply.translations[0].text
+        with _channel(pki, backend, "stranger") as stranger:
+            with pytest.raises(grpc.RpcError) as info:
+                translation_pb2_grpc.TranslationServiceStub(stranger).TranslateText(
+                    GLOSSARY_REQUEST, metadata=tenant_a, timeout=60)
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND  # tenant a is not this caller
+        # `parlons health`, the probe of such a backend: with a certificate it is served,
+        # without one the TLS handshake fails (exit 1).
+        from parlons.cli import main
+
+        address = ["--address", f"localhost:{backend.running.port}", "--service", "parlons.v1.TranslationService",
+                   "--ca", str(pki / "ca.pem")]
+        assert main(["health", *address, "--cert", str(pki / "desk.pem"), "--key", str(pki / "desk.key")]) == 0
+        assert main(["health", *address, "--timeout", "2"]) == 1
+    finally:
+        backend.stop()
+
+
+def test_a_backend_requiring_the_gateway_refuses_others_and_a_split_gateway_gets_through(tmp_path: Path) -> None:
+    secret = "s3cr3t-shared-with-the-gateway"
+    backend = _backend(tmp_path / "models", _glossaries(tmp_path / "glossaries"),
+                       gateway_secret=secret, require_gateway=True)
+    gateway = None
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{backend.running.port}") as direct:
+            stub = translation_pb2_grpc.TranslationServiceStub(direct)
+            for metadata in ((("x-parlons-tenant", "a"),), (("x-parlons-gateway-secret", "wrong-secret-of-some-length"),)):
+                with pytest.raises(grpc.RpcError) as info:
+                    stub.TranslateText(GLOSSARY_REQUEST, metadata=metadata, timeout=30)
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, info.value.details()
+                assert "gateway only" in info.value.details()
+            from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+            health = health_pb2_grpc.HealthStub(direct).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING  # probes still answered
+        # A gateway holding the secret, tenant "a" authenticated by its key.
+        tenants = tmp_path / "tenants.toml"
+        key, _ = TenantStore(tenants).create_key("a")
+        config = gateway_config(None, None)
+        config.gateway.tenants_path = str(tenants)
+        config.gateway.translation = [f"127.0.0.1:{backend.running.port}"]
+        config.gateway.backend_secret = secret
+        gateway = start_embedded(config, [])
+        with grpc.insecure_channel(f"127.0.0.1:{gateway.running.port}") as channel:
+            reply = translation_pb2_grpc.TranslationServiceStub(channel).TranslateText(
+                GLOSSARY_REQUEST, metadata=(("authorization", f"Bearer {key}"),), timeout=60)
+            assert "CAF" in reply.translations[0].text
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        backend.stop()
+
+
+def test_trust_settings_that_cannot_work_stop_the_server() -> None:
+    from parlons.services.common.config import ServerSettings
+    from parlons.services.common.errors import InvalidArgument
+    from parlons.services.common.gateway_trust import GatewayTrust
+
+    with pytest.raises(InvalidArgument, match="needs tls_client_ca"):
+        GatewayTrust.from_settings(ServerSettings(trusted_gateway_identities=["gateway"]))
+    with pytest.raises(InvalidArgument, match="require_gateway needs"):
+        GatewayTrust.from_settings(ServerSettings(require_gateway=True))
+    with pytest.raises(InvalidArgument, match="shorter than 16"):
+        GatewayTrust.from_settings(ServerSettings(gateway_secret="short"))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
 import ssl
 import sys
 import webbrowser
 from pathlib import Path
 from typing import Iterator
+
+from parlons.hosts import is_loopback
 
 DEFAULT_PORT = 8765
 # What the embedded default starts: the diarisation service attributes a shared
@@ -44,15 +45,6 @@ def add_desk_command(subparsers: argparse._SubParsersAction) -> None:  # type: i
     parser.set_defaults(func=run_desk)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _read(path: str | None) -> bytes | None:
     return Path(path).read_bytes() if path else None
 
@@ -75,7 +67,7 @@ def _gateway_address(args: argparse.Namespace) -> Iterator[str]:
 def run_desk(args: argparse.Namespace) -> int:
     desk_key = args.desk_key or os.environ.get("PARLONS_DESK_KEY", "")
     https = bool(args.https_cert and args.https_key)
-    if not _loopback(args.host) and not (https and desk_key):
+    if not is_loopback(args.host) and not (https and desk_key):
         print("parlons desk: hors de la boucle locale, la page exige HTTPS (--https-cert, --https-key) "
               "et une clé de poste (--desk-key) : les navigateurs ne donnent le microphone qu'aux pages "
               "sécurisées.", file=sys.stderr)

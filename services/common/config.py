@@ -36,6 +36,12 @@ class ServerSettings:
     tls_key: str = ""
     # When set, clients must present a certificate signed by this CA (mTLS).
     tls_client_ca: str = ""
+    # A backend honours x-parlons-tenant only from the gateway: its client certificate's
+    # CN/SAN is one of these (mTLS), or it sends this secret (x-parlons-gateway-secret).
+    # require_gateway: refuse every other caller (UNAUTHENTICATED). See gateway_trust.py.
+    trusted_gateway_identities: list[str] = field(default_factory=list)
+    gateway_secret: str = ""
+    require_gateway: bool = False
     log_level: str = "INFO"
     log_json: bool = True
     # Every client stream (live audio, live translation, uploads): closed with
@@ -152,6 +158,9 @@ class GatewaySettings:
     backend_ca: str = ""
     backend_cert: str = ""
     backend_key: str = ""
+    # Sent to the backends (x-parlons-gateway-secret) when they trust the gateway by a
+    # shared secret rather than by its client certificate.
+    backend_secret: str = ""
     # Attempts for an idempotent call, each on the next healthy replica.
     backend_attempts: int = 3
     # Deadline for backend calls when the client sets none (0 = none).

@@ -26,7 +26,14 @@ from parlons.services.common.context import (
 )
 from google.protobuf.message import DecodeError
 
-from parlons.services.common.errors import InvalidArgument, OutOfRange, ParlonsError, ResourceExhausted
+from parlons.services.common.errors import (
+    InvalidArgument,
+    OutOfRange,
+    ParlonsError,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from parlons.services.common.gateway_trust import GatewayTrust, tenant_var
 from parlons.services.common.logs import log_fields
 
 log = logging.getLogger("parlons.rpc")
@@ -111,14 +118,21 @@ class _Call:
 
     def __init__(self, method: str, metadata: tuple[tuple[str, str | bytes], ...]) -> None:
         self.method = method
+        self.metadata = metadata
         given = next((str(v) for k, v in metadata if k == REQUEST_ID_HEADER), "")
         self.request_id = given if valid_request_id(given) else new_request_id()
         self.started = time.perf_counter()
         self.code = grpc.StatusCode.OK
 
-    async def begin(self, context: aio.ServicerContext) -> None:
+    async def begin(self, context: aio.ServicerContext, trust: GatewayTrust) -> None:
         request_id_var.set(self.request_id)
         await context.send_initial_metadata(((REQUEST_ID_HEADER, self.request_id),))
+        tenant, gateway = trust.tenant(self.metadata, context.auth_context() or {})
+        if trust.require and not gateway:
+            raise Unauthenticated(
+                "this server answers the parlons gateway only: call the gateway, or present the "
+                "gateway's client certificate or secret")
+        tenant_var.set(tenant)
 
     async def fail(self, context: aio.ServicerContext, exc: BaseException) -> None:
         """Abort with the status the exception stands for (this raises)."""
@@ -159,12 +173,12 @@ class _Call:
 
 def _wrap_unary_response(
     behavior: Callable[..., Awaitable[Any]], method: str, metadata: Any, streaming_request: bool,
-    bounds: StreamBounds,
+    bounds: StreamBounds, trust: GatewayTrust,
 ) -> Any:
     async def handler(request_or_iterator: Any, context: aio.ServicerContext) -> Any:
         call = _Call(method, metadata)
-        await call.begin(context)
         try:
+            await call.begin(context, trust)
             request = _checked_request(request_or_iterator, streaming_request, bounds)
             return await behavior(request, context)
         except asyncio.CancelledError:
@@ -182,12 +196,12 @@ def _wrap_unary_response(
 
 def _wrap_stream_response(
     behavior: Callable[..., AsyncIterator[Any]], method: str, metadata: Any, streaming_request: bool,
-    bounds: StreamBounds,
+    bounds: StreamBounds, trust: GatewayTrust,
 ) -> Any:
     async def handler(request_or_iterator: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, metadata)
-        await call.begin(context)
         try:
+            await call.begin(context, trust)
             request = _checked_request(request_or_iterator, streaming_request, bounds)
             async for response in behavior(request, context):
                 yield response
@@ -212,8 +226,9 @@ def stream_bounds(settings: Any) -> StreamBounds:
 class ServiceInterceptor(aio.ServerInterceptor):
     """Wraps every application RPC (health and reflection pass through untouched)."""
 
-    def __init__(self, bounds: StreamBounds | None = None) -> None:
+    def __init__(self, bounds: StreamBounds | None = None, trust: GatewayTrust | None = None) -> None:
         self.bounds = bounds or StreamBounds()
+        self.trust = trust or GatewayTrust()
 
     async def intercept_service(
         self,
@@ -227,25 +242,25 @@ class ServiceInterceptor(aio.ServerInterceptor):
         metadata = tuple(handler_call_details.invocation_metadata or ())
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method, metadata, False, self.bounds),
+                _wrap_unary_response(handler.unary_unary, method, metadata, False, self.bounds, self.trust),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method, metadata, True, self.bounds),
+                _wrap_unary_response(handler.stream_unary, method, metadata, True, self.bounds, self.trust),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method, metadata, False, self.bounds),
+                _wrap_stream_response(handler.unary_stream, method, metadata, False, self.bounds, self.trust),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(handler.stream_stream, method, metadata, True, self.bounds),
+                _wrap_stream_response(handler.stream_stream, method, metadata, True, self.bounds, self.trust),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )

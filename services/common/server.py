@@ -21,7 +21,9 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from parlons.hosts import is_loopback
 from parlons.services.common.config import ServerSettings
+from parlons.services.common.gateway_trust import GatewayTrust
 from parlons.services.common.interceptors import ServiceInterceptor, stream_bounds
 from parlons.services.common.metrics import start_metrics_server
 
@@ -114,8 +116,14 @@ async def start_server(
     settings: ServerSettings, modules: list[ServiceModule], *, load: bool = True
 ) -> RunningServer:
     """Bind, start and (in the background) load models. Returns once the port is open."""
+    trust = GatewayTrust.from_settings(settings)
+    if not trust.configured and not is_loopback(settings.host) and not any(
+            getattr(m, "authenticates_tenants", False) for m in modules):
+        log.warning("this server takes x-parlons-tenant from any caller on %s: set [server] "
+                    "trusted_gateway_identities (mTLS) or gateway_secret so that only the gateway "
+                    "speaks for a tenant", settings.host)
     server = aio.server(
-        interceptors=[ServiceInterceptor(stream_bounds(settings))],
+        interceptors=[ServiceInterceptor(stream_bounds(settings), trust)],
         options=channel_options(settings.max_message_mb)
         + [("grpc.so_reuseport", 0), ("grpc.max_concurrent_streams", 256)],
     )

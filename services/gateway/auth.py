@@ -6,11 +6,11 @@ valid key costs nothing but this lookup.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Iterable, Mapping
 
 from grpc import aio
 
+from parlons.hosts import is_loopback
 from parlons.services.common.errors import InvalidArgument, Unauthenticated
 from parlons.services.gateway.tenants import ANONYMOUS, Tenant, TenantRegistry, anonymous_tenant
 
@@ -20,15 +20,6 @@ _MISSING = (
     "missing API key: send metadata 'authorization: Bearer <key>' (or 'x-api-key: <key>'), "
     "or a client certificate registered for your tenant"
 )
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_mode(mode: str, tenants_path: str, hosts: Iterable[str]) -> str:

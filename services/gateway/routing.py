@@ -35,6 +35,7 @@ from grpc import aio
 from prometheus_client import Counter
 
 from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
+from parlons.services.common.gateway_trust import GATEWAY_SECRET_HEADER
 from parlons.services.common.errors import (
     InvalidArgument,
     ParlonsError,
@@ -155,11 +156,13 @@ def service_config(service: str, attempts: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class BackendTls:
-    """TLS towards backends: a CA (server authentication) and optionally a client pair."""
+    """How the gateway meets its backends: TLS with a CA (server authentication), a client
+    pair (mTLS: its identity), and/or a shared secret (gateway_trust.py)."""
 
     ca: str = ""
     cert: str = ""
     key: str = ""
+    secret: str = ""  # x-parlons-gateway-secret, for backends that trust a shared secret
 
     def __post_init__(self) -> None:
         """A half-set configuration is a start-up error, never a silent plaintext channel."""
@@ -252,6 +255,8 @@ class Backend:
             ("grpc.max_reconnect_backoff_ms", 5_000),
         ]
         credentials = tls.credentials() if tls else None
+        # Proves to the backends that the call comes from the gateway (gateway_trust.py).
+        self.identity: tuple[tuple[str, str], ...] = ((GATEWAY_SECRET_HEADER, tls.secret),) if tls and tls.secret else ()
         self.channel = (
             aio.secure_channel(target, credentials, options=options)
             if credentials
@@ -292,7 +297,7 @@ class Backend:
         """One unary call of `invoke` (a stub method, e.g. `backend.stub.Transcribe`);
         idempotent ones are retried on the next replica."""
         return await self._with_retries(
-            lambda: invoke(request, timeout=call.timeout(), metadata=call.metadata()),
+            lambda: invoke(request, timeout=call.timeout(), metadata=call.metadata() + self.identity),
             call,
             idempotent,
         )
@@ -308,7 +313,7 @@ class Backend:
         """A client-streamed upload of `invoke` (a stub method); `requests` makes a fresh
         iterator for each attempt."""
         return await self._with_retries(
-            lambda: invoke(requests(), timeout=call.timeout(), metadata=call.metadata()),
+            lambda: invoke(requests(), timeout=call.timeout(), metadata=call.metadata() + self.identity),
             call,
             idempotent,
         )
@@ -327,7 +332,7 @@ class Backend:
         reaches the caller as itself instead of as a cancelled call. Closing this
         generator (caller gone) cancels the backend call.
         """
-        stream: aio.StreamStreamCall = invoke(timeout=call.timeout(), metadata=call.metadata())
+        stream: aio.StreamStreamCall = invoke(timeout=call.timeout(), metadata=call.metadata() + self.identity)
         failure: list[BaseException] = []
 
         async def pump() -> None:

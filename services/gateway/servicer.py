@@ -31,7 +31,8 @@ from parlons.services.common.errors import InvalidArgument
 from parlons.services.common.interceptors import ServiceInterceptor, stream_bounds
 from parlons.services.common.server import RunningServer, ServiceModule, channel_options
 from parlons.services.common.streams import read_config
-from parlons.services.gateway.auth import Authenticator, is_loopback, resolve_mode
+from parlons.hosts import is_loopback
+from parlons.services.gateway.auth import Authenticator, resolve_mode
 from parlons.services.gateway.core import Call, GatewayCore
 from parlons.services.gateway.live import LiveConversation
 from parlons.services.gateway.proxy import SERVICE_DESCRIPTORS, Proxy
@@ -97,6 +98,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 class GatewayModule:
     """Register, load, close: the gateway in the shared server runtime."""
 
+    # It authenticates its callers itself (API keys, mTLS identities): the server's
+    # gateway-trust warning does not concern it.
+    authenticates_tenants = True
+
     def __init__(self, config: ParlonsConfig, local_modules: Sequence[ServiceModule] = ()) -> None:
         self.config = config
         self.settings: GatewaySettings = config.gateway
@@ -151,7 +156,8 @@ class GatewayModule:
 
     async def load(self) -> None:
         backends: dict[str, Backend] = {}
-        tls = BackendTls(self.settings.backend_ca, self.settings.backend_cert, self.settings.backend_key)
+        tls = BackendTls(self.settings.backend_ca, self.settings.backend_cert, self.settings.backend_key,
+                         self.settings.backend_secret)
         local_target = await self._start_internal() if self.local_modules else None
         for name in self.backend_names:
             if name in self.remote:

@@ -19,7 +19,7 @@ from grpc import aio
 
 from parlons.services.common import metrics
 from parlons.services.common.config import ParlonsConfig, TranslationSettings
-from parlons.services.common.context import TENANT_HEADER
+from parlons.services.common.gateway_trust import current_tenant
 from parlons.services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
@@ -72,9 +72,9 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
         ]
         base: Glossary | None = None
         if proto.name:
-            metadata = dict((k, v) for k, v in (context.invocation_metadata() or ()))
-            tenant = str(metadata.get(TENANT_HEADER, ""))
-            base = self._module.glossaries.get(tenant, proto.name)
+            # The tenant as the interceptor could trust it: from the gateway only, when
+            # this backend is configured to know the gateway (gateway_trust.py).
+            base = self._module.glossaries.get(current_tenant(), proto.name)
         if not entries:
             return base
 
