@@ -18,13 +18,15 @@ need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 # The desk's browser tests drive Debian's Chromium (Playwright never downloads a browser).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium fonts-noto-core)
+# Shared gateway quotas: the tests start their own redis-server.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing system packages: ${need_apt[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    say "optional system packages missing (${need_apt[*]}): some tests generate speech with espeak-ng, the desk's tests need chromium"
+    say "optional system packages missing (${need_apt[*]}): some tests generate speech with espeak-ng, the desk's tests need chromium, the shared-quota tests redis-server"
   fi
 fi
 

@@ -17,7 +17,8 @@ import pytest
 from parlons.services.common.errors import NotFound, PermissionDenied, ResourceExhausted, Unauthenticated
 from parlons.services.gateway import cli
 from parlons.services.gateway.auth import Authenticator, resolve_mode
-from parlons.services.gateway.quotas import DebtBucket, QuotaManager, estimate_audio_seconds
+from parlons.services.gateway.quota_store import DebtBucket
+from parlons.services.gateway.quotas import QuotaManager, estimate_audio_seconds
 from parlons.services.gateway.tenants import Quotas, Tenant, TenantRegistry, TenantStore, hash_key
 from parlons.v1 import audio_pb2
 

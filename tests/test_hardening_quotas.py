@@ -8,6 +8,7 @@ import pytest
 
 from parlons.services.common.audio import decode_audio
 from parlons.services.gateway.core import AudioCharge
+from parlons.services.gateway.quota_store import MemoryStore
 from parlons.services.gateway.quotas import QuotaManager, estimate_audio_seconds
 from parlons.services.gateway.tenants import DEFAULT_TENANT_STREAMS, Quotas, Tenant, TenantSet
 from parlons.v1 import audio_pb2
@@ -26,9 +27,8 @@ def _lying_flac(seconds_claimed: int) -> bytes:
 
 
 def _level(quotas: QuotaManager, tenant: Tenant) -> float:
-    bucket = quotas._state(tenant).audio
-    assert bucket is not None
-    return bucket.level
+    assert isinstance(quotas.store, MemoryStore)
+    return quotas.store.bucket(f"{tenant.name}:audio", tenant.quotas.audio_seconds_per_minute).level
 
 
 def test_audio_is_charged_on_its_decoded_duration_not_on_what_its_header_claims() -> None:

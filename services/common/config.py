@@ -173,6 +173,11 @@ class GatewaySettings:
     tenants_reload_s: float = 2.0
     # Largest upload the gateway buffers (client-streamed RPCs), in MiB.
     max_upload_mb: int = 1024
+    # Quota buckets shared by every gateway replica (redis://host:6379/0; empty = this
+    # process only); Redis unreachable: "closed" refuses (UNAVAILABLE), "open" serves.
+    quota_redis_url: str = ""
+    quota_redis_failure: str = "closed"
+    quota_redis_timeout_s: float = 0.5
     # What one client request may ask: target languages (TranscribeConversation) and
     # glossary entries of its own (tenant glossaries, named, are not counted).
     max_target_languages: int = 8

@@ -9,16 +9,15 @@ charging only after the work would let a burst of parallel requests through for 
 Audio is charged before the work from the file's declared duration, then corrected with
 the duration the service measured.
 
-Counters live in this gateway process; N gateway replicas each enforce the quota, which
-an operator accounts for when sizing them (docs/gateway.md).
+The buckets live in this gateway process, or in Redis shared by every gateway replica
+(quota_store.py); concurrent streams are counted per process.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import av
 from prometheus_client import Counter
@@ -26,6 +25,7 @@ from prometheus_client import Counter
 from parlons.services.common.audio import ALLOWED_DEMUXERS
 from parlons.services.common.audio_request import raw_format
 from parlons.services.common.errors import ResourceExhausted
+from parlons.services.gateway.quota_store import MemoryStore, QuotaStore
 from parlons.services.gateway.tenants import Tenant
 from parlons.v1 import audio_pb2
 
@@ -36,100 +36,53 @@ QUOTA_REFUSALS = Counter(
 
 
 @dataclass
-class DebtBucket:
-    """Holds up to `per_minute` units, refills at per_minute/60 a second, may go negative."""
-
-    per_minute: float
-    level: float = field(init=False)
-    stamp: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.level = self.per_minute
-
-    def _refill(self, now: float) -> None:
-        rate = self.per_minute / 60.0
-        self.level = min(self.per_minute, self.level + (now - self.stamp) * rate)
-        self.stamp = now
-
-    def retry_after_s(self, now: float | None = None) -> float:
-        """Seconds until the bucket is out of debt (0 when it is not)."""
-        self._refill(time.monotonic() if now is None else now)
-        if self.level > 0:
-            return 0.0
-        return (-self.level + 1e-6) / (self.per_minute / 60.0)
-
-    def charge(self, amount: float) -> None:
-        self._refill(time.monotonic())
-        self.level -= amount
-
-
-@dataclass
 class _TenantState:
-    audio: DebtBucket | None = None
-    characters: DebtBucket | None = None
     streams: int = 0
 
 
 class QuotaManager:
-    """Admission and accounting for every tenant of one gateway."""
+    """Admission and accounting for every tenant of one gateway; the rate buckets live
+    in `store` (this process by default, Redis to share them between gateways)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: QuotaStore | None = None) -> None:
         self._lock = threading.Lock()
         self._states: dict[str, _TenantState] = {}
+        self.store: QuotaStore = store or MemoryStore()
 
     def _state(self, tenant: Tenant) -> _TenantState:
-        state = self._states.setdefault(tenant.name, _TenantState())
-        q = tenant.quotas
-        # Follow quota changes from a reloaded tenants file.
-        if q.audio_seconds_per_minute <= 0:
-            state.audio = None
-        elif state.audio is None or state.audio.per_minute != q.audio_seconds_per_minute:
-            state.audio = DebtBucket(q.audio_seconds_per_minute)
-        if q.characters_per_minute <= 0:
-            state.characters = None
-        elif state.characters is None or state.characters.per_minute != q.characters_per_minute:
-            state.characters = DebtBucket(float(q.characters_per_minute))
-        return state
+        return self._states.setdefault(tenant.name, _TenantState())
 
-    def _admit(self, tenant: Tenant, bucket: DebtBucket | None, what: str, amount: float) -> None:
-        if bucket is None:
+    def _take(self, tenant: Tenant, what: str, per_minute: float, amount: float, *, admit: bool) -> None:
+        if per_minute <= 0 or (not admit and not amount):
             return
-        wait = bucket.retry_after_s()
+        key = f"{tenant.name}:{what.split()[0]}"
+        with self._lock:
+            wait = self.store.take(key, float(per_minute), amount, admit=admit)
         if wait > 0:
             QUOTA_REFUSALS.labels(tenant.name, what.replace(" ", "_")).inc()
             raise ResourceExhausted(
-                f"tenant {tenant.name!r} is over its quota of {bucket.per_minute:g} {what} per minute; "
+                f"tenant {tenant.name!r} is over its quota of {per_minute:g} {what} per minute; "
                 f"retry in {wait:.1f} s",
                 retry_after_s=wait,
             )
-        bucket.charge(amount)
 
     def check_audio(self, tenant: Tenant) -> None:
         """Refuse now a tenant in audio debt (an upload about to be read); charges nothing."""
-        with self._lock:
-            self._admit(tenant, self._state(tenant).audio, "audio seconds", 0.0)
+        self._take(tenant, "audio seconds", tenant.quotas.audio_seconds_per_minute, 0.0, admit=True)
 
     def charge_audio(self, tenant: Tenant, seconds: float) -> None:
         """Admit (unless in debt) and charge audio seconds."""
-        with self._lock:
-            self._admit(tenant, self._state(tenant).audio, "audio seconds", max(seconds, 0.0))
+        self._take(tenant, "audio seconds", tenant.quotas.audio_seconds_per_minute, max(seconds, 0.0), admit=True)
 
     def adjust_audio(self, tenant: Tenant, delta_s: float) -> None:
         """Correct an earlier charge (measured duration minus estimate); never refuses."""
-        with self._lock:
-            bucket = self._state(tenant).audio
-            if bucket is not None and delta_s:
-                bucket.charge(delta_s)
+        self._take(tenant, "audio seconds", tenant.quotas.audio_seconds_per_minute, delta_s, admit=False)
 
     def charge_characters(self, tenant: Tenant, characters: int) -> None:
-        with self._lock:
-            self._admit(tenant, self._state(tenant).characters, "characters", float(max(characters, 0)))
+        self._take(tenant, "characters", tenant.quotas.characters_per_minute, float(max(characters, 0)), admit=True)
 
     def adjust_characters(self, tenant: Tenant, delta: int) -> None:
-        with self._lock:
-            bucket = self._state(tenant).characters
-            if bucket is not None and delta:
-                bucket.charge(float(delta))
+        self._take(tenant, "characters", tenant.quotas.characters_per_minute, float(delta), admit=False)
 
     def stream(self, tenant: Tenant) -> "StreamSlot":
         return StreamSlot(self, tenant)

@@ -33,6 +33,7 @@ from parlons.services.common.server import RunningServer, ServiceModule, channel
 from parlons.services.common.streams import read_config
 from parlons.hosts import is_loopback
 from parlons.services.gateway.auth import Authenticator, resolve_mode
+from parlons.services.gateway.quota_store import RedisStore
 from parlons.services.gateway.core import Call, GatewayCore
 from parlons.services.gateway.live import LiveConversation
 from parlons.services.gateway.proxy import SERVICE_DESCRIPTORS, Proxy
@@ -136,7 +137,11 @@ class GatewayModule:
                         "them; set [server] tls_cert/tls_key (or end TLS in front of the gateway)",
                         config.server.host)
         self.auth = Authenticator(mode, registry)
-        self.quotas = QuotaManager()
+        store = None
+        if self.settings.quota_redis_url:
+            store = RedisStore(self.settings.quota_redis_url, failure=self.settings.quota_redis_failure,
+                               timeout_s=self.settings.quota_redis_timeout_s)
+        self.quotas = QuotaManager(store)
         self.router = Router({})
         self.core = GatewayCore(self.router, self.quotas, max_message_mb=config.server.max_message_mb,
                                 max_target_languages=self.settings.max_target_languages,
