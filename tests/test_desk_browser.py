@@ -134,9 +134,13 @@ def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
             page.keyboard.press("Alt+N")  # what was said before the restart leaves the page
             assert not page.evaluate(_FINALS)
             gateway = _start_gateway(tmp_path / "models", port)
-            page.wait_for_function(
-                "() => [...window.parlonsDesk.state.utterances.values()].some(u => u.final && "
-                "/your country/i.test(u.text))", timeout=240_000)
+            try:
+                page.wait_for_function(
+                    "() => [...window.parlonsDesk.state.utterances.values()].some(u => u.final && "
+                    "/your country/i.test(u.text))", timeout=240_000)
+            except playwright_api.TimeoutError:
+                raise AssertionError(f"no resumption; the page says {page.text_content('#status')!r}, "
+                                     f"finals {page.evaluate(_FINALS)}") from None
             assert "Nouvelle tentative" not in page.text_content("#status")
             browser.close()
     finally:
