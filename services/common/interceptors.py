@@ -109,6 +109,29 @@ async def _checked_stream(iterator: AsyncIterator[Any], bounds: StreamBounds) ->
         yield _checked(message)
 
 
+# How long a refused stream's remaining messages are read (and dropped) before its
+# status goes out. Why: a grpc.aio client (the gateway is one) that is still writing when
+# the server's status arrives reports "INTERNAL: Internal error from Core" instead of
+# that status (grpc/grpc#36066). Reading to the client's half-close first lets the status
+# through; a client that never half-closes gets it after this delay.
+DRAIN_S = 1.0
+DRAIN_MAX_MESSAGES = 10_000
+
+
+async def _drain(iterator: Any) -> None:
+    async def read_all() -> None:
+        count = 0
+        async for _ in iterator:
+            count += 1
+            if count >= DRAIN_MAX_MESSAGES:
+                return
+
+    try:
+        await asyncio.wait_for(read_all(), DRAIN_S)
+    except Exception:  # noqa: BLE001 - the stream is being refused anyway
+        pass
+
+
 def _checked_request(request_or_iterator: Any, streaming: bool, bounds: StreamBounds) -> Any:
     return _checked_stream(request_or_iterator, bounds) if streaming else _checked(request_or_iterator)
 
@@ -187,6 +210,8 @@ def _wrap_unary_response(
         except aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+            if streaming_request:
+                await _drain(request_or_iterator)
             await call.fail(context, exc)
         finally:
             call.finish(context)
@@ -211,6 +236,8 @@ def _wrap_stream_response(
         except aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001
+            if streaming_request:
+                await _drain(request_or_iterator)
             await call.fail(context, exc)
         finally:
             call.finish(context)

@@ -26,6 +26,27 @@ async def read_config(request_iterator: AsyncIterator[Any], then: str = "audio c
     return first.config
 
 
+async def in_stream_order(request_iterator: AsyncIterator[Any], then: str) -> AsyncIterator[Any]:
+    """The stream's messages, checked for their order: one config first, then only data
+    messages (`then`), none empty. The gateway checks this before relaying a stream, so a
+    stream its backend would refuse is refused as itself: relayed, the backend's refusal
+    can race the gateway's next write, and gRPC then reports a bare INTERNAL."""
+    first = True
+    async for request in request_iterator:
+        kind = request.WhichOneof("request")
+        if first:
+            if kind != "config":
+                raise InvalidArgument(f"the first message of a stream must be the config, then {then}")
+            first = False
+        elif kind is None:
+            raise InvalidArgument(f"empty stream message: after the config, send {then}")
+        elif kind == "config":
+            raise InvalidArgument(f"config sent twice: a stream takes one config, then {then}")
+        yield request
+    if first:
+        raise InvalidArgument("empty stream: send a config message first")
+
+
 class StreamLimiter:
     """Count a service's open streams; refuse one over the limit at once.
 

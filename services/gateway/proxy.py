@@ -18,6 +18,7 @@ from grpc import aio
 
 from parlons.services.common.audio_request import read_upload
 from parlons.services.common.errors import InvalidArgument
+from parlons.services.common.streams import in_stream_order
 from parlons.services.gateway.auth import Authenticator
 from parlons.services.gateway.core import UPLOAD_CHUNK_BYTES, AudioCharge, Call, GatewayCore
 from parlons.services.gateway.quotas import seconds_in_stream_chunk
@@ -149,7 +150,8 @@ class Proxy:
     async def _relay(self, name: str, call: Call, request_iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Client messages to the backend, with glossary resolution and quota charges."""
         audio_config = None
-        async for request in request_iterator:
+        then = "texts" if name == "StreamingTranslate" else "audio chunks"
+        async for request in in_stream_order(request_iterator, then):
             kind = request.WhichOneof("request")
             if kind == "config":
                 if name == "StreamingTranscribe":
