@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_gateway import _paced, desk_audio  # noqa: E402
+from bench_gateway import paced, desk_audio  # noqa: E402
 from common import machine, percentile  # noqa: E402
 from desk_helpers import DeskThread, free_port  # noqa: E402
 from parlons.serve import build_modules  # noqa: E402
@@ -190,7 +190,7 @@ def run_grpc(mode: str, model: str, loops: int, workdir: Path) -> dict[str, obje
     finals = []
     try:
         client = ConversationClient(channel)
-        for response in client.live_conversation(_paced(pcm, chunk, started), config, timeout_s=loops * seconds + 300):
+        for response in client.live_conversation(paced(pcm, chunk, started), config, timeout_s=loops * seconds + 300):
             now = time.monotonic()
             for u in response.utterances:
                 if u.is_final:

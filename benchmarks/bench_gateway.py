@@ -232,7 +232,7 @@ def desk_audio(workdir: Path) -> tuple[np.ndarray, float, list[tuple[int, float,
     return audio, n / 16000, turns
 
 
-def _paced(pcm: bytes, chunk: int, started: list[float]) -> Iterator[bytes]:
+def paced(pcm: bytes, chunk: int, started: list[float]) -> Iterator[bytes]:
     """`chunk` bytes (100 ms of audio) at a time at real-time pace; `started[0]` is set to
     when the first one left, the origin of the latencies."""
     started[0] = time.monotonic()
@@ -270,7 +270,7 @@ def live(model: str, dynamic_context: bool = True) -> None:
     latencies: dict[str, list[float]] = {"agent": [], "visitor": []}
     interim = 0
     try:
-        for response in ConversationClient(channel).live_conversation(_paced(pcm, chunk, t0), live_config, timeout_s=seconds + 300):
+        for response in ConversationClient(channel).live_conversation(paced(pcm, chunk, t0), live_config, timeout_s=seconds + 300):
             now = time.monotonic()
             for u in response.utterances:
                 if not u.is_final:
@@ -347,7 +347,7 @@ def _shared_run(model, pcm, seconds, with_diarization, voice_sample, speaker_of,
     channel = open_channel(server.address)
     finals: list[tuple[str, float, float, float]] = []  # party, start, end, latency
     try:
-        for response in ConversationClient(channel).live_conversation(_paced(pcm, 3200, t0), live_config, timeout_s=seconds + 300):
+        for response in ConversationClient(channel).live_conversation(paced(pcm, 3200, t0), live_config, timeout_s=seconds + 300):
             now = time.monotonic()
             finals += [(u.party, u.start_s, u.end_s, now - (t0[0] + min(u.end_s, seconds)))
                        for u in response.utterances if u.is_final and u.text]

@@ -15,7 +15,6 @@ import statistics
 import string
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +27,7 @@ from parlons.services.common.audio import decode_audio  # noqa: E402
 from parlons.services.translation import documents  # noqa: E402
 from parlons.services.translation.documents import DocFormat, DocumentLimits  # noqa: E402
 from parlons.services.translation.glossary import Glossary, GlossaryEntry  # noqa: E402
-from crafted import crafted_docx, crafted_odt, crafted_wav, nested_html  # noqa: E402
+from crafted import crafted_docx, crafted_odt, crafted_wav, measured, nested_html  # noqa: E402
 
 
 def _outcome(fn: Callable[[], object]) -> str:
@@ -45,10 +44,7 @@ def _measure(label: str, fn: Callable[[], object], runs: int = 3) -> None:
         started = time.perf_counter()
         outcome = _outcome(fn)
         times.append(time.perf_counter() - started)
-    tracemalloc.start()
-    _outcome(fn)
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
+    peak = measured(fn)[2]
     print(f"{label}\n  {outcome}\n  {statistics.median(times) * 1000:.1f} ms "
           f"({min(times) * 1000:.1f}-{max(times) * 1000:.1f}), peak {peak:.1f} MiB")
 

@@ -3,35 +3,20 @@ outcome bounded (InvalidAudio naming the problem, time, peak memory of the decod
 
 from __future__ import annotations
 
-import time
-import tracemalloc
 
 import numpy as np
 import pytest
 
 from parlons.services.common.audio import RawPcmFormat, decode_audio
 from parlons.services.common.errors import InvalidAudio
-from crafted import crafted_wav
+from crafted import crafted_wav, measured
 from speech import AUDIO, wav_bytes
-
-
-def _peak_mib(fn) -> tuple[BaseException | object, float, float]:  # type: ignore[no-untyped-def]
-    tracemalloc.start()
-    started = time.perf_counter()
-    try:
-        outcome = fn()
-    except Exception as exc:  # noqa: BLE001 - inspected by the test
-        outcome = exc
-    seconds = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return outcome, seconds, peak
 
 
 def test_a_one_hertz_eight_channel_wav_is_refused_before_resampling() -> None:
     data = crafted_wav(b"\x01\x02" * 4800, rate=1, channels=8)  # 9.6 KB, "600 s" at 1 Hz
     for keep in (False, True):
-        outcome, seconds, peak = _peak_mib(lambda: decode_audio(data, keep_channels=keep))
+        outcome, seconds, peak = measured(lambda: decode_audio(data, keep_channels=keep))
         assert isinstance(outcome, InvalidAudio) and "1 Hz" in str(outcome), outcome
         assert seconds < 1.0 and peak < 5, (seconds, peak)
     with pytest.raises(InvalidAudio, match="4000 Hz"):
@@ -43,7 +28,7 @@ def test_a_one_hertz_eight_channel_wav_is_refused_before_resampling() -> None:
 def test_decoded_samples_times_channels_are_bounded() -> None:
     stereo = wav_bytes(np.random.default_rng(1).uniform(-0.1, 0.1, (2, 16000 * 20)).astype(np.float32))
     # 20 s x 2 channels = 2.4 MiB of float32 samples; a 1 MiB bound refuses it, as it decodes.
-    outcome, _, peak = _peak_mib(lambda: decode_audio(stereo, keep_channels=True, max_decoded_bytes=1 << 20))
+    outcome, _, peak = measured(lambda: decode_audio(stereo, keep_channels=True, max_decoded_bytes=1 << 20))
     assert isinstance(outcome, InvalidAudio) and "more than 1 MiB of samples" in str(outcome), outcome
     assert peak < 8, peak
     # Downmixed, the same file is half the samples: 2.4 MiB -> 1.2 MiB, within a 2 MiB bound.

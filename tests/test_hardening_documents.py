@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import tracemalloc
-from typing import Callable, TypeVar
 
 import pytest
 
@@ -22,32 +20,14 @@ from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation import documents
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import TranslationEngine
-from crafted import crafted_docx, crafted_odt, flate_bomb_pdf, nested_html
+from crafted import crafted_docx, crafted_odt, flate_bomb_pdf, measured, nested_html
 
-T = TypeVar("T")
-
-
-def _measured(fn: Callable[[], T], *, memory: bool = True) -> tuple[T | BaseException, float, float]:
-    """(result or exception, seconds, peak MiB allocated by Python while it ran). Tracing
-    memory slows Python several times: timings that matter are taken without it."""
-    if memory:
-        tracemalloc.start()
-    started = time.perf_counter()
-    try:
-        outcome: T | BaseException = fn()
-    except Exception as exc:  # noqa: BLE001 - the test inspects it
-        outcome = exc
-    seconds = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1] / 2**20 if memory else float("nan")
-    if memory:
-        tracemalloc.stop()
-    return outcome, seconds, peak
 
 
 def test_odt_asking_for_400_million_spaces_is_refused_before_building_them() -> None:
     odt = crafted_odt('<text:p>Bonjour<text:s text:c="400000000"/>madame</text:p>')
     assert len(odt) < 1000
-    outcome, seconds, peak = _measured(lambda: documents.extract(odt, DocFormat.ODT, DocumentLimits()))
+    outcome, seconds, peak = measured(lambda: documents.extract(odt, DocFormat.ODT, DocumentLimits()))
     assert isinstance(outcome, InvalidArgument) and "1,000,000 characters" in str(outcome), outcome
     assert seconds < 1.0 and peak < 20, (seconds, peak)
     # A real run of spaces is kept, and a count that is not a number is one space.
@@ -67,7 +47,7 @@ def test_html_reading_is_linear_in_its_elements_not_elements_times_depth() -> No
     # 50,000 elements 250 deep and no text: the old reader walked 12.5 M ancestors.
     page = nested_html(250, 200)
     assert len(page) > 500_000
-    outcome, seconds, _ = _measured(lambda: documents.extract(page, DocFormat.HTML, DocumentLimits()), memory=False)
+    outcome, seconds, _ = measured(lambda: documents.extract(page, DocFormat.HTML, DocumentLimits()), memory=False)
     assert not isinstance(outcome, Exception), outcome
     assert seconds < 3.0, seconds
     # The same markup with a word at the bottom of each tower: every word found.
@@ -80,7 +60,7 @@ def test_docx_reading_is_linear_in_its_runs_not_runs_times_depth() -> None:
     run = "<w:r><w:t>mot</w:t></w:r>"
     tower = "<w:smartTag>" * 200 + run * 50 + "</w:smartTag>" * 200
     data = crafted_docx(f"<w:p>{tower * 40}</w:p>")
-    outcome, seconds, _ = _measured(lambda: documents.extract(data, DocFormat.DOCX, DocumentLimits()), memory=False)
+    outcome, seconds, _ = measured(lambda: documents.extract(data, DocFormat.DOCX, DocumentLimits()), memory=False)
     assert not isinstance(outcome, Exception), outcome
     assert seconds < 3.0, seconds
     assert "".join(outcome.segments) == "mot" * 2000  # type: ignore[union-attr]
@@ -94,7 +74,7 @@ def test_html_nested_deeper_than_the_parser_reads_is_refused_not_silently_cut() 
 
 def test_reading_stops_at_its_time_budget_and_when_cancelled() -> None:
     page = nested_html(100, 2000, "mot")
-    outcome, seconds, _ = _measured(lambda: documents.extract(page, DocFormat.HTML, DocumentLimits(time_budget_s=0.05)),
+    outcome, seconds, _ = measured(lambda: documents.extract(page, DocFormat.HTML, DocumentLimits(time_budget_s=0.05)),
                                     memory=False)
     assert isinstance(outcome, InvalidArgument) and "too complex to read within 0.05 s" in str(outcome), outcome
     assert seconds < 2.0, seconds
@@ -108,7 +88,7 @@ def test_a_pdf_flate_bomb_is_not_inflated_whole() -> None:
     """300 MiB of deflated spaces in a 300 KB PDF: pypdf (>= 6) bounds what it inflates."""
     pdf = flate_bomb_pdf(300)
     assert len(pdf) < 400_000
-    outcome, seconds, peak = _measured(lambda: documents.extract(pdf, DocFormat.PDF, DocumentLimits()))
+    outcome, seconds, peak = measured(lambda: documents.extract(pdf, DocFormat.PDF, DocumentLimits()))
     assert isinstance(outcome, InvalidArgument), outcome
     assert peak < 100 and seconds < 10, (peak, seconds)
 

@@ -106,14 +106,9 @@ class GatewayCore:
         A name the tenants file does not define is left for the translation service's
         own glossary store, which the gateway queries as the authenticated tenant (the
         x-parlons-tenant header is set by the gateway, never taken from the client), so
-        a tenant still only ever reaches its own glossaries. The client's own entries
-        are bounded (`max_glossary_entries`); the tenant's, set by an operator, are not.
+        a tenant still only ever reaches its own glossaries.
         """
-        if len(glossary.entries) > self.max_glossary_entries:
-            raise InvalidArgument(
-                f"the request's glossary has {len(glossary.entries):,} entries; at most "
-                f"{self.max_glossary_entries:,} per request (larger glossaries are set up once as a "
-                "tenant glossary and named)")
+        self.check_glossary(glossary)
         if not glossary.name or glossary.name not in tenant.glossaries:
             return glossary
         resolved = translation_pb2.Glossary()
@@ -121,13 +116,22 @@ class GatewayCore:
         resolved.entries.extend(glossary.entries)
         return resolved
 
+    def check_glossary(self, glossary: translation_pb2.Glossary) -> None:
+        """The client's own entries are bounded (`max_glossary_entries`); the tenant's,
+        set by an operator, are not."""
+        if len(glossary.entries) > self.max_glossary_entries:
+            raise InvalidArgument(
+                f"the request's glossary has {len(glossary.entries):,} entries; at most "
+                f"{self.max_glossary_entries:,} per request (larger glossaries are set up once as a "
+                "tenant glossary and named)")
+
     def resolve_translation_options(
         self, tenant: Tenant, options: translation_pb2.TranslationOptions
     ) -> translation_pb2.TranslationOptions:
         if not options.HasField("glossary"):
             return options
         if options.glossary.name not in tenant.glossaries:
-            self.resolve_glossary(tenant, options.glossary)  # its bounds
+            self.check_glossary(options.glossary)
             return options
         resolved = translation_pb2.TranslationOptions()
         resolved.CopyFrom(options)
@@ -252,7 +256,7 @@ class GatewayCore:
     ) -> gateway_pb2.TranscribeConversationResponse:
         started = time.perf_counter()
         self.check_target_languages(request.target_languages)
-        self.resolve_glossary(call.tenant, request.glossary)  # bounds checked before any work
+        self.check_glossary(request.glossary)  # before any work
         options = transcription_pb2.TranscriptionOptions()
         options.CopyFrom(request.transcription)
         options.word_timestamps = True
@@ -336,7 +340,7 @@ class GatewayCore:
         if not target:
             raise InvalidArgument("target_language is required (BCP-47, e.g. 'fr' or 'en')")
         self.check_target_languages([target])
-        self.resolve_glossary(call.tenant, request.glossary)  # bounds checked before any work
+        self.check_glossary(request.glossary)  # before any work
         transcript = await self.transcribe(call, data, request.config, request.transcription)
         source = transcript.language
         segments = list(transcript.segments)

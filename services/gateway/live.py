@@ -174,7 +174,7 @@ class LiveConversation:
         self.call = call
         self.config = config
         self.parties = validate(config)
-        core.resolve_glossary(call.tenant, config.glossary)  # bounds checked before any work
+        core.check_glossary(config.glossary)  # before any work
         self.decoder = StreamAudioDecoder(config.config, keep_channels=True)
         self.shared = all(p.channel == -1 for p in self.parties)
         if self.shared:

@@ -49,7 +49,3 @@ class ReadBudget:
             raise InvalidArgument(
                 f"the document is too complex to read within {self.time_budget_s:g} s"
                 + (f" (stopped at {where})" if where else "") + "; simplify or split it and retry")
-
-    @classmethod
-    def unlimited(cls) -> ReadBudget:
-        return cls(max_chars=1 << 62, time_budget_s=float("inf"))
