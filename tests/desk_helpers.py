@@ -48,6 +48,12 @@ class DeskThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
+    def reading_tasks(self) -> int:
+        """gRPC tasks feeding a conversation's audio to the gateway, on the desk's loop."""
+        async def count() -> int:
+            return sum("_consume_request_iterator" in repr(t) for t in asyncio.all_tasks())
+        return asyncio.run_coroutine_threadsafe(count(), self.loop).result(10)
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -142,6 +142,9 @@ def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
                 raise AssertionError(f"no resumption; the page says {page.text_content('#status')!r}, "
                                      f"finals {page.evaluate(_FINALS)}") from None
             assert "Nouvelle tentative" not in page.text_content("#status")
+            # Of the four conversations (two before the restart, those refused while it
+            # was down, the resumed one), only the last still reads the page's audio.
+            assert desk.reading_tasks() == 1
             browser.close()
     finally:
         desk.stop()

@@ -4,6 +4,7 @@ is freed, and the server keeps answering. Real servers on loopback, real models.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -212,3 +213,43 @@ def test_a_refused_stream_reaches_the_client_as_itself_through_the_gateway(tmp_p
         running.stop()
     assert all(code == grpc.StatusCode.INVALID_ARGUMENT and "target_language is required" in details
                for code, details in codes), [c for c in codes if c[0] != grpc.StatusCode.INVALID_ARGUMENT][:3]
+
+
+async def test_a_gateway_still_starting_answers_unavailable_rather_than_hanging() -> None:
+    """Its port opens before its services are loaded (a restart, a rolling update): a
+    live conversation arriving then gets UNAVAILABLE at once, which the desk retries.
+    It used to hang for ever: the error was lost in a background task."""
+    from grpc import aio
+
+    from parlons.services.common.server import start_server
+
+    config = gateway_config(None, None, transcription_model="tiny.en")
+    running = await start_server(config.server, build_modules(config, ["transcription", "gateway"]), load=False)
+    try:
+        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            live = gateway_pb2.LiveConversationConfig(
+                config=audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=16000, channels=1),
+                parties=[gateway_pb2.Party(name="agent", language="fr", channel=-1),
+                         gateway_pb2.Party(name="visitor", language="en", channel=-1)])
+
+            async def requests():  # type: ignore[no-untyped-def]
+                yield gateway_pb2.LiveConversationRequest(config=live)
+                for _ in range(100):
+                    yield gateway_pb2.LiveConversationRequest(audio_content=b"\0\0" * 1600)
+                    await asyncio.sleep(0.1)
+
+            started = time.monotonic()
+            with pytest.raises(aio.AioRpcError) as info:
+                async for _ in stub.LiveConversation(requests(), timeout=30):
+                    pass
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+            assert "still starting" in (info.value.details() or "")
+            assert time.monotonic() - started < 5
+            # A unary call of the gateway, and one it relays, say the same.
+            with pytest.raises(aio.AioRpcError) as info:
+                await stub.TranscribeConversation(gateway_pb2.TranscribeConversationRequest(
+                    config=live.config, audio=audio_pb2.Audio(content=b"\0\0" * 16000)), timeout=30)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await running.stop(0)

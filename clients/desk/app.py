@@ -168,6 +168,7 @@ class _Session:
         except (ConnectionError, RuntimeError):
             pass  # the tab is gone
         finally:
+            conversation.cancel()
             if self.conversation is conversation:
                 self.conversation = None
 

@@ -123,7 +123,12 @@ class Conversation:
         await self.frames.put(None)
 
     def cancel(self) -> None:
+        """End the call and its feed: gRPC's task reading `_requests` would otherwise wait
+        on the queue for ever (one leaked task per conversation that ended in error)."""
         self.call.cancel()
+        while not self.frames.empty():
+            self.frames.get_nowait()
+        self.frames.put_nowait(None)
 
     async def responses(self) -> AsyncIterator[dict[str, Any]]:
         try:

@@ -252,9 +252,9 @@ class LiveConversation:
         (speaker attribution, translation) in a task of its own, chained to the previous
         final's, so the interims of the next utterance keep flowing meanwhile and the
         finals still go out in utterance order."""
-        backend = self.core.router.get("transcription")
         previous: asyncio.Task[None] | None = None
         try:
+            backend = self.core.router.get("transcription")
             async for response in backend.relay(
                 backend.stub.StreamingTranscribe, self._lane_requests(lane), self.call.options
             ):
@@ -295,6 +295,8 @@ class LiveConversation:
         await self._enrol()
         tasks = [asyncio.create_task(self._read_client(requests))]
         tasks += [asyncio.create_task(self._run_lane(lane)) for lane in self.lanes]
+        for task in tasks:
+            task.add_done_callback(self._report_escaped)
         finished = 0
         try:
             while finished < len(self.lanes):
@@ -312,6 +314,12 @@ class LiveConversation:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self.decoder.close)
+
+    def _report_escaped(self, task: asyncio.Task[None]) -> None:
+        """A task that dies of an error it did not hand to `out` still ends the call:
+        the loop below waits on `out` alone, and would otherwise wait forever."""
+        if not task.cancelled() and task.exception() is not None:
+            self.out.put_nowait(task.exception())
 
     # ------------------------------------------------------------------ results
 

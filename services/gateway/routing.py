@@ -403,11 +403,16 @@ class Backend:
 class Router:
     """The backends the gateway knows, by service name ("transcription", ...)."""
 
-    def __init__(self, backends: dict[str, Backend]) -> None:
+    def __init__(self, backends: dict[str, Backend], *, ready: bool = True) -> None:
         self.backends = backends
+        # False while the gateway loads (its in-process services, its channels): its
+        # port is already open, and a call then gets UNAVAILABLE, never a hang.
+        self.ready = ready
 
     def get(self, name: str) -> Backend:
         backend = self.backends.get(name)
+        if backend is None and not self.ready:
+            raise Unavailable("the gateway is still starting (loading its services); retry shortly")
         if backend is None:
             raise Unavailable(
                 f"the {name} service is not configured on this gateway "

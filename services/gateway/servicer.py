@@ -142,7 +142,7 @@ class GatewayModule:
             store = RedisStore(self.settings.quota_redis_url, failure=self.settings.quota_redis_failure,
                                timeout_s=self.settings.quota_redis_timeout_s)
         self.quotas = QuotaManager(store)
-        self.router = Router({})
+        self.router = Router({}, ready=False)
         self.core = GatewayCore(self.router, self.quotas, max_message_mb=config.server.max_message_mb,
                                 max_target_languages=self.settings.max_target_languages,
                                 max_glossary_entries=self.settings.max_request_glossary_entries)
@@ -176,6 +176,7 @@ class GatewayModule:
             )
             log.info("backend", extra={"fields": {"service": name, "target": target}})
         self.router.backends.update(backends)
+        self.router.ready = True
         if self.settings.rest_enabled:
             from parlons.services.gateway.rest import RestFacade
 
