@@ -147,7 +147,10 @@ class GatewayConnection:
     def __init__(self, address: str, *, api_key: str | None = None, tls: bool = False,
                  root_certificates: bytes | None = None, client_key: bytes | None = None,
                  client_certificate: bytes | None = None) -> None:
-        options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        options = [("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                   # A gateway that restarts is found again within seconds (gRPC's default
+                   # backoff grows to two minutes while the agent waits).
+                   ("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 5_000)]
         if tls or root_certificates or client_certificate:
             credentials = grpc.ssl_channel_credentials(root_certificates, client_key, client_certificate)
             self.channel = aio.secure_channel(address, credentials, options=options)
