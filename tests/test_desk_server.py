@@ -8,34 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from desk_helpers import free_port
 from parlons.clients.desk.app import CLOSE_BAD_KEY, CLOSE_BAD_MESSAGE, CLOSE_TAKEN_OVER, MAX_FRAME_BYTES, Desk, build_app
 from parlons.clients.desk.bridge import GatewayConnection
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _serve(desk: Desk) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(build_app(desk))
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, f"127.0.0.1:{port}"
 
 
 @pytest.fixture
 async def desk_url() -> AsyncIterator[str]:
-    nowhere = f"127.0.0.1:{_free_port()}"  # no gateway there
+    nowhere = f"127.0.0.1:{free_port()}"  # no gateway there
     runner, host = await _serve(Desk(GatewayConnection(nowhere)))
     yield host
     await runner.cleanup()
@@ -43,7 +37,7 @@ async def desk_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def keyed_desk_url() -> AsyncIterator[str]:
-    runner, host = await _serve(Desk(GatewayConnection(f"127.0.0.1:{_free_port()}"), desk_key="s3cret-poste"))
+    runner, host = await _serve(Desk(GatewayConnection(f"127.0.0.1:{free_port()}"), desk_key="s3cret-poste"))
     yield host
     await runner.cleanup()
 

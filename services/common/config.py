@@ -32,6 +32,9 @@ class ServerSettings:
     metrics_host: str = "127.0.0.1"
     # Seconds in-flight calls get to finish on SIGTERM.
     grace_s: float = 30.0
+    # On SIGTERM, health says NOT_SERVING this long before new calls are refused, so that
+    # balancers (the gateway's health checks, Kubernetes readiness) move away first.
+    shutdown_delay_s: float = 2.0
     tls_cert: str = ""
     tls_key: str = ""
     # When set, clients must present a certificate signed by this CA (mTLS).

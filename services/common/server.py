@@ -104,9 +104,12 @@ class RunningServer:
         finally:
             self.loaded.set()
 
-    async def stop(self, grace_s: float | None = None) -> None:
-        """Stop taking calls, let in-flight calls finish within the grace period."""
+    async def stop(self, grace_s: float | None = None, *, delay_s: float = 0.0) -> None:
+        """Say NOT_SERVING, keep taking calls for `delay_s` (balancers move away), then
+        refuse new ones and let in-flight calls finish within the grace period."""
         await self.health.enter_graceful_shutdown()
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
         await self.server.stop(self.settings.grace_s if grace_s is None else grace_s)
         for module in self.modules:
             await module.close()
@@ -170,8 +173,8 @@ async def serve_forever(settings: ServerSettings, modules: list[ServiceModule]) 
         await running.stop(0)
         raise running.load_error
     await waiter
-    log.info("draining", extra={"fields": {"grace_s": settings.grace_s}})
-    await running.stop()
+    log.info("draining", extra={"fields": {"grace_s": settings.grace_s, "delay_s": settings.shutdown_delay_s}})
+    await running.stop(delay_s=settings.shutdown_delay_s)
 
 
 class BackgroundServer:
