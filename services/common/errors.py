@@ -21,9 +21,15 @@ class ParlonsError(Exception):
 
 
 class InvalidArgument(ParlonsError):
-    """The request cannot be served as sent (bad audio, bad option, bad stream order)."""
+    """The request cannot be served as sent (bad audio, bad option, bad stream order).
+
+    `field`, when known, names the request field at fault (`google.rpc.BadRequest`)."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(ParlonsError):
@@ -53,6 +59,10 @@ class Unavailable(ParlonsError):
 
     code = grpc.StatusCode.UNAVAILABLE
 
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class Unauthenticated(ParlonsError):
     code = grpc.StatusCode.UNAUTHENTICATED
@@ -77,6 +87,9 @@ class OutOfRange(ParlonsError):
 
 class InvalidAudio(InvalidArgument):
     """Audio bytes that cannot be decoded or that break the configured limits."""
+
+    def __init__(self, message: str, *, field: str = "audio") -> None:
+        super().__init__(message, field=field)
 
 
 class ModelNotFound(NotFound):

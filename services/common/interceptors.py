@@ -26,11 +26,11 @@ from parlons.services.common.context import (
 )
 from google.protobuf.message import DecodeError
 
+from parlons.services.common.status_details import trailing_metadata
 from parlons.services.common.errors import (
     InvalidArgument,
     OutOfRange,
     ParlonsError,
-    ResourceExhausted,
     Unauthenticated,
 )
 from parlons.services.common.gateway_trust import GatewayTrust, tenant_var
@@ -161,11 +161,7 @@ class _Call:
         """Abort with the status the exception stands for (this raises)."""
         if isinstance(exc, ParlonsError):
             self.code = exc.code
-            if isinstance(exc, ResourceExhausted) and exc.retry_after_s is not None:
-                context.set_trailing_metadata(
-                    (("retry-after-ms", str(int(exc.retry_after_s * 1000))),)
-                )
-            await context.abort(exc.code, exc.message)
+            await context.abort(exc.code, exc.message, trailing_metadata(exc))
         self.code = grpc.StatusCode.INTERNAL
         log.error(
             "internal error",

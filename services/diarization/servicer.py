@@ -9,19 +9,18 @@ Channel mode needs no neural model, so it is served even while the pipeline load
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING, AsyncIterator
 
 import numpy as np
 from grpc import aio
 
+from parlons.services.common.module import EngineModule
 from parlons.services.common import metrics
 from parlons.services.common.audio_request import audio_bytes, decode_request_audio, read_upload
 from parlons.services.common.config import DiarizationSettings, ParlonsConfig
-from parlons.services.common.errors import InvalidArgument, Unavailable
+from parlons.services.common.errors import InvalidArgument
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.diarization.channel_mode import diarize_channels
 from parlons.services.diarization.options import DiarizationConfig
@@ -91,9 +90,7 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         if mode is None:
             raise InvalidArgument(f"unknown diarisation mode {options.mode}; use NEURAL or CHANNEL")
         counts = check_speaker_counts(options.num_speakers, options.min_speakers, options.max_speakers)
-        engine = self._module.engine
-        if mode == "neural" and engine is None:
-            raise Unavailable("the diarisation pipeline is still loading; retry shortly")
+        engine = self._module.ready_engine() if mode == "neural" else self._module.engine
         names = list(options.channel_speaker_names)
         pipeline_config = self._module.pipeline_config
         max_s = self._module.settings.max_audio_s
@@ -122,9 +119,7 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         data = audio_bytes(request.audio if request.HasField("audio") else None)
         spans = [(span.start_s, span.end_s) for span in request.spans]
         check_voice_spans(spans)
-        engine = self._module.engine
-        if engine is None:
-            raise Unavailable("the diarisation pipeline is still loading; retry shortly")
+        engine = self._module.ready_engine()
         max_s = self._module.settings.max_audio_s
         max_mb = self._module.settings.max_decoded_mb
         config = request.config
@@ -174,18 +169,20 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         return await self._run(data, first.config, first.options, first.uri)
 
 
-class DiarizationModule:
+class DiarizationModule(EngineModule["DiarizationEngine"]):
     """The diarisation service as the shared server sees it: register, load, close."""
 
     service_names = (SERVICE_NAME,)
+    kind = "diarization"
+    what_loads = "the diarisation pipeline"
 
     def __init__(self, settings: DiarizationSettings, *, pipeline_config: DiarizationConfig | None = None) -> None:
+        super().__init__()
         self.settings = settings
         # Read at construction so a bad file fails `parlons serve` at once, not at load.
         self.pipeline_config = pipeline_config or DiarizationConfig.from_file(settings.pipeline_config or None)
         if settings.device != "auto" and self.pipeline_config.device == "auto":
             self.pipeline_config = self.pipeline_config.replace(device=settings.device)
-        self.engine: DiarizationEngine | None = None
         self.queue = WorkQueue("diarization", settings.max_concurrent, settings.max_queued)
         self.max_upload_bytes = settings.max_upload_mb << 20
         self._servicer = DiarizationServicer(self)
@@ -193,12 +190,8 @@ class DiarizationModule:
     def register(self, server: aio.Server) -> None:
         diarization_pb2_grpc.add_DiarizationServiceServicer_to_server(self._servicer, server)
 
-    async def load(self) -> None:
-        started = time.perf_counter()
-        self.engine = await asyncio.to_thread(self._load_engine)
-        metrics.MODEL_LOAD_SECONDS.labels("diarization", self.pipeline_config.models.embedding).set(
-            time.perf_counter() - started
-        )
+    def model_label(self) -> str:
+        return self.pipeline_config.models.embedding
 
     def _load_engine(self) -> DiarizationEngine:
         from parlons.services.diarization.engine import DiarizationEngine
@@ -207,7 +200,7 @@ class DiarizationModule:
 
     async def close(self) -> None:
         self.queue.shutdown()
-        self.engine = None
+        await super().close()
 
 
 def module_from_config(config: ParlonsConfig) -> DiarizationModule:

@@ -123,7 +123,7 @@ class GatewayCore:
             raise InvalidArgument(
                 f"the request's glossary has {len(glossary.entries):,} entries; at most "
                 f"{self.max_glossary_entries:,} per request (larger glossaries are set up once as a "
-                "tenant glossary and named)")
+                "tenant glossary and named)", field="glossary.entries")
 
     def resolve_translation_options(
         self, tenant: Tenant, options: translation_pb2.TranslationOptions
@@ -294,12 +294,13 @@ class GatewayCore:
         """Before any work: how many, and that each is a plausible language tag."""
         if len(targets) > self.max_target_languages:
             raise InvalidArgument(
-                f"{len(targets):,} target languages; at most {self.max_target_languages} per request")
+                f"{len(targets):,} target languages; at most {self.max_target_languages} per request",
+                field="target_languages")
         for target in targets:
             if not target.strip():
-                raise InvalidArgument("target_languages contains an empty language code")
+                raise InvalidArgument("target_languages contains an empty language code", field="target_languages")
             if len(target) > 35:
-                raise InvalidArgument(f"target language {target[:35]!r}... is not a language tag (BCP-47)")
+                raise InvalidArgument(f"target language {target[:35]!r}... is not a language tag (BCP-47)", field="target_languages")
 
     async def _translate_turns(
         self,
@@ -338,7 +339,7 @@ class GatewayCore:
         started = time.perf_counter()
         target = request.target_language.strip()
         if not target:
-            raise InvalidArgument("target_language is required (BCP-47, e.g. 'fr' or 'en')")
+            raise InvalidArgument("target_language is required (BCP-47, e.g. 'fr' or 'en')", field="target_language")
         self.check_target_languages([target])
         self.check_glossary(request.glossary)  # before any work
         transcript = await self.transcribe(call, data, request.config, request.transcription)

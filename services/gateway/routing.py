@@ -36,6 +36,7 @@ from prometheus_client import Counter
 
 from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
 from parlons.services.common.gateway_trust import GATEWAY_SECRET_HEADER
+from parlons.services.common.status_details import details_of, field_of
 from parlons.services.common.errors import (
     InvalidArgument,
     ParlonsError,
@@ -279,12 +280,16 @@ class Backend:
                 extra={"fields": {"backend": self.name, "target": self.target, "details": details}},
             )
             # The replicas' addresses stay in the log: clients need not learn the topology.
-            return Unavailable(f"the {self.name} service is unavailable (no replica answered); retry later")
+            return Unavailable(f"the {self.name} service is unavailable (no replica answered); retry later",
+                               retry_after_s=_retry_after(exc) or 1.0)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return ResourceExhausted(f"{self.name}: {details}", retry_after_s=_retry_after(exc) or 1.0)
         if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
             return BackendError(grpc.StatusCode.INTERNAL, f"{self.name} service error: {details}")
-        return BackendError(code, f"{self.name}: {details}" if not details.startswith(self.name) else details)
+        message = f"{self.name}: {details}" if not details.startswith(self.name) else details
+        if code == grpc.StatusCode.INVALID_ARGUMENT:  # the field at fault travels on
+            return InvalidArgument(message, field=field_of(details_of(exc.trailing_metadata())))
+        return BackendError(code, message, retry_after_s=_retry_after(exc))
 
     async def unary(
         self,
@@ -412,7 +417,8 @@ class Router:
     def get(self, name: str) -> Backend:
         backend = self.backends.get(name)
         if backend is None and not self.ready:
-            raise Unavailable("the gateway is still starting (loading its services); retry shortly")
+            raise Unavailable("the gateway is still starting (loading its services); retry shortly",
+                              retry_after_s=2.0)
         if backend is None:
             raise Unavailable(
                 f"the {name} service is not configured on this gateway "

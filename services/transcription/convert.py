@@ -43,7 +43,7 @@ def options_from_proto(
         "detect_language_per_segment": options.language_per_segment,
     }
     if options.beam_size < 0:
-        raise InvalidArgument(f"beam_size must be >= 0 (0 = default), got {options.beam_size}")
+        raise InvalidArgument(f"beam_size must be >= 0 (0 = default), got {options.beam_size}", field="options.beam_size")
     if options.temperatures:
         values["temperatures"] = tuple(options.temperatures)
     if options.HasField("condition_on_previous_text"):
@@ -58,9 +58,9 @@ def streaming_settings(
     silence_ms = config.end_of_utterance_silence_ms or DEFAULT_END_OF_UTTERANCE_MS
     max_utterance_s = config.max_utterance_s or DEFAULT_MAX_UTTERANCE_S
     if not 100 <= silence_ms <= 10_000:
-        raise InvalidArgument(f"end_of_utterance_silence_ms must be in 100..10000, got {silence_ms}")
+        raise InvalidArgument(f"end_of_utterance_silence_ms must be in 100..10000, got {silence_ms}", field="end_of_utterance_silence_ms")
     if not 1.0 <= max_utterance_s <= 30.0:
-        raise InvalidArgument(f"max_utterance_s must be in 1..30 s, got {max_utterance_s}")
+        raise InvalidArgument(f"max_utterance_s must be in 1..30 s, got {max_utterance_s}", field="max_utterance_s")
     interim = config.interim_results if config.HasField("interim_results") else True
     return {
         "end_of_utterance_ms": silence_ms,

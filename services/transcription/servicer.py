@@ -11,11 +11,11 @@ import contextlib
 import functools
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from grpc import aio
+from parlons.services.common.module import EngineModule
 from parlons.services.common import metrics
 from parlons.services.common.audio import TARGET_RATE
 from parlons.services.common.audio_request import (
@@ -25,7 +25,7 @@ from parlons.services.common.audio_request import (
     read_upload,
 )
 from parlons.services.common.config import ParlonsConfig, TranscriptionSettings
-from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.transcription import convert
@@ -51,9 +51,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
         return self._module.settings
 
     def _engine_for(self, model: str) -> TranscriptionEngine:
-        engine = self._module.engine
-        if engine is None:
-            raise Unavailable("the transcription model is still loading; retry shortly")
+        engine = self._module.ready_engine()
         if model and model not in self._module.served_names:
             raise NotFound(
                 f"model {model!r} is not served here; served: {', '.join(sorted(self._module.served_names))}"
@@ -173,14 +171,16 @@ async def _stream(
     yield convert.streaming_response(events, session.audio_seconds)
 
 
-class TranscriptionModule:
+class TranscriptionModule(EngineModule[TranscriptionEngine]):
     """The transcription service as the shared server sees it: register, load, close."""
 
     service_names = (SERVICE_NAME,)
+    kind = "transcription"
+    what_loads = "the transcription model"
 
     def __init__(self, settings: TranscriptionSettings, *, max_message_mb: int = 64) -> None:
+        super().__init__()
         self.settings = settings
-        self.engine: TranscriptionEngine | None = None
         self.model_name = settings.model
         self.served_names: set[str] = {settings.model}
         self.queue = WorkQueue("transcription", settings.max_concurrent, settings.max_queued)
@@ -192,10 +192,8 @@ class TranscriptionModule:
     def register(self, server: aio.Server) -> None:
         transcription_pb2_grpc.add_TranscriptionServiceServicer_to_server(self._servicer, server)
 
-    async def load(self) -> None:
-        started = time.perf_counter()
-        self.engine = await asyncio.to_thread(self._load_engine)
-        metrics.MODEL_LOAD_SECONDS.labels("transcription", self.model_name).set(time.perf_counter() - started)
+    def model_label(self) -> str:
+        return self.model_name
 
     def _load_engine(self) -> TranscriptionEngine:
         from parlons.models.manager import ModelManager
@@ -226,7 +224,7 @@ class TranscriptionModule:
 
     async def close(self) -> None:
         self.queue.shutdown()
-        self.engine = None
+        await super().close()
 
     def stream_slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self.streams.slot()

@@ -17,10 +17,10 @@ from typing import AsyncIterator
 
 from grpc import aio
 
-from parlons.services.common import metrics
+from parlons.services.common.module import EngineModule
 from parlons.services.common.config import ParlonsConfig, TranslationSettings
 from parlons.services.common.gateway_trust import current_tenant
-from parlons.services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from parlons.services.common.errors import FailedPrecondition, InvalidArgument
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation.documents import DocFormat, DocumentLimits
@@ -42,9 +42,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
     # --- helpers --------------------------------------------------------------------------
 
     def _engine(self) -> TranslationEngine:
-        engine = self._module.engine
-        if engine is None:
-            raise Unavailable("the translation models are still loading; retry shortly")
+        engine = self._module.ready_engine()
         if not engine.models:
             raise FailedPrecondition(
                 "no translation model is configured on this server; set [translation] models "
@@ -96,7 +94,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
     async def _translate(self, texts: list[str], options: translation_pb2.TranslationOptions,
                          glossary: Glossary | None) -> list[TextTranslation]:
         if options.beam_size < 0:
-            raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}")
+            raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}", field="options.beam_size")
         return await self._engine().translate(
             texts, options.target_language, options.source_language,
             glossary=glossary, model=options.model, beam_size=options.beam_size)
@@ -106,7 +104,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
     async def TranslateText(self, request: translation_pb2.TranslateTextRequest,
                             context: aio.ServicerContext) -> translation_pb2.TranslateTextResponse:
         if not request.texts:
-            raise InvalidArgument("texts is empty: send at least one text to translate")
+            raise InvalidArgument("texts is empty: send at least one text to translate", field="texts")
         glossary = await self._glossary(request.options, context)
         results = await self._translate(list(request.texts), request.options, glossary)
         return translation_pb2.TranslateTextResponse(translations=[self._translation(r) for r in results])
@@ -118,7 +116,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
     ) -> AsyncIterator[translation_pb2.StreamingTranslateResponse]:
         options = (await read_config(request_iterator, then="texts")).options
         if not options.target_language:
-            raise InvalidArgument("target_language is required in the stream's config")
+            raise InvalidArgument("target_language is required in the stream's config", field="config.target_language")
         glossary = await self._glossary(options, context)
         self._engine().registry  # fail fast when no model is loaded  # noqa: B018
         async with self._module.stream_slot():
@@ -161,12 +159,12 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
                                 context: aio.ServicerContext) -> translation_pb2.TranslateDocumentResponse:
         options = request.options
         if options.beam_size < 0:
-            raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}")
+            raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}", field="options.beam_size")
         try:
             fmt = DocFormat(request.format)
             pdf_output = DocFormat(request.pdf_output_format)
         except ValueError:
-            raise InvalidArgument("unknown document format value") from None
+            raise InvalidArgument("unknown document format value", field="format") from None
         glossary = await self._glossary(options, context)
         engine = self._engine()
         started = time.perf_counter()
@@ -184,9 +182,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
 
     async def ListLanguages(self, request: translation_pb2.ListLanguagesRequest,
                             context: aio.ServicerContext) -> translation_pb2.ListLanguagesResponse:
-        engine = self._module.engine
-        if engine is None:
-            raise Unavailable("the translation models are still loading; retry shortly")
+        engine = self._module.ready_engine()
         return translation_pb2.ListLanguagesResponse(
             pairs=[translation_pb2.LanguagePair(source_language=p.source, target_language=p.target,
                                                 model=p.model, pivot=p.pivot) for p in engine.pairs()],
@@ -194,15 +190,17 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
         )
 
 
-class TranslationModule:
+class TranslationModule(EngineModule[TranslationEngine]):
     """The translation service as the shared server sees it: register, load, close."""
 
     service_names = (SERVICE_NAME,)
+    kind = "translation"
+    what_loads = "the translation models"
 
     def __init__(self, settings: TranslationSettings, *, max_message_mb: int = 64) -> None:
+        super().__init__()
         self.settings = settings
         self.max_message_mb = max_message_mb
-        self.engine: TranslationEngine | None = None
         glossary_dir = settings.glossaries_dir
         self.glossaries = GlossaryStore(Path(glossary_dir) if glossary_dir else None)
         self.streams = StreamLimiter("translation", settings.max_streams, "live translation streams")
@@ -255,11 +253,6 @@ class TranslationModule:
             pivot_language=s.pivot_language,
             document_queue=WorkQueue("translation-documents", s.max_concurrent_documents, s.max_queued_documents),
         )
-
-    async def load(self) -> None:
-        started = time.perf_counter()
-        self.engine = await asyncio.to_thread(self._load_engine)
-        metrics.MODEL_LOAD_SECONDS.labels("translation", "all").set(time.perf_counter() - started)
 
     async def close(self) -> None:
         engine, self.engine = self.engine, None
