@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import AUDIO, machine, median, peak_rss_mib  # noqa: E402
+from common import AUDIO, machine, median, peak_rss_mib
 
 # name -> (description, changes over the packaged pipeline.toml)
 BASELINE: dict[str, Any] = {
@@ -168,7 +168,7 @@ def sensitivity(audio, reference, strides=(1, 2, 3, 4, 5, 6, 8, 10),
     from parlons.services.diarization.results import finish
 
     engine = DiarizationEngine(build({}))
-    pipeline = engine._pipeline  # noqa: SLF001 - analysis tool
+    pipeline = engine._pipeline
     file = {"waveform": torch.from_numpy(audio.samples), "sample_rate": 16000, "uri": "audio"}
     segmentations = pipeline.get_segmentations(file)
     cache = {}

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from common import AUDIO, DATA, machine  # noqa: E402
-from speech import JFK_TEXT, stm_text, stm_turns, wer  # noqa: E402
+from common import AUDIO, DATA, machine
+from speech import JFK_TEXT, stm_text, stm_turns, wer
 
 FRENCH = (
     "Bonjour madame, je viens pour renouveler ma carte de séjour. "

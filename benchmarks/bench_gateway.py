@@ -35,7 +35,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -131,7 +131,8 @@ def overhead(model: str, runs: int) -> None:
             for _ in range(5):
                 stub.ListModels(list_models)
             samples[name] = [_timed(lambda stub=stub: stub.ListModels(list_models)) for _ in range(100)]
-        print(f"  {'ListModels (no model work): added latency':<42} {1000 * (_median(samples['noop_gateway']) - _median(samples['noop_direct'])):.2f} ms"
+        added_ms = 1000 * (_median(samples['noop_gateway']) - _median(samples['noop_direct']))
+        print(f"  {'ListModels (no model work): added latency':<42} {added_ms:.2f} ms"
               f" (direct {1000 * _median(samples['noop_direct']):.2f} ms, gateway {1000 * _median(samples['noop_gateway']):.2f} ms)")
         _row("Transcribe sample.wav (pass-through)", samples["pass_direct"], samples["pass_gateway"])
         _row("TranscribeConversation, channel mode", samples["channel_direct"], samples["channel_gateway"])

@@ -16,7 +16,7 @@ import string
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -33,7 +33,7 @@ from crafted import crafted_docx, crafted_odt, crafted_wav, measured, nested_htm
 def _outcome(fn: Callable[[], object]) -> str:
     try:
         result = fn()
-    except Exception as exc:  # noqa: BLE001 - reported
+    except Exception as exc:
         return f"{type(exc).__name__}: {str(exc)[:70]}"
     return f"ok ({type(result).__name__})"
 

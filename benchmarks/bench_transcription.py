@@ -19,11 +19,11 @@ import sys
 import time
 import wave
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import AUDIO, machine, median, peak_rss_mib, percentile, server_process  # noqa: E402
+from common import AUDIO, machine, median, peak_rss_mib, percentile, server_process
 
 
 def raw_transcribe(model, path: Path, vad: bool) -> str:  # type: ignore[no-untyped-def]
@@ -178,7 +178,7 @@ def streaming_dynamic_vs_fixed(model: str, runs: int) -> int:
     """The desk dialogue streamed at real-time pace to two servers, one with dynamic
     context and one without, runs interleaved; latency and WER of the finals."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from speech import stm_text, wer  # noqa: PLC0415
+    from speech import stm_text, wer
 
     from parlons.clients.sdk import TranscriptionClient, open_channel
     from parlons.v1 import audio_pb2, transcription_pb2

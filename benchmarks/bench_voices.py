@@ -34,11 +34,11 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common import AUDIO, DATA, machine  # noqa: E402
-from parlons.services.common.audio import DecodedAudio, decode_audio  # noqa: E402
-from parlons.services.gateway.voices import VoicePrints  # noqa: E402
+from common import AUDIO, DATA, machine
+from parlons.services.common.audio import DecodedAudio, decode_audio
+from parlons.services.gateway.voices import VoicePrints
 
 MEETINGS = DATA / "meetings"
 SCORED_S = 30.0  # meetings.rttm is scored on 0-30 s

@@ -11,7 +11,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PARLONS_TEST_DATA", ROOT.parent / "shared" / "data"))

@@ -12,7 +12,7 @@ Used by `parlons transcribe --diarize`; usable on its own:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
 

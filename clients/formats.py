@@ -12,7 +12,7 @@ import datetime
 import json
 import textwrap
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import srt
 import webvtt

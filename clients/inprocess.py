@@ -7,7 +7,7 @@ the CLI behaves the same in both modes.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from parlons.services.common.config import ParlonsConfig
 from rich.console import Console

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -155,7 +155,7 @@ class TranslationClient:
         source_language: str = "",
         *,
         glossary: translation_pb2.Glossary | None = None,
-        pdf_output_format: int = translation_pb2.DOCUMENT_FORMAT_UNSPECIFIED,
+        pdf_output_format: translation_pb2.DocumentFormat = translation_pb2.DOCUMENT_FORMAT_UNSPECIFIED,
         timeout_s: float | None = None,
     ) -> translation_pb2.TranslateDocumentResponse:
         options = translation_pb2.TranslationOptions(

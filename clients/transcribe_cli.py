@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 from parlons.clients import formats
@@ -175,7 +175,8 @@ def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--server", help="gRPC address of a running parlons server (default: in-process)")
     parser.add_argument("--api-key", help="gateway API key (default: $PARLONS_API_KEY)")
     parser.add_argument("--config", help="config file for the in-process server")
-    parser.add_argument("--model", help="catalog name or model directory (default from config: 'auto', i.e. base on a CPU, large-v3-turbo on a GPU when installed)")
+    parser.add_argument("--model", help="catalog name or model directory (default from config: 'auto', "
+                                        "i.e. base on a CPU, large-v3-turbo on a GPU when installed)")
     parser.add_argument("--language", help="BCP-47 code; default: identify automatically")
     parser.add_argument("--task", choices=["transcribe", "translate"], default="transcribe",
                         help="translate = transcribe into English (whisper's own translation)")

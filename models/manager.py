@@ -37,7 +37,7 @@ from filelock import FileLock
 
 from parlons.services.common.errors import ModelCorrupt, ModelNotFound, Unavailable
 
-from .catalog import Catalog, ModelEntry, load_catalog
+from .catalog import Catalog, FileSpec, ModelEntry, load_catalog
 from .progress import ProgressCallback, Reporter, SilentReporter, make_reporter
 from .sources import SourceError, SourceSkipped, fetch, is_network
 
@@ -335,7 +335,7 @@ class ModelManager:
             except SourceError as exc:
                 failures.append(str(exc))
                 log.info("model %s: %s", entry.name, exc)
-            except Exception as exc:  # noqa: BLE001 - a broken source must not hide the next one
+            except Exception as exc:
                 failures.append(f"{what}: {type(exc).__name__}: {exc}")
                 log.warning("model %s: %s failed", entry.name, what, exc_info=True)
             finally:
@@ -487,7 +487,10 @@ def _verify_staged(
     for spec in specs:
         path = files_dir / spec.name
         stat = path.stat()
-        actual = sha256_file(path, lambda n, s=spec, t=stat.st_size: reporter.update("verify", s.name, n, t))
+        def verified(n: int, s: FileSpec = spec, t: int = stat.st_size) -> None:
+            reporter.update("verify", s.name, n, t)
+
+        actual = sha256_file(path, verified)
         reporter.update("verify", spec.name, stat.st_size, stat.st_size)
         if spec.sha256 and actual != spec.sha256:
             problems.append(f"{spec.name}: sha256 {actual} does not match the catalog's {spec.sha256}")

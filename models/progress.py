@@ -10,7 +10,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class RichReporter:
             TimeRemainingColumn(),
             console=self._console,
         )
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._done: dict[str, dict[str, int]] = {}
         self._totals: dict[str, dict[str, int | None]] = {}
         self._progress.start()

@@ -210,15 +210,15 @@ def _prepare_torchaudio() -> None:
         return
     try:
         prepare_pyannote_import()
-    except Exception as exc:  # noqa: BLE001 - reported by the conversion if it matters
+    except Exception as exc:
         log.debug("torchaudio shim not applied: %s", exc)
 
 
 def _hub_message(source: HubSource, entry: ModelEntry, exc: Exception, endpoint: str | None) -> str:
     where = endpoint or "the Hugging Face hub"
-    root = exc
-    while root.__cause__ is not None or root.__context__ is not None:
-        root = root.__cause__ or root.__context__  # the network error under the hub's wrapper
+    root: BaseException = exc
+    while (under := root.__cause__ or root.__context__) is not None:
+        root = under  # the network error under the hub's wrapper
     reason = f"{type(root).__name__}: {_tail(str(root), 200)}"
     if root is not exc:
         reason = f"{type(exc).__name__}, {reason}"

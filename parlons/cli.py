@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # (module, function adding the sub-command). Modules are imported only to build the
 # parser, so `parlons --help` stays quick and each command loads only what it needs.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from parlons.services.common.config import ParlonsConfig, load_config
 from parlons.services.common.logs import configure_logging

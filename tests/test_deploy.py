@@ -48,7 +48,7 @@ def test_dockerfile_installs_cpu_torch_first_and_models_from_the_catalog() -> No
 
     text = (ROOT / "deploy" / "Dockerfile").read_text()
     assert text.index('"torch==2.13.0"') < text.index("pip install .")
-    line = next(l for l in text.splitlines() if l.startswith("ARG PARLONS_MODELS="))
+    line = next(row for row in text.splitlines() if row.startswith("ARG PARLONS_MODELS="))
     names = line.split("=", 1)[1].strip('"').split()
     known = {info.name for info in ModelManager().list()}
     assert set(names) <= known

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 import numpy as np
@@ -233,7 +233,7 @@ def test_every_service_is_served_on_the_gateway_endpoint(channel: grpc.Channel, 
     assert [r.index for r in streamed] == [0, 1] and all(r.translation.text for r in streamed)
     document = translation.TranslateDocument(
         translation_pb2.TranslateDocumentRequest(
-            content="Bonjour madame.\nVotre dossier est complet.\n".encode(), format=translation_pb2.TXT,
+            content=b"Bonjour madame.\nVotre dossier est complet.\n", format=translation_pb2.TXT,
             options=translation_pb2.TranslationOptions(source_language="fr", target_language="en")),
         metadata=md, timeout=60,
     )

@@ -13,7 +13,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest

@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest

@@ -423,7 +423,8 @@ description = "random Marian"
   convert = "ctranslate2"
   quantization = "int8"
   copy_files = ["source.spm", "target.spm"]
-  files = [{{ name = "model.bin" }}, {{ name = "config.json" }}, {{ name = "shared_vocabulary.json" }}, {{ name = "source.spm" }}, {{ name = "target.spm" }}]
+  files = [{{ name = "model.bin" }}, {{ name = "config.json" }}, {{ name = "shared_vocabulary.json" }},
+           {{ name = "source.spm" }}, {{ name = "target.spm" }}]
 """)
     manager = ModelManager(tmp_path / "cache", catalog=catalog)
     path = manager.pull("toy-mt", progress=False)

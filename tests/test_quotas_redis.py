@@ -4,7 +4,7 @@ Redis enforce one tenant's quota together; Redis down gives the configured answe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import wave
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 import numpy as np
@@ -377,7 +377,8 @@ def test_message_over_the_size_limit(client: TranscriptionClient) -> None:
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-@pytest.mark.parametrize("language, code", [("xx", grpc.StatusCode.NOT_FOUND), ("french", grpc.StatusCode.INVALID_ARGUMENT), ("fr", grpc.StatusCode.NOT_FOUND)])
+@pytest.mark.parametrize("language, code", [("xx", grpc.StatusCode.NOT_FOUND), ("french", grpc.StatusCode.INVALID_ARGUMENT),
+                                            ("fr", grpc.StatusCode.NOT_FOUND)])
 def test_unknown_or_unsupported_language(client: TranscriptionClient, language: str, code: grpc.StatusCode) -> None:
     options = transcription_pb2.TranscriptionOptions(language=language)
     with pytest.raises(grpc.RpcError) as info:

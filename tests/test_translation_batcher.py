@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Hashable
+from collections.abc import Hashable
 
 import ctranslate2
 import pytest
@@ -56,7 +56,7 @@ async def test_batches_respect_the_token_limit_and_options() -> None:
         batcher.translate([item("x", options=4)]),
     )
     assert len(out[0]) == 5 and out[1] == [["x"]]
-    for sources, options in rec.calls:
+    for sources, _options in rec.calls:
         assert sum(len(s) for s in sources) <= 25
         assert len({len(s) for s in sources}) == 1  # beam-4 item never mixed with the others
     assert sorted(len(c[0]) for c in rec.calls) == [1, 1, 2, 2]

@@ -114,7 +114,7 @@ async def test_html_markup_is_kept_and_marked_text_is_not_translated(engine) -> 
 
 
 async def test_html_fragment_stays_a_fragment(engine) -> None:
-    result = await engine.translate_document("<p>Bonjour <em>madame</em>.</p>".encode(), "en", "fr",
+    result = await engine.translate_document(b"<p>Bonjour <em>madame</em>.</p>", "en", "fr",
                                              fmt=DocFormat.HTML)
     html = result.content.decode()
     assert html.startswith("<p>") and html.endswith("</p>") and "<em>" in html and "<html" not in html
@@ -247,4 +247,4 @@ def test_formats_are_detected_from_name_mime_or_content() -> None:
     assert documents.detect_format(SRT_SAMPLE.encode()) == DocFormat.SRT
     assert documents.detect_format(VTT_SAMPLE.encode()) == DocFormat.VTT
     assert documents.detect_format(HTML_SAMPLE.encode()) == DocFormat.HTML
-    assert documents.detect_format("Bonjour".encode()) == DocFormat.TXT
+    assert documents.detect_format(b"Bonjour") == DocFormat.TXT

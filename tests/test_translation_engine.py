@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import shutil
 import zipfile
 from pathlib import Path

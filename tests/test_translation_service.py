@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import docx
 import grpc

@@ -217,7 +217,7 @@ def _without_broken_torchaudio() -> None:
     """
     try:
         import torchaudio  # noqa: F401
-    except Exception:  # noqa: BLE001 - any load failure means: do not use it
+    except Exception:
         import transformers.utils as tu
         import transformers.utils.import_utils as iu
 

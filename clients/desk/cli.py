@@ -15,7 +15,7 @@ import ssl
 import sys
 import webbrowser
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from parlons.hosts import is_loopback
 

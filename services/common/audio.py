@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import av
 import av.error
@@ -453,7 +453,7 @@ class PcmStreamDecoder:
         _check_max_channels(self.max_channels)
         if self.fmt.channels > self.max_channels:
             raise _too_many_channels(self.fmt.channels, self.max_channels)
-        codec = av.CodecContext.create(RAW_ENCODINGS[self.fmt.encoding].codec, "r")
+        codec = cast(av.AudioCodecContext, av.CodecContext.create(RAW_ENCODINGS[self.fmt.encoding].codec, "r"))
         codec.sample_rate = self.fmt.sample_rate
         codec.layout = _layout_for(self.fmt.channels)
         self._codec = codec

@@ -7,7 +7,8 @@ and how a client-streamed upload is read (config first, then bounded audio chunk
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable
+from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 

@@ -14,7 +14,8 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from parlons.services.common.errors import InvalidArgument
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextvars
 import hmac
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from parlons.services.common.context import TENANT_HEADER
 from parlons.services.common.errors import InvalidArgument

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from grpc import aio
@@ -128,7 +129,7 @@ async def _drain(iterator: Any) -> None:
 
     try:
         await asyncio.wait_for(read_all(), DRAIN_S)
-    except Exception:  # noqa: BLE001 - the stream is being refused anyway
+    except Exception:
         pass
 
 
@@ -205,7 +206,7 @@ def _wrap_unary_response(
             raise
         except aio.AbortError:
             raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+        except Exception as exc:
             if streaming_request:
                 await _drain(request_or_iterator)
             await call.fail(context, exc)
@@ -231,7 +232,7 @@ def _wrap_stream_response(
             raise
         except aio.AbortError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if streaming_request:
                 await _drain(request_or_iterator)
             await call.fail(context, exc)

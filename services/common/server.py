@@ -192,7 +192,7 @@ class BackgroundServer:
         assert self.running is not None
         return f"{self._settings.host}:{self.running.port}"
 
-    def start(self, *, wait_loaded: bool = True, timeout_s: float = 600.0) -> "BackgroundServer":
+    def start(self, *, wait_loaded: bool = True, timeout_s: float = 600.0) -> BackgroundServer:
         self._thread.start()
         self.running = asyncio.run_coroutine_threadsafe(
             start_server(self._settings, self._modules), self._loop
@@ -211,7 +211,7 @@ class BackgroundServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -46,7 +46,7 @@ def details_of(metadata: object) -> status_pb2.Status | None:
         if key == DETAILS_KEY and isinstance(value, bytes):
             try:
                 return status_pb2.Status.FromString(value)
-            except Exception:  # noqa: BLE001 - a peer's malformed trailer is ignored
+            except Exception:
                 return None
     return None
 

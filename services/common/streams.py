@@ -7,11 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
-T = TypeVar("T")
-_END = object()
-
 from parlons.services.common import metrics
 from parlons.services.common.errors import InvalidArgument, ResourceExhausted
+
+T = TypeVar("T")
+_END = object()
 
 
 async def read_config(request_iterator: AsyncIterator[Any], then: str = "audio chunks") -> Any:
@@ -130,7 +130,7 @@ class StreamPump(Generic[T]):
                 with contextlib.suppress(asyncio.QueueFull):
                     self._queue.put_nowait(exc)
             raise
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer
+        except Exception as exc:
             await self._queue.put(exc)
         else:
             await self._queue.put(_END)

@@ -12,7 +12,8 @@ import contextvars
 import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 from parlons.services.common import metrics
 from parlons.services.common.errors import ResourceExhausted

@@ -161,7 +161,7 @@ def export_onnx(network: _EcapaNetwork) -> bytes:
         torch.onnx.export(
             network,
             (feats, lens),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file object is accepted, the stubs say paths
             input_names=["feats", "wav_lens"],
             output_names=["embeddings"],
             dynamic_axes={"feats": {0: "batch", 1: "frames"}, "wav_lens": {0: "batch"},
@@ -203,7 +203,7 @@ class SpeakerEmbedding:
         self,
         model_dir: Path,
         settings: EmbeddingSettings = EmbeddingSettings(),
-        device: torch.device = torch.device("cpu"),
+        device: torch.device = torch.device("cpu"),  # noqa: B008 - immutable
     ) -> None:
         self.model_dir = Path(model_dir)
         self.settings = settings

@@ -155,7 +155,7 @@ class DiarizationEngine:
 
             try:
                 return PyannoteAudioPretrainedSpeakerEmbedding(str(self._embedding_dir), device=self.device)
-            except Exception as exc:  # noqa: BLE001 - any load failure means unusable files
+            except Exception as exc:
                 raise ModelCorrupt(
                     f"cannot load the pyannote embedding model in {self._embedding_dir}: {exc}"
                 ) from exc
@@ -174,7 +174,7 @@ class DiarizationEngine:
 
         try:
             segmentation = Model.from_pretrained(str(self._segmentation_dir))
-        except Exception as exc:  # noqa: BLE001 - any load failure means unusable files
+        except Exception as exc:
             raise ModelCorrupt(f"cannot load the segmentation model in {self._segmentation_dir}: {exc}") from exc
         if segmentation is None:
             raise ModelCorrupt(f"no segmentation model (pytorch_model.bin) in {self._segmentation_dir}")

@@ -13,7 +13,8 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
+from collections.abc import Mapping
 
 from parlons.services.common.errors import InvalidArgument
 
@@ -132,7 +133,7 @@ class DiarizationConfig:
         changes: dict[str, Any] = {}
         for name, value in sections.items():
             current = getattr(self, name)
-            if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            if dataclasses.is_dataclass(current) and not isinstance(current, type) and isinstance(value, Mapping):
                 value = dataclasses.replace(current, **value)
             changes[name] = value
         return dataclasses.replace(self, **changes)
@@ -188,7 +189,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, f"{prefix}{name}.")
             continue
         kwargs[name] = _coerce(value, hint, f"{prefix}{name}")

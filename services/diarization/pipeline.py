@@ -60,7 +60,7 @@ class LocalSpeakerDiarization(SpeakerDiarization):
         segmentation_batch_size: int = 1,
         embedding_batch_size: int = 1,
         embedding_exclude_overlap: bool = False,
-        device: torch.device = torch.device("cpu"),
+        device: torch.device = torch.device("cpu"),  # noqa: B008 - immutable
     ) -> None:
         PyannotePipeline.__init__(self)
         if clustering not in CLUSTERING_METHODS or clustering == "OracleClustering":
@@ -73,12 +73,13 @@ class LocalSpeakerDiarization(SpeakerDiarization):
         self.embedding = embedding
         self.embedding_batch_size = embedding_batch_size
         self.embedding_exclude_overlap = embedding_exclude_overlap
-        self.plda = plda
-        self._plda = plda
+        self.plda = plda  # type: ignore[assignment]
+        self._plda = plda  # type: ignore[assignment]  # pyannote's attribute is typed for its loader
         self.klustering = clustering
         self.der_variant = {"collar": 0.0, "skip_overlap": False}
 
-        duration = segmentation.specifications.duration
+        specifications = segmentation.specifications  # one task: never a tuple here
+        duration = specifications.duration  # type: ignore[union-attr]
         self._segmentation = Inference(
             segmentation,
             duration=duration,
@@ -87,7 +88,7 @@ class LocalSpeakerDiarization(SpeakerDiarization):
             batch_size=segmentation_batch_size,
             device=device,
         )
-        if segmentation.specifications.powerset:
+        if specifications.powerset:  # type: ignore[union-attr]
             self.segmentation = ParamDict(min_duration_off=Uniform(0.0, 1.0))
         else:
             self.segmentation = ParamDict(

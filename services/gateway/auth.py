@@ -6,7 +6,8 @@ valid key costs nothing but this lookup.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import cast
 
 from grpc import aio
 
@@ -63,7 +64,7 @@ def peer_identities(context: aio.ServicerContext) -> list[str]:
     """Common name and subject alternative names of the client certificate, if any."""
     try:
         auth = context.auth_context() or {}
-    except Exception:  # noqa: BLE001 - no TLS: no identity
+    except Exception:
         return []
     names: list[str] = []
     for key in ("x509_common_name", "x509_subject_alternative_name"):
@@ -116,10 +117,11 @@ def peercert_names(peercert: Mapping[str, object] | None) -> list[str]:
     if not peercert:
         return []
     names: list[str] = []
-    for rdn in peercert.get("subject", ()):  # type: ignore[union-attr]
+    subject = cast(Iterable[Iterable[tuple[str, object]]], peercert.get("subject", ()))
+    for rdn in subject:
         for key, value in rdn:
             if key == "commonName":
                 names.append(str(value))
-    for _kind, value in peercert.get("subjectAltName", ()):  # type: ignore[union-attr]
+    for _kind, value in cast(Iterable[tuple[str, object]], peercert.get("subjectAltName", ())):
         names.append(str(value))
     return list(dict.fromkeys(names))

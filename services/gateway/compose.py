@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from parlons.clients import formats
 from parlons.v1 import diarization_pb2, gateway_pb2, transcription_pb2

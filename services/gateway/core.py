@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Awaitable, Iterator, Sequence
 
 from parlons.services.common.errors import InvalidArgument, ParlonsError
 from parlons.services.gateway import compose
@@ -42,7 +43,7 @@ async def first_failure(*awaitables: Awaitable[Any]) -> list[Any]:
     """Run concurrently; on the first failure cancel the others and raise that failure."""
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(a) for a in awaitables]  # type: ignore[arg-type]
+            tasks: list[asyncio.Task[Any]] = [group.create_task(a) for a in awaitables]  # type: ignore[arg-type]
     except BaseExceptionGroup as eg:
         parlons = [e for e in eg.exceptions if isinstance(e, ParlonsError)]
         raise (parlons[0] if parlons else eg.exceptions[0]) from None
@@ -58,7 +59,7 @@ class AudioCharge:
         self.estimate = estimate_audio_seconds(data, config) or 0.0
         self._settled = False
 
-    def __enter__(self) -> "AudioCharge":
+    def __enter__(self) -> AudioCharge:
         self._quotas.charge_audio(self._tenant, self.estimate)
         return self
 

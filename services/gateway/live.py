@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import numpy as np
 
@@ -232,7 +232,7 @@ class LiveConversation:
             self._dispatch(await asyncio.to_thread(self.decoder.flush))
             for lane in self.lanes:
                 lane.queue.put_nowait(None)
-        except Exception as exc:  # noqa: BLE001 - ends the conversation with this status
+        except Exception as exc:
             self.out.put_nowait(exc)
 
     def _dispatch(self, samples: np.ndarray) -> None:
@@ -268,7 +268,7 @@ class LiveConversation:
             if previous is not None:
                 await previous
             self.out.put_nowait(_DONE)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.out.put_nowait(exc)
 
     async def _emit_final(
@@ -282,7 +282,7 @@ class LiveConversation:
             self._emit(await self._utterances(lane, result))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - ends the conversation with this status
+        except Exception as exc:
             self.out.put_nowait(exc)
 
     def _emit(self, utterances: list[gateway_pb2.LiveUtterance]) -> None:

@@ -9,7 +9,8 @@ that they too can be retried; live streams are relayed message by message.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import grpc
 from google.protobuf import message_factory

@@ -84,7 +84,7 @@ class QuotaManager:
     def adjust_characters(self, tenant: Tenant, delta: int) -> None:
         self._take(tenant, "characters", tenant.quotas.characters_per_minute, float(delta), admit=False)
 
-    def stream(self, tenant: Tenant) -> "StreamSlot":
+    def stream(self, tenant: Tenant) -> StreamSlot:
         return StreamSlot(self, tenant)
 
     def _open_stream(self, tenant: Tenant) -> None:
@@ -133,7 +133,7 @@ def estimate_audio_seconds(data: bytes, config: audio_pb2.AudioConfig) -> float 
     """
     try:
         fmt = raw_format(config)
-    except Exception:  # noqa: BLE001 - the backend reports bad configs precisely
+    except Exception:
         return None
     if fmt is not None:
         return len(data) / fmt.frame_bytes / fmt.sample_rate
@@ -147,7 +147,7 @@ def estimate_audio_seconds(data: bytes, config: audio_pb2.AudioConfig) -> float 
             for stream in container.streams.audio:
                 if stream.duration and stream.time_base:
                     return float(stream.duration * stream.time_base)
-    except Exception:  # noqa: BLE001 - not audio we can probe: charged after the work
+    except Exception:
         return None
     return None
 

@@ -25,10 +25,11 @@ import math
 import string
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 import grpc
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from parlons.clients import formats
 from parlons.services.common.config import GatewaySettings
@@ -108,7 +109,7 @@ async def read_form(request: web.Request, max_bytes: int) -> Form:
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not hasattr(part, "read_chunk"):
+            if not isinstance(part, BodyPartReader):
                 raise InvalidArgument("nested multipart bodies are not supported")
             name = part.name or ""
             chunks = []
@@ -125,7 +126,7 @@ async def read_form(request: web.Request, max_bytes: int) -> Form:
                 form.fields.setdefault(name, []).append(data.decode("utf-8", errors="replace"))
     except (ParlonsError, _TooLarge):
         raise
-    except Exception as exc:  # noqa: BLE001 - aiohttp raises several types for bad bodies
+    except Exception as exc:
         raise InvalidArgument(f"malformed multipart body: {exc or type(exc).__name__}") from exc
     if not form.file:
         raise InvalidArgument("the `file` field is missing or empty: send the audio as multipart field `file`")
@@ -163,8 +164,9 @@ class RestFacade:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_port=False)
         await site.start()
-        server = site._server  # noqa: SLF001 - the only way to learn an ephemeral port
-        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        server = site._server
+        sockets = getattr(server, "sockets", None)
+        self.port = sockets[0].getsockname()[1] if sockets else port
         log.info("REST facade listening", extra={"fields": {"address": f"{host}:{self.port}", "tls": bool(ssl_context)}})
         return self.port
 
@@ -198,7 +200,7 @@ class RestFacade:
         except web.HTTPException as exc:
             status = exc.status
             response = error_response(exc.status, exc.reason or "error")
-        except Exception:  # noqa: BLE001 - a bug: logged, never leaked
+        except Exception:
             log.exception("REST internal error")
             response = error_response(500, f"internal error; request id {request_id}", kind="server_error")
         response.headers[REQUEST_ID_HEADER] = request_id

@@ -28,7 +28,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import grpc
 from grpc import aio
@@ -206,7 +207,7 @@ class CallOptions:
     @classmethod
     def from_context(
         cls, context: aio.ServicerContext | None, tenant: str, default_timeout_s: float = 0.0
-    ) -> "CallOptions":
+    ) -> CallOptions:
         """The client's deadline (context.time_remaining()), else the gateway default."""
         remaining = context.time_remaining() if context is not None else None
         if remaining is None and default_timeout_s > 0:
@@ -347,7 +348,7 @@ class Backend:
                 await stream.done_writing()
             except (aio.AioRpcError, asyncio.InvalidStateError):
                 pass  # the call ended; its status is read below
-            except Exception as exc:  # noqa: BLE001 - handed to the reader
+            except Exception as exc:
                 failure.append(exc)
                 stream.cancel()
 

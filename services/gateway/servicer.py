@@ -20,7 +20,7 @@ import shutil
 import ssl
 import tempfile
 from pathlib import Path
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -49,7 +49,7 @@ _NAME_OF_SERVICE = {v: k for k, v in SERVICE_NAMES.items()}
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, module: "GatewayModule") -> None:
+    def __init__(self, module: GatewayModule) -> None:
         self._module = module
 
     def _call(self, context: aio.ServicerContext) -> Call:
@@ -180,8 +180,8 @@ class GatewayModule:
         if self.settings.rest_enabled:
             from parlons.services.gateway.rest import RestFacade
 
-            self.rest = RestFacade(self.core, self.auth, self.settings)
-            await self.rest.start(
+            rest = self.rest = RestFacade(self.core, self.auth, self.settings)
+            await rest.start(
                 self.settings.rest_host or self.config.server.host,
                 self.settings.rest_port,
                 ssl_context=_rest_ssl_context(self.config.server),

@@ -46,7 +46,8 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 import tomli_w
 
@@ -74,7 +75,7 @@ class Quotas:
     concurrent_streams: int = 0
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], where: str, base: "Quotas | None" = None) -> "Quotas":
+    def from_mapping(cls, data: Mapping[str, Any], where: str, base: Quotas | None = None) -> Quotas:
         base = base or cls()
         known = {"audio_seconds_per_minute", "characters_per_minute", "concurrent_streams"}
         unknown = set(data) - known
@@ -205,7 +206,7 @@ class TenantSet:
     by_identity: Mapping[str, Tenant]
 
     @classmethod
-    def from_documents(cls, documents: Iterable[tuple[str, Mapping[str, Any]]]) -> "TenantSet":
+    def from_documents(cls, documents: Iterable[tuple[str, Mapping[str, Any]]]) -> TenantSet:
         docs = list(documents)
         defaults = Quotas(concurrent_streams=DEFAULT_TENANT_STREAMS)
         for where, doc in docs:
@@ -330,7 +331,7 @@ class TenantRegistry:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _write_atomically(path: Path, document: Mapping[str, Any]) -> None:

@@ -20,7 +20,8 @@ and the turn-taking fallback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -136,7 +137,7 @@ class VoicePrints:
         if not known:
             party = self.attribute(None, sum(durations), last).party
             return [party] * len(vectors)
-        whole = unit(sum(vectors[i] * durations[i] for i in known))  # type: ignore[operator]
+        whole = unit(_weighted_sum(vectors, durations, known))
         both_known = self.all_known and self.parties == 2
         if both_known:
             labels = self._by_prints(vectors, whole)
@@ -155,7 +156,7 @@ class VoicePrints:
             for label in distinct:
                 members = [i for i in known if labels[i] == label]
                 if members:
-                    centres[label] = unit(sum(vectors[i] * durations[i] for i in members))  # type: ignore[operator]
+                    centres[label] = unit(_weighted_sum(vectors, durations, members))
             first = labels[known[0]]
             printed = [p for p, total in enumerate(self._sums) if total is not None]
             if len(centres) > 1 and len(printed) == 1:
@@ -256,6 +257,16 @@ def pause_cuts(
     if words:
         cut(0, len(words) - 1, start, end)
     return sorted(cuts)
+
+
+def _weighted_sum(vectors: Sequence[np.ndarray | None], weights: Sequence[float], indices: Sequence[int]) -> np.ndarray:
+    """The duration-weighted sum of the known vectors at `indices`."""
+    total = np.zeros_like(vectors[indices[0]], dtype=np.float64)
+    for i in indices:
+        vector = vectors[i]
+        assert vector is not None
+        total += vector * weights[i]
+    return total
 
 
 def unit(vector: np.ndarray) -> np.ndarray:

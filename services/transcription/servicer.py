@@ -33,7 +33,7 @@ from parlons.services.transcription.engine import TranscriptionEngine, default_m
 from parlons.services.transcription.streaming import StreamingSession
 
 from parlons.services.transcription.window import WindowPolicy
-from parlons.v1 import transcription_pb2, transcription_pb2_grpc
+from parlons.v1 import audio_pb2, transcription_pb2, transcription_pb2_grpc
 
 log = logging.getLogger("parlons.transcription")
 
@@ -62,7 +62,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
         self,
         engine: TranscriptionEngine,
         data: bytes,
-        config: transcription_pb2.audio__pb2.AudioConfig,
+        config: audio_pb2.AudioConfig,
         options_proto: transcription_pb2.TranscriptionOptions,
     ) -> transcription_pb2.TranscribeResponse:
         options = convert.options_from_proto(

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from parlons.services.common import metrics
 from parlons.services.common.errors import ParlonsError, ResourceExhausted, Unavailable
@@ -227,7 +227,7 @@ class MicroBatcher:
                     if not e.future.done():
                         e.future.set_exception(exc)
                 return
-            except Exception as exc:  # noqa: BLE001 - every caller must hear about it
+            except Exception as exc:
                 log.exception("translate_batch failed")
                 for e in live:
                     if not e.future.done():
@@ -246,7 +246,7 @@ class MicroBatcher:
             self._worker.cancel()
             try:
                 await self._worker
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):
                 pass
         while self._queue:
             entry = self._queue.popleft()

@@ -8,7 +8,7 @@ first `max_chars` characters are looked at: enough for a reliable answer, bounde
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 

@@ -10,9 +10,10 @@ The page is decoded with its declared charset (mime type parameter, byte-order m
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import lxml.html
 from lxml import etree
@@ -149,5 +150,9 @@ def open_html(data: bytes, charset: str | None, target_language: str, budget: Re
             if value and value.strip():
                 budget.charge(len(value))
                 segments.append(value)
-                writers.append(lambda t, el=el, name=name: el.set(name, t))
+                writers.append(functools.partial(_set_attribute, el, name))
     return HtmlDocument(root, fragment, doctype, encoding, segments, writers, target_language)
+
+
+def _set_attribute(element: etree._Element, name: str, value: str) -> None:
+    element.set(name, value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import srt
 import webvtt
@@ -110,7 +110,7 @@ def open_srt(text: str) -> SubtitleDocument:
         raise InvalidArgument(f"not a valid SRT file: {exc}") from None
     if not subs and text.strip():
         raise InvalidArgument("not a valid SRT file: no cues found")
-    cues = []
+    cues: list[tuple[CueText, Callable[[str], None]]] = []
     for sub in subs:
         def assign(value: str, sub: srt.Subtitle = sub) -> None:
             sub.content = "\n".join(line for line in _cue_safe(value).split("\n") if line.strip())
@@ -123,7 +123,7 @@ def open_vtt(text: str) -> SubtitleDocument:
         vtt = webvtt.WebVTT.from_string(text)
     except (webvtt_errors.MalformedFileError, webvtt_errors.MalformedCaptionError, ValueError) as exc:
         raise InvalidArgument(f"not a valid WebVTT file: {exc}") from None
-    cues = []
+    cues: list[tuple[CueText, Callable[[str], None]]] = []
     for caption in vtt.captions:
         def assign(value: str, caption: webvtt.Caption = caption) -> None:
             caption.lines = [line for line in _cue_safe(value).split("\n") if line.strip()] or [""]

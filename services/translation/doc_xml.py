@@ -14,7 +14,7 @@ exactly where it was, which is what a visitor's letter or form needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from lxml import etree
 

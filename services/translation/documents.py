@@ -72,7 +72,8 @@ class DocumentLimits:
 
 
 class Extracted(Protocol):
-    segments: list[str]
+    @property
+    def segments(self) -> list[str]: ...
 
     def rebuild(self, translations: list[str]) -> bytes: ...
 

@@ -36,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from parlons.services.common.errors import InvalidArgument, NotFound
 from parlons.services.common.workqueue import WorkQueue
@@ -128,7 +128,7 @@ class TranslationEngine:
 
     @classmethod
     def load(cls, paths: Sequence[str | Path], runtime: RuntimeOptions | None = None,
-             **kwargs: object) -> "TranslationEngine":
+             **kwargs: object) -> TranslationEngine:
         """Load models from directories or .argosmodel files (blocking: call in a thread)."""
         models = [TranslationModel.load(p, runtime) for p in paths]
         names = [m.name for m in models]

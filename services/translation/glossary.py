@@ -48,7 +48,7 @@ class Glossary:
 
     @staticmethod
     def build(entries: list[GlossaryEntry], source_language: str | None = None,
-              target_language: str | None = None) -> "Glossary":
+              target_language: str | None = None) -> Glossary:
         """Validate entries and compile one regex per case mode (matching stays linear)."""
         if len(entries) > MAX_ENTRIES:
             raise InvalidArgument(f"glossary has {len(entries)} entries; at most {MAX_ENTRIES}")
@@ -87,7 +87,7 @@ class Glossary:
                 found.append(Span(m.start(), m.end(), replacement, "glossary"))
         return found
 
-    def merged(self, other: "Glossary | None") -> "Glossary":
+    def merged(self, other: Glossary | None) -> Glossary:
         """This glossary with `other`'s entries winning on conflicts."""
         if other is None or not other.entries:
             return self

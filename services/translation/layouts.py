@@ -23,6 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 
@@ -128,7 +129,7 @@ def load_layout(
         if path.suffix != ".argosmodel":
             raise InvalidArgument(f"{path}: expected a model directory or an .argosmodel package")
         path = extract_argos_package(path, cache_dir or default_cache_dir())
-    meta: dict[str, object] = {}
+    meta: dict[str, Any] = {}
     if (path / METADATA_FILE).exists():
         try:
             meta = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
@@ -137,11 +138,11 @@ def load_layout(
     kind = str(meta.get("layout") or _guess_kind(path))
     if kind not in LAYOUTS:
         raise ModelCorrupt(f"{path}: unknown layout {kind!r}; known: {', '.join(LAYOUTS)}")
-    src = source_languages or meta.get("source_languages")  # type: ignore[assignment]
-    tgt = target_languages or meta.get("target_languages")  # type: ignore[assignment]
+    src: list[str] | None = source_languages or meta.get("source_languages")
+    tgt: list[str] | None = target_languages or meta.get("target_languages")
     model_name = name or str(meta.get("name") or path.name)
     if kind == "argos":
-        return _argos(path, model_name, src, tgt)  # type: ignore[arg-type]
+        return _argos(path, model_name, src, tgt)
     _require_model_bin(path)
     vocab = _vocabulary(path)
     if kind in ("nllb", "m2m100"):

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import ctranslate2
 
@@ -92,7 +92,7 @@ class TranslationModel:
             "compute_type": self.compute_type, "load_s": round(self.load_seconds, 2)}})
 
     @classmethod
-    def load(cls, path: str | Path, options: RuntimeOptions | None = None, **layout_kwargs: object) -> "TranslationModel":
+    def load(cls, path: str | Path, options: RuntimeOptions | None = None, **layout_kwargs: object) -> TranslationModel:
         return cls(load_layout(path, **layout_kwargs), options)  # type: ignore[arg-type]
 
     @property

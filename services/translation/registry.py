@@ -9,7 +9,8 @@ so `fr-FR` is served by a model for `fr`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
+from collections.abc import Sequence
 
 from parlons.services.common.errors import NotFound
 from parlons.services.translation import languages

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from grpc import aio
 
@@ -36,7 +36,7 @@ SERVICE_NAME = "parlons.v1.TranslationService"
 
 
 class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
-    def __init__(self, module: "TranslationModule") -> None:
+    def __init__(self, module: TranslationModule) -> None:
         self._module = module
 
     # --- helpers --------------------------------------------------------------------------
@@ -176,7 +176,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
             "format": result.format.name, "bytes_in": len(request.content), "segments": result.segments,
             "characters": result.characters, "s": round(time.perf_counter() - started, 3)}})
         return translation_pb2.TranslateDocumentResponse(
-            content=result.content, format=int(result.format), mime_type=result.mime_type,
+            content=result.content, format=translation_pb2.DocumentFormat.Name(int(result.format)), mime_type=result.mime_type,
             file_name=result.file_name, detected_source_language=result.source_language,
             segments_translated=result.segments, characters=result.characters, notes=result.notes)
 
@@ -255,7 +255,8 @@ class TranslationModule(EngineModule[TranslationEngine]):
         )
 
     async def close(self) -> None:
-        engine, self.engine = self.engine, None
+        engine = self.engine
+        await super().close()
         if engine is not None:
             engine.document_queue.shutdown()
             await asyncio.gather(*(m.aclose() for m in engine.models), return_exceptions=True)
