@@ -32,6 +32,20 @@ def serve(models: str) -> None:
         time.sleep(3600)
 
 
+def spawn_server(prefix: str) -> tuple[subprocess.Popen[str], str, str]:
+    """The embedded server in its own process (`--serve`), once it says READY: the
+    process, its gRPC address and its REST port. The caller terminates it."""
+    process = subprocess.Popen([sys.executable, __file__, "--serve", tempfile.mkdtemp(prefix=prefix)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = ""
+    while not line.startswith("READY"):
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        if not line and process.poll() is not None:
+            raise RuntimeError("the embedded server did not start")
+    _, address, rest_port = line.split()
+    return process, address, rest_port
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=1000)
@@ -49,15 +63,8 @@ def main() -> int:
     from common import machine, peak_rss_mib
 
     print(f"fuzz benchmark, {time.strftime('%Y-%m-%d')}, {machine()}, {args.examples} inputs per entry point")
-    process = subprocess.Popen([sys.executable, __file__, "--serve", tempfile.mkdtemp(prefix="parlons-fuzz-")],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process, address, rest_port = spawn_server("parlons-fuzz-")
     try:
-        line = ""
-        while not line.startswith("READY"):
-            line = process.stdout.readline()  # type: ignore[union-attr]
-            if not line and process.poll() is not None:
-                raise RuntimeError("the fuzz server did not start")
-        _, address, rest_port = line.split()
         fuzz.tolerate_lazy_modules()
         config = settings(max_examples=args.examples, deadline=None, database=None,
                           suppress_health_check=list(HealthCheck))

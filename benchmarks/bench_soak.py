@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -46,6 +44,7 @@ def main() -> int:
 
     import grpc
 
+    from bench_fuzz import spawn_server
     from common import machine, percentile
     from gateway_helpers import load_mono
     from parlons.v1 import (
@@ -61,16 +60,8 @@ def main() -> int:
 
     print(f"soak benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {machine()}, "
           f"{args.clients} clients, {args.minutes:g} min")
-    process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "bench_fuzz.py"), "--serve",
-                                tempfile.mkdtemp(prefix="parlons-soak-")],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process, address, _ = spawn_server("parlons-soak-")
     try:
-        line = ""
-        while not line.startswith("READY"):
-            line = process.stdout.readline()  # type: ignore[union-attr]
-            if not line and process.poll() is not None:
-                raise RuntimeError("the server did not start")
-        address = line.split()[1]
         channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
         transcription = transcription_pb2_grpc.TranscriptionServiceStub(channel)
         translation = translation_pb2_grpc.TranslationServiceStub(channel)
