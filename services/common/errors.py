@@ -14,6 +14,8 @@ class ParlonsError(Exception):
     """Base of every error that carries a gRPC status code."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    # Seconds a client should wait before retrying (RetryInfo, `retry-after-ms`); None: no advice.
+    retry_after_s: float | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

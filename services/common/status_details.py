@@ -17,16 +17,11 @@ DETAILS_KEY = "grpc-status-details-bin"
 RETRY_AFTER_KEY = "retry-after-ms"
 
 
-def retry_after_of(error: ParlonsError) -> float | None:
-    value = getattr(error, "retry_after_s", None)
-    return float(value) if value is not None else None
-
-
 def trailing_metadata(error: ParlonsError) -> tuple[tuple[str, str | bytes], ...]:
     """The trailers that carry `error`'s details (and its retry delay, plainly)."""
     status = status_pb2.Status(code=error.code.value[0], message=error.message)
     metadata: list[tuple[str, str | bytes]] = []
-    retry_after = retry_after_of(error)
+    retry_after = error.retry_after_s
     if retry_after is not None:
         delay = duration_pb2.Duration()
         delay.FromMilliseconds(int(retry_after * 1000))

@@ -191,7 +191,7 @@ class RestFacade:
             status, kind = _HTTP_STATUS.get(exc.code, (500, "server_error"))
             headers = {}
             if isinstance(exc, ResourceExhausted) or exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                retry = getattr(exc, "retry_after_s", None) or 1.0
+                retry = exc.retry_after_s or 1.0
                 headers["Retry-After"] = str(max(1, math.ceil(retry)))
             response = error_response(status, exc.message, kind=kind, headers=headers)
         except _TooLarge as exc:

@@ -37,7 +37,7 @@ from prometheus_client import Counter
 
 from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
 from parlons.services.common.gateway_trust import GATEWAY_SECRET_HEADER
-from parlons.services.common.status_details import details_of, field_of
+from parlons.services.common.status_details import RETRY_AFTER_KEY, details_of, field_of
 from parlons.services.common.errors import (
     InvalidArgument,
     ParlonsError,
@@ -218,7 +218,7 @@ class CallOptions:
 
 def _retry_after(error: aio.AioRpcError) -> float | None:
     for key, value in error.trailing_metadata() or ():
-        if key == "retry-after-ms":
+        if key == RETRY_AFTER_KEY:
             try:
                 return int(value) / 1000.0
             except ValueError:
