@@ -354,6 +354,31 @@ def test_quotas_answer_resource_exhausted_with_retry_information(channel: grpc.C
     translation.TranslateText(texts, metadata=tenants.metadata("b"), timeout=30)
 
 
+def test_a_document_with_no_text_still_pays_for_its_reading(channel: grpc.Channel, tenants: Tenants) -> None:
+    """Issue 10: 563 KB of empty HTML elements held a CPU and was charged 0 characters.
+    Every document now costs at least one character per 100 bytes, kept if it fails."""
+    key = TenantStore(tenants.path).create_key("reader", quotas={"characters_per_minute": 100})[0]
+    md = (("authorization", f"Bearer {key}"),)
+    stub = translation_pb2_grpc.TranslationServiceStub(channel)
+    empty_html = b"<html><body>" + b"<div><span></span></div>" * 360 + b"</body></html>"  # 8.7 KB: 88 characters
+    request = translation_pb2.TranslateDocumentRequest(
+        content=empty_html, format=translation_pb2.HTML,
+        options=translation_pb2.TranslationOptions(source_language="fr", target_language="en"))
+    deadline = time.monotonic() + 10
+    while True:  # the new key is seen once the tenants file is reloaded
+        try:
+            first = stub.TranslateDocument(request, metadata=md, timeout=60)
+            break
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAUTHENTICATED or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert first.characters == 0
+    stub.TranslateDocument(request, metadata=md, timeout=60)  # 12 left: admitted, now in debt
+    error = _code(lambda: stub.TranslateDocument(request, metadata=md, timeout=60))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "characters" in error.details(), error.details()
+
+
 def test_concurrent_stream_quota(channel: grpc.Channel, tenants: Tenants) -> None:
     md = tenants.metadata("small")
     stub = translation_pb2_grpc.TranslationServiceStub(channel)

@@ -253,3 +253,38 @@ async def test_a_gateway_still_starting_answers_unavailable_rather_than_hanging(
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         await running.stop(0)
+
+
+def test_an_upload_is_held_once_in_memory_not_twice() -> None:
+    """Issue 10: uploads were held as a list of chunks and then joined, twice the upload at
+    the join. One buffer grows in place and is handed over without a copy; past the
+    limit it refuses before growing."""
+    from crafted import measured
+    from parlons.services.common.audio_request import read_upload
+    from parlons.services.common.errors import InvalidAudio
+
+    chunk = b"\x01" * (1 << 16)
+    size_mib = 64
+
+    async def upload() -> int:
+        async def messages():  # type: ignore[no-untyped-def]
+            yield transcription_pb2.TranscribeUploadRequest(config=transcription_pb2.TranscribeUploadConfig())
+            for _ in range(size_mib * 16):
+                yield transcription_pb2.TranscribeUploadRequest(audio_content=chunk)
+        _, data = await read_upload(messages(), max_bytes=size_mib << 20)
+        return len(data)  # not the bytes: asyncio's task repr (3.11) would copy them fourfold
+
+    outcome, _, peak = measured(lambda: asyncio.run(upload()))
+    assert outcome == size_mib << 20, outcome
+    assert peak < size_mib * 1.35, f"peak {peak:.0f} MiB for a {size_mib} MiB upload"
+
+    async def too_large() -> None:
+        async def messages():  # type: ignore[no-untyped-def]
+            yield transcription_pb2.TranscribeUploadRequest(config=transcription_pb2.TranscribeUploadConfig())
+            while True:
+                yield transcription_pb2.TranscribeUploadRequest(audio_content=chunk)
+        await read_upload(messages(), max_bytes=4 << 20)
+
+    refused, _, peak = measured(lambda: asyncio.run(too_large()))
+    assert isinstance(refused, InvalidAudio) and "4 MiB" in str(refused), refused
+    assert peak < 8, peak

@@ -7,6 +7,7 @@ and how a client-streamed upload is read (config first, then bounded audio chunk
 
 from __future__ import annotations
 
+import io
 from typing import Any
 from collections.abc import AsyncIterator, Callable
 
@@ -109,30 +110,56 @@ async def read_upload(request_iterator: AsyncIterator[Any], max_bytes: int,
     the client has sent (and the server buffered) a gigabyte.
     """
     config: Any = None
-    parts: list[bytes] = []
-    total = 0
+    buffer = UploadBuffer(max_bytes)
     async for request in request_iterator:
         kind = request.WhichOneof("request")
         if kind == "config":
             if config is not None:
                 raise InvalidArgument("config sent twice: an upload takes one config, then audio chunks")
-            if parts:
-                raise InvalidArgument("audio sent before the config: send the config first")
             config = request.config
             if admit is not None:
                 admit()
         elif kind == "audio_content":
             if config is None:
                 raise InvalidArgument("audio sent before the config: send the config first")
-            total += len(request.audio_content)
-            if total > max_bytes:
-                raise InvalidAudio(f"upload larger than the server's limit of {max_bytes // (1 << 20)} MiB")
-            parts.append(request.audio_content)
+            buffer.append(request.audio_content)
         else:
             raise InvalidArgument("empty upload message: set config or audio_content")
     if config is None:
         raise InvalidArgument("empty upload: send a config message, then audio chunks")
-    return config, b"".join(parts)
+    return config, buffer.take()
+
+
+def _upload_too_large(max_bytes: int) -> Exception:
+    return InvalidAudio(f"upload larger than the server's limit of {max_bytes // (1 << 20)} MiB")
+
+
+class UploadBuffer:
+    """One growing buffer for an upload, refused past `max_bytes` before it grows.
+
+    A list of chunks joined at the end holds the upload twice at the join; a BytesIO
+    grows in place (realloc) and hands its bytes over without a copy, so the peak is
+    the upload once (plus the growth margin).
+    """
+
+    def __init__(self, max_bytes: int, too_large: Callable[[int], Exception] | None = None) -> None:
+        self.max_bytes = max_bytes
+        self._too_large = too_large or _upload_too_large
+        self._io = io.BytesIO()
+
+    def append(self, chunk: bytes) -> None:
+        if self._io.tell() + len(chunk) > self.max_bytes:
+            raise self._too_large(self.max_bytes)
+        self._io.write(chunk)
+
+    def __len__(self) -> int:
+        return self._io.tell()
+
+    def take(self) -> bytes:
+        """The bytes received, without a copy; the buffer is empty afterwards."""
+        data = self._io.getvalue()
+        self._io = io.BytesIO()
+        return data
 
 
 class StreamAudioDecoder:

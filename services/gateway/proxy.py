@@ -22,7 +22,7 @@ from parlons.services.common.errors import InvalidArgument
 from parlons.services.common.streams import in_stream_order
 from parlons.services.gateway.auth import Authenticator
 from parlons.services.gateway.core import UPLOAD_CHUNK_BYTES, AudioCharge, Call, GatewayCore
-from parlons.services.gateway.quotas import seconds_in_stream_chunk
+from parlons.services.gateway.quotas import document_read_charge, seconds_in_stream_chunk
 from parlons.services.gateway.routing import CallOptions
 from parlons.v1 import (
     diarization_pb2,
@@ -142,9 +142,10 @@ class Proxy:
                 raise
         if name == "TranslateDocument":
             request.options.CopyFrom(self.core.resolve_translation_options(call.tenant, request.options))
-            quotas.charge_characters(call.tenant, 0)  # admission: not in debt
+            read_charge = document_read_charge(request.content)
+            quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for
             response = await invoke(request)
-            quotas.adjust_characters(call.tenant, response.characters)
+            quotas.adjust_characters(call.tenant, max(response.characters - read_charge, 0))
             return response
         return await invoke(request)
 

@@ -32,6 +32,7 @@ import grpc
 from aiohttp import BodyPartReader, web
 
 from parlons.clients import formats
+from parlons.services.common.audio_request import UploadBuffer
 from parlons.services.common.config import GatewaySettings
 from parlons.services.common.context import REQUEST_ID_HEADER, new_request_id, request_id_var, valid_request_id
 from parlons.services.common.errors import InvalidArgument, NotFound, ParlonsError, ResourceExhausted
@@ -112,13 +113,11 @@ async def read_form(request: web.Request, max_bytes: int) -> Form:
             if not isinstance(part, BodyPartReader):
                 raise InvalidArgument("nested multipart bodies are not supported")
             name = part.name or ""
-            chunks = []
+            buffer = UploadBuffer(max_bytes - total, lambda _: _TooLarge(max_bytes))
             while chunk := await part.read_chunk(1 << 16):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise _TooLarge(max_bytes)
-                chunks.append(chunk)
-            data = b"".join(chunks)
+                buffer.append(chunk)
+            total += len(buffer)
+            data = buffer.take()
             if name == "file":
                 form.file = data
                 form.filename = part.filename or ""
