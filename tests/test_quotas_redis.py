@@ -3,6 +3,9 @@ Redis enforce one tenant's quota together; Redis down gives the configured answe
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from pathlib import Path
 from collections.abc import Iterator
 
@@ -11,6 +14,8 @@ import pytest
 
 from gateway_helpers import gateway_config, make_tenants, start_embedded
 from parlons.services.common.errors import Unavailable
+from parlons.services.gateway import quota_store
+from parlons.services.gateway import quotas as quotas_module
 from parlons.services.gateway.quota_store import RedisStore
 from parlons.services.gateway.quotas import QuotaManager
 from parlons.services.gateway.tenants import Quotas, Tenant
@@ -44,6 +49,43 @@ def test_two_managers_on_one_redis_charge_the_same_bucket(redis_server: RedisSer
     QuotaManager(RedisStore(redis_server.url)).charge_audio(Tenant("u", quotas=Quotas(audio_seconds_per_minute=60)), 1)
 
 
+async def test_two_managers_on_one_redis_share_a_tenants_stream_limit(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = Tenant("t", quotas=Quotas(concurrent_streams=2))
+    first, second = QuotaManager(RedisStore(redis_server.url)), QuotaManager(RedisStore(redis_server.url))
+    async with first.stream(tenant), second.stream(tenant):
+        assert first.open_streams("t") == second.open_streams("t") == 2
+        for manager in (first, second):
+            with pytest.raises(ResourceExhausted, match="2 live stream"):
+                async with manager.stream(tenant):
+                    pass
+    assert second.open_streams("t") == 0
+    # A gateway that dies holding a stream (no close) holds it for one lease, not for ever.
+    monkeypatch.setattr(quota_store, "STREAM_LEASE_S", 0.5)
+    first._open_stream(tenant)
+    first._open_stream(tenant)  # never closed: the gateway "crashed"
+    with pytest.raises(ResourceExhausted):
+        second._open_stream(tenant)
+    time.sleep(0.6)
+    assert second.open_streams("t") == 0
+    second._open_stream(tenant)
+
+
+async def test_a_live_stream_renews_its_lease(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(quota_store, "STREAM_LEASE_S", 0.6)
+    monkeypatch.setattr(quotas_module, "STREAM_LEASE_S", 0.6)
+    tenant = Tenant("t", quotas=Quotas(concurrent_streams=1))
+    manager, other = QuotaManager(RedisStore(redis_server.url)), QuotaManager(RedisStore(redis_server.url))
+    async with manager.stream(tenant):
+        await asyncio.sleep(1.5)  # 2.5 leases: alive because renewed
+        with pytest.raises(ResourceExhausted):
+            async with other.stream(tenant):
+                pass
+    async with other.stream(tenant):
+        pass
+
+
 def test_redis_down_fails_closed_by_default_or_open_when_configured(redis_server: RedisServer) -> None:
     tenant = Tenant("t", quotas=Quotas(characters_per_minute=100))
     closed = QuotaManager(RedisStore(redis_server.url, timeout_s=0.2))
@@ -53,6 +95,11 @@ def test_redis_down_fails_closed_by_default_or_open_when_configured(redis_server
     with pytest.raises(Unavailable, match="quota store is unreachable"):
         closed.charge_characters(tenant, 10)
     opened.charge_characters(tenant, 10)  # served, uncharged, logged
+    streaming = Tenant("s", quotas=Quotas(concurrent_streams=1))
+    with pytest.raises(Unavailable, match="quota store is unreachable"):
+        closed._open_stream(streaming)
+    for _ in range(3):
+        assert opened._open_stream(streaming)  # served, not counted
     # Unlimited tenants never touch the store.
     closed.charge_characters(Tenant("free"), 10)
 
@@ -76,6 +123,26 @@ def test_two_gateway_processes_share_a_tenants_quota(redis_server: RedisServer, 
             second.TranslateText(request, metadata=tenants.metadata("small"), timeout=30)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "characters" in info.value.details()
         second.TranslateText(request, metadata=tenants.metadata("b"), timeout=30)  # others unaffected
+        # "small" may hold one live stream: held on the first gateway, refused on the second.
+        release = threading.Event()
+
+        def held() -> Iterator[translation_pb2.StreamingTranslateRequest]:
+            yield translation_pb2.StreamingTranslateRequest(config=translation_pb2.StreamingTranslateConfig(
+                options=translation_pb2.TranslationOptions(source_language="fr", target_language="en")))
+            release.wait(30)
+
+        open_stream = first.StreamingTranslate(held(), metadata=tenants.metadata("small"), timeout=60)
+        try:
+            deadline = time.monotonic() + 10
+            while QuotaManager(RedisStore(redis_server.url)).open_streams("small") == 0:
+                assert time.monotonic() < deadline, "the first gateway never took the stream's lease"
+                time.sleep(0.05)
+            with pytest.raises(grpc.RpcError) as info:
+                list(second.StreamingTranslate(held(), metadata=tenants.metadata("small"), timeout=30))
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "live stream" in info.value.details()
+        finally:
+            release.set()
+            list(open_stream)
         redis_server.stop()  # fail closed: a clear, retryable status
         with pytest.raises(grpc.RpcError) as info:
             second.TranslateText(request, metadata=tenants.metadata("small"), timeout=30)

@@ -9,15 +9,15 @@ charging only after the work would let a burst of parallel requests through for 
 Audio is charged before the work from the file's declared duration, then corrected with
 the duration the service measured.
 
-The buckets live in this gateway process, or in Redis shared by every gateway replica
-(quota_store.py); concurrent streams are counted per process.
+The buckets and the concurrent-stream leases live in this gateway process, or in Redis
+shared by every gateway replica (quota_store.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
-from dataclasses import dataclass
 
 import av
 from prometheus_client import Counter
@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from parlons.services.common.audio import ALLOWED_DEMUXERS
 from parlons.services.common.audio_request import raw_format
 from parlons.services.common.errors import ResourceExhausted
-from parlons.services.gateway.quota_store import MemoryStore, QuotaStore
+from parlons.services.gateway.quota_store import STREAM_LEASE_S, MemoryStore, QuotaStore
 from parlons.services.gateway.tenants import Tenant
 from parlons.v1 import audio_pb2
 
@@ -35,22 +35,13 @@ QUOTA_REFUSALS = Counter(
 )
 
 
-@dataclass
-class _TenantState:
-    streams: int = 0
-
-
 class QuotaManager:
     """Admission and accounting for every tenant of one gateway; the rate buckets live
     in `store` (this process by default, Redis to share them between gateways)."""
 
     def __init__(self, store: QuotaStore | None = None) -> None:
         self._lock = threading.Lock()
-        self._states: dict[str, _TenantState] = {}
         self.store: QuotaStore = store or MemoryStore()
-
-    def _state(self, tenant: Tenant) -> _TenantState:
-        return self._states.setdefault(tenant.name, _TenantState())
 
     def _take(self, tenant: Tenant, what: str, per_minute: float, amount: float, *, admit: bool) -> None:
         if per_minute <= 0 or (not admit and not amount):
@@ -87,42 +78,61 @@ class QuotaManager:
     def stream(self, tenant: Tenant) -> StreamSlot:
         return StreamSlot(self, tenant)
 
-    def _open_stream(self, tenant: Tenant) -> None:
+    def _open_stream(self, tenant: Tenant) -> str:
+        limit = tenant.quotas.concurrent_streams
         with self._lock:
-            state = self._state(tenant)
-            limit = tenant.quotas.concurrent_streams
-            if limit and state.streams >= limit:
-                QUOTA_REFUSALS.labels(tenant.name, "concurrent_streams").inc()
-                raise ResourceExhausted(
-                    f"tenant {tenant.name!r} already has {state.streams} live stream(s) open, its limit; "
-                    "close one or retry later",
-                    retry_after_s=5.0,
-                )
-            state.streams += 1
+            token, held = self.store.open_lease(_streams_key(tenant.name), limit)
+        if token is None:
+            QUOTA_REFUSALS.labels(tenant.name, "concurrent_streams").inc()
+            raise ResourceExhausted(
+                f"tenant {tenant.name!r} already has {held} live stream(s) open, its limit; "
+                "close one or retry later",
+                retry_after_s=5.0,
+            )
+        return token
 
-    def _close_stream(self, tenant: Tenant) -> None:
+    def _renew_stream(self, tenant: Tenant, token: str) -> None:
         with self._lock:
-            state = self._states.get(tenant.name)
-            if state is not None and state.streams > 0:
-                state.streams -= 1
+            self.store.renew_lease(_streams_key(tenant.name), token)
+
+    def _close_stream(self, tenant: Tenant, token: str) -> None:
+        with self._lock:
+            self.store.close_lease(_streams_key(tenant.name), token)
 
     def open_streams(self, tenant_name: str) -> int:
-        state = self._states.get(tenant_name)
-        return state.streams if state else 0
+        """Streams the tenant holds now, on every gateway sharing the store."""
+        with self._lock:
+            return self.store.held_leases(_streams_key(tenant_name))
+
+
+def _streams_key(tenant_name: str) -> str:
+    return f"{tenant_name}:streams"
 
 
 class StreamSlot:
-    """`async with quotas.stream(tenant):` holds one of the tenant's concurrent streams."""
+    """`async with quotas.stream(tenant):` holds one of the tenant's concurrent streams,
+    a lease renewed while the stream lives (gone with a crashed gateway, after a lease)."""
 
     def __init__(self, manager: QuotaManager, tenant: Tenant) -> None:
         self._manager = manager
         self._tenant = tenant
+        self._token: str | None = None
+        self._renewal: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> None:
-        self._manager._open_stream(self._tenant)
+        self._token = self._manager._open_stream(self._tenant)
+        self._renewal = asyncio.create_task(self._renew(self._token))
+
+    async def _renew(self, token: str) -> None:
+        while True:
+            await asyncio.sleep(STREAM_LEASE_S / 3)
+            self._manager._renew_stream(self._tenant, token)
 
     async def __aexit__(self, *exc: object) -> None:
-        self._manager._close_stream(self._tenant)
+        if self._renewal is not None:
+            self._renewal.cancel()
+        if self._token is not None:
+            self._manager._close_stream(self._tenant, self._token)
 
 
 #: Reading a document costs work even when it holds no text (563 KB of empty HTML
