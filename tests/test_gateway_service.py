@@ -719,8 +719,10 @@ def test_rest_facade_answers_the_openai_client(rest_url: str, tenants: Tenants) 
     import srt as srt_lib
 
     client = _openai(rest_url, tenants.keys["a"])
-    ids = [m.id for m in client.models.list().data]
-    assert "tiny.en" in ids and "whisper-1" in ids
+    models = {m.id: m for m in client.models.list().data}
+    assert list(models) == ["tiny.en"]  # one entry per served model, Albert API's way, aliases inside
+    assert models["tiny.en"].model_extra["aliases"] == ["whisper-1"]  # type: ignore[index]
+    assert client.models.retrieve("whisper-1").id == "tiny.en"
     jfk = AUDIO / "jfk.flac"
     with jfk.open("rb") as f:
         result = client.audio.transcriptions.create(model="whisper-1", file=f)
@@ -768,7 +770,11 @@ def test_rest_facade_errors_have_openai_shape(rest_url: str, tenants: Tenants) -
     with pytest.raises(openai.BadRequestError) as bad:
         _openai(rest_url, tenants.keys["a"]).audio.transcriptions.create(
             model="whisper-1", file=("a.wav", b"this is not audio"))
-    assert bad.value.status_code == 400
+    assert bad.value.status_code == 400 and bad.value.body["param"] == "file"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as streamed:  # never a silent JSON for a stream
+        _openai(rest_url, tenants.keys["a"]).audio.transcriptions.create(
+            model="whisper-1", file=("a.wav", wav), stream=True)
+    assert streamed.value.body["param"] == "stream" and "StreamingTranscribe" in streamed.value.body["message"]  # type: ignore[index]
 
     small = _openai(rest_url, tenants.keys["small"])
     jfk = (AUDIO / "jfk.flac").read_bytes()

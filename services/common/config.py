@@ -191,6 +191,10 @@ class GatewaySettings:
     rest_host: str = ""
     rest_port: int = 8080
     rest_max_upload_mb: int = 512
+    # Longest recording (s, from its header) the REST facade takes; 0 = no limit. Behind
+    # Albert API, whose provider timeout (300 s by default) would cut a long job with a
+    # 504, a clear 400 pointing to the batch path is better (docs/gateway.md).
+    rest_max_audio_s: float = 0.0
     # Extra model ids the REST facade answers to (OpenAI clients default to whisper-1).
     rest_model_aliases: list[str] = field(default_factory=lambda: ["whisper-1"])
 

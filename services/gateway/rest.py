@@ -35,9 +35,11 @@ from parlons.clients import formats
 from parlons.services.common.audio_request import UploadBuffer
 from parlons.services.common.config import GatewaySettings
 from parlons.services.common.context import REQUEST_ID_HEADER, new_request_id, request_id_var, valid_request_id
+from parlons.services.common.language_names import code_of, language_name
 from parlons.services.common.errors import InvalidArgument, NotFound, ParlonsError, ResourceExhausted
 from parlons.services.gateway.auth import Authenticator, peercert_names
 from parlons.services.gateway.core import Call, GatewayCore
+from parlons.services.gateway.quotas import estimate_audio_seconds
 from parlons.services.gateway.routing import CallOptions
 from parlons.v1 import audio_pb2, diarization_pb2, gateway_pb2, transcription_pb2
 
@@ -72,16 +74,6 @@ def error_response(status: int, message: str, *, kind: str = "invalid_request_er
                    headers: dict[str, str] | None = None) -> web.Response:
     body = {"error": {"message": message, "type": kind, "param": param, "code": code or _CODES.get(status)}}
     return web.json_response(body, status=status, headers=headers)
-
-
-def language_name(code: str) -> str:
-    """OpenAI's verbose_json names the language in English ("french")."""
-    from lingua import IsoCode639_1, Language
-
-    try:
-        return Language.from_iso_code_639_1(IsoCode639_1.from_str(code.split("-")[0].lower())).name.lower()
-    except ValueError:
-        return code
 
 
 @dataclass
@@ -149,7 +141,7 @@ class RestFacade:
         self.max_upload_bytes = settings.rest_max_upload_mb * 1024 * 1024
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
-        self._models: tuple[float, list[str], str] | None = None
+        self._models: tuple[float, dict[str, list[str]], str] | None = None
         self.app = web.Application(middlewares=[self._middleware], client_max_size=self.max_upload_bytes)
         self.app.router.add_get("/v1/models", self.list_models)
         self.app.router.add_get("/v1/models/{model}", self.get_model)
@@ -192,7 +184,8 @@ class RestFacade:
             if isinstance(exc, ResourceExhausted) or exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                 retry = exc.retry_after_s or 1.0
                 headers["Retry-After"] = str(max(1, math.ceil(retry)))
-            response = error_response(status, exc.message, kind=kind, headers=headers)
+            response = error_response(status, exc.message, kind=kind, headers=headers,
+                                      param=_form_field(getattr(exc, "field", "")))
         except _TooLarge as exc:
             status = 413
             response = error_response(413, f"the upload is larger than {exc.limit // (1 << 20)} MiB")
@@ -216,27 +209,44 @@ class RestFacade:
         timeout = self.settings.backend_timeout_s
         return Call(tenant, CallOptions.from_context(None, tenant.name, timeout))
 
-    async def _served_models(self, call: Call) -> tuple[list[str], str]:
-        """Model ids (served names + aliases) and the default model, cached briefly."""
+    async def _served_models(self, call: Call) -> tuple[dict[str, list[str]], str]:
+        """Served model -> its aliases (the default model carries `rest_model_aliases`),
+        and the default model; cached briefly."""
         now = time.monotonic()
         if self._models and now - self._models[0] < _MODELS_CACHE_S:
             return self._models[1], self._models[2]
         backend = self.core.router.get("transcription")
         response = await backend.unary(backend.stub.ListModels, transcription_pb2.ListModelsRequest(), call.options)
-        ids = [response.default_model] if response.default_model else []
-        ids += [m.name for m in response.models if m.loaded and m.name not in ids]
-        ids += [a for a in self.settings.rest_model_aliases if a not in ids]
-        self._models = (now, ids, response.default_model)
-        return ids, response.default_model
+        served = [response.default_model] if response.default_model else []
+        served += [m.name for m in response.models if m.loaded and m.name not in served]
+        models: dict[str, list[str]] = {name: [] for name in served}
+        if served:
+            models[served[0]] = [a for a in self.settings.rest_model_aliases if a not in models]
+        self._models = (now, models, response.default_model)
+        return models, response.default_model
 
     async def _model_option(self, call: Call, requested: str) -> str:
         """The transcription model for the request: "" (the default) for aliases."""
-        ids, default = await self._served_models(call)
+        models, default = await self._served_models(call)
         if not requested or requested in self.settings.rest_model_aliases or requested == default:
             return ""
-        if requested not in ids:
-            raise NotFound(f"the model {requested!r} does not exist here; GET /v1/models lists: {', '.join(ids)}")
+        if requested not in models:
+            raise NotFound(f"the model {requested!r} does not exist here; GET /v1/models lists: "
+                           f"{', '.join(_ids(models))}")
         return requested
+
+    def _check_duration(self, data: bytes) -> None:
+        """Refuse at once a recording longer than `rest_max_audio_s` (its header says):
+        behind a proxy with a timeout, a 400 that says where to go beats a 504 later."""
+        limit = self.settings.rest_max_audio_s
+        if limit <= 0:
+            return
+        seconds = estimate_audio_seconds(data, audio_pb2.AudioConfig())
+        if seconds is not None and seconds > limit:
+            raise InvalidArgument(
+                f"the recording lasts {seconds / 60:.0f} min; this endpoint takes up to {limit / 60:g} min "
+                "(rest_max_audio_s). Send longer recordings to parlons directly: `parlons transcribe "
+                "--server …` or the gRPC TranscribeUpload, which have no such limit", field="audio")
 
     # ------------------------------------------------------------------ endpoints
 
@@ -245,20 +255,31 @@ class RestFacade:
 
     async def list_models(self, request: web.Request) -> web.Response:
         call = self._call(request)
-        ids, _ = await self._served_models(call)
-        return web.json_response({"object": "list", "data": [_model_entry(i) for i in ids]})
+        models, _ = await self._served_models(call)
+        return web.json_response({"object": "list", "data": [_model_entry(m, a) for m, a in models.items()]})
 
     async def get_model(self, request: web.Request) -> web.Response:
         call = self._call(request)
-        ids, _ = await self._served_models(call)
-        model = request.match_info["model"]
-        if model not in ids:
-            raise NotFound(f"the model {model!r} does not exist here")
-        return web.json_response(_model_entry(model))
+        models, _ = await self._served_models(call)
+        wanted = request.match_info["model"]
+        for model, aliases in models.items():
+            if wanted == model or wanted in aliases:
+                return web.json_response(_model_entry(model, aliases))
+        raise NotFound(f"the model {wanted!r} does not exist here")
 
     def _options(self, form: Form, model: str) -> transcription_pb2.TranscriptionOptions:
+        if _truthy(form.get("stream")):
+            raise InvalidArgument(
+                "stream=true is not served here: send the request without `stream` for the whole "
+                "transcript at once, or use parlons' gRPC StreamingTranscribe for live audio",
+                field="stream")
+        language = code_of(form.get("language"))
+        if language is None:
+            raise InvalidArgument(
+                f"language {form.get('language')!r} is neither a language code (fr, en, ar...) nor a "
+                "language name (french, english, arabic...)", field="language")
         options = transcription_pb2.TranscriptionOptions(
-            model=model, language=form.get("language").strip(), initial_prompt=form.get("prompt"),
+            model=model, language=language, initial_prompt=form.get("prompt"),
         )
         temperature = form.get("temperature").strip()
         if temperature:
@@ -282,6 +303,7 @@ class RestFacade:
         unknown = granularities - {"word", "segment"}
         if unknown:
             raise InvalidArgument(f"timestamp_granularities takes word and/or segment, got {', '.join(sorted(unknown))}")
+        self._check_duration(form.file)
         options = self._options(form, await self._model_option(call, form.get("model").strip()))
         options.word_timestamps = "word" in granularities
         if fmt == "diarized_json":
@@ -321,6 +343,7 @@ class RestFacade:
         fmt = form.get("response_format", "json").strip() or "json"
         if fmt not in TRANSLATION_FORMATS:
             raise InvalidArgument(f"response_format must be one of {', '.join(TRANSLATION_FORMATS)}, got {fmt!r}")
+        self._check_duration(form.file)
         options = self._options(form, await self._model_option(call, form.get("model").strip()))
         target = form.get("target_language", "en").strip() or "en"
         if not self.core.router.has("translation") and target == "en":
@@ -342,9 +365,27 @@ class RestFacade:
         return _render(translated, fmt, "translate", {"segment"})
 
 
-def _model_entry(model_id: str) -> dict[str, Any]:
+def _model_entry(model_id: str, aliases: list[str]) -> dict[str, Any]:
+    """OpenAI's model object, with what Albert API's provider client reads: `aliases`
+    (looked up in every entry) and `type`."""
     return {"id": model_id, "object": "model", "created": 0, "owned_by": "parlons",
-            "type": "automatic-speech-recognition"}
+            "type": "automatic-speech-recognition", "aliases": aliases, "max_context_length": None}
+
+
+def _ids(models: dict[str, list[str]]) -> list[str]:
+    return [name for model, aliases in models.items() for name in (model, *aliases)]
+
+
+def _form_field(grpc_field: str) -> str | None:
+    """The multipart field for a gRPC request field ("audio" is the `file`)."""
+    if not grpc_field:
+        return None
+    name = grpc_field.removeprefix("options.").removeprefix("transcription.")
+    return "file" if name == "audio" else name
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("true", "1", "yes", "on")
 
 
 def _speaker_letter(index: int) -> str:
