@@ -173,7 +173,7 @@ def _stream_turns(turns: list[tuple[int, float, float]], loops: int, length: int
 
 def run_grpc(mode: str, model: str, loops: int, workdir: Path) -> dict[str, object]:
     """The same dialogue straight to LiveConversation at real-time pace, as the page's."""
-    from parlons.clients.conversation import ConversationClient
+    from parlons.clients.sdk import GatewayClient
     from parlons.clients.desk.bridge import DeskStart, utterance_message
     from parlons.clients.sdk import open_channel
 
@@ -189,7 +189,7 @@ def run_grpc(mode: str, model: str, loops: int, workdir: Path) -> dict[str, obje
     shown: dict[str, float] = {}
     finals = []
     try:
-        client = ConversationClient(channel)
+        client = GatewayClient(channel)
         for response in client.live_conversation(paced(pcm, chunk, started), config, timeout_s=loops * seconds + 300):
             now = time.monotonic()
             for u in response.utterances:

@@ -128,15 +128,16 @@ def main() -> int:
     live = TranscriptionOptions(vad_filter=False)
     print("\nlive utterances (13 turns of sample.wav, automatic language, beam 5):")
     for name, engine in (("dynamic", dynamic), ("fixed", fixed)):
-        per_run, errors = [], []
+        per_run: list[float] = []
+        run_wers: list[float] = []
         for _ in range(args.runs):
             started = time.perf_counter()
             hyps = [engine.transcribe(DecodedAudio.from_array(np.ascontiguousarray(c)), live).text for c in clips]
             per_run.append(time.perf_counter() - started)
-            errors.append(wer(reference, " ".join(hyps)))
+            run_wers.append(wer(reference, " ".join(hyps)))
         print(f"  {name:8s} {statistics.median(per_run):6.2f} s for 13 finals "
               f"({statistics.median(per_run) / 13 * 1000:.0f} ms each; runs {min(per_run):.2f}-{max(per_run):.2f} s), "
-              f"WER median {statistics.median(errors):.3f} (runs {min(errors):.3f}-{max(errors):.3f})")
+              f"WER median {statistics.median(run_wers):.3f} (runs {min(run_wers):.3f}-{max(run_wers):.3f})")
     return 0
 
 

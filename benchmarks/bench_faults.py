@@ -35,6 +35,7 @@ def one_run(requests: int, clients: int, kill: bool, folder: Path) -> dict[str, 
     import grpc
 
     from gateway_helpers import gateway_config, start_embedded
+    from parlons.clients.retry import NO_RETRY
     from parlons.clients.sdk import TranscriptionClient, open_channel
     from replicas import Replica
     from speech import AUDIO, wer
@@ -49,7 +50,7 @@ def one_run(requests: int, clients: int, kill: bool, folder: Path) -> dict[str, 
         config.gateway.transcription = [a.address, b.address]
         gateway = start_embedded(config, [])
         channel = open_channel(gateway.address)
-        client = TranscriptionClient(channel)
+        client = TranscriptionClient(channel, retry=NO_RETRY)  # the gateway's failover, not the SDK's retries
         audio = (AUDIO / "english.wav").read_bytes()
 
         def call(_: int) -> str:

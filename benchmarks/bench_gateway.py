@@ -25,6 +25,7 @@ meaningless, their cost is small; real OPUS-MT models add their own time.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import socket
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import percentile  # noqa: E402
-from parlons.clients.conversation import ConversationClient  # noqa: E402
+from parlons.clients.sdk import GatewayClient  # noqa: E402
 from parlons.clients.sdk import TranscriptionClient, open_channel, wait_until_serving  # noqa: E402
 from parlons.serve import available_services, build_modules  # noqa: E402
 from parlons.services.common.audio import decode_audio  # noqa: E402
@@ -102,7 +103,7 @@ def overhead(model: str, runs: int) -> None:
     gateway = BackgroundServer(gw_config.server, build_modules(gw_config, ["gateway"])).start()
     d_channel, g_channel = open_channel(direct.address), open_channel(gateway.address)
     d_client, g_client = TranscriptionClient(d_channel), TranscriptionClient(g_channel)
-    conversation = ConversationClient(g_channel)
+    conversation = GatewayClient(g_channel)
     stereo = (DATA / "stereo_diarization.wav").read_bytes()
     sample = (DATA / "sample.wav").read_bytes()
     words = transcription_pb2.TranscriptionOptions(word_timestamps=True)
@@ -130,7 +131,7 @@ def overhead(model: str, runs: int) -> None:
         for stub, name in ((d_client.stub, "noop_direct"), (g_client.stub, "noop_gateway")):
             for _ in range(5):
                 stub.ListModels(list_models)
-            samples[name] = [_timed(lambda stub=stub: stub.ListModels(list_models)) for _ in range(100)]
+            samples[name] = [_timed(functools.partial(stub.ListModels, list_models)) for _ in range(100)]
         added_ms = 1000 * (_median(samples['noop_gateway']) - _median(samples['noop_direct']))
         print(f"  {'ListModels (no model work): added latency':<42} {added_ms:.2f} ms"
               f" (direct {1000 * _median(samples['noop_direct']):.2f} ms, gateway {1000 * _median(samples['noop_gateway']):.2f} ms)")
@@ -211,8 +212,8 @@ def desk_audio(workdir: Path) -> tuple[np.ndarray, float, list[tuple[int, float,
     from speech import espeak, stm_turns
 
     recording = decode_audio((DATA / "sample.wav").read_bytes()).mono()
-    turns = [t for t in stm_turns(DATA / "sample.stm") if t[2] - t[1] >= 1.5][:5]
-    visitor = [recording[int((s - 0.1) * 16000) : int((e + 0.1) * 16000)] for _, s, e, _ in turns]
+    spoken = [t for t in stm_turns(DATA / "sample.stm") if t[2] - t[1] >= 1.5][:5]
+    visitor = [recording[int((s - 0.1) * 16000) : int((e + 0.1) * 16000)] for _, s, e, _ in spoken]
     lines = ["Bonjour madame, que puis-je faire pour vous ?", "Avez-vous votre numéro de dossier ?",
              "Merci, je vérifie votre demande.", "Votre rendez-vous est confirmé pour mardi.",
              "Je vous souhaite une bonne journée."]
@@ -225,7 +226,7 @@ def desk_audio(workdir: Path) -> tuple[np.ndarray, float, list[tuple[int, float,
     n = sum(len(x) + gap for _, x in parts) + gap
     audio = np.zeros((2, n), dtype=np.float32)
     at = gap
-    turns = []
+    turns: list[tuple[int, float, float]] = []
     for channel, part in parts:
         audio[channel, at : at + len(part)] = part
         turns.append((channel, at / 16000, (at + len(part)) / 16000))
@@ -271,7 +272,7 @@ def live(model: str, dynamic_context: bool = True) -> None:
     latencies: dict[str, list[float]] = {"agent": [], "visitor": []}
     interim = 0
     try:
-        for response in ConversationClient(channel).live_conversation(paced(pcm, chunk, t0), live_config, timeout_s=seconds + 300):
+        for response in GatewayClient(channel).live_conversation(paced(pcm, chunk, t0), live_config, timeout_s=seconds + 300):
             now = time.monotonic()
             for u in response.utterances:
                 if not u.is_final:
@@ -348,7 +349,7 @@ def _shared_run(model, pcm, seconds, with_diarization, voice_sample, speaker_of,
     channel = open_channel(server.address)
     finals: list[tuple[str, float, float, float]] = []  # party, start, end, latency
     try:
-        for response in ConversationClient(channel).live_conversation(paced(pcm, 3200, t0), live_config, timeout_s=seconds + 300):
+        for response in GatewayClient(channel).live_conversation(paced(pcm, 3200, t0), live_config, timeout_s=seconds + 300):
             now = time.monotonic()
             finals += [(u.party, u.start_s, u.end_s, now - (t0[0] + min(u.end_s, seconds)))
                        for u in response.utterances if u.is_final and u.text]

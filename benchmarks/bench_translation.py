@@ -266,8 +266,8 @@ async def main() -> None:
     print(f"\nclosed loop, {args.clients} concurrent clients, single sentences (median of {args.repeats} runs):\n")
     print(table([batched, naive, raw]))
     sizes = model.batcher.stats.sizes
-    print(f"\nmicro-batching: {batched['throughput'] / naive['throughput']:.1f}x the per-request throughput, "
-          f"{batched['throughput'] / raw['throughput']:.0%} of raw CTranslate2; "
+    print(f"\nmicro-batching: {float(batched['throughput']) / float(naive['throughput']):.1f}x the per-request throughput, "
+          f"{float(batched['throughput']) / float(raw['throughput']):.0%} of raw CTranslate2; "
           f"mean batch {statistics.fmean(sizes):.1f} sentences, largest {max(sizes)}")
 
     pool = ThreadPoolExecutor(max_workers=args.clients)

@@ -6,10 +6,12 @@ the CLI behaves the same in both modes.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from parlons.services.common.config import ParlonsConfig
+from parlons.clients.connection import Connection, connection_from_args
+from parlons.services.common.config import ParlonsConfig, load_config
 from rich.console import Console
 
 
@@ -34,3 +36,18 @@ def in_process_server(config: ParlonsConfig, services: list[str], console: Conso
         yield server.address
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def connect(args: argparse.Namespace, services: list[str], console: Console,
+            configure: Callable[[ParlonsConfig], None] | None = None) -> Iterator[Connection]:
+    """The Connection for a client command: `--server` and its credentials, or the
+    `services` started in this process for the block (with `--config`, then `configure`)."""
+    if args.server:
+        yield connection_from_args(args)
+        return
+    config = load_config(getattr(args, "config", None))
+    if configure is not None:
+        configure(config)
+    with in_process_server(config, services, console) as address:
+        yield connection_from_args(args, address)

@@ -1,33 +1,50 @@
 """`parlons transcribe`: the batch CLI for archives of recordings.
 
-Against `--server` it is a plain gRPC client; without one it starts the services
-in-process on a loopback port, so one code path serves both.
+Files, directories (recursive, `--include`/`--exclude` patterns) or list files; `--jobs`
+files at a time; a progress bar in audio hours with the speed (x real time) and the time
+left; outputs written whole or not at all, so an interrupted run resumes where it
+stopped (finished files are skipped); UNAVAILABLE retried with backoff, so a server that
+restarts mid-run only slows it; a summary and a JSON report per run; exit status 1 when
+any file failed, with the reason per file.
+
+Against `--server` (with `--api-key`, `--tls`, `--ca`, `--cert`, `--key`) it is a plain
+gRPC client; without, the services start in this process on a loopback port.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 
-import grpc
-from parlons.clients import formats
-from parlons.clients.inprocess import in_process_server
-from parlons.clients.sdk import TranscriptionClient, open_channel, wait_until_serving
-from parlons.services.common.config import load_config
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from parlons.v1 import transcription_pb2
+from parlons import transcripts
+from parlons.clients.batch import (
+    FileReport,
+    Item,
+    RunReport,
+    discover,
+    probe_duration_s,
+    remove_stale_parts,
+    run_stamp,
+    write_together,
+)
+from parlons.clients.connection import Connection, add_connection_arguments
+from parlons.clients.errors import ParlonsRpcError
+from parlons.clients.inprocess import connect
+from parlons.clients.results import Transcript
+from parlons.clients.retry import RetryPolicy
+from parlons.clients.sdk import GatewayClient, TranscriptionClient, TranslationClient, wait_until_serving
+from parlons.services.common.config import ParlonsConfig
+from parlons.transcripts import SubtitleShape
+from parlons.v1 import diarization_pb2, transcription_pb2
 
 console = Console(stderr=True)
 
@@ -42,7 +59,7 @@ def options_from_args(args: argparse.Namespace) -> transcription_pb2.Transcripti
         initial_prompt=args.initial_prompt or "",
         hotwords=args.hotwords or "",
         temperatures=args.temperature or [],
-        per_channel=args.per_channel,
+        per_channel=args.per_channel and not args.diarize,
         language_per_segment=args.language_per_segment,
     )
     if args.vad is not None:
@@ -50,130 +67,258 @@ def options_from_args(args: argparse.Namespace) -> transcription_pb2.Transcripti
     return options
 
 
-@contextlib.contextmanager
-def server_address(args: argparse.Namespace) -> Iterator[str]:
-    """The given --server, or an in-process server for the duration of the command."""
-    if args.server:
-        yield args.server
-        return
-    config = load_config(args.config)
-    if args.model:
-        config.transcription.model = args.model
-    # --diarize goes through the gateway's TranscribeConversation (word-level merge of
-    # transcription and diarisation); in-process it needs no key and no REST port.
-    # With --per-channel each channel is one speaker: no diarisation model needed.
+def services_for(args: argparse.Namespace) -> list[str]:
+    """What the in-process server starts: --diarize goes through the gateway's
+    TranscribeConversation (with --per-channel no diarisation model is needed)."""
     names = ["transcription"]
+    if args.translate_to:
+        names.append("translation")
     if args.diarize:
         names += [] if args.per_channel else ["diarization"]
-        names += ["translation"] if args.translate_to else []
-        names += ["gateway"]
-    with in_process_server(config, names, console) as address:
-        yield address
+        names.append("gateway")
+    return names
 
 
-def available_targets(channel: grpc.Channel, wanted: list[str] | None, metadata: tuple[tuple[str, str], ...]) -> list[str]:
+def available_targets(client: TranslationClient, wanted: list[str]) -> list[str]:
     """The target languages some installed translation model can produce; says what to
-    install for the others instead of failing the whole transcription."""
+    install for the others instead of failing the whole run."""
     if not wanted:
         return []
-    from parlons.clients.sdk import TranslationClient
-
-    pairs = TranslationClient(channel, metadata=metadata).list_languages().pairs
-    reachable = {pair.target_language for pair in pairs}
+    reachable = {pair.target_language for pair in client.list_languages().pairs}
     for language in wanted:
         if language not in reachable:
             console.print(
-                f"[yellow]no translation model into {language!r} is installed: the transcript comes "
-                f"without its translation. Install one, e.g. `parlons models pull opus-mt-en-{language}` "
-                f"(needs access to the model hub; see docs/models.md), and add it to \\[translation] models."
-            )
+                f"[yellow]no translation model into {language!r} is installed: the transcripts come "
+                f"without that translation. Install one, e.g. `parlons models pull "
+                f"opus-mt-{'en' if language == 'fr' else 'fr'}-{language}` "
+                f"(see docs/models.md), and add it to \\[translation] models.")
     return [language for language in wanted if language in reachable]
 
 
-def output_paths(source: Path, output_dir: Path | None, fmts: list[str]) -> dict[str, Path]:
-    folder = output_dir or source.parent
-    return {fmt: folder / f"{source.stem}.{fmt}" for fmt in fmts}
+@dataclass
+class Job:
+    """What every file of the run shares: clients, options, formats."""
+
+    transcription: TranscriptionClient
+    gateway: GatewayClient | None
+    translation: TranslationClient | None
+    options: transcription_pb2.TranscriptionOptions
+    diarization: diarization_pb2.DiarizationOptions | None
+    targets: list[str]
+    fmts: list[str]
+    shape: SubtitleShape
+    timeout_s: float | None
+
+    def run(self, item: Item) -> tuple[dict[Path, str], float, str]:
+        """Transcribe (and diarise, translate) one file: its outputs, rendered, its duration,
+        and the text with its translations for the terminal."""
+        uri = item.source.stem
+        if self.gateway is not None:
+            conversation = self.gateway.transcribe_conversation_file(
+                item.source, self.options, diarization=self.diarization, target_languages=self.targets,
+                uri=uri, timeout_s=self.timeout_s)
+            main, translations, rttm = conversation.transcript, conversation.translations, conversation.to_rttm()
+        else:
+            main = self.transcription.transcribe_file(item.source, self.options, timeout_s=self.timeout_s)
+            translations = {language: self._translate(main, language) for language in self.targets}
+            rttm = ""
+        outputs: dict[Path, str] = {}
+        for fmt in self.fmts:
+            path = item.out_stem.with_name(f"{item.out_stem.name}.{fmt}")
+            outputs[path] = rttm if fmt == "rttm" else main.render(fmt, shape=self.shape, uri=uri)
+        for language, version in translations.items():
+            for fmt in self.fmts:
+                if fmt != "rttm":
+                    path = item.out_stem.with_name(f"{item.out_stem.name}.{language}.{fmt}")
+                    outputs[path] = version.render(fmt, shape=self.shape, uri=uri)
+        printable = transcripts.to_txt_with_translations(main.proto, {k: v.proto for k, v in translations.items()})
+        return outputs, main.duration_s, printable
+
+    def _translate(self, transcript: Transcript, language: str) -> Transcript:
+        assert self.translation is not None
+        texts = [s.text.strip() for s in transcript.segments]
+        wanted = [t for t in texts if t]
+        translated = iter(self.translation.translate(wanted, language, timeout_s=self.timeout_s).texts if wanted else [])
+        return Transcript(transcripts.with_texts(transcript.proto, [next(translated) if t else "" for t in texts], language))
+
+
+class _SpeedColumn(ProgressColumn):
+    """Audio done (h), speed (x real time) and time left, from the audio durations."""
+
+    def __init__(self, started: float) -> None:
+        super().__init__()
+        self.started = started
+
+    def render(self, task: Task) -> Text:
+        elapsed = time.monotonic() - self.started
+        done, total = task.completed, task.total or 0.0
+        speed = done / elapsed if elapsed > 0 and done else 0.0
+        left = (total - done) / speed if speed else float("nan")
+        left_text = time.strftime("%H:%M:%S", time.gmtime(left)) if left == left else "--:--:--"
+        return Text(f"{done / 3600:.2f}/{total / 3600:.2f} h audio  x{speed:.2f}  left {left_text}")
+
+
+def _check_args(args: argparse.Namespace) -> tuple[list[str], SubtitleShape] | str:
+    fmts = [f for f in transcripts.FORMATS if f != "rttm" or args.diarize] if args.format == "all" \
+        else [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in fmts if f not in transcripts.FORMATS]
+    if unknown:
+        return f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(transcripts.FORMATS)} or all"
+    if "rttm" in fmts and not args.diarize:
+        return "--format rttm needs speakers: add --diarize"
+    if args.jobs < 1:
+        return "--jobs must be at least 1"
+    try:
+        shape = SubtitleShape(line_chars=args.line_width, lines=args.lines)
+    except ValueError as exc:
+        return str(exc)
+    return fmts, shape
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    fmts = list(formats.FORMATS) if args.format == "all" else args.format.split(",")
-    unknown = [f for f in fmts if f not in formats.FORMATS]
-    if unknown:
-        console.print(f"[red]unknown format(s) {', '.join(unknown)}; choose from {', '.join(formats.FORMATS)} or all")
+    checked = _check_args(args)
+    if isinstance(checked, str):
+        console.print(f"[red]{checked}")
         return 2
-    if args.translate_to and not args.diarize:
-        console.print("[red]--translate-to works with --diarize (a speaker-attributed, translated transcript)")
+    fmts, shape = checked
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    items, problems = discover(args.inputs, list_files=args.from_list or [], output_dir=output_dir,
+                               include=args.include or [], exclude=args.exclude or [])
+    for problem in problems:
+        console.print(f"[red]{problem}: no such file or directory")
+    if not items:
+        console.print("[red]no recording to transcribe" + ("" if problems else " (check --include/--exclude)"))
         return 2
-    files = [Path(f) for f in args.files]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        console.print(f"[red]not a file: {', '.join(missing)}")
-        return 2
-    if args.output_dir:
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    options = options_from_args(args)
-    failures = 0
-    with server_address(args) as address:
-        channel = open_channel(address)
-        wait_until_serving(channel)
-        api_key = args.api_key or os.environ.get("PARLONS_API_KEY") or None
-        auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        client = TranscriptionClient(channel, metadata=auth)
-        diarizer = None
-        targets: list[str] = []
-        if args.diarize:
-            from parlons.clients.conversation import ConversationClient
+    remove_stale_parts(items)
 
-            diarizer = ConversationClient(channel, num_speakers=args.num_speakers, metadata=auth)
-            targets = available_targets(channel, args.translate_to, auth)
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console,
-        )
+    def configure(config: ParlonsConfig) -> None:
+        if args.model:
+            config.transcription.model = args.model
+        config.transcription.max_queued = max(config.transcription.max_queued, args.jobs * 2)
+
+    with connect(args, services_for(args), console, configure) as connection:
+        return _run(args, connection, items, problems, fmts, shape)
+
+
+def _run(args: argparse.Namespace, connection: Connection, items: list[Item], problems: list[str],
+         fmts: list[str], shape: SubtitleShape) -> int:
+    report = RunReport(started=run_stamp(), server=args.server or "in-process",
+                       files=[FileReport(p, "failed", "no such file or directory") for p in problems])
+    lock = threading.Lock()
+
+    def on_retry(error: ParlonsRpcError, delay_s: float) -> None:
+        with lock:
+            report.retries += 1
+        console.print(f"[yellow]{error.status.name}: {error.message}; retrying in {delay_s:.1f} s", highlight=False)
+
+    retry = RetryPolicy(attempts=args.retries + 1, max_backoff_s=30.0, on_retry=on_retry)
+    transcription = TranscriptionClient(connection, retry=retry)
+    wait_until_serving(transcription.channel, metadata=connection.metadata)
+    translation = TranslationClient(transcription.channel, metadata=connection.metadata, retry=retry) \
+        if args.translate_to else None
+    targets = available_targets(translation, args.translate_to) if translation is not None else []
+    diarization = None
+    if args.diarize:
+        diarization = diarization_pb2.DiarizationOptions(
+            mode=diarization_pb2.CHANNEL if args.per_channel else diarization_pb2.NEURAL,
+            num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers)
+    job = Job(transcription, GatewayClient(transcription.channel, metadata=connection.metadata, retry=retry)
+              if args.diarize else None, translation, options_from_args(args), diarization, targets, fmts, shape,
+              args.timeout)
+    todo: list[Item] = []
+    for item in items:
+        outputs = item.outputs(fmts, targets)
+        if not args.overwrite and all(p.exists() for p in outputs):
+            report.files.append(FileReport(str(item.source), "skipped", "outputs already there",
+                                           outputs=[str(p) for p in outputs]))
+        else:
+            todo.append(item)
+    durations = {item: probe_duration_s(item.source) or 0.0 for item in todo}
+    started = time.monotonic()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), _SpeedColumn(started), TimeElapsedColumn(),
+                        console=console, disable=args.quiet)
+    def process(item: Item) -> FileReport:
+        began = time.monotonic()
+        outputs, duration, printable = job.run(item)
+        write_together(outputs)
+        if args.print:
+            with lock:
+                sys.stdout.write(printable)
+                sys.stdout.flush()
+        return FileReport(str(item.source), "done", audio_s=round(duration, 3),
+                          processing_s=round(time.monotonic() - began, 3), outputs=[str(p) for p in outputs])
+
+    pool = ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="transcribe")
+    pending: dict[Future[FileReport], Item] = {}
+    queue = list(todo)
+    try:
         with progress:
-            task = progress.add_task("transcribing", total=len(files))
-            for path in files:
-                progress.update(task, description=f"transcribing {path.name}")
-                try:
-                    extra: dict[str, str] = {}
-                    translated: dict[str, transcription_pb2.TranscribeResponse] = {}
-                    if diarizer is not None:
-                        response, extra["rttm"], translated = diarizer.transcribe_with_speakers(
-                            path, options, per_channel=args.per_channel, target_languages=targets,
-                            timeout_s=args.timeout,
-                        )
-                    else:
-                        response = client.transcribe_file(path, options, timeout_s=args.timeout)
-                except grpc.RpcError as exc:
-                    failures += 1
-                    console.print(f"[red]{path}: {exc.code().name}: {exc.details()}")
-                    progress.advance(task)
-                    continue
-                for fmt, target in output_paths(path, Path(args.output_dir) if args.output_dir else None, fmts).items():
-                    target.write_text(formats.render(response, fmt), encoding="utf-8")
-                for fmt, text in extra.items():
-                    target = output_paths(path, Path(args.output_dir) if args.output_dir else None, [fmt])[fmt]
-                    target.write_text(text, encoding="utf-8")
-                for language, version in translated.items():
-                    folder = Path(args.output_dir) if args.output_dir else path.parent
-                    for fmt in fmts:
-                        (folder / f"{path.stem}.{language}.{fmt}").write_text(formats.render(version, fmt), encoding="utf-8")
-                if args.print:
-                    sys.stdout.write(formats.to_txt_with_translations(response, translated))
-                progress.advance(task)
-        channel.close()
-    return 1 if failures else 0
+            task = progress.add_task(f"{len(todo)} file(s), {len(items) - len(todo)} already done",
+                                     total=sum(durations.values()) or None)
+            while queue or pending:
+                while queue and len(pending) < args.jobs:
+                    item = queue.pop(0)
+                    pending[pool.submit(process, item)] = item
+                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    item = pending.pop(future)
+                    try:
+                        file_report = future.result()
+                    except ParlonsRpcError as exc:
+                        file_report = FileReport(str(item.source), "failed", str(exc))
+                        console.print(f"[red]{item.source}: {exc}")
+                    except (OSError, ValueError) as exc:
+                        file_report = FileReport(str(item.source), "failed", f"{type(exc).__name__}: {exc}")
+                        console.print(f"[red]{item.source}: {exc}")
+                    report.files.append(file_report)
+                    progress.advance(task, durations.get(item, 0.0))
+    except KeyboardInterrupt:
+        report.interrupted = True
+        for future, item in pending.items():
+            future.cancel()
+            report.files.append(FileReport(str(item.source), "interrupted", "Ctrl-C: no output written"))
+        for item in queue:
+            report.files.append(FileReport(str(item.source), "interrupted", "not started"))
+        console.print("[yellow]interrupted: finished files are kept; run the same command again to resume")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        report.wall_s = round(time.monotonic() - started, 3)
+        _finish(args, report)
+        transcription.close()
+    if report.interrupted:
+        return 130
+    return 1 if report.counts()["failed"] else 0
 
 
-def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:
+def _finish(args: argparse.Namespace, report: RunReport) -> None:
+    path = Path(args.report) if args.report else (Path(args.output_dir) if args.output_dir else Path.cwd()) \
+        / f"parlons-transcribe-{report.started}.json"
+    report.write(path)
+    counts = report.counts()
+    speed = report.audio_done_s() / report.wall_s if report.wall_s else 0.0
+    console.print(
+        f"{counts['done']} transcribed, {counts['skipped']} already done, {counts['failed']} failed"
+        + (f", {counts['interrupted']} interrupted" if counts["interrupted"] else "")
+        + f"; {report.audio_done_s() / 3600:.2f} h of audio in {report.wall_s:.0f} s (x{speed:.2f}); report: {path}")
+    for file_report in report.files:
+        if file_report.status == "failed":
+            console.print(f"  [red]failed[/red] {file_report.source}: {file_report.reason}", highlight=False)
+
+
+def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "transcribe",
-        help="transcribe audio files to txt, json, srt and vtt",
-        description="Transcribe files with the transcription service (in-process unless --server is given).",
+        help="transcribe recordings (files, folders, lists) to txt, json, srt, vtt, rttm",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="+", help="audio files (any format ffmpeg/PyAV decodes)")
-    parser.add_argument("--server", help="gRPC address of a running parlons server (default: in-process)")
-    parser.add_argument("--api-key", help="gateway API key (default: $PARLONS_API_KEY)")
+    parser.add_argument("inputs", nargs="*", help="audio files or folders (searched recursively)")
+    parser.add_argument("--from-list", action="append", metavar="FILE",
+                        help="a file listing recordings, one per line ('-' = stdin); repeatable")
+    parser.add_argument("--include", action="append", metavar="PATTERN",
+                        help="in folders, only files matching (e.g. '*.mp3'; default: audio extensions)")
+    parser.add_argument("--exclude", action="append", metavar="PATTERN", help="in folders, skip files matching")
+    parser.add_argument("--jobs", type=int, default=1, help="files transcribed at the same time (default 1)")
+    add_connection_arguments(parser)
     parser.add_argument("--config", help="config file for the in-process server")
     parser.add_argument("--model", help="catalog name or model directory (default from config: 'auto', "
                                         "i.e. base on a CPU, large-v3-turbo on a GPU when installed)")
@@ -189,15 +334,29 @@ def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, action="append", help="repeat for a fallback list")
     parser.add_argument("--per-channel", action="store_true", help="one speaker per channel")
     parser.add_argument("--language-per-segment", action="store_true")
-    parser.add_argument("--diarize", action="store_true",
-                        help="attribute speakers through the gateway (writes .rttm too); with --per-channel, "
-                             "one speaker per channel")
-    parser.add_argument("--num-speakers", type=int, default=0)
-    parser.add_argument("--translate-to", action="append", metavar="LANG",
-                        help="with --diarize: translate each turn into LANG (BCP-47; repeat for several); "
-                             "writes FILE.LANG.{txt,srt,...}")
-    parser.add_argument("--format", default="all", help="comma-separated txt,json,srt,vtt or all")
-    parser.add_argument("--output-dir", help="where to write outputs (default: beside each file)")
-    parser.add_argument("--print", action="store_true", help="also print the text")
+    speakers = parser.add_argument_group("speakers")
+    speakers.add_argument("--diarize", action="store_true",
+                          help="attribute speakers through the gateway (and write .rttm); with --per-channel, "
+                               "one speaker per channel")
+    speakers.add_argument("--num-speakers", type=int, default=0, help="exact number of speakers, when known")
+    speakers.add_argument("--min-speakers", type=int, default=0)
+    speakers.add_argument("--max-speakers", type=int, default=0)
+    parser.add_argument("--translate-to", action="append", metavar="LANG", default=[],
+                        help="also translate the transcript into LANG (BCP-47; repeatable): FILE.LANG.{txt,srt,...}")
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--format", default="all",
+                         help="comma-separated txt,json,srt,vtt,rttm or all (rttm with --diarize)")
+    outputs.add_argument("--output-dir", help="where to write outputs (default: beside each file; folders keep "
+                                              "their layout under it)")
+    outputs.add_argument("--line-width", type=int, default=transcripts.MAX_LINE_CHARS,
+                         help=f"subtitle characters per line (default {transcripts.MAX_LINE_CHARS})")
+    outputs.add_argument("--lines", type=int, default=transcripts.MAX_LINES,
+                         help=f"subtitle lines per cue (default {transcripts.MAX_LINES})")
+    outputs.add_argument("--overwrite", action="store_true", help="transcribe again files whose outputs exist")
+    outputs.add_argument("--report", help="the run's JSON report (default: OUTPUT_DIR/parlons-transcribe-STAMP.json)")
+    outputs.add_argument("--print", action="store_true", help="also print each text")
+    outputs.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--retries", type=int, default=8,
+                        help="retries of a file while the server is unavailable, with backoff up to 30 s (default 8)")
     parser.add_argument("--timeout", type=float, default=None, help="per-file deadline in seconds")
     parser.set_defaults(func=run_transcribe)

@@ -8,16 +8,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable
 
-import grpc
-from parlons.clients.inprocess import in_process_server
-from parlons.clients.sdk import TranslationClient, open_channel, wait_until_serving
-from parlons.services.common.config import load_config
+from parlons.clients.connection import add_connection_arguments
+from parlons.clients.errors import ParlonsRpcError
+from parlons.clients.inprocess import connect
+from parlons.clients.sdk import TranslationClient, wait_until_serving
+from parlons.services.common.config import ParlonsConfig
 from rich.console import Console
 
 from parlons.v1 import translation_pb2
@@ -49,29 +49,22 @@ def glossary_from_file(path: str | None) -> translation_pb2.Glossary | None:
     )
 
 
-@contextlib.contextmanager
-def server_address(args: argparse.Namespace) -> Iterator[str]:
-    if args.server:
-        yield args.server
-        return
-    config = load_config(args.config)
-    if args.models:
-        config.translation.models = args.models
-    if not config.translation.models:
-        raise SystemExit(
-            "no translation model configured: pass --models NAME_OR_DIR (see `parlons models list --kind translation`) "
-            "or set [translation] models in the config file"
-        )
-    with in_process_server(config, ["translation"], console) as address:
-        yield address
+def _configure(args: argparse.Namespace) -> Callable[[ParlonsConfig], None]:
+    def configure(config: ParlonsConfig) -> None:
+        if args.models:
+            config.translation.models = args.models
+        if not config.translation.models:
+            raise SystemExit(
+                "no translation model configured: pass --models NAME_OR_DIR (see `parlons models list --kind "
+                "translation`) or set [translation] models in the config file")
+    return configure
 
 
 def run_translate(args: argparse.Namespace) -> int:
     glossary = glossary_from_file(args.glossary)
-    with server_address(args) as address:
-        channel = open_channel(address)
-        wait_until_serving(channel)
-        client = TranslationClient(channel)
+    with connect(args, ["translation"], console, _configure(args)) as connection, \
+            TranslationClient(connection) as client:
+        wait_until_serving(client.channel, metadata=connection.metadata)
         try:
             if args.file:
                 source = Path(args.file)
@@ -96,13 +89,11 @@ def run_translate(args: argparse.Namespace) -> int:
                     return 2
                 response = client.translate(texts, args.to, args.source or "", glossary=glossary,
                                             model=args.model or "", timeout_s=args.timeout)
-                for translation in response.translations:
-                    print(translation.text)
-        except grpc.RpcError as exc:
-            console.print(f"[red]{exc.code().name}: {exc.details()}")
+                for text in response.texts:
+                    print(text)
+        except ParlonsRpcError as exc:
+            console.print(f"[red]{exc}")
             return 1
-        finally:
-            channel.close()
     return 0
 
 
@@ -121,7 +112,7 @@ def add_translate_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--glossary", help="glossary JSON file (forced translations, do-not-translate terms)")
     parser.add_argument("--model", help="model name to use (default: chosen for the pair)")
     parser.add_argument("--models", nargs="+", help="in-process: translation models to load (names or dirs)")
-    parser.add_argument("--server", help="gRPC address of a running parlons server")
     parser.add_argument("--config", help="config file for the in-process server")
+    add_connection_arguments(parser)
     parser.add_argument("--timeout", type=float, default=None)
     parser.set_defaults(func=run_translate)

@@ -1,4 +1,4 @@
-"""The `parlons` command: serve, models, transcribe, translate, desk, tenants, health.
+"""The `parlons` command: serve, models, transcribe, translate, listen, desk, tenants, health.
 
 Each command lives next to the code it drives and registers itself here; this module
 only builds the parser and dispatches.
@@ -18,6 +18,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("parlons.models.cli", "add_models_command"),
     ("parlons.clients.transcribe_cli", "add_transcribe_command"),
     ("parlons.clients.translate_cli", "add_translate_command"),
+    ("parlons.clients.listen_cli", "add_listen_command"),
     ("parlons.clients.desk.cli", "add_desk_command"),
     ("parlons.services.gateway.cli", "add_tenants_command"),
     ("parlons.health", "add_health_command"),
@@ -42,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except TimeoutError as exc:  # a server that never came up (wait_until_serving)
+        print(f"parlons {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

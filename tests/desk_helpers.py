@@ -14,7 +14,7 @@ def free_port() -> int:
 
 
 class DeskThread:
-    """The desk's web server on its own event loop, as `parlons desk --gateway` runs it."""
+    """The desk's web server on its own event loop, as `parlons desk --server` runs it."""
 
     def __init__(self, gateway: str) -> None:
         from aiohttp import web

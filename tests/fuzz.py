@@ -22,7 +22,7 @@ import time
 import urllib.parse
 import wave
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -36,7 +36,7 @@ from parlons.v1 import diarization_pb2, gateway_pb2, transcription_pb2, translat
 FILES = (transcription_pb2, diarization_pb2, translation_pb2, gateway_pb2)
 BAD_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 CALL_DEADLINE_S = 30.0
-FieldD = pbd.FieldDescriptor
+FieldD: TypeAlias = pbd.FieldDescriptor
 
 
 def _seed_wav() -> bytes:

@@ -48,6 +48,7 @@ def encode(samples: np.ndarray, rate: int, fmt: str, codec: str, out_rate: int |
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=out_rate, layout=layout)
+        assert isinstance(stream, av.AudioStream)  # an audio codec gives an audio stream
         resampler = av.AudioResampler(
             format=stream.codec_context.format.name, layout=layout, rate=out_rate
         )

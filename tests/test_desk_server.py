@@ -136,5 +136,5 @@ async def test_a_second_tab_takes_over_and_the_first_is_told(desk_url: str) -> N
 def test_off_loopback_needs_https_and_a_desk_key(capsys: pytest.CaptureFixture[str]) -> None:
     from parlons.cli import main
 
-    assert main(["desk", "--host", "0.0.0.0", "--gateway", "127.0.0.1:1"]) == 2
+    assert main(["desk", "--host", "0.0.0.0", "--server", "127.0.0.1:1"]) == 2
     assert "HTTPS" in capsys.readouterr().err

@@ -171,7 +171,7 @@ def test_borrowed_embeddings_follow_the_voice(pipelines) -> None:  # type: ignor
     assert len(borrowed) > 20
     right = 0
     for c, s in borrowed:
-        similarity = [_cosine(got[c, s], full[c, k]) if active[c, k] else -1.0 for k in range(full.shape[1])]
+        similarity = [float(_cosine(got[c, s], full[c, k])) if active[c, k] else -1.0 for k in range(full.shape[1])]
         right += int(np.argmax(similarity) == s)
     # a borrowed embedding is the same voice's from a chunk 1-2 s away; random
     # matching would get about half of these right

@@ -17,6 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway_helpers import gateway_config, load_mono, start_embedded
+from parlons.clients.retry import NO_RETRY
 from parlons.clients.sdk import TranscriptionClient, open_channel
 from parlons.v1 import audio_pb2, transcription_pb2, transcription_pb2_grpc
 from replicas import Replica
@@ -126,7 +127,7 @@ def test_sigterm_says_not_serving_first_finishes_calls_in_flight_and_refuses_new
             time.sleep(2.0)  # past the shutdown delay: new calls are refused
             refused_at = time.monotonic()
             with pytest.raises(grpc.RpcError) as info:
-                TranscriptionClient(open_channel(replica.address)).transcribe(audio, timeout_s=30)
+                TranscriptionClient(open_channel(replica.address), retry=NO_RETRY).transcribe(audio, timeout_s=30)
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
             assert time.monotonic() - refused_at < 2.0
             assert not all(c.done() for c in calls), "the calls in flight should outlast the refusal"

@@ -18,8 +18,9 @@ import pytest
 from gateway_helpers import gateway_config, start_embedded
 from desk_helpers import free_port
 from replicas import Replica
-from parlons.clients.conversation import ConversationClient
-from parlons.clients.sdk import TranscriptionClient, open_channel
+from parlons.clients.errors import ParlonsRpcError
+from parlons.clients.retry import NO_RETRY, RetryPolicy
+from parlons.clients.sdk import GatewayClient, TranscriptionClient, open_channel
 from parlons.services.common.server import BackgroundServer
 from speech import AUDIO, wer
 
@@ -86,13 +87,20 @@ def test_backend_down_is_unavailable_quickly_naming_the_service() -> None:
     try:
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as info:
-            TranscriptionClient(channel).transcribe((AUDIO / "english.wav").read_bytes(), timeout_s=30)
+            TranscriptionClient(channel, retry=NO_RETRY).transcribe((AUDIO / "english.wav").read_bytes(), timeout_s=30)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "transcription service is unavailable" in info.value.details()
         assert time.monotonic() - started < 3.0
+        # The SDK's default retries it with backoff, then gives up with the same status.
+        started = time.monotonic()
+        with pytest.raises(ParlonsRpcError) as retried:
+            TranscriptionClient(channel, retry=RetryPolicy(attempts=3, initial_backoff_s=0.2)).transcribe(
+                (AUDIO / "english.wav").read_bytes(), timeout_s=30)
+        assert retried.value.status == grpc.StatusCode.UNAVAILABLE and "transcription" in retried.value.message
+        assert 0.4 < time.monotonic() - started < 6.0  # waited 0.2 s, then 0.4 s (±20 %)
         # A composed call names the backend it lacks.
         with pytest.raises(grpc.RpcError) as info:
-            ConversationClient(channel).transcribe_conversation((AUDIO / "english.wav").read_bytes(), timeout_s=30)
+            GatewayClient(channel, retry=NO_RETRY).transcribe_conversation((AUDIO / "english.wav").read_bytes(), timeout_s=30)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "diarization service is not configured" in info.value.details() or "transcription" in info.value.details()
         # A service the gateway has no backend for at all is not served.

@@ -220,3 +220,79 @@ def test_trust_settings_that_cannot_work_stop_the_server() -> None:
         GatewayTrust.from_settings(ServerSettings(require_gateway=True))
     with pytest.raises(InvalidArgument, match="shorter than 16"):
         GatewayTrust.from_settings(ServerSettings(gateway_secret="short"))
+
+
+@pytest.fixture(scope="module")
+def tls_speech_gateway(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundServer, str]]:
+    """Transcription and translation behind a gateway that speaks TLS only, with a key."""
+    tenants = tmp_path_factory.mktemp("tenants") / "tenants.toml"
+    key, _ = TenantStore(tenants).create_key("archives")
+    config = gateway_config(None, tmp_path_factory.mktemp("speech-models"))
+    config.gateway.tenants_path = str(tenants)
+    config.gateway.rest_enabled = False
+    config.server.tls_cert = str(pki / "server.pem")
+    config.server.tls_key = str(pki / "server.key")
+    server = start_embedded(config, ["transcription", "translation"])
+    yield server, key
+    server.stop()
+
+
+def test_every_client_command_reaches_a_tls_gateway(pki: Path, tls_speech_gateway: tuple[BackgroundServer, str],
+                                                    tmp_path: Path) -> None:
+    """Issue 11: `transcribe`, `translate`, `listen` and `desk` take --server, --api-key (or
+    PARLONS_API_KEY), --tls, --ca (and --cert/--key): each reaches a gateway on TLS with a key."""
+    import os
+    import sys
+
+    from speech import AUDIO, JFK_TEXT, wer
+
+    server, key = tls_speech_gateway
+    remote = ["--server", f"localhost:{server.running.port}", "--tls", "--ca", str(pki / "ca.pem")]
+    env = {**os.environ, "PARLONS_API_KEY": key}
+
+    def parlons(*args: str, with_env: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "parlons.cli", *args], capture_output=True, text=True,
+                              timeout=300, env=env if with_env else {**os.environ, "PARLONS_API_KEY": ""})
+
+    out = tmp_path / "out"
+    done = parlons("transcribe", str(AUDIO / "jfk.flac"), *remote, "--output-dir", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert wer(JFK_TEXT, (out / "jfk.txt").read_text()) <= 0.05
+    translated = parlons("translate", "--from", "fr", "--to", "en", "Bonjour madame.", *remote)
+    assert translated.returncode == 0 and translated.stdout.strip(), translated.stderr
+    listened = parlons("listen", str(AUDIO / "jfk.flac"), "--fast", "--no-interim", *remote)
+    assert listened.returncode == 0, listened.stderr
+    assert wer(JFK_TEXT, " ".join(line.split("] ", 1)[-1] for line in listened.stdout.splitlines())) <= 0.2
+    # The key is what lets them in, and the CA what makes TLS work.
+    refused = parlons("translate", "--to", "en", "Bonjour.", *remote, with_env=False)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    no_ca = parlons("translate", "--to", "en", "Bonjour.", "--server", f"localhost:{server.running.port}",
+                    "--tls", "--api-key", key)
+    assert no_ca.returncode != 0
+
+    # The desk: its command's connection (the same options) opens the gateway's channel.
+    import argparse
+    import asyncio
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from rich.console import Console
+
+    from parlons.clients.desk.bridge import GatewayConnection
+    from parlons.clients.desk.cli import add_desk_command
+    from parlons.clients.inprocess import connect
+
+    parser = argparse.ArgumentParser()
+    add_desk_command(parser.add_subparsers())
+    args = parser.parse_args(["desk", *remote, "--api-key", key])
+
+    async def health() -> int:
+        with connect(args, [], Console(stderr=True)) as connection:
+            gateway = GatewayConnection(connection)
+            try:
+                reply = await health_pb2_grpc.HealthStub(gateway.channel).Check(
+                    health_pb2.HealthCheckRequest(), metadata=gateway.metadata, timeout=30)
+                return reply.status
+            finally:
+                await gateway.close()
+
+    assert asyncio.run(health()) == health_pb2.HealthCheckResponse.SERVING

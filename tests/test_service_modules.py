@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc import aio
 from grpc_status import rpc_status
@@ -28,7 +29,7 @@ from parlons.v1 import (
 from speech import AUDIO
 
 
-def _detail(status: object, kind: type) -> object | None:
+def _detail(status: object, kind: type[Message]) -> object | None:
     for detail in status.details:  # type: ignore[attr-defined]
         if detail.Is(kind.DESCRIPTOR):
             message = kind()

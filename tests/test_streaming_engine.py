@@ -136,7 +136,7 @@ def test_early_final_takes_the_decode_off_the_end_of_utterance(
     session = StreamingSession(tiny, early_final_ms=early_final_ms, interim_results=False)
     samples = _mono("jfk.flac")
     finals_without_decode = 0
-    finals = []
+    finals: list[StreamEvent] = []
     for i in range(0, samples.shape[0], CHUNK):
         before = len(decodes)
         events = session.feed(samples[i : i + CHUNK])

@@ -228,7 +228,7 @@ def test_stream_with_container_encoding_is_refused(client: TranscriptionClient) 
 
 @pytest.mark.parametrize("encoding, container", [(audio_pb2.OGG_OPUS, "ogg"), (audio_pb2.WEBM_OPUS, "webm")])
 def test_opus_stream_gives_the_finals_of_the_pcm_stream(
-    client: TranscriptionClient, encoding: int, container: str
+    client: TranscriptionClient, encoding: audio_pb2.AudioEncoding, container: str
 ) -> None:
     """What a browser's MediaRecorder sends, in 1-KB pieces, against the same speech as
     raw PCM: the same finals."""

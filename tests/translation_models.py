@@ -90,7 +90,7 @@ def sentencepiece_vocabulary(model_bytes: bytes) -> list[str]:
     return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
 
-def _fill_random(spec: object, rng: np.random.Generator, d_model: int, ffn: int,
+def _fill_random(spec: transformer_spec.TransformerSpec, rng: np.random.Generator, d_model: int, ffn: int,
                  vocab_size: int, scale: float) -> None:
     """Give every weight of a Transformer spec a random value of the right shape."""
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 import grpc
 from grpc import aio
 
-from parlons.clients.conversation import auth_metadata
+from parlons.clients.connection import Connection
 from parlons.v1 import audio_pb2, gateway_pb2, gateway_pb2_grpc
 
 log = logging.getLogger("parlons.desk")
@@ -145,20 +145,11 @@ class Conversation:
 class GatewayConnection:
     """The channel to the gateway, shared by the desk's successive conversations."""
 
-    def __init__(self, address: str, *, api_key: str | None = None, tls: bool = False,
-                 root_certificates: bytes | None = None, client_key: bytes | None = None,
-                 client_certificate: bytes | None = None) -> None:
-        options = [("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                   # A gateway that restarts is found again within seconds (gRPC's default
-                   # backoff grows to two minutes while the agent waits).
-                   ("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 5_000)]
-        if tls or root_certificates or client_certificate:
-            credentials = grpc.ssl_channel_credentials(root_certificates, client_key, client_certificate)
-            self.channel = aio.secure_channel(address, credentials, options=options)
-        else:
-            self.channel = aio.insecure_channel(address, options=options)
+    def __init__(self, gateway: Connection | str) -> None:
+        connection = gateway if isinstance(gateway, Connection) else Connection(gateway, max_message_mb=16)
+        self.channel = connection.aio_channel()
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
-        self.metadata = auth_metadata(api_key)
+        self.metadata = connection.metadata
 
     def open(self, start: DeskStart) -> Conversation:
         return Conversation(self.stub, start, self.metadata)

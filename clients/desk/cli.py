@@ -1,6 +1,6 @@
 """`parlons desk`: serve the reception-desk page, on the embedded default or a gateway.
 
-Without `--gateway` the services start in this process (as `parlons transcribe` does);
+Without `--server` the services start in this process (as `parlons transcribe` does);
 with it, the desk connects to a running gateway with an API key and TLS options.
 Loopback by default; bound to another address it needs HTTPS (browsers give the
 microphone to secure pages only) and a desk key.
@@ -9,14 +9,12 @@ microphone to secure pages only) and a desk key.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import ssl
 import sys
 import webbrowser
-from pathlib import Path
-from collections.abc import Iterator
 
+from parlons.clients.connection import Connection, add_connection_arguments
 from parlons.hosts import is_loopback
 
 DEFAULT_PORT = 8765
@@ -28,12 +26,7 @@ EMBEDDED_SERVICES = ["transcription", "translation", "diarization", "gateway"]
 def add_desk_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("desk", help="the reception-desk translation page (browser)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gateway", help="gRPC address of a running gateway (default: services in this process)")
-    parser.add_argument("--api-key", help="gateway API key (default: $PARLONS_API_KEY)")
-    parser.add_argument("--tls", action="store_true", help="TLS to the gateway (system roots unless --ca)")
-    parser.add_argument("--ca", help="CA certificate (PEM) of the gateway")
-    parser.add_argument("--client-cert", help="client certificate (PEM) for mutual TLS")
-    parser.add_argument("--client-key", help="client key (PEM) for mutual TLS")
+    add_connection_arguments(parser, what="gateway")
     parser.add_argument("--config", help="config file for the in-process services")
     parser.add_argument("--host", default="127.0.0.1", help="address the page is served on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -43,25 +36,6 @@ def add_desk_command(subparsers: argparse._SubParsersAction) -> None:  # type: i
                                            "required off loopback; open the page as https://HOST:PORT/?cle=KEY")
     parser.add_argument("--open", action="store_true", help="open the page in the browser")
     parser.set_defaults(func=run_desk)
-
-
-def _read(path: str | None) -> bytes | None:
-    return Path(path).read_bytes() if path else None
-
-
-@contextlib.contextmanager
-def _gateway_address(args: argparse.Namespace) -> Iterator[str]:
-    if args.gateway:
-        yield args.gateway
-        return
-    from rich.console import Console
-
-    from parlons.clients.inprocess import in_process_server
-    from parlons.services.common.config import load_config
-
-    config = load_config(args.config)
-    with in_process_server(config, EMBEDDED_SERVICES, Console(stderr=True)) as address:
-        yield address
 
 
 def run_desk(args: argparse.Namespace) -> int:
@@ -76,23 +50,22 @@ def run_desk(args: argparse.Namespace) -> int:
     if https:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(args.https_cert, args.https_key)
-    with _gateway_address(args) as address:
-        return serve(address, args, desk_key, ssl_context)
+    from rich.console import Console
+
+    from parlons.clients.inprocess import connect
+
+    with connect(args, EMBEDDED_SERVICES, Console(stderr=True)) as connection:
+        return serve(connection, args, desk_key, ssl_context)
 
 
-def serve(address: str, args: argparse.Namespace, desk_key: str, ssl_context: ssl.SSLContext | None) -> int:
+def serve(connection: Connection, args: argparse.Namespace, desk_key: str, ssl_context: ssl.SSLContext | None) -> int:
     from aiohttp import web
 
     from parlons.clients.desk.app import Desk, build_app
     from parlons.clients.desk.bridge import GatewayConnection
 
     async def make_app() -> web.Application:
-        gateway = GatewayConnection(
-            address, api_key=args.api_key or os.environ.get("PARLONS_API_KEY"), tls=args.tls,
-            root_certificates=_read(args.ca), client_key=_read(args.client_key),
-            client_certificate=_read(args.client_cert),
-        )
-        return build_app(Desk(gateway, desk_key=desk_key))
+        return build_app(Desk(GatewayConnection(connection), desk_key=desk_key))
 
     scheme = "https" if ssl_context else "http"
     url = f"{scheme}://{args.host}:{args.port}/" + (f"?cle={desk_key}" if desk_key else "")

@@ -67,7 +67,7 @@ class ConversationTurn(_message.Message):
     def __init__(self, speaker: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., words: _Optional[_Iterable[_Union[_transcription_pb2.WordInfo, _Mapping]]] = ..., translations: _Optional[_Iterable[_Union[TurnTranslation, _Mapping]]] = ..., channel: _Optional[int] = ...) -> None: ...
 
 class TranscribeConversationResponse(_message.Message):
-    __slots__ = ("turns", "speakers", "language", "audio_duration_s", "processing_duration_s", "srt", "vtt", "rttm", "transcription_model")
+    __slots__ = ("turns", "speakers", "language", "audio_duration_s", "processing_duration_s", "srt", "vtt", "rttm", "transcription_model", "transcript", "translated_transcripts")
     TURNS_FIELD_NUMBER: _ClassVar[int]
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,8 @@ class TranscribeConversationResponse(_message.Message):
     VTT_FIELD_NUMBER: _ClassVar[int]
     RTTM_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPTION_MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATED_TRANSCRIPTS_FIELD_NUMBER: _ClassVar[int]
     turns: _containers.RepeatedCompositeFieldContainer[ConversationTurn]
     speakers: _containers.RepeatedCompositeFieldContainer[_diarization_pb2.SpeakerSummary]
     language: str
@@ -86,7 +88,9 @@ class TranscribeConversationResponse(_message.Message):
     vtt: str
     rttm: str
     transcription_model: str
-    def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ..., rttm: _Optional[str] = ..., transcription_model: _Optional[str] = ...) -> None: ...
+    transcript: _transcription_pb2.TranscribeResponse
+    translated_transcripts: _containers.RepeatedCompositeFieldContainer[_transcription_pb2.TranscribeResponse]
+    def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ..., rttm: _Optional[str] = ..., transcription_model: _Optional[str] = ..., transcript: _Optional[_Union[_transcription_pb2.TranscribeResponse, _Mapping]] = ..., translated_transcripts: _Optional[_Iterable[_Union[_transcription_pb2.TranscribeResponse, _Mapping]]] = ...) -> None: ...
 
 class TranslateSpeechRequest(_message.Message):
     __slots__ = ("config", "audio", "transcription", "target_language", "glossary")

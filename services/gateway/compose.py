@@ -20,7 +20,7 @@ import bisect
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
 
-from parlons.clients import formats
+from parlons import transcripts
 from parlons.v1 import diarization_pb2, gateway_pb2, transcription_pb2
 
 DEFAULT_SPEAKER = "SPEAKER_00"
@@ -229,40 +229,25 @@ def speaker_summaries(turns: Sequence[gateway_pb2.ConversationTurn]) -> list[dia
     ]
 
 
-def turns_to_transcript(
-    response: gateway_pb2.TranscribeConversationResponse,
-) -> transcription_pb2.TranscribeResponse:
-    """The conversation as a plain transcript (one segment per turn, speaker set), the
-    shape `clients.formats` renders to txt/json/srt/vtt."""
-    transcript = transcription_pb2.TranscribeResponse(
-        language=response.language,
-        audio_duration_s=response.audio_duration_s,
-        processing_duration_s=response.processing_duration_s,
-        model=response.transcription_model,
-    )
-    for i, turn in enumerate(response.turns):
-        segment = transcript.segments.add(
-            id=i, start_s=turn.start_s, end_s=turn.end_s, text=turn.text, language=turn.language,
-            channel=max(turn.channel, 0), speaker=turn.speaker,
-        )
-        segment.words.extend(turn.words)
-    transcript.text = " ".join(t.text for t in response.turns)
-    return transcript
-
-
 def subtitles(response: gateway_pb2.TranscribeConversationResponse) -> tuple[str, str]:
     """SRT and WebVTT with speaker names (long turns cut at word boundaries)."""
-    cues = sorted(formats.cues_from_segments(turns_to_transcript(response).segments), key=lambda c: c.start_s)
-    return formats.to_srt(cues), formats.to_vtt(cues)
+    cues = sorted(transcripts.cues_from_segments(response.transcript.segments), key=lambda c: c.start_s)
+    return transcripts.to_srt(cues), transcripts.to_vtt(cues)
 
 
 def rttm_from_turns(turns: Sequence[gateway_pb2.ConversationTurn], uri: str = "audio") -> str:
     """RTTM lines for turns (channel mode has no diarisation output of its own)."""
-    lines = [
-        f"SPEAKER {uri} 1 {t.start_s:.3f} {max(t.end_s - t.start_s, 0.0):.3f} <NA> <NA> {t.speaker} <NA> <NA>"
-        for t in turns
-    ]
-    return "\n".join(lines) + ("\n" if lines else "")
+    conversation = gateway_pb2.TranscribeConversationResponse(turns=turns)
+    return transcripts.to_rttm(transcripts.turns_to_transcript(conversation), uri)
+
+
+def complete_transcripts(response: gateway_pb2.TranscribeConversationResponse, targets: Sequence[str]) -> None:
+    """Fill `transcript` and `translated_transcripts` from the turns, so clients render
+    what they receive instead of rebuilding it."""
+    response.transcript.CopyFrom(transcripts.turns_to_transcript(response))
+    for language in targets:
+        response.translated_transcripts.append(
+            transcripts.translated_transcript(response.transcript, response.turns, language))
 
 
 def same_language(a: str, b: str) -> bool:

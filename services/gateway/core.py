@@ -286,9 +286,10 @@ class GatewayCore:
         response.speakers.extend(compose.speaker_summaries(turns))
         if request.target_languages:
             await self._translate_turns(call, response, list(request.target_languages), request.glossary)
+        response.processing_duration_s = time.perf_counter() - started
+        compose.complete_transcripts(response, list(request.target_languages))
         if request.subtitles:
             response.srt, response.vtt = compose.subtitles(response)
-        response.processing_duration_s = time.perf_counter() - started
         return response
 
     def check_target_languages(self, targets: Sequence[str]) -> None:

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from aiohttp import BodyPartReader, web
 
-from parlons.clients import formats
+from parlons import transcripts
 from parlons.services.common.audio_request import UploadBuffer
 from parlons.services.common.config import GatewaySettings
 from parlons.services.common.context import REQUEST_ID_HEADER, new_request_id, request_id_var, valid_request_id
@@ -402,9 +402,9 @@ def _render(response: transcription_pb2.TranscribeResponse, fmt: str, task: str,
     if fmt == "text":
         return web.Response(text=text + "\n", content_type="text/plain")
     if fmt == "srt":
-        return web.Response(text=formats.to_srt(formats.cues_from_segments(response.segments)), content_type="text/plain")
+        return web.Response(text=transcripts.to_srt(transcripts.cues_from_segments(response.segments)), content_type="text/plain")
     if fmt == "vtt":
-        return web.Response(text=formats.to_vtt(formats.cues_from_segments(response.segments)), content_type="text/vtt")
+        return web.Response(text=transcripts.to_vtt(transcripts.cues_from_segments(response.segments)), content_type="text/vtt")
     usage = {"type": "duration", "seconds": math.ceil(response.audio_duration_s)}
     if fmt == "json":
         return web.json_response({"text": text, "usage": usage})
