@@ -4,7 +4,7 @@ small requests.
 
     python benchmarks/bench_clients.py [--runs 3] [--calls 300]
 
-The folder is the shared recordings and AMI meeting excerpts (18 files, 7.6 min). The
+The folder is the shared recordings and AMI meeting excerpts (18 files, 6.4 min). The
 replicas are `parlons serve transcription` processes (tiny.en: the client side is what is
 measured); the gateway runs in this process. Printed per run, side by side: wall time and
 audio throughput (x real time) of (a) a loop calling `TranscriptionClient.transcribe_file`
