@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from parlons import transcripts
 from parlons.services.gateway import compose
 from parlons.v1 import gateway_pb2, transcription_pb2
 
@@ -93,7 +94,7 @@ def test_subtitles_carry_speaker_names_and_summaries_add_up() -> None:
     assert "<v SPEAKER_01>Hi, madam." in vtt
     summary = {s.speaker: (round(s.speaking_time_s, 2), s.turns) for s in compose.speaker_summaries(response.turns)}
     assert summary == {"SPEAKER_00": (1.8, 1), "SPEAKER_01": (1.6, 1)}
-    plain = compose.turns_to_transcript(response)
+    plain = transcripts.turns_to_transcript(response)
     assert [s.speaker for s in plain.segments] == ["SPEAKER_00", "SPEAKER_01"]
 
 

@@ -231,7 +231,8 @@ def speaker_summaries(turns: Sequence[gateway_pb2.ConversationTurn]) -> list[dia
 
 def subtitles(response: gateway_pb2.TranscribeConversationResponse) -> tuple[str, str]:
     """SRT and WebVTT with speaker names (long turns cut at word boundaries)."""
-    cues = sorted(transcripts.cues_from_segments(response.transcript.segments), key=lambda c: c.start_s)
+    cues = sorted(transcripts.cues_from_segments(transcripts.turns_to_transcript(response).segments),
+                  key=lambda c: c.start_s)
     return transcripts.to_srt(cues), transcripts.to_vtt(cues)
 
 
