@@ -202,6 +202,7 @@ class DiarizationEngine:
         )
         if fast:
             pipeline.embedding_stride = cfg.embedding.stride
+            pipeline.neighbour_agreement = cfg.embedding.neighbour_agreement
         pipeline.instantiate(cfg.pyannote_parameters())
         return pipeline
 
@@ -236,9 +237,10 @@ class DiarizationEngine:
             raise Cancelled("diarisation cancelled")
         file = {"waveform": torch.from_numpy(samples)[None], "sample_rate": SAMPLE_RATE, "uri": "audio"}
         output = self._pipeline(file, num_speakers=num, min_speakers=low, max_speakers=high, hook=hook)
+        # pyannote types __call__ as possibly an iterator (its streaming mode); not with these arguments
         raw = [
             (float(segment.start), float(min(segment.end, duration)), str(label), -1)
-            for segment, _, label in output.speaker_diarization.itertracks(yield_label=True)
+            for segment, _, label in output.speaker_diarization.itertracks(yield_label=True)  # type: ignore[union-attr]
             if min(segment.end, duration) > segment.start
         ]
         result = finish(raw, duration, started, "neural")

@@ -54,6 +54,10 @@ class EmbeddingConfig:
     fast: bool = True
     # Embed every k-th 10-s chunk; the others borrow the matching speaker's embedding.
     stride: int = 3
+    # A window between two embedded ones borrows only when both neighbours hold the
+    # voice and their embeddings agree (cosine similarity at least this); otherwise it
+    # is embedded itself. 0 = borrow from the better-matching neighbour alone.
+    neighbour_agreement: float = 0.0
     # Signals per forward pass; 0 = auto: 1 on CPU (larger batches are slower per
     # signal there, see docs/diarization.md), 32 on GPU.
     batch_size: int = 0
@@ -146,6 +150,8 @@ class DiarizationConfig:
             problems.append("segmentation.batch_size must be >= 1, embedding.batch_size >= 0 (0 = auto)")
         if self.embedding.stride < 1:
             problems.append("embedding.stride must be >= 1")
+        if not -1.0 <= self.embedding.neighbour_agreement <= 1.0:
+            problems.append("embedding.neighbour_agreement is a cosine similarity: -1 to 1 (0 = off)")
         if self.embedding.kind not in typing.get_args(EmbeddingKind):
             problems.append(f"embedding.kind must be one of {typing.get_args(EmbeddingKind)}")
         if self.embedding.backend not in typing.get_args(EmbeddingBackendName):

@@ -70,7 +70,7 @@ class LocalSpeakerDiarization(SpeakerDiarization):
         self.legacy = False
         self.segmentation_model = segmentation
         self.segmentation_step = segmentation_step
-        self.embedding = embedding
+        self.embedding = embedding  # type: ignore[assignment]  # pyannote types it for its loader (a name)
         self.embedding_batch_size = embedding_batch_size
         self.embedding_exclude_overlap = embedding_exclude_overlap
         self.plda = plda  # type: ignore[assignment]
@@ -106,6 +106,10 @@ class LocalSpeakerDiarization(SpeakerDiarization):
         self.device = device
 
 
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
+
+
 def co_activity(seg_a: np.ndarray, seg_b: np.ndarray, shift: int) -> np.ndarray:
     """Frames where local speakers of two overlapping chunks speak together.
 
@@ -139,6 +143,9 @@ class FastSpeakerDiarization(LocalSpeakerDiarization):
     min_agreement: float = 0.5
     #: ...and the shared part must hold this share of the speaker's frames in the chunk.
     min_covered: float = 0.5
+    #: > 0: borrow only when both embedded neighbours hold the voice with embeddings at
+    #: least this similar (cosine); a window where they disagree is embedded itself.
+    neighbour_agreement: float = 0.0
 
     def _speech_signals(
         self,
@@ -179,8 +186,8 @@ class FastSpeakerDiarization(LocalSpeakerDiarization):
     ) -> np.ndarray | None:
         """The embedding of the speaker matching (c, s) in an embedded neighbour chunk."""
         total = masks_all[c, :, s].sum()
-        best: tuple[float, np.ndarray] | None = None
-        for e in neighbours:
+        found: list[tuple[float, np.ndarray]] = []
+        for e in dict.fromkeys(neighbours):
             shift = int(round((e - c) * frame_shift))
             agreement = co_activity(masks_all[c], masks_all[e], shift)
             rows, cols = linear_sum_assignment(agreement, maximize=True)
@@ -194,10 +201,13 @@ class FastSpeakerDiarization(LocalSpeakerDiarization):
             value = embeddings[e, match]
             if np.isnan(value).any():
                 continue
-            score = agreement[s, match] / max(shared, 1.0)
-            if best is None or score > best[0]:
-                best = (score, value)
-        return None if best is None else best[1]
+            found.append((agreement[s, match] / max(shared, 1.0), value))
+        if not found:
+            return None
+        if self.neighbour_agreement > 0 and len(set(neighbours)) == 2:
+            if len(found) < 2 or _cosine(found[0][1], found[1][1]) < self.neighbour_agreement:
+                return None  # the neighbours do not hold the same voice: embed this one
+        return max(found, key=lambda item: item[0])[1]
 
     def get_embeddings(
         self,
