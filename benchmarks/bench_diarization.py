@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,9 +184,13 @@ def sensitivity(audio, reference, strides=(1, 2, 3, 4, 5, 6, 8, 10),
         for stride in strides:
             params = {**base_params, "clustering": {**base_params["clustering"], "threshold": threshold}}
             pipeline.instantiate(params)
-            pipeline.get_segmentations = lambda f, hook=None: segmentations  # type: ignore[method-assign]
-            pipeline.get_embeddings = lambda f, b, exclude_overlap=False, hook=None, k=stride: cache[k]  # type: ignore[method-assign]
-            output = pipeline(dict(file)).speaker_diarization
+            embeddings = cache[stride]
+            pipeline.get_segmentations = lambda file, hook=None: segmentations  # type: ignore[method-assign]
+            pipeline.get_embeddings = (  # type: ignore[method-assign]
+                lambda file, binary_segmentations, exclude_overlap=False, hook=None: embeddings)
+            applied = pipeline(dict(file))
+            assert not isinstance(applied, Iterator)  # pyannote's __call__ iterates only over a list of files
+            output = applied.speaker_diarization
             raw = [(float(s.start), float(s.end), str(label), -1) for s, _, label in output.itertracks(yield_label=True)]
             result = finish(raw, audio.duration_s, time.perf_counter(), "neural")
             cells.append(f"{der(result, reference):.1%} ({result.num_speakers})")

@@ -15,6 +15,7 @@ from parlons.serve import available_services, build_modules
 from parlons.services.common.audio import decode_audio
 from parlons.services.common.config import ParlonsConfig
 from parlons.services.common.server import BackgroundServer
+from parlons.services.gateway.servicer import GatewayModule
 from parlons.services.gateway.tenants import TenantStore
 from speech import normalise, stm_turns
 from translation_models import build_bilingual_model
@@ -83,6 +84,13 @@ def gateway_config(
 
 def start_embedded(config: ParlonsConfig, services: Sequence[str]) -> BackgroundServer:
     return BackgroundServer(config.server, build_modules(config, [*services, "gateway"])).start(timeout_s=900)
+
+
+def gateway_module(server: BackgroundServer) -> GatewayModule:
+    """The gateway of a server started by `start_embedded`: its one public module."""
+    module = server.running.modules[0]
+    assert isinstance(module, GatewayModule), module
+    return module
 
 
 def pcm16(samples: np.ndarray) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from albert_contract import AlbertHTTPError, AlbertProvider, AudioTranscription
-from gateway_helpers import Tenants, gateway_config, make_tenants, start_embedded
+from gateway_helpers import Tenants, gateway_config, gateway_module, make_tenants, start_embedded
 from parlons.services.common.server import BackgroundServer
 from speech import AUDIO, JFK_TEXT, espeak, normalise, wer
 
@@ -36,7 +36,7 @@ def gateway(tenants: Tenants) -> Iterator[BackgroundServer]:
 
 @pytest.fixture(scope="module")
 def url(gateway: BackgroundServer) -> str:
-    return f"http://127.0.0.1:{gateway.running.modules[0].rest_port}"  # type: ignore[attr-defined]
+    return f"http://127.0.0.1:{gateway_module(gateway).rest_port}"
 
 
 @pytest.fixture(scope="module")

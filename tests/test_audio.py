@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.audio.codeccontext import AudioCodecContext
 from parlons.services.common.audio import (
     RAW_ENCODINGS,
     DecodedAudio,
@@ -220,6 +221,7 @@ def _raw(samples: np.ndarray, encoding: str) -> bytes:
         return ints[:, :3].tobytes()
     # G.711: use FFmpeg's own encoder so the test does not re-implement the codec.
     codec = av.CodecContext.create(RAW_ENCODINGS[encoding].codec, "w")
+    assert isinstance(codec, AudioCodecContext)  # the codec's name is a str here, not one of PyAV's literals
     codec.sample_rate = 8000
     codec.layout = {1: "mono", 2: "stereo"}[samples.shape[0]]
     codec.format = "s16"

@@ -132,6 +132,7 @@ def pipelines(segmentation_dir: Path, embedding_dir: Path, audio_dir: Path):  # 
     from parlons.services.diarization.pipeline import FastSpeakerDiarization, LocalSpeakerDiarization
 
     segmentation = Model.from_pretrained(str(segmentation_dir))
+    assert segmentation is not None  # pyannote returns None when it finds no checkpoint
     embedding = SpeakerEmbedding(embedding_dir, EmbeddingSettings(backend="onnx", max_padding=0.0))
     params = DiarizationConfig().pyannote_parameters()
     stock = LocalSpeakerDiarization(segmentation=segmentation, embedding=embedding)
@@ -222,3 +223,29 @@ def test_pyannote_embedding_with_vbx_plumbing(tmp_path: Path, audio_dir: Path) -
     clip = type(audio).from_array(audio.samples[:, 6 * 16000:14 * 16000])
     result = engine.diarize(clip)
     assert result.turns and all(0.0 <= t.start < t.end <= 8.0 for t in result.turns)
+
+
+def test_a_window_borrows_only_where_both_neighbours_hold_the_same_voice() -> None:
+    """Issue 12: a fixed stride broke single files (dev00 3.3 points worse than pyannote).
+    With neighbour_agreement, a window between two embedded ones borrows only when both
+    hold the voice and their embeddings agree; otherwise it is embedded itself (None)."""
+    from types import SimpleNamespace
+
+    from parlons.services.diarization.pipeline import FastSpeakerDiarization
+
+    frames = 100
+    masks = np.zeros((3, frames, 1), dtype=np.float32)
+    masks[:, :, 0] = 1.0  # one speaker talking through the three windows
+    same, other = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    settings = {"min_agreement": 0.5, "min_covered": 0.5}
+
+    def borrowed(agreement: float, before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
+        embeddings = np.full((3, 1, 3), np.nan, dtype=np.float32)
+        embeddings[0, 0], embeddings[2, 0] = before, after
+        owner = SimpleNamespace(neighbour_agreement=agreement, **settings)
+        return FastSpeakerDiarization._borrow(owner, 1, 0, masks, embeddings, [0, 2], frame_shift=10.0)  # type: ignore[arg-type]
+
+    assert borrowed(0.0, same, other) is not None  # off: the better-matching neighbour alone
+    assert borrowed(0.75, same, other) is None  # they hear different voices: embed this window
+    agreed = borrowed(0.75, same, same * 0.9 + other * 0.1)
+    assert agreed is not None and float(agreed[0]) > 0.8

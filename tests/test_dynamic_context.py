@@ -8,6 +8,7 @@ with two language hints (each identified correctly).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from parlons.services.common.audio import DecodedAudio, decode_audio
 from parlons.services.common.config import ParlonsConfig
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.transcription import convert
-from parlons.services.transcription.engine import TranscriptionEngine, default_model
+from parlons.services.transcription.engine import TranscriptionEngine, TranscriptionResult, default_model
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.streaming import StreamingSession
 from faster_whisper import WhisperModel
@@ -307,9 +308,10 @@ class _Recorder:
     def __getattr__(self, name: str) -> object:
         return getattr(self.engine, name)
 
-    def transcribe(self, audio: DecodedAudio, options: TranscriptionOptions, **kwargs: object) -> object:
+    def transcribe(self, audio: DecodedAudio, options: TranscriptionOptions, *,
+                   cancel: threading.Event | None = None) -> TranscriptionResult:
         self.calls.append(options)
-        return self.engine.transcribe(audio, options, **kwargs)
+        return self.engine.transcribe(audio, options, cancel=cancel)
 
 
 @pytest.mark.parametrize("dynamic_finals", [False, True])

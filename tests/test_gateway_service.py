@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
@@ -24,6 +25,7 @@ from gateway_helpers import (
     Tenants,
     diarization_available,
     gateway_config,
+    gateway_module,
     load_mono,
     make_tenants,
     pcm16,
@@ -33,6 +35,7 @@ from gateway_helpers import (
 )
 from parlons.clients.sdk import GatewayClient, TranscriptionClient, open_channel
 from parlons.services.common.server import BackgroundServer
+from parlons.services.transcription.servicer import TranscriptionModule
 from parlons.services.gateway.tenants import TenantStore
 from parlons.v1 import (
     audio_pb2,
@@ -592,10 +595,10 @@ def test_live_interims_flow_while_a_final_is_being_translated(
 ) -> None:
     """A translation that takes 4 s (a loaded translation service) must not hold back the
     next utterance's interims on a shared microphone; finals still come in order."""
-    core = live_gateway.running.modules[0].core
+    core = gateway_module(live_gateway).core
     original = core.translate_texts
 
-    async def slow_translate(*args: object, **kwargs: object) -> object:
+    async def slow_translate(*args: Any, **kwargs: Any) -> list[translation_pb2.Translation]:
         await asyncio.sleep(4.0)
         return await original(*args, **kwargs)
 
@@ -607,12 +610,12 @@ def test_live_interims_flow_while_a_final_is_being_translated(
         interim_results=True,
     )
     channel = open_channel(live_gateway.address)
-    core.translate_texts = slow_translate
     try:
-        arrivals = [u for r in GatewayClient(channel).live_conversation(
-            realtime_chunks(pcm16(mono), 2 * 16000), config, timeout_s=300) for u in r.utterances]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(core, "translate_texts", slow_translate)
+            arrivals = [u for r in GatewayClient(channel).live_conversation(
+                realtime_chunks(pcm16(mono), 2 * 16000), config, timeout_s=300) for u in r.utterances]
     finally:
-        core.translate_texts = original
         channel.close()
     finals = [u for u in arrivals if u.is_final]
     assert len(finals) >= 2, [(u.is_final, u.text) for u in arrivals]
@@ -681,8 +684,7 @@ def test_live_conversation_bad_input(live_gateway: BackgroundServer) -> None:
 def test_client_leaving_a_live_conversation_cancels_backend_streams(live_gateway: BackgroundServer) -> None:
     channel = open_channel(live_gateway.address)
     client = GatewayClient(channel)
-    gateway_module = live_gateway.running.modules[0]
-    transcription = next(m for m in gateway_module.local_modules if "TranscriptionService" in m.service_names[0])
+    transcription = next(m for m in gateway_module(live_gateway).local_modules if isinstance(m, TranscriptionModule))
     stop = threading.Event()
 
     def endless() -> Iterator[bytes]:
@@ -709,7 +711,7 @@ def test_client_leaving_a_live_conversation_cancels_backend_streams(live_gateway
 
 @pytest.fixture(scope="module")
 def rest_url(gateway: BackgroundServer) -> str:
-    return f"http://127.0.0.1:{gateway.running.modules[0].rest_port}/v1"
+    return f"http://127.0.0.1:{gateway_module(gateway).rest_port}/v1"
 
 
 def _openai(rest_url: str, key: str):  # type: ignore[no-untyped-def]

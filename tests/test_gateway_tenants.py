@@ -93,7 +93,8 @@ def test_mtls_identities_map_to_tenants(tmp_path: Path) -> None:
     path = tmp_path / "tenants.toml"
     TenantStore(path).create_key("desk", mtls_identities=["desk-01.example"])
     tenants = _registry(path).current()
-    assert tenants.authenticate_identity(["unknown", "desk-01.example"]).name == "desk"
+    desk = tenants.authenticate_identity(["unknown", "desk-01.example"])
+    assert desk is not None and desk.name == "desk"
     assert tenants.authenticate_identity(["unknown"]) is None
 
 
@@ -139,7 +140,8 @@ def test_quota_manager_refuses_with_retry_information() -> None:
     with pytest.raises(ResourceExhausted) as info:
         quotas.charge_audio(tenant, 1.0)
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert 19.0 < info.value.retry_after_s <= 20.1
+    retry_after_s = info.value.retry_after_s
+    assert retry_after_s is not None and 19.0 < retry_after_s <= 20.1
     quotas.adjust_audio(tenant, -40.0)  # refund (failed work): admitted again
     quotas.charge_audio(tenant, 1.0)
     quotas.charge_characters(tenant, 150)

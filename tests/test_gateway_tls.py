@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from gateway_helpers import gateway_config, start_embedded
+from gateway_helpers import gateway_config, gateway_module, start_embedded
 from parlons.services.common.server import BackgroundServer
 from parlons.services.gateway.tenants import TenantStore
 from parlons.v1 import translation_pb2, translation_pb2_grpc
@@ -101,7 +101,7 @@ def test_client_certificate_identifies_the_tenant(pki: Path, tls_gateway: tuple[
 
 def test_rest_facade_maps_client_certificates_too(pki: Path, tls_gateway: tuple[BackgroundServer, str]) -> None:
     server, _ = tls_gateway
-    port = server.running.modules[0].rest_port
+    port = gateway_module(server).rest_port
 
     def get(client: str) -> int:
         context = ssl.create_default_context(cafile=str(pki / "ca.pem"))

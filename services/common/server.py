@@ -33,8 +33,9 @@ log = logging.getLogger("parlons.server")
 class ServiceModule(Protocol):
     """What a service brings to the shared server."""
 
-    #: Full proto service names, e.g. ("parlons.v1.TranscriptionService",).
-    service_names: tuple[str, ...]
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        """Full proto service names, e.g. ("parlons.v1.TranscriptionService",)."""
 
     def register(self, server: aio.Server) -> None:
         """Add the servicer(s) to the server."""
@@ -185,29 +186,34 @@ class BackgroundServer:
         self._modules = modules
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="parlons-server")
-        self.running: RunningServer | None = None
+        self._running: RunningServer | None = None
+
+    @property
+    def running(self) -> RunningServer:
+        """The started server; only between `start` and `stop`."""
+        assert self._running is not None, "BackgroundServer is not started"
+        return self._running
 
     @property
     def address(self) -> str:
-        assert self.running is not None
         return f"{self._settings.host}:{self.running.port}"
 
     def start(self, *, wait_loaded: bool = True, timeout_s: float = 600.0) -> BackgroundServer:
         self._thread.start()
-        self.running = asyncio.run_coroutine_threadsafe(
+        running = self._running = asyncio.run_coroutine_threadsafe(
             start_server(self._settings, self._modules), self._loop
         ).result(timeout=60)
         if wait_loaded:
-            asyncio.run_coroutine_threadsafe(self.running.loaded.wait(), self._loop).result(timeout_s)
-            if self.running.load_error is not None:
+            asyncio.run_coroutine_threadsafe(running.loaded.wait(), self._loop).result(timeout_s)
+            if running.load_error is not None:
                 self.stop()
-                raise self.running.load_error
+                raise running.load_error
         return self
 
     def stop(self, grace_s: float = 5.0) -> None:
-        if self.running is not None:
-            asyncio.run_coroutine_threadsafe(self.running.stop(grace_s), self._loop).result(grace_s + 30)
-            self.running = None
+        if self._running is not None:
+            asyncio.run_coroutine_threadsafe(self._running.stop(grace_s), self._loop).result(grace_s + 30)
+            self._running = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 

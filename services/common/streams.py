@@ -92,7 +92,7 @@ class StreamPump(Generic[T]):
         source: AsyncIterator[T],
         *,
         maxsize: int = 0,
-        on_drop: Callable[[T], None] | None = None,
+        on_drop: Callable[[T], object] | None = None,
     ) -> None:
         self._source = source
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=maxsize)

@@ -21,6 +21,7 @@ import ssl
 import tempfile
 from pathlib import Path
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -41,6 +42,9 @@ from parlons.services.gateway.quotas import QuotaManager
 from parlons.services.gateway.routing import SERVICE_NAMES, Backend, BackendTls, CallOptions, Router, channel_target
 from parlons.services.gateway.tenants import TenantRegistry
 from parlons.v1 import gateway_pb2, gateway_pb2_grpc
+
+if TYPE_CHECKING:  # imported when REST is enabled (aiohttp), see start()
+    from parlons.services.gateway.rest import RestFacade
 
 log = logging.getLogger("parlons.gateway")
 
@@ -152,7 +156,7 @@ class GatewayModule:
         )
         self._internal: RunningServer | None = None
         self._socket_dir: str | None = None
-        self.rest = None
+        self.rest: RestFacade | None = None
         self._servicer = GatewayServicer(self)
 
     def register(self, server: aio.Server) -> None:
