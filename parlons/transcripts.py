@@ -56,24 +56,39 @@ class Cue:
     end_s: float
     text: str
     speaker: str = ""
+    # Other speakers heard during the cue (overlapped speech).
+    overlapping: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The speaker as shown: "SPEAKER_00", or "SPEAKER_00 (+ SPEAKER_01)" over an overlap."""
+        if not self.speaker or not self.overlapping:
+            return self.speaker
+        return f"{self.speaker} (+ {', '.join(self.overlapping)})"
 
 
 def _split_words(
-    words: Sequence[transcription_pb2.WordInfo], speaker: str, shape: SubtitleShape
+    words: Sequence[transcription_pb2.WordInfo], speaker: str, shape: SubtitleShape,
+    overlapping: tuple[str, ...] = (),
 ) -> list[Cue]:
     cues: list[Cue] = []
     current: list[transcription_pb2.WordInfo] = []
     limit = shape.line_chars * shape.lines
+
+    def cue(words: list[transcription_pb2.WordInfo]) -> Cue:
+        others = overlapping if any(w.overlap for w in words) else ()
+        return Cue(words[0].start_s, words[-1].end_s, "".join(w.word for w in words).strip(), speaker, others)
+
     for word in words:
         candidate = "".join(w.word for w in [*current, word]).strip()
         too_long = len(candidate) > limit
         too_slow = bool(current) and word.end_s - current[0].start_s > shape.max_cue_s
         if current and (too_long or too_slow):
-            cues.append(Cue(current[0].start_s, current[-1].end_s, "".join(w.word for w in current).strip(), speaker))
+            cues.append(cue(current))
             current = []
         current.append(word)
     if current:
-        cues.append(Cue(current[0].start_s, current[-1].end_s, "".join(w.word for w in current).strip(), speaker))
+        cues.append(cue(current))
     return cues
 
 
@@ -85,16 +100,18 @@ def cues_from_segments(segments: Iterable[transcription_pb2.Segment], shape: Sub
         if not text:
             continue
         fits = len(text) <= shape.line_chars * shape.lines and segment.end_s - segment.start_s <= shape.max_cue_s
+        overlapping = tuple(segment.overlapping_speakers)
         if fits:
-            cues.append(Cue(segment.start_s, segment.end_s, text, segment.speaker))
+            cues.append(Cue(segment.start_s, segment.end_s, text, segment.speaker, overlapping))
         elif segment.words:
-            cues.extend(_split_words(segment.words, segment.speaker, shape))
+            cues.extend(_split_words(segment.words, segment.speaker, shape, overlapping))
         else:
-            cues.extend(_split_text(text, segment.start_s, segment.end_s, segment.speaker, shape))
+            cues.extend(_split_text(text, segment.start_s, segment.end_s, segment.speaker, shape, overlapping))
     return cues
 
 
-def _split_text(text: str, start_s: float, end_s: float, speaker: str, shape: SubtitleShape) -> list[Cue]:
+def _split_text(text: str, start_s: float, end_s: float, speaker: str, shape: SubtitleShape,
+                overlapping: tuple[str, ...] = ()) -> list[Cue]:
     """A segment without word timings (a translation, a transcript made without them),
     cut at word boundaries into cues that fit, timed in proportion to their characters."""
     pieces = textwrap.wrap(text, shape.line_chars * shape.lines) or [text]
@@ -103,7 +120,7 @@ def _split_text(text: str, start_s: float, end_s: float, speaker: str, shape: Su
     at = start_s
     for piece in pieces:
         until = at + (end_s - start_s) * len(piece) / total
-        cues.append(Cue(at, until, piece, speaker))
+        cues.append(Cue(at, until, piece, speaker, overlapping))
         at = until
     return cues
 
@@ -118,7 +135,7 @@ def to_srt(cues: Sequence[Cue], shape: SubtitleShape = BROADCAST) -> str:
             index=i,
             start=datetime.timedelta(seconds=cue.start_s),
             end=datetime.timedelta(seconds=max(cue.end_s, cue.start_s + 0.001)),
-            content=_wrap(f"{cue.speaker}: {cue.text}" if cue.speaker else cue.text, shape),
+            content=_wrap(f"{cue.label}: {cue.text}" if cue.speaker else cue.text, shape),
         )
         for i, cue in enumerate(cues, start=1)
     ]
@@ -138,11 +155,17 @@ def to_vtt(cues: Sequence[Cue], shape: SubtitleShape = BROADCAST) -> str:
     for cue in cues:
         text = _wrap(cue.text, shape)
         if cue.speaker:
-            text = f"<v {cue.speaker}>{text}"
+            others = f"(+ {', '.join(cue.overlapping)}) " if cue.overlapping else ""
+            text = f"<v {cue.speaker}>{others}{text}"
         document.captions.append(
             webvtt.Caption(_vtt_time(cue.start_s), _vtt_time(max(cue.end_s, cue.start_s + 0.001)), text)
         )
     return document.content
+
+
+def speaker_label(segment: transcription_pb2.Segment) -> str:
+    """"SPEAKER_00", or "SPEAKER_00 (+ SPEAKER_01)" when another voice is heard meanwhile."""
+    return Cue(segment.start_s, segment.end_s, "", segment.speaker, tuple(segment.overlapping_speakers)).label
 
 
 def to_txt(response: transcription_pb2.TranscribeResponse) -> str:
@@ -150,7 +173,7 @@ def to_txt(response: transcription_pb2.TranscribeResponse) -> str:
     for segment in response.segments:
         text = segment.text.strip()
         if segment.speaker:
-            text = f"{segment.speaker}: {text}"
+            text = f"{speaker_label(segment)}: {text}"
         lines.append(text)
     return "\n".join(lines) + "\n"
 
@@ -163,7 +186,7 @@ def to_txt_with_translations(
     lines = []
     for index, segment in enumerate(response.segments):
         text = segment.text.strip()
-        prefix = f"[{segment.start_s:6.1f}s] " + (f"{segment.speaker}: " if segment.speaker else "")
+        prefix = f"[{segment.start_s:6.1f}s] " + (f"{speaker_label(segment)}: " if segment.speaker else "")
         lines.append(prefix + text)
         for language, version in translated.items():
             if index < len(version.segments):
@@ -221,6 +244,7 @@ def turns_to_transcript(response: gateway_pb2.TranscribeConversationResponse) ->
         segment = transcript.segments.add(
             id=i, start_s=turn.start_s, end_s=turn.end_s, text=turn.text, language=turn.language,
             channel=max(turn.channel, 0), speaker=turn.speaker,
+            overlapping_speakers=list(turn.overlapping_speakers),
         )
         segment.words.extend(turn.words)
     transcript.text = " ".join(t.text for t in response.turns)

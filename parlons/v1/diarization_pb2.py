@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from parlons.v1 import audio_pb2 as parlons_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cparlons/v1/diarization.proto\x12\nparlons.v1\x1a\x16parlons/v1/audio.proto\"\xa0\x01\n\x12\x44iarizationOptions\x12)\n\x04mode\x18\x01 \x01(\x0e\x32\x1b.parlons.v1.DiarizationMode\x12\x14\n\x0cnum_speakers\x18\x02 \x01(\x05\x12\x14\n\x0cmin_speakers\x18\x03 \x01(\x05\x12\x14\n\x0cmax_speakers\x18\x04 \x01(\x05\x12\x1d\n\x15\x63hannel_speaker_names\x18\x05 \x03(\t\"\x99\x01\n\x0e\x44iarizeRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.parlons.v1.DiarizationOptions\x12 \n\x05\x61udio\x18\x03 \x01(\x0b\x32\x11.parlons.v1.Audio\x12\x0b\n\x03uri\x18\x04 \x01(\t\"|\n\x13\x44iarizeUploadConfig\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.parlons.v1.DiarizationOptions\x12\x0b\n\x03uri\x18\x03 \x01(\t\"m\n\x14\x44iarizeUploadRequest\x12\x31\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1f.parlons.v1.DiarizeUploadConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"`\n\x0bSpeakerTurn\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\x12\x0f\n\x07speaker\x18\x03 \x01(\t\x12\x0f\n\x07overlap\x18\x04 \x01(\x08\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\x05\"I\n\x0eSpeakerSummary\x12\x0f\n\x07speaker\x18\x01 \x01(\t\x12\x17\n\x0fspeaking_time_s\x18\x02 \x01(\x02\x12\r\n\x05turns\x18\x03 \x01(\x05\"\xd9\x01\n\x0f\x44iarizeResponse\x12&\n\x05turns\x18\x01 \x03(\x0b\x32\x17.parlons.v1.SpeakerTurn\x12,\n\x08speakers\x18\x02 \x03(\x0b\x32\x1a.parlons.v1.SpeakerSummary\x12\x0c\n\x04rttm\x18\x03 \x01(\t\x12\x18\n\x10\x61udio_duration_s\x18\x04 \x01(\x02\x12\x1d\n\x15processing_duration_s\x18\x05 \x01(\x02\x12)\n\x04mode\x18\x06 \x01(\x0e\x32\x1b.parlons.v1.DiarizationMode\"*\n\x08TimeSpan\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\"\x84\x01\n\x12\x45mbedVoicesRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12 \n\x05\x61udio\x18\x02 \x01(\x0b\x32\x11.parlons.v1.Audio\x12#\n\x05spans\x18\x03 \x03(\x0b\x32\x14.parlons.v1.TimeSpan\"<\n\nVoicePrint\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\x12\x0e\n\x06vector\x18\x03 \x03(\x02\"y\n\x13\x45mbedVoicesResponse\x12&\n\x06prints\x18\x01 \x03(\x0b\x32\x16.parlons.v1.VoicePrint\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12\x18\n\x10\x61udio_duration_s\x18\x04 \x01(\x02*L\n\x0f\x44iarizationMode\x12 \n\x1c\x44IARIZATION_MODE_UNSPECIFIED\x10\x00\x12\n\n\x06NEURAL\x10\x01\x12\x0b\n\x07\x43HANNEL\x10\x02\x32\xfa\x01\n\x12\x44iarizationService\x12\x42\n\x07\x44iarize\x12\x1a.parlons.v1.DiarizeRequest\x1a\x1b.parlons.v1.DiarizeResponse\x12P\n\rDiarizeUpload\x12 .parlons.v1.DiarizeUploadRequest\x1a\x1b.parlons.v1.DiarizeResponse(\x01\x12N\n\x0b\x45mbedVoices\x12\x1e.parlons.v1.EmbedVoicesRequest\x1a\x1f.parlons.v1.EmbedVoicesResponseB\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cparlons/v1/diarization.proto\x12\nparlons.v1\x1a\x16parlons/v1/audio.proto\"\xf7\x01\n\x12\x44iarizationOptions\x12)\n\x04mode\x18\x01 \x01(\x0e\x32\x1b.parlons.v1.DiarizationMode\x12\x14\n\x0cnum_speakers\x18\x02 \x01(\x05\x12\x14\n\x0cmin_speakers\x18\x03 \x01(\x05\x12\x14\n\x0cmax_speakers\x18\x04 \x01(\x05\x12\x1d\n\x15\x63hannel_speaker_names\x18\x05 \x03(\t\x12\x38\n\x12speaker_references\x18\x06 \x03(\x0b\x32\x1c.parlons.v1.SpeakerReference\x12\x1b\n\x13reference_threshold\x18\x07 \x01(\x02\"k\n\x10SpeakerReference\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12 \n\x05\x61udio\x18\x03 \x01(\x0b\x32\x11.parlons.v1.Audio\"\x99\x01\n\x0e\x44iarizeRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.parlons.v1.DiarizationOptions\x12 \n\x05\x61udio\x18\x03 \x01(\x0b\x32\x11.parlons.v1.Audio\x12\x0b\n\x03uri\x18\x04 \x01(\t\"|\n\x13\x44iarizeUploadConfig\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.parlons.v1.DiarizationOptions\x12\x0b\n\x03uri\x18\x03 \x01(\t\"m\n\x14\x44iarizeUploadRequest\x12\x31\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1f.parlons.v1.DiarizeUploadConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"`\n\x0bSpeakerTurn\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\x12\x0f\n\x07speaker\x18\x03 \x01(\t\x12\x0f\n\x07overlap\x18\x04 \x01(\x08\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\x05\"g\n\x0eSpeakerSummary\x12\x0f\n\x07speaker\x18\x01 \x01(\t\x12\x17\n\x0fspeaking_time_s\x18\x02 \x01(\x02\x12\r\n\x05turns\x18\x03 \x01(\x05\x12\x1c\n\x14reference_similarity\x18\x04 \x01(\x02\"\xe4\x02\n\x0f\x44iarizeResponse\x12&\n\x05turns\x18\x01 \x03(\x0b\x32\x17.parlons.v1.SpeakerTurn\x12,\n\x08speakers\x18\x02 \x03(\x0b\x32\x1a.parlons.v1.SpeakerSummary\x12\x0c\n\x04rttm\x18\x03 \x01(\t\x12\x18\n\x10\x61udio_duration_s\x18\x04 \x01(\x02\x12\x1d\n\x15processing_duration_s\x18\x05 \x01(\x02\x12)\n\x04mode\x18\x06 \x01(\x0e\x32\x1b.parlons.v1.DiarizationMode\x12\x1a\n\x12\x65stimated_speakers\x18\x07 \x01(\x05\x12 \n\x18speaker_count_confidence\x18\x08 \x01(\x02\x12\x1a\n\x12speaker_count_note\x18\t \x01(\t\x12/\n\x0e\x64ominant_turns\x18\n \x03(\x0b\x32\x17.parlons.v1.SpeakerTurn\"*\n\x08TimeSpan\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\"\x84\x01\n\x12\x45mbedVoicesRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.parlons.v1.AudioConfig\x12 \n\x05\x61udio\x18\x02 \x01(\x0b\x32\x11.parlons.v1.Audio\x12#\n\x05spans\x18\x03 \x03(\x0b\x32\x14.parlons.v1.TimeSpan\"<\n\nVoicePrint\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\x12\x0e\n\x06vector\x18\x03 \x03(\x02\"y\n\x13\x45mbedVoicesResponse\x12&\n\x06prints\x18\x01 \x03(\x0b\x32\x16.parlons.v1.VoicePrint\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12\x18\n\x10\x61udio_duration_s\x18\x04 \x01(\x02*L\n\x0f\x44iarizationMode\x12 \n\x1c\x44IARIZATION_MODE_UNSPECIFIED\x10\x00\x12\n\n\x06NEURAL\x10\x01\x12\x0b\n\x07\x43HANNEL\x10\x02\x32\xfa\x01\n\x12\x44iarizationService\x12\x42\n\x07\x44iarize\x12\x1a.parlons.v1.DiarizeRequest\x1a\x1b.parlons.v1.DiarizeResponse\x12P\n\rDiarizeUpload\x12 .parlons.v1.DiarizeUploadRequest\x1a\x1b.parlons.v1.DiarizeResponse(\x01\x12N\n\x0b\x45mbedVoices\x12\x1e.parlons.v1.EmbedVoicesRequest\x1a\x1f.parlons.v1.EmbedVoicesResponseB\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,30 +33,32 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parlons.v1.diarization_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rfr.parlons.v1P\001'
-  _globals['_DIARIZATIONMODE']._serialized_start=1381
-  _globals['_DIARIZATIONMODE']._serialized_end=1457
+  _globals['_DIARIZATIONMODE']._serialized_start=1746
+  _globals['_DIARIZATIONMODE']._serialized_end=1822
   _globals['_DIARIZATIONOPTIONS']._serialized_start=69
-  _globals['_DIARIZATIONOPTIONS']._serialized_end=229
-  _globals['_DIARIZEREQUEST']._serialized_start=232
-  _globals['_DIARIZEREQUEST']._serialized_end=385
-  _globals['_DIARIZEUPLOADCONFIG']._serialized_start=387
-  _globals['_DIARIZEUPLOADCONFIG']._serialized_end=511
-  _globals['_DIARIZEUPLOADREQUEST']._serialized_start=513
-  _globals['_DIARIZEUPLOADREQUEST']._serialized_end=622
-  _globals['_SPEAKERTURN']._serialized_start=624
-  _globals['_SPEAKERTURN']._serialized_end=720
-  _globals['_SPEAKERSUMMARY']._serialized_start=722
-  _globals['_SPEAKERSUMMARY']._serialized_end=795
-  _globals['_DIARIZERESPONSE']._serialized_start=798
-  _globals['_DIARIZERESPONSE']._serialized_end=1015
-  _globals['_TIMESPAN']._serialized_start=1017
-  _globals['_TIMESPAN']._serialized_end=1059
-  _globals['_EMBEDVOICESREQUEST']._serialized_start=1062
-  _globals['_EMBEDVOICESREQUEST']._serialized_end=1194
-  _globals['_VOICEPRINT']._serialized_start=1196
-  _globals['_VOICEPRINT']._serialized_end=1256
-  _globals['_EMBEDVOICESRESPONSE']._serialized_start=1258
-  _globals['_EMBEDVOICESRESPONSE']._serialized_end=1379
-  _globals['_DIARIZATIONSERVICE']._serialized_start=1460
-  _globals['_DIARIZATIONSERVICE']._serialized_end=1710
+  _globals['_DIARIZATIONOPTIONS']._serialized_end=316
+  _globals['_SPEAKERREFERENCE']._serialized_start=318
+  _globals['_SPEAKERREFERENCE']._serialized_end=425
+  _globals['_DIARIZEREQUEST']._serialized_start=428
+  _globals['_DIARIZEREQUEST']._serialized_end=581
+  _globals['_DIARIZEUPLOADCONFIG']._serialized_start=583
+  _globals['_DIARIZEUPLOADCONFIG']._serialized_end=707
+  _globals['_DIARIZEUPLOADREQUEST']._serialized_start=709
+  _globals['_DIARIZEUPLOADREQUEST']._serialized_end=818
+  _globals['_SPEAKERTURN']._serialized_start=820
+  _globals['_SPEAKERTURN']._serialized_end=916
+  _globals['_SPEAKERSUMMARY']._serialized_start=918
+  _globals['_SPEAKERSUMMARY']._serialized_end=1021
+  _globals['_DIARIZERESPONSE']._serialized_start=1024
+  _globals['_DIARIZERESPONSE']._serialized_end=1380
+  _globals['_TIMESPAN']._serialized_start=1382
+  _globals['_TIMESPAN']._serialized_end=1424
+  _globals['_EMBEDVOICESREQUEST']._serialized_start=1427
+  _globals['_EMBEDVOICESREQUEST']._serialized_end=1559
+  _globals['_VOICEPRINT']._serialized_start=1561
+  _globals['_VOICEPRINT']._serialized_end=1621
+  _globals['_EMBEDVOICESRESPONSE']._serialized_start=1623
+  _globals['_EMBEDVOICESRESPONSE']._serialized_end=1744
+  _globals['_DIARIZATIONSERVICE']._serialized_start=1825
+  _globals['_DIARIZATIONSERVICE']._serialized_end=2075
 # @@protoc_insertion_point(module_scope)

@@ -47,7 +47,7 @@ class TurnTranslation(_message.Message):
     def __init__(self, language: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class ConversationTurn(_message.Message):
-    __slots__ = ("speaker", "start_s", "end_s", "text", "language", "words", "translations", "channel")
+    __slots__ = ("speaker", "start_s", "end_s", "text", "language", "words", "translations", "channel", "overlapping_speakers")
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class ConversationTurn(_message.Message):
     WORDS_FIELD_NUMBER: _ClassVar[int]
     TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    OVERLAPPING_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     speaker: str
     start_s: float
     end_s: float
@@ -64,7 +65,8 @@ class ConversationTurn(_message.Message):
     words: _containers.RepeatedCompositeFieldContainer[_transcription_pb2.WordInfo]
     translations: _containers.RepeatedCompositeFieldContainer[TurnTranslation]
     channel: int
-    def __init__(self, speaker: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., words: _Optional[_Iterable[_Union[_transcription_pb2.WordInfo, _Mapping]]] = ..., translations: _Optional[_Iterable[_Union[TurnTranslation, _Mapping]]] = ..., channel: _Optional[int] = ...) -> None: ...
+    overlapping_speakers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, speaker: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., words: _Optional[_Iterable[_Union[_transcription_pb2.WordInfo, _Mapping]]] = ..., translations: _Optional[_Iterable[_Union[TurnTranslation, _Mapping]]] = ..., channel: _Optional[int] = ..., overlapping_speakers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TranscribeConversationResponse(_message.Message):
     __slots__ = ("turns", "speakers", "language", "audio_duration_s", "processing_duration_s", "srt", "vtt", "rttm", "transcription_model", "transcript", "translated_transcripts")

@@ -72,21 +72,23 @@ class TranscribeUploadRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[TranscribeUploadConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class WordInfo(_message.Message):
-    __slots__ = ("start_s", "end_s", "word", "probability", "speaker")
+    __slots__ = ("start_s", "end_s", "word", "probability", "speaker", "overlap")
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
     WORD_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
     start_s: float
     end_s: float
     word: str
     probability: float
     speaker: str
-    def __init__(self, start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., word: _Optional[str] = ..., probability: _Optional[float] = ..., speaker: _Optional[str] = ...) -> None: ...
+    overlap: bool
+    def __init__(self, start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., word: _Optional[str] = ..., probability: _Optional[float] = ..., speaker: _Optional[str] = ..., overlap: _Optional[bool] = ...) -> None: ...
 
 class Segment(_message.Message):
-    __slots__ = ("id", "start_s", "end_s", "text", "avg_logprob", "no_speech_prob", "compression_ratio", "language", "language_probability", "channel", "words", "speaker")
+    __slots__ = ("id", "start_s", "end_s", "text", "avg_logprob", "no_speech_prob", "compression_ratio", "language", "language_probability", "channel", "words", "speaker", "overlapping_speakers")
     ID_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +101,7 @@ class Segment(_message.Message):
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    OVERLAPPING_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     id: int
     start_s: float
     end_s: float
@@ -111,7 +114,8 @@ class Segment(_message.Message):
     channel: int
     words: _containers.RepeatedCompositeFieldContainer[WordInfo]
     speaker: str
-    def __init__(self, id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., avg_logprob: _Optional[float] = ..., no_speech_prob: _Optional[float] = ..., compression_ratio: _Optional[float] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ..., channel: _Optional[int] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., speaker: _Optional[str] = ...) -> None: ...
+    overlapping_speakers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., avg_logprob: _Optional[float] = ..., no_speech_prob: _Optional[float] = ..., compression_ratio: _Optional[float] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ..., channel: _Optional[int] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., speaker: _Optional[str] = ..., overlapping_speakers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LanguageProbability(_message.Message):
     __slots__ = ("language", "probability")

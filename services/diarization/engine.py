@@ -17,6 +17,7 @@ embedding batch; the engine's hook raises Cancelled there when `cancel` is set.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -34,13 +35,22 @@ from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.services.common.errors import Cancelled, InvalidArgument, InvalidAudio, ModelCorrupt
 from parlons.services.diarization.channel_mode import diarize_channels
 from parlons.services.diarization.options import DiarizationConfig
+from parlons.services.diarization.references import (
+    MAX_REFERENCE_S,
+    MIN_REFERENCE_SPEECH_S,
+    VoiceReference,
+    name_speakers,
+)
 from parlons.services.diarization.results import (
     DiarizationResult,
     Mode,
+    RawTurn,
     SpeakerSummary,
     SpeakerTurn,
     check_speaker_counts,
+    count_note,
     finish,
+    make_turns,
 )
 from parlons.services.diarization.torch_compat import prepare_pyannote_import
 
@@ -52,6 +62,11 @@ from parlons.services.diarization.embedding import EmbeddingSettings, SpeakerEmb
 from parlons.services.diarization.pipeline import (  # noqa: E402
     FastSpeakerDiarization,
     LocalSpeakerDiarization,
+)
+from parlons.services.diarization.speaker_count import (  # noqa: E402
+    CountingAgglomerativeClustering,
+    clear_count_report,
+    take_count_report,
 )
 
 log = logging.getLogger("parlons.diarization")
@@ -204,6 +219,8 @@ class DiarizationEngine:
             pipeline.embedding_stride = cfg.embedding.stride
             pipeline.neighbour_agreement = cfg.embedding.neighbour_agreement
         pipeline.instantiate(cfg.pyannote_parameters())
+        if isinstance(pipeline.clustering, CountingAgglomerativeClustering):
+            pipeline.clustering.count_band = cfg.clustering.count_band
         return pipeline
 
     # ------------------------------------------------------------------ neural mode
@@ -214,18 +231,22 @@ class DiarizationEngine:
         num_speakers: int | None = None,
         min_speakers: int | None = None,
         max_speakers: int | None = None,
+        references: Sequence[VoiceReference] = (),
+        reference_threshold: float | None = None,
         cancel: threading.Event | None = None,
     ) -> DiarizationResult:
-        """Who spoke when, with the neural pipeline on the downmixed audio."""
+        """Who spoke when, with the neural pipeline on the downmixed audio; speakers whose
+        voice matches a reference carry its name."""
         started = time.perf_counter()
         num, low, high = check_speaker_counts(num_speakers, min_speakers, max_speakers)
+        threshold = reference_threshold or self.config.references.threshold
         samples = self._mono(audio)
         duration = samples.shape[0] / SAMPLE_RATE
-        key = self._cache_key(samples, num, low, high)
+        key = self._cache_key(samples, num, low, high, threshold,
+                              [(r.name, r.vector.tobytes()) for r in references])
         cached = self._cache_get(key)
         if cached is not None:
-            return DiarizationResult(cached.turns, cached.speakers, cached.duration_s,
-                                     time.perf_counter() - started, cached.mode)
+            return dataclasses.replace(cached, processing_s=time.perf_counter() - started)
         if samples.size == 0 or not np.any(samples):
             return finish([], duration, started, "neural")  # digital silence: nobody spoke
 
@@ -236,16 +257,77 @@ class DiarizationEngine:
         if cancel is not None and cancel.is_set():
             raise Cancelled("diarisation cancelled")
         file = {"waveform": torch.from_numpy(samples)[None], "sample_rate": SAMPLE_RATE, "uri": "audio"}
+        clear_count_report()
         output = self._pipeline(file, num_speakers=num, min_speakers=low, max_speakers=high, hook=hook)
+        report = take_count_report()
         # pyannote types __call__ as possibly an iterator (its streaming mode); not with these arguments
-        raw = [
-            (float(segment.start), float(min(segment.end, duration)), str(label), -1)
-            for segment, _, label in output.speaker_diarization.itertracks(yield_label=True)  # type: ignore[union-attr]
-            if min(segment.end, duration) > segment.start
-        ]
+        raw = self._raw_turns(output.speaker_diarization, duration)  # type: ignore[union-attr]
+        dominant = self._raw_turns(output.exclusive_speaker_diarization, duration)  # type: ignore[union-attr]
+        names = self._names(output, references, threshold)  # type: ignore[arg-type]
+        if names:
+            raw = [(a, b, names[spk].name if spk in names else spk, ch) for a, b, spk, ch in raw]
+            dominant = [(a, b, names[spk].name if spk in names else spk, ch) for a, b, spk, ch in dominant]
         result = finish(raw, duration, started, "neural")
+        found = len(result.speakers)
+        # Unconstrained, the estimate is the answer; forced, it is the clustering's own cut
+        # (a cluster that never dominates a frame may then leave no turn).
+        forced = num is not None or low is not None or high is not None
+        estimated = report.estimated if report is not None and forced else found
+        similarity = {names[label].name: names[label].similarity for label in names}
+        result = dataclasses.replace(
+            result,
+            speakers=tuple(dataclasses.replace(s, reference_similarity=similarity.get(s.speaker, 0.0))
+                           for s in result.speakers),
+            estimated_speakers=estimated,
+            count_confidence=report.confidence if report is not None else 1.0,
+            count_note=count_note(found, estimated, num, low, high),
+            dominant_turns=tuple(make_turns(dominant)),
+        )
         self._cache_put(key, result)
         return result
+
+    @staticmethod
+    def _raw_turns(annotation: Any, duration: float) -> list[RawTurn]:
+        return [
+            (float(segment.start), float(min(segment.end, duration)), str(label), -1)
+            for segment, _, label in annotation.itertracks(yield_label=True)
+            if min(segment.end, duration) > segment.start
+        ]
+
+    @staticmethod
+    def _names(output: Any, references: Sequence[VoiceReference], threshold: float) -> dict[str, Any]:
+        """Speaker label -> SpeakerName for the speakers a reference names."""
+        centroids = output.speaker_embeddings
+        if not references or centroids is None:
+            return {}
+        labels = output.speaker_diarization.labels()
+        return name_speakers({label: np.asarray(centroids[i]) for i, label in enumerate(labels)},
+                             references, threshold)
+
+    def reference_print(self, audio: DecodedAudio, name: str) -> VoiceReference:
+        """The voice print of a reference recording, from its speech only (Silero VAD);
+        refused when it is silent, too short or too long."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        samples = self._mono(audio)
+        duration = samples.shape[0] / SAMPLE_RATE
+        if duration > MAX_REFERENCE_S:
+            raise InvalidArgument(f"speaker reference {name!r} lasts {duration:.1f} s; at most "
+                                  f"{MAX_REFERENCE_S:.0f} s")
+        if samples.size == 0 or np.sqrt(np.mean(samples ** 2)) < _SILENCE_RMS:
+            raise InvalidArgument(f"speaker reference {name!r} is silent")
+        spans = get_speech_timestamps(samples, VadOptions(min_speech_duration_ms=250, min_silence_duration_ms=300,
+                                                          speech_pad_ms=100))
+        speech = (np.concatenate([samples[s["start"]:s["end"]] for s in spans]) if spans
+                  else samples[:0])
+        speech_s = speech.shape[0] / SAMPLE_RATE
+        if speech_s < MIN_REFERENCE_SPEECH_S:
+            raise InvalidArgument(f"speaker reference {name!r} holds {speech_s:.1f} s of speech; at least "
+                                  f"{MIN_REFERENCE_SPEECH_S:.0f} s are needed for a voice print")
+        vector = self.embed_voices(DecodedAudio.from_array(speech, SAMPLE_RATE))[0]
+        if np.isnan(vector).any():
+            raise InvalidArgument(f"speaker reference {name!r} gives no voice print")
+        return VoiceReference(name, vector, round(speech_s, 2))
 
     def _mono(self, audio: DecodedAudio) -> np.ndarray:
         if audio.sample_rate != SAMPLE_RATE:

@@ -80,6 +80,17 @@ class ClusteringConfig:
     # VBx (community-1 defaults; threshold then means VBx's AHC initialisation).
     fa: float = 0.07
     fb: float = 0.8
+    # The speaker count is checked over thresholds this far each side of `threshold`:
+    # its confidence is the share of them that give the same count.
+    count_band: float = 0.1
+
+
+@dataclass(frozen=True)
+class ReferencesConfig:
+    """Known voices: when a found speaker takes a reference's name."""
+
+    # Cosine similarity between the speaker's centroid and the reference's print.
+    threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class DiarizationConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     channel_mode: ChannelModeConfig = field(default_factory=ChannelModeConfig)
+    references: ReferencesConfig = field(default_factory=ReferencesConfig)
     # "auto" (CUDA when PyTorch sees a GPU), "cpu", "cuda", "cuda:1"...
     device: str = "auto"
     # Intra-op threads of PyTorch and ONNX Runtime; 0 = the libraries' default (all
@@ -163,6 +175,10 @@ class DiarizationConfig:
             problems.append("VBxClustering needs models.plda")
         if self.threads < 0 or self.result_cache_size < 0:
             problems.append("threads and result_cache_size must be >= 0")
+        if not 0.0 <= self.clustering.count_band < 1.0:
+            problems.append("clustering.count_band must be in [0, 1)")
+        if not -1.0 <= self.references.threshold <= 1.0:
+            problems.append("references.threshold is a cosine similarity: -1 to 1")
         if self.channel_mode.max_channels < 1:
             problems.append("channel_mode.max_channels must be >= 1")
         if problems:

@@ -42,6 +42,7 @@ from pyannote.pipeline.parameter import ParamDict, Uniform  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from parlons.services.diarization.embedding import SpeakerEmbedding  # noqa: E402
+from parlons.services.diarization.speaker_count import CountingAgglomerativeClustering  # noqa: E402
 
 CLUSTERING_METHODS = tuple(Clustering.__members__)
 
@@ -98,6 +99,8 @@ class LocalSpeakerDiarization(SpeakerDiarization):
         self._embedding = embedding
         self._audio = Audio(sample_rate=embedding.sample_rate, mono="downmix")
         klass = Clustering[clustering].value
+        if clustering == "AgglomerativeClustering":
+            klass = CountingAgglomerativeClustering  # the same, with a count report
         if clustering == "VBxClustering":
             self.clustering = klass(plda, metric=embedding.metric)
         else:

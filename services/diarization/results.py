@@ -39,6 +39,8 @@ class SpeakerSummary:
     speaker: str
     speaking_time_s: float
     turns: int
+    # Named from a reference voice: its cosine similarity to that reference; 0 otherwise.
+    reference_similarity: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,14 @@ class DiarizationResult:
     duration_s: float
     processing_s: float
     mode: Mode = "neural"
+    # The clustering's own count and how far it holds (neural mode; channel mode: the
+    # channels with speech, confidence 1).
+    estimated_speakers: int = 0
+    count_confidence: float = 0.0
+    # Why the speakers returned differ from the estimate or from what was asked.
+    count_note: str = ""
+    # One speaker at a time: where turns overlap, the one whose voice dominates.
+    dominant_turns: tuple[SpeakerTurn, ...] = ()
 
     @property
     def num_speakers(self) -> int:
@@ -103,16 +113,38 @@ def _summaries(turns: list[SpeakerTurn]) -> tuple[SpeakerSummary, ...]:
     return tuple(out)
 
 
-def finish(raw: list[tuple[float, float, str, int]], duration: float, started: float, mode: Mode) -> DiarizationResult:
-    raw.sort(key=lambda t: (t[0], t[1], t[2]))
+RawTurn = tuple[float, float, str, int]
+
+
+def make_turns(raw: list[RawTurn]) -> list[SpeakerTurn]:
+    """Sorted turns with their overlap flags, times rounded to the millisecond."""
+    raw = sorted(raw, key=lambda t: (t[0], t[1], t[2]))
     starts = np.array([t[0] for t in raw])
     ends = np.array([t[1] for t in raw])
     flags = overlap_flags(starts, ends, [t[2] for t in raw])
-    turns = [
-        SpeakerTurn(round(s, 3), round(e, 3), spk, flag, ch)
-        for (s, e, spk, ch), flag in zip(raw, flags)
-    ]
-    return DiarizationResult(tuple(turns), _summaries(turns), duration, time.perf_counter() - started, mode)
+    return [SpeakerTurn(round(s, 3), round(e, 3), spk, flag, ch) for (s, e, spk, ch), flag in zip(raw, flags)]
+
+
+def finish(raw: list[RawTurn], duration: float, started: float, mode: Mode) -> DiarizationResult:
+    turns = make_turns(raw)
+    speakers = _summaries(turns)
+    return DiarizationResult(tuple(turns), speakers, duration, time.perf_counter() - started, mode,
+                             estimated_speakers=len(speakers), count_confidence=1.0)
+
+
+def count_note(found: int, estimated: int, num: int | None, low: int | None, high: int | None) -> str:
+    """Says why the speakers returned are not the clustering's own count, or not what was asked."""
+    if num is not None and found != num:
+        return f"num_speakers={num} was asked; the audio holds {found} distinguishable voice(s)"
+    if low is not None and found < low:
+        return f"min_speakers={low} was asked; the audio holds {found} distinguishable voice(s)"
+    if num is not None and estimated != num:
+        return f"num_speakers={num} kept; on its own the clustering finds {estimated}"
+    if high is not None and estimated > high:
+        return f"max_speakers={high} kept {found}; on its own the clustering finds {estimated}"
+    if low is not None and estimated < low:
+        return f"min_speakers={low} kept {found}; on its own the clustering finds {estimated}"
+    return ""
 
 
 def check_speaker_counts(

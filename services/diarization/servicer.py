@@ -25,6 +25,12 @@ from parlons.services.common.errors import InvalidArgument
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.diarization.channel_mode import diarize_channels
 from parlons.services.diarization.options import DiarizationConfig
+from parlons.services.diarization.references import (
+    MAX_REFERENCE_S,
+    VoiceReference,
+    check_reference_names,
+    check_reference_threshold,
+)
 from parlons.services.diarization.results import DiarizationResult, check_speaker_counts
 from parlons.v1 import audio_pb2, diarization_pb2, diarization_pb2_grpc
 
@@ -54,9 +60,17 @@ def response_from_result(result: DiarizationResult, uri: str) -> diarization_pb2
             for t in result.turns
         ],
         speakers=[
-            diarization_pb2.SpeakerSummary(speaker=s.speaker, speaking_time_s=s.speaking_time_s, turns=s.turns)
+            diarization_pb2.SpeakerSummary(speaker=s.speaker, speaking_time_s=s.speaking_time_s, turns=s.turns,
+                                           reference_similarity=s.reference_similarity)
             for s in result.speakers
         ],
+        dominant_turns=[
+            diarization_pb2.SpeakerTurn(start_s=t.start, end_s=t.end, speaker=t.speaker, channel=t.channel)
+            for t in result.dominant_turns
+        ],
+        estimated_speakers=result.estimated_speakers,
+        speaker_count_confidence=result.count_confidence,
+        speaker_count_note=result.count_note,
         rttm=result.to_rttm(uri or "audio"),
         audio_duration_s=result.duration_s,
         processing_duration_s=result.processing_s,
@@ -76,6 +90,26 @@ def check_voice_spans(spans: list[tuple[float, float]]) -> None:
         raise InvalidArgument(f"{total:.0f} s of spans to embed; at most {MAX_VOICE_SECONDS:.0f} s a request")
 
 
+def decode_references(
+    engine: DiarizationEngine,
+    references: list[diarization_pb2.SpeakerReference],
+    max_decoded_mb: int,
+) -> list[VoiceReference]:
+    """Each reference's voice print; a reference that cannot serve is refused by name."""
+    prints = []
+    for i, reference in enumerate(references):
+        where = f"options.speaker_references[{i}].audio"
+        try:
+            data = audio_bytes(reference.audio if reference.HasField("audio") else None)
+            audio = decode_request_audio(data, reference.config, keep_channels=False,
+                                         max_duration_s=MAX_REFERENCE_S, max_decoded_mb=max_decoded_mb)
+            prints.append(engine.reference_print(audio, reference.name))
+        except InvalidArgument as exc:
+            message = str(exc) if reference.name in str(exc) else f"speaker reference {reference.name!r}: {exc}"
+            raise InvalidArgument(message, field=where) from exc
+    return prints
+
+
 class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
     def __init__(self, module: DiarizationModule) -> None:
         self._module = module
@@ -91,6 +125,12 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
         if mode is None:
             raise InvalidArgument(f"unknown diarisation mode {options.mode}; use NEURAL or CHANNEL")
         counts = check_speaker_counts(options.num_speakers, options.min_speakers, options.max_speakers)
+        references = list(options.speaker_references)
+        check_reference_names([r.name for r in references])
+        check_reference_threshold(options.reference_threshold)
+        if references and mode == "channel":
+            raise InvalidArgument("speaker_references need the neural mode; in channel mode name the channels "
+                                  "with channel_speaker_names", field="options.speaker_references")
         engine = self._module.ready_engine() if mode == "neural" else self._module.engine
         names = list(options.channel_speaker_names)
         pipeline_config = self._module.pipeline_config
@@ -106,7 +146,10 @@ class DiarizationServicer(diarization_pb2_grpc.DiarizationServiceServicer):
             else:
                 assert engine is not None
                 num, low, high = counts
-                result = engine.diarize(audio, num_speakers=num, min_speakers=low, max_speakers=high, cancel=cancel)
+                prints = decode_references(engine, references, max_mb)
+                result = engine.diarize(audio, num_speakers=num, min_speakers=low, max_speakers=high,
+                                        references=prints, reference_threshold=options.reference_threshold or None,
+                                        cancel=cancel)
             metrics.AUDIO_SECONDS.labels("diarization").inc(result.duration_s)
             if result.duration_s > 0:
                 metrics.REAL_TIME_FACTOR.labels("diarization").observe(result.real_time_factor)

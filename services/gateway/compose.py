@@ -2,13 +2,16 @@
 
 Pure functions over protos (no gRPC, no I/O), so the merge is tested on its own.
 
-Word-level merge: each word goes to the diarisation speaker whose turns overlap it most;
-a word that no turn overlaps (diarisation missed it, or it falls in a gap) goes to the
-nearest turn. A change of speaker that falls mid-clause moves onto a comma or full stop
-a word or two away when those words overlap both speakers' turns (word times blur at
-turn boundaries). Consecutive words of one speaker form a conversation turn, so a whisper
-segment that spans a change of speaker is split there, and segments of one speaker that
-follow each other are joined (translation then sees whole sentences).
+Word-level merge: each word goes to the diarisation speaker whose turns overlap it most,
+counted on the dominant turns (one speaker at a time: where two voices overlap, the one
+the segmentation hears most), so a word spoken over goes to the voice that carries it;
+the word is flagged `overlap` and its turn lists the other voices heard. A word that no
+turn overlaps (diarisation missed it, or it falls in a gap) goes to the nearest turn. A
+change of speaker that falls mid-clause moves onto a comma or full stop a word or two
+away when those words overlap both speakers' turns (word times blur at turn boundaries).
+Consecutive words of one speaker form a conversation turn, so a whisper segment that
+spans a change of speaker is split there, and segments of one speaker that follow each
+other are joined (translation then sees whole sentences).
 
 Channel mode (one microphone per party) needs no merge: the transcription service
 transcribes each channel on its own and every segment is one party's turn.
@@ -80,7 +83,20 @@ class SpeakerIndex:
 
 
 def spans_from_diarization(response: diarization_pb2.DiarizeResponse) -> list[SpeakerSpan]:
+    """Every turn, overlapping ones included."""
     return [SpeakerSpan(t.start_s, t.end_s, t.speaker) for t in response.turns]
+
+
+def dominant_spans_from_diarization(response: diarization_pb2.DiarizeResponse) -> list[SpeakerSpan]:
+    """One speaker at a time (the dominant voice); the turns themselves from a service
+    that does not send dominant turns."""
+    if not response.dominant_turns:
+        return spans_from_diarization(response)
+    return [SpeakerSpan(t.start_s, t.end_s, t.speaker) for t in response.dominant_turns]
+
+
+# A word counts as spoken over when another voice covers this share of it.
+OVERLAP_SHARE = 0.3
 
 
 def _words_of(response: transcription_pb2.TranscribeResponse) -> list[_Word]:
@@ -170,10 +186,13 @@ def _snap_to_punctuation(words: list[_Word], speakers: list[str], index: Speaker
 
 
 def merge_words_with_speakers(
-    transcript: transcription_pb2.TranscribeResponse, spans: Iterable[SpeakerSpan]
+    transcript: transcription_pb2.TranscribeResponse, spans: Iterable[SpeakerSpan],
+    all_spans: Iterable[SpeakerSpan] = (),
 ) -> list[gateway_pb2.ConversationTurn]:
-    """Speaker turns from words and diarisation (neural mode)."""
+    """Speaker turns from words and diarisation (neural mode): words go by `spans` (the
+    dominant turns); `all_spans` (every turn, overlaps included) flags words spoken over."""
     index = SpeakerIndex(spans)
+    heard = SpeakerIndex(all_spans)
     words = _words_of(transcript)
     speakers: list[str] = []
     for word in words:
@@ -190,7 +209,23 @@ def merge_words_with_speakers(
         current.words.append(word)
     if current is not None:
         turns.append(_turn_proto(current, -1))
+    if heard.spans:
+        for turn in turns:
+            _mark_overlap(turn, heard)
     return [t for t in turns if t.text]
+
+
+def _mark_overlap(turn: gateway_pb2.ConversationTurn, heard: SpeakerIndex) -> None:
+    """Flag the turn's words another voice covers, and list those voices on the turn."""
+    others: dict[str, None] = {}
+    for word in turn.words:
+        length = max(word.end_s - word.start_s, 1e-3)
+        over = [s for s, shared in heard.overlaps(word.start_s, word.end_s).items()
+                if s != turn.speaker and shared >= OVERLAP_SHARE * length]
+        if over:
+            word.overlap = True
+            others.update(dict.fromkeys(sorted(over)))
+    turn.overlapping_speakers.extend(others)
 
 
 def channel_speaker_name(channel: int, names: Sequence[str]) -> str:
@@ -217,14 +252,20 @@ def turns_from_channels(
     return turns
 
 
-def speaker_summaries(turns: Sequence[gateway_pb2.ConversationTurn]) -> list[diarization_pb2.SpeakerSummary]:
+def speaker_summaries(
+    turns: Sequence[gateway_pb2.ConversationTurn], similarity: dict[str, float] | None = None,
+) -> list[diarization_pb2.SpeakerSummary]:
+    """Per speaker of the conversation; `similarity`: the diarisation's reference similarity
+    of speakers named from a reference voice."""
+    similarity = similarity or {}
     totals: dict[str, list[float]] = {}
     for turn in turns:
         entry = totals.setdefault(turn.speaker, [0.0, 0])
         entry[0] += max(turn.end_s - turn.start_s, 0.0)
         entry[1] += 1
     return [
-        diarization_pb2.SpeakerSummary(speaker=name, speaking_time_s=round(total, 3), turns=int(count))
+        diarization_pb2.SpeakerSummary(speaker=name, speaking_time_s=round(total, 3), turns=int(count),
+                                       reference_similarity=similarity.get(name, 0.0))
         for name, (total, count) in sorted(totals.items(), key=lambda kv: -kv[1][0])
     ]
 

@@ -268,13 +268,18 @@ class GatewayCore:
                 transcript = await self.transcribe_raw(call, data, request.config, options)
                 turns = compose.turns_from_channels(transcript, request.diarization.channel_speaker_names)
                 rttm = compose.rttm_from_turns(turns, request.uri or "audio")
+                similarity: dict[str, float] = {}
             else:
                 transcript, diarization = await first_failure(
                     self.transcribe_raw(call, data, request.config, options),
                     self.diarize_raw(call, data, request.config, request.diarization, uri=request.uri),
                 )
-                turns = compose.merge_words_with_speakers(transcript, compose.spans_from_diarization(diarization))
+                turns = compose.merge_words_with_speakers(
+                    transcript, compose.dominant_spans_from_diarization(diarization),
+                    compose.spans_from_diarization(diarization))
                 rttm = diarization.rttm
+                similarity = {s.speaker: s.reference_similarity for s in diarization.speakers
+                              if s.reference_similarity}
             charge.settle(transcript.audio_duration_s)
         response = gateway_pb2.TranscribeConversationResponse(
             language=transcript.language,
@@ -283,7 +288,7 @@ class GatewayCore:
             transcription_model=transcript.model,
         )
         response.turns.extend(turns)
-        response.speakers.extend(compose.speaker_summaries(turns))
+        response.speakers.extend(compose.speaker_summaries(turns, similarity))
         if request.target_languages:
             await self._translate_turns(call, response, list(request.target_languages), request.glossary)
         response.processing_duration_s = time.perf_counter() - started
