@@ -116,3 +116,21 @@ def test_an_ambiguous_change_moves_onto_punctuation() -> None:
     transcript = _transcript([(3.0, 3.5, " New"), (3.5, 4.0, " Jersey,"), (4.0, 4.3, " and"), (4.6, 5.0, " I'm")])
     turns = compose.merge_words_with_speakers(transcript, spans)
     assert [(t.speaker, t.text) for t in turns] == [("SPEAKER_00", "New Jersey, and"), ("SPEAKER_01", "I'm")]
+
+
+def test_a_word_spoken_over_goes_to_the_dominant_voice_and_is_flagged() -> None:
+    # SPEAKER_01 talks over SPEAKER_00 from 1.0 to 2.0 s; the segmentation hears 00 most.
+    every_turn = [compose.SpeakerSpan(0.0, 2.0, "SPEAKER_00"), compose.SpeakerSpan(1.0, 3.0, "SPEAKER_01")]
+    dominant = [compose.SpeakerSpan(0.0, 2.0, "SPEAKER_00"), compose.SpeakerSpan(2.0, 3.0, "SPEAKER_01")]
+    transcript = _transcript([(0.1, 0.8, " Bonjour"), (1.2, 1.8, " madame."), (2.1, 2.9, " Oui.")])
+    turns = compose.merge_words_with_speakers(transcript, dominant, every_turn)
+    assert [(t.speaker, t.text) for t in turns] == [("SPEAKER_00", "Bonjour madame."), ("SPEAKER_01", "Oui.")]
+    assert [w.overlap for w in turns[0].words] == [False, True]
+    assert list(turns[0].overlapping_speakers) == ["SPEAKER_01"]
+    assert not turns[1].overlapping_speakers
+    response = gateway_pb2.TranscribeConversationResponse(language="fr")
+    response.turns.extend(turns)
+    srt_text, vtt_text = compose.subtitles(response)
+    assert "SPEAKER_00 (+ SPEAKER_01): Bonjour madame." in srt_text
+    assert "<v SPEAKER_00>(+ SPEAKER_01) Bonjour madame." in vtt_text
+    assert "SPEAKER_01: Oui." in srt_text

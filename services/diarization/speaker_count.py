@@ -17,9 +17,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from pyannote.audio.pipelines.clustering import AgglomerativeClustering
-from scipy.cluster.hierarchy import fcluster, linkage
+from parlons.services.diarization.torch_compat import prepare_pyannote_import
+
+prepare_pyannote_import()
+
+import numpy as np  # noqa: E402
+from pyannote.audio.pipelines.clustering import AgglomerativeClustering  # noqa: E402
+from scipy.cluster.hierarchy import fcluster, linkage  # noqa: E402
 
 # Thresholds tried each side of the configured one (distances between unit vectors, 0-2).
 COUNT_POINTS = 21
