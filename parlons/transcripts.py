@@ -60,11 +60,16 @@ class Cue:
     overlapping: tuple[str, ...] = ()
 
     @property
+    def overlap_marker(self) -> str:
+        """"(+ SPEAKER_01)" when other voices are heard during the cue; "" otherwise."""
+        return f"(+ {', '.join(self.overlapping)})" if self.overlapping else ""
+
+    @property
     def label(self) -> str:
         """The speaker as shown: "SPEAKER_00", or "SPEAKER_00 (+ SPEAKER_01)" over an overlap."""
         if not self.speaker or not self.overlapping:
             return self.speaker
-        return f"{self.speaker} (+ {', '.join(self.overlapping)})"
+        return f"{self.speaker} {self.overlap_marker}"
 
 
 def _split_words(
@@ -155,8 +160,8 @@ def to_vtt(cues: Sequence[Cue], shape: SubtitleShape = BROADCAST) -> str:
     for cue in cues:
         text = _wrap(cue.text, shape)
         if cue.speaker:
-            others = f"(+ {', '.join(cue.overlapping)}) " if cue.overlapping else ""
-            text = f"<v {cue.speaker}>{others}{text}"
+            marker = f"{cue.overlap_marker} " if cue.overlapping else ""
+            text = f"<v {cue.speaker}>{marker}{text}"
         document.captions.append(
             webvtt.Caption(_vtt_time(cue.start_s), _vtt_time(max(cue.end_s, cue.start_s + 0.001)), text)
         )

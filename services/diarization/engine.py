@@ -38,6 +38,7 @@ from parlons.services.diarization.options import DiarizationConfig
 from parlons.services.diarization.references import (
     MAX_REFERENCE_S,
     MIN_REFERENCE_SPEECH_S,
+    SpeakerName,
     VoiceReference,
     name_speakers,
 )
@@ -263,10 +264,12 @@ class DiarizationEngine:
         # pyannote types __call__ as possibly an iterator (its streaming mode); not with these arguments
         raw = self._raw_turns(output.speaker_diarization, duration)  # type: ignore[union-attr]
         dominant = self._raw_turns(output.exclusive_speaker_diarization, duration)  # type: ignore[union-attr]
-        names = self._names(output, references, threshold)  # type: ignore[arg-type]
+        names = self._names(output, references, threshold)
         if names:
-            raw = [(a, b, names[spk].name if spk in names else spk, ch) for a, b, spk, ch in raw]
-            dominant = [(a, b, names[spk].name if spk in names else spk, ch) for a, b, spk, ch in dominant]
+            raw, dominant = (
+                [(a, b, names[spk].name if spk in names else spk, ch) for a, b, spk, ch in turns]
+                for turns in (raw, dominant)
+            )
         result = finish(raw, duration, started, "neural")
         found = len(result.speakers)
         # Unconstrained, the estimate is the answer; forced, it is the clustering's own cut
@@ -295,7 +298,7 @@ class DiarizationEngine:
         ]
 
     @staticmethod
-    def _names(output: Any, references: Sequence[VoiceReference], threshold: float) -> dict[str, Any]:
+    def _names(output: Any, references: Sequence[VoiceReference], threshold: float) -> dict[str, SpeakerName]:
         """Speaker label -> SpeakerName for the speakers a reference names."""
         centroids = output.speaker_embeddings
         if not references or centroids is None:
