@@ -61,10 +61,11 @@ def test_albert_forwards_a_french_transcription_as_json(url: str, tenants: Tenan
     provider = AlbertProvider(url=url, key=tenants.keys["a"], model_name="whisper-1")
     result = asyncio.run(provider.transcribe("guichet.wav", french_wav, "audio/wav", language=language))
     assert isinstance(result, AudioTranscription)
-    # espeak's voice through the base model: the words a French transcript must hold
-    # (base writes "Bonjour ma tâme, je voudrais vous rémonter de ces jours."), no accuracy claim.
+    # espeak's voice through the base model: the words a French transcript must hold, no
+    # accuracy claim (the greeting itself varies with the CPU's instruction set: "Bonjour
+    # ma tâme" with AVX-512, "Pour jouer ma tame" with AVX2).
     words = normalise(result.text).split()
-    assert {"bonjour", "je", "voudrais"} <= set(words), result.text
+    assert {"je", "voudrais", "de"} <= set(words), result.text
 
 
 def test_albert_forwards_text_format(url: str, tenants: Tenants) -> None:

@@ -59,6 +59,7 @@ from parlons.services.transcription.window import (
     choose_language,
     encode,
     language_probabilities,
+    loops,
     transcribe_clip,
     whisper_options,
 )
@@ -518,12 +519,21 @@ class TranscriptionEngine:
         tag = to_bcp47(language or "en")
         segments: list[Segment] = []
         previous: list[int] = []
-        for number, (group, group_chunks) in enumerate(zip(groups, grouped, strict=True)):
+        pending = [(group_chunks, first if number == 0 else None) for number, group_chunks in enumerate(grouped)]
+        while pending:
             _raise_if_cancelled(cancel)
-            raw = self._decode_clip(
-                group, options, language, prompt_tokens=previous or None,
-                encoded=first if number == 0 else None,
-            )
+            group_chunks, encoded = pending.pop(0)
+            group = np.concatenate([samples[c["start"] : c["end"]] for c in group_chunks])
+            raw = self._decode_clip(group, options, language, prompt_tokens=previous or None, encoded=encoded)
+            looped = next((i for i, segment in enumerate(raw) if loops([segment])), None)
+            if looped is not None:
+                # Keep what came before the loop and decode the rest of the group anew
+                # (a loop that opens the clip is skipped): a fresh window rarely loops.
+                resume = raw[looped].start if looped > 0 else raw[looped].end
+                rest = chunks_after(group_chunks, int(resume * TARGET_RATE))
+                if rest:
+                    pending.insert(0, (rest, None))
+                raw = raw[:looped]
             restored = list(restore_speech_timestamps(raw, group_chunks, TARGET_RATE))
             segments.extend(
                 self._collect(restored, channel, tag, probability, 0.0,
@@ -679,6 +689,19 @@ def _group_chunks(chunks: list[dict[str, int]], max_samples: int) -> list[list[d
         groups[-1].append(chunk)
         size += length
     return groups
+
+
+def chunks_after(chunks: list[dict[str, int]], offset: int) -> list[dict[str, int]]:
+    """The speech chunks of a group from `offset` samples of its joined audio on (the
+    chunk that holds it cut there); nothing when less than 0.5 s is left."""
+    rest: list[dict[str, int]] = []
+    for chunk in chunks:
+        length = chunk["end"] - chunk["start"]
+        if offset < length:
+            rest.append({"start": chunk["start"] + max(0, offset), "end": chunk["end"]})
+        offset -= length
+    left = sum(c["end"] - c["start"] for c in rest)
+    return rest if left >= TARGET_RATE // 2 else []
 
 
 def _raise_if_cancelled(cancel: threading.Event | None) -> None:

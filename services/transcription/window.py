@@ -222,6 +222,25 @@ def repeats(text: str, *, max_run: int = 3) -> bool:
     return False
 
 
+def loops(segments: Sequence[WhisperSegment], *, max_run: int = 5) -> bool:
+    """Whether a long decode has a segment stuck in a loop ("stupid, stupid, stupid, ..."
+    fourteen times after 27 s of good text). faster-whisper's compression-ratio guard
+    is computed over the whole 30-s window, so a loop at its end passes it; speech says
+    a word three times ("no, no, no"), not five."""
+    return any(_runs(segment.text, max_run) for segment in segments)
+
+
+def _runs(text: str, max_run: int) -> bool:
+    """The same word, or phrase of up to 6 words, `max_run` times in a row."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    for size in range(1, 7):
+        for i in range(len(words) - max_run * size + 1):
+            phrase = words[i : i + size]
+            if all(words[i + k * size : i + (k + 1) * size] == phrase for k in range(1, max_run)):
+                return True
+    return False
+
+
 def acceptable(
     segments: Sequence[WhisperSegment],
     options: WhisperOptions,
