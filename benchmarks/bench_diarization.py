@@ -32,11 +32,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import AUDIO, machine, median, peak_rss_mib
+from parlons.services.diarization.options import PYANNOTE_ECAPA_THRESHOLD
 
 # name -> (description, changes over the packaged pipeline.toml)
 BASELINE: dict[str, Any] = {
     "threads": 0, "embedding": {"fast": False, "backend": "torch", "stride": 1, "batch_size": 1},
-    "segmentation": {"batch_size": 1},
+    "segmentation": {"batch_size": 1}, "clustering": {"threshold": PYANNOTE_ECAPA_THRESHOLD},
 }
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "baseline": ("pyannote out of the box (its embedding step, PyTorch, batch 1, default threads)", BASELINE),

@@ -291,3 +291,77 @@ def test_voice_prints_bad_spans(
     )
     error = _error(lambda: stub.EmbedVoices(request, timeout=60))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and detail in error.details(), error.details()
+
+
+# -- speaker references and counts --------------------------------------------------------
+
+
+def _voice_of(audio_dir: Path, speaker: str, until_s: float, keep_s: float = 30.0) -> bytes:
+    """The turns of `speaker` in sample.rttm before `until_s`, without the other voice
+    (the first `keep_s` seconds of them)."""
+    from pyannote.core import Segment
+    from pyannote.database.util import load_rttm
+
+    from parlons.services.common.audio import decode_audio
+
+    truth = next(iter(load_rttm(str(audio_dir / "sample.rttm")).values())).crop(Segment(0.0, until_s))
+    others = truth.subset([speaker], invert=True).get_timeline().support()
+    own = truth.label_timeline(speaker).support().extrude(others)
+    samples = decode_audio((audio_dir / "sample.wav").read_bytes()).mono()
+    voice = np.concatenate([samples[int(s.start * 16000):int(s.end * 16000)] for s in own])
+    return wav_bytes(voice[: int(keep_s * 16000)])
+
+
+def test_a_reference_voice_names_its_speaker(
+    stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path
+) -> None:
+    """speaker90's clean turns of the first 20 s as the agent's voice: the speaker whose
+    turns are mostly speaker90's in the reference is named Agent, the other keeps its
+    label, and the RTTM carries the name."""
+    from pyannote.core import Segment
+    from pyannote.database.util import load_rttm
+
+    reference = diarization_pb2.SpeakerReference(name="Agent", audio=audio_pb2.Audio(
+        content=_voice_of(audio_dir, "speaker90", 20.0)))
+    response = stub.Diarize(_request((audio_dir / "sample.wav").read_bytes(), speaker_references=[reference]),
+                            timeout=300)
+    names = sorted(s.speaker for s in response.speakers)
+    assert len(names) == 2 and "Agent" in names and any(n.startswith("SPEAKER_") for n in names), names
+    agent = next(s for s in response.speakers if s.speaker == "Agent")
+    assert 0.5 <= agent.reference_similarity <= 1.0
+    truth = next(iter(load_rttm(str(audio_dir / "sample.rttm")).values()))
+    own = sum(truth.crop(Segment(t.start_s, t.end_s)).label_duration("speaker90")
+              for t in response.turns if t.speaker == "Agent")
+    spoken = sum(t.end_s - t.start_s for t in response.turns if t.speaker == "Agent")
+    assert own >= 0.8 * spoken, (own, spoken)
+    assert " Agent " in response.rttm
+
+
+@pytest.mark.parametrize(
+    "content, detail",
+    [
+        (lambda audio_dir: wav_bytes(np.zeros(5 * 16000, np.float32)), "'Agent' is silent"),
+        (lambda audio_dir: _voice_of(audio_dir, "speaker90", 20.0, keep_s=1.2), "'Agent' holds"),
+        (lambda audio_dir: b"not audio at all", "Agent"),
+    ],
+    ids=["silence", "too-short", "not-decodable"],
+)
+def test_a_reference_that_cannot_serve_is_refused_by_name(
+    stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path, content: object, detail: str
+) -> None:
+    reference = diarization_pb2.SpeakerReference(name="Agent", audio=audio_pb2.Audio(
+        content=content(audio_dir)))  # type: ignore[operator]
+    error = _error(lambda: stub.Diarize(_request((audio_dir / "sample.wav").read_bytes(),
+                                                 speaker_references=[reference]), timeout=120))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert detail in (error.details() or ""), error.details()
+
+
+def test_min_speakers_above_what_the_call_holds_is_answered_with_the_count(
+    stub: diarization_pb2_grpc.DiarizationServiceStub, audio_dir: Path
+) -> None:
+    """Two voices, six asked at least: an answer, with the estimate and a note saying why."""
+    response = stub.Diarize(_request((audio_dir / "sample.wav").read_bytes(), min_speakers=6), timeout=300)
+    assert response.turns and response.estimated_speakers == 2, response.estimated_speakers
+    assert 0.0 < response.speaker_count_confidence <= 1.0
+    assert "min_speakers=6" in response.speaker_count_note
