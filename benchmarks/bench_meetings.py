@@ -51,6 +51,8 @@ class FileScore:
     confusion: float = 0.0
     total: float = 0.0
     speakers: int = 0
+    reference_speakers: int = 0
+    confidence: float = 0.0
     walls: list[float] = field(default_factory=list)
 
     @property
@@ -82,6 +84,17 @@ def group_der(scores: list[FileScore]) -> float:
     return sum(s.missed + s.false_alarm + s.confusion for s in scores) / total if total else 0.0
 
 
+def count_summary(scores: dict[str, FileScore]) -> str:
+    """Whether the count confidence tells right counts from wrong ones: its mean on each."""
+    right = [s.confidence for s in scores.values() if s.speakers == s.reference_speakers]
+    wrong = [s.confidence for s in scores.values() if s.speakers != s.reference_speakers]
+    mean = lambda values: f"{sum(values) / len(values):.2f}" if values else "-"  # noqa: E731
+    return (f"right on {len(right)}/{len(scores)} files; mean confidence {mean(right)} when right, "
+            f"{mean(wrong)} when wrong; files under 0.8: "
+            + (", ".join(f"{uri} {s.speakers} found of {s.reference_speakers} at {s.confidence:.2f}"
+                         for uri, s in scores.items() if s.confidence < 0.8) or "none"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="comma-separated configuration names")
@@ -110,6 +123,8 @@ def main() -> int:
             entry.missed, entry.false_alarm = detail["missed detection"], detail["false alarm"]
             entry.confusion, entry.total = detail["confusion"], detail["total"]
             entry.speakers = len({t.speaker for t in result.turns})
+            entry.reference_speakers = len(reference.labels())
+            entry.confidence = result.count_confidence
         line = "  ".join(f"{n} {table[n][uri].der * 100:5.1f}" for n in names)
         print(f"  {uri:7s} ({len(reference.labels())} spk): {line}", flush=True)
 
@@ -137,6 +152,7 @@ def main() -> int:
               + (f" (baseline {base[worst[0]].der * 100:.1f})" if base else "")
               + f"; more than 1 point worse than baseline on: {', '.join(worse) or 'none'}; "
               f"wall {wall:.1f} s, RTF {wall / audio_s:.3f}")
+        print(f"             speaker count: {count_summary(scores)}")
     return 0
 
 
