@@ -34,6 +34,8 @@ from parlons.clients.errors import ParlonsRpcError
 from parlons.clients.results import Conversation, Diarization, SpeechTranslation, TextTranslation, Transcript
 from parlons.clients.retry import RetryPolicy, call_with_retries
 from parlons.v1 import (
+    anonymization_pb2,
+    anonymization_pb2_grpc,
     audio_pb2,
     diarization_pb2,
     diarization_pb2_grpc,
@@ -321,6 +323,20 @@ class TranslationClient(_Client):
     def list_languages(self) -> translation_pb2.ListLanguagesResponse:
         return self._idempotent(lambda: self.stub.ListLanguages(translation_pb2.ListLanguagesRequest(),
                                                                 metadata=self.metadata))
+
+
+class AnonymizationClient(_Client):
+    """Personal data out of texts: one request is one conversation or document, so a
+    name keeps one placeholder across its texts."""
+
+    def __init__(self, target: grpc.Channel | Connection, *, metadata: Iterable[tuple[str, str]] = (),
+                 retry: RetryPolicy | None = None) -> None:
+        super().__init__(target, anonymization_pb2_grpc.AnonymizationServiceStub, metadata=metadata, retry=retry)
+
+    def anonymize(self, texts: Iterable[str], options: anonymization_pb2.AnonymizationOptions | None = None, *,
+                  timeout_s: float | None = None) -> anonymization_pb2.AnonymizeTextResponse:
+        request = anonymization_pb2.AnonymizeTextRequest(texts=list(texts), options=options)
+        return self._idempotent(lambda: self.stub.AnonymizeText(request, timeout=timeout_s, metadata=self.metadata))
 
 
 class GatewayClient(_Client):

@@ -20,6 +20,7 @@ KINDS = (
     "plda",
     "diarization-pipeline",
     "translation",
+    "ner",
 )
 CONVERTERS = ("ctranslate2",)
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.toml")

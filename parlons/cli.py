@@ -1,4 +1,4 @@
-"""The `parlons` command: serve, models, transcribe, translate, listen, desk, tenants, health.
+"""The `parlons` command: serve, models, transcribe, translate, anonymize, listen, desk, tenants, health.
 
 Each command lives next to the code it drives and registers itself here; this module
 only builds the parser and dispatches.
@@ -18,6 +18,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("parlons.models.cli", "add_models_command"),
     ("parlons.clients.transcribe_cli", "add_transcribe_command"),
     ("parlons.clients.translate_cli", "add_translate_command"),
+    ("parlons.clients.anonymize_cli", "add_anonymize_command"),
     ("parlons.clients.listen_cli", "add_listen_command"),
     ("parlons.clients.desk.cli", "add_desk_command"),
     ("parlons.services.gateway.cli", "add_tenants_command"),

@@ -20,6 +20,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "transcription": ("parlons.services.transcription.servicer", "module_from_config"),
     "diarization": ("parlons.services.diarization.servicer", "module_from_config"),
     "translation": ("parlons.services.translation.servicer", "module_from_config"),
+    "anonymization": ("parlons.services.anonymization.servicer", "module_from_config"),
     # Fronts the others: with them in one process it holds the public port and they run
     # on a private socket behind it (see services/gateway/servicer.py).
     "gateway": ("parlons.services.gateway.servicer", "module_from_config"),

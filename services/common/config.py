@@ -147,6 +147,23 @@ class TranslationSettings:
 
 
 @dataclass
+class AnonymizationSettings:
+    enabled: bool = True
+    # "lang=model" pairs: the spaCy pipeline (catalog name or directory) that finds person
+    # names in that language. Other languages get the rule recognisers only, and the
+    # response says names were not checked.
+    ner_models: list[str] = field(default_factory=lambda: ["fr=spacy-fr-core-news-md"])
+    # One request: characters over all its texts, and how many texts.
+    max_chars_per_request: int = 200_000
+    max_texts: int = 10_000
+    max_concurrent: int = 2
+    max_queued: int = 16
+    # Server-wide terms always masked / never masked (a request adds its own).
+    always_mask: list[str] = field(default_factory=list)
+    never_mask: list[str] = field(default_factory=list)
+
+
+@dataclass
 class GatewaySettings:
     """The gateway: backends, tenants, REST facade (see docs/gateway.md)."""
 
@@ -157,6 +174,7 @@ class GatewaySettings:
     transcription: list[str] = field(default_factory=list)
     diarization: list[str] = field(default_factory=list)
     translation: list[str] = field(default_factory=list)
+    anonymization: list[str] = field(default_factory=list)
     # TLS towards the backends: CA that signed their certificates (empty = plaintext),
     # and a client certificate/key when they require mTLS.
     backend_ca: str = ""
@@ -205,6 +223,7 @@ class ParlonsConfig:
     transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
     diarization: DiarizationSettings = field(default_factory=DiarizationSettings)
     translation: TranslationSettings = field(default_factory=TranslationSettings)
+    anonymization: AnonymizationSettings = field(default_factory=AnonymizationSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
 
 

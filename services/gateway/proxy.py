@@ -25,6 +25,7 @@ from parlons.services.gateway.core import UPLOAD_CHUNK_BYTES, AudioCharge, Call,
 from parlons.services.gateway.quotas import document_read_charge, seconds_in_stream_chunk
 from parlons.services.gateway.routing import CallOptions
 from parlons.v1 import (
+    anonymization_pb2,
     diarization_pb2,
     transcription_pb2,
     translation_pb2,
@@ -34,6 +35,7 @@ SERVICE_DESCRIPTORS: dict[str, ServiceDescriptor] = {
     "transcription": transcription_pb2.DESCRIPTOR.services_by_name["TranscriptionService"],
     "diarization": diarization_pb2.DESCRIPTOR.services_by_name["DiarizationService"],
     "translation": translation_pb2.DESCRIPTOR.services_by_name["TranslationService"],
+    "anonymization": anonymization_pb2.DESCRIPTOR.services_by_name["AnonymizationService"],
 }
 
 Invoke = Callable[[Any], Awaitable[Any]]
@@ -133,6 +135,14 @@ class Proxy:
             return response
         if name == "TranslateText":
             request.options.CopyFrom(self.core.resolve_translation_options(call.tenant, request.options))
+            characters = sum(len(t) for t in request.texts)
+            quotas.charge_characters(call.tenant, characters)
+            try:
+                return await invoke(request)
+            except BaseException:
+                quotas.adjust_characters(call.tenant, -characters)
+                raise
+        if name == "AnonymizeText":
             characters = sum(len(t) for t in request.texts)
             quotas.charge_characters(call.tenant, characters)
             try:

@@ -44,7 +44,7 @@ from parlons.services.common.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from parlons.v1 import diarization_pb2_grpc, transcription_pb2_grpc, translation_pb2_grpc
+from parlons.v1 import anonymization_pb2_grpc, diarization_pb2_grpc, transcription_pb2_grpc, translation_pb2_grpc
 
 log = logging.getLogger("parlons.gateway.routing")
 
@@ -59,6 +59,7 @@ SERVICE_NAMES: dict[str, str] = {
     "transcription": "parlons.v1.TranscriptionService",
     "diarization": "parlons.v1.DiarizationService",
     "translation": "parlons.v1.TranslationService",
+    "anonymization": "parlons.v1.AnonymizationService",
 }
 # The generated client stub of each service: calls carry the generated method paths and
 # serializers, so a renamed RPC breaks at import, not at the first call in production.
@@ -66,6 +67,7 @@ STUBS: dict[str, Callable[[aio.Channel], Any]] = {
     "parlons.v1.TranscriptionService": transcription_pb2_grpc.TranscriptionServiceStub,
     "parlons.v1.DiarizationService": diarization_pb2_grpc.DiarizationServiceStub,
     "parlons.v1.TranslationService": translation_pb2_grpc.TranslationServiceStub,
+    "parlons.v1.AnonymizationService": anonymization_pb2_grpc.AnonymizationServiceStub,
 }
 
 # How long a retried call waits before its next attempt, at most (the backoff doubles).

@@ -1,0 +1,211 @@
+"""The anonymisation engine: Presidio's analyzer over spaCy's NER and parlons' French
+rules, overlaps resolved, names followed through the text, then replaced.
+
+No gRPC here. `AnonymizationEngine.anonymize` takes the texts of one conversation or
+document (segments, paragraphs) so that a name or number keeps one placeholder across
+all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parlons.services.common.errors import InvalidArgument
+
+from .entities import CUSTOM, ENTITY_TYPES, PERSON, Finding
+from .names import find_names, repeat_mentions, trim_name
+from .numbers import token_runs
+from .presidio_import import import_presidio_analyzer
+from .replace import PLACEHOLDER, POLICIES, Replacer
+from .rules import find_addresses, find_dates_of_birth, find_emails, find_in_runs
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NER_MODELS = {"fr": "spacy-fr-core-news-md"}
+SCORE_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    policy: str = PLACEHOLDER
+    entity_types: tuple[str, ...] = ()  # empty = all
+    always_mask: tuple[str, ...] = ()  # a tenant's terms (names of staff, a village...)
+    never_mask: tuple[str, ...] = ()  # a tenant's terms that look like data but are not
+    return_mapping: bool = False
+    score_threshold: float = SCORE_THRESHOLD
+    seed: int = 0  # pseudonyms: the same seed gives the same made-up values
+
+
+@dataclass(frozen=True)
+class AnonymizeLimits:
+    max_chars_per_request: int = 200_000
+    max_texts: int = 10_000
+
+
+@dataclass
+class AnonymizedTexts:
+    texts: list[str]
+    findings: list[list[Finding]]  # per text, in the original text's offsets
+    replacements: list[list[str]]  # per text, what replaced each finding
+    names_checked: bool
+    mapping: dict[str, str] = field(default_factory=dict)  # only when asked
+    language: str = "fr"
+
+
+def _resolve_model(name: str, kind: str) -> Path:
+    from parlons.models.manager import ModelManager
+
+    return ModelManager().resolve(name, kind=kind)
+
+
+class AnonymizationEngine:
+    """Loads one spaCy pipeline per language that has one (model manager, offline) and a
+    Presidio analyzer over them; every language gets the rule recognisers."""
+
+    def __init__(
+        self,
+        ner_models: dict[str, str] | None = None,
+        resolve_model: Callable[[str, str], Path] = _resolve_model,
+        limits: AnonymizeLimits | None = None,
+    ) -> None:
+        import_presidio_analyzer()
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+        started = time.perf_counter()
+        self.limits = limits or AnonymizeLimits()
+        models = ner_models if ner_models is not None else DEFAULT_NER_MODELS
+        self.ner_languages = tuple(sorted(models))
+        paths = {lang: resolve_model(name, "ner") for lang, name in models.items()}
+        self._analyzers: dict[str, Any] = {}
+        for lang, path in paths.items():
+            nlp_engine = SpacyNlpEngine(
+                models=[{"lang_code": lang, "model_name": str(path)}],
+                ner_model_configuration=NerModelConfiguration(
+                    model_to_presidio_entity_mapping={"PER": PERSON, "PERSON": PERSON},
+                    labels_to_ignore=["LOC", "ORG", "MISC", "GPE", "NORP", "FAC"],
+                ),
+            )
+            nlp_engine.load()  # a path: Presidio loads it, downloads nothing
+            registry = RecognizerRegistry(supported_languages=[lang])
+            registry.add_recognizer(SpacyRecognizer(supported_language=lang, supported_entities=[PERSON]))
+            self._analyzers[lang] = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
+                                                   supported_languages=[lang])
+        self.load_seconds = time.perf_counter() - started
+
+    def names_checked(self, language: str) -> bool:
+        return _base(language) in self._analyzers
+
+    # ------------------------------------------------------------------ analysis
+
+    def analyze(self, text: str, language: str = "fr", options: AnonymizeOptions | None = None) -> list[Finding]:
+        """The personal data in `text`, non-overlapping, sorted by start."""
+        options = options or AnonymizeOptions()
+        findings = self._rules(text)
+        lang = _base(language)
+        if lang in self._analyzers:
+            for r in self._analyzers[lang].analyze(text=text, language=lang, entities=[PERSON]):
+                trimmed = trim_name(text, Finding(r.start, r.end, PERSON, float(r.score), "spacy"))
+                if trimmed is not None:
+                    findings.append(trimmed)
+        findings.extend(_terms(text, options.always_mask))
+        names = [f for f in findings if f.entity_type == PERSON and f.score >= options.score_threshold]
+        findings.extend(repeat_mentions(text, [text[f.start:f.end] for f in names]))
+        kept = [f for f in findings if f.score >= options.score_threshold
+                and (not options.entity_types or f.entity_type in options.entity_types or f.entity_type == CUSTOM)]
+        kept = _without_allowed(text, kept, options.never_mask)
+        return resolve_overlaps(kept)
+
+    def check(self, texts: Sequence[str], options: AnonymizeOptions) -> None:
+        """Refuse what the limits do not allow, before any work."""
+        if len(texts) > self.limits.max_texts:
+            raise InvalidArgument(f"{len(texts)} texts in one request; the limit is {self.limits.max_texts}",
+                                  field="texts")
+        chars = sum(len(t) for t in texts)
+        if chars > self.limits.max_chars_per_request:
+            raise InvalidArgument(
+                f"{chars} characters in one request; the limit is {self.limits.max_chars_per_request} "
+                "(send the conversation in several requests)", field="texts")
+        if options.policy not in POLICIES:
+            raise InvalidArgument(f"unknown policy {options.policy!r}; one of {', '.join(POLICIES)}",
+                                  field="options.policy")
+        unknown = [t for t in options.entity_types if t not in ENTITY_TYPES]
+        if unknown:
+            raise InvalidArgument(f"unknown entity type(s) {', '.join(unknown)}; known: {', '.join(ENTITY_TYPES)}",
+                                  field="options.entity_types")
+
+    @staticmethod
+    def _rules(text: str) -> list[Finding]:
+        runs = token_runs(text)
+        return (find_in_runs(text, runs) + find_emails(text) + find_dates_of_birth(text, runs)
+                + find_addresses(text) + find_names(text))
+
+    def anonymize(self, texts: Sequence[str], language: str = "fr",
+                  options: AnonymizeOptions | None = None) -> AnonymizedTexts:
+        """Each text analysed, then replaced with one `Replacer` for all of them. A name
+        found in one text is looked for in the others too (a name said once in full is
+        masked when it comes back alone, later in the conversation)."""
+        options = options or AnonymizeOptions()
+        self.check(texts, options)
+        per_text = [self.analyze(t, language, options) for t in texts]
+        names = {texts[i][f.start:f.end] for i, fs in enumerate(per_text) for f in fs if f.entity_type == PERSON}
+        if names:
+            for i, text in enumerate(texts):
+                extra = repeat_mentions(text, names)
+                if extra:
+                    per_text[i] = resolve_overlaps(per_text[i] + _without_allowed(text, extra, options.never_mask))
+        replacer = Replacer(policy=options.policy, seed=options.seed)
+        applied = [replacer.apply(text, fs) for text, fs in zip(texts, per_text, strict=True)]
+        return AnonymizedTexts(
+            texts=[a[0] for a in applied], findings=per_text, replacements=[a[1] for a in applied],
+            names_checked=self.names_checked(language),
+            mapping=dict(replacer.mapping) if options.return_mapping else {}, language=_base(language),
+        )
+
+
+def _base(language: str) -> str:
+    return (language or "fr").split("-")[0].split("_")[0].lower()
+
+
+def _terms(text: str, terms: Sequence[str]) -> list[Finding]:
+    found = []
+    for term in terms:
+        if term.strip():
+            for m in re.finditer(rf"(?<!\w){re.escape(term.strip())}(?!\w)", text, re.IGNORECASE):
+                found.append(Finding(m.start(), m.end(), CUSTOM, 1.0, "always-mask"))
+    return found
+
+
+def _without_allowed(text: str, findings: list[Finding], allowed: Sequence[str]) -> list[Finding]:
+    if not allowed:
+        return findings
+    keep = {a.strip().lower() for a in allowed if a.strip()}
+    return [f for f in findings if text[f.start:f.end].strip().lower() not in keep]
+
+
+def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
+    """One finding per stretch of text: overlapping findings merge into their union,
+    typed as the strongest (then the longest) of them, so nothing of either leaks."""
+    merged: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if merged and f.start < merged[-1].end:
+            last = merged[-1]
+            outer = [x for x in (last, f) if x.start <= min(last.start, f.start) and x.end >= max(last.end, f.end)]
+            # a stretch inside another is part of it (a phone-like run inside a NIR, a
+            # name inside an address or an e-mail); otherwise the stronger one leads
+            lead = outer[0] if outer else max((last, f), key=lambda x: (x.score, x.end - x.start))
+            merged[-1] = Finding(last.start, max(last.end, f.end), lead.entity_type, max(last.score, f.score),
+                                 lead.recognizer)
+        else:
+            merged.append(f)
+    return merged
+
+
+__all__ = ["ENTITY_TYPES", "AnonymizationEngine", "AnonymizeOptions", "AnonymizedTexts", "resolve_overlaps"]

@@ -1,0 +1,209 @@
+"""Numbers as Whisper writes them in French, in digits or in words, read as digit strings.
+
+Identifiers are dictated in groups ("zéro six, douze, trente-quatre", "un, quatre-vingt-
+cinq, zéro sept", "1 85 07 75 123 456 78", "FR soixante-seize trois mille..."). A
+recogniser needs the digits and, to mask them, where each came from. `token_runs` cuts a
+text into runs of number-like tokens (digit groups, number words read as one group,
+capital letters and short capital/digit chunks), and `Run.alnum` gives their characters
+joined with, for each character, the token it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+UNITS = {"zéro": 0, "zero": 0, "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5,
+         "six": 6, "sept": 7, "huit": 8, "neuf": 9}
+TEENS = {"dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15, "seize": 16}
+TENS = {"vingt": 20, "vingts": 20, "trente": 30, "quarante": 40, "cinquante": 50, "soixante": 60,
+        "septante": 70, "huitante": 80, "octante": 80, "nonante": 90}
+HUNDRED = {"cent", "cents"}
+THOUSAND = {"mille", "mil"}
+NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | HUNDRED | THOUSAND
+
+# A word of letters (with accents, apostrophes and inner hyphens), a digit group, or one
+# other non-space character.
+_WORD_RE = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+|\S", re.UNICODE)
+# Inside a run: separators that do not end it.
+_SEPARATORS = {",", ".", "-", "/", "(", ")", "+", "–", "_", ":"}
+_CHUNK_RE = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{1,4}$")  # "FR76", "AB", "2A", "X4RT"
+
+
+@dataclass(frozen=True)
+class Token:
+    """One number-like token: its text span and what it stands for ("85", "AB")."""
+
+    start: int
+    end: int
+    value: str
+    spoken: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """Consecutive number-like tokens, only separators or spaces between them."""
+
+    tokens: tuple[Token, ...]
+
+    @property
+    def start(self) -> int:
+        return self.tokens[0].start
+
+    @property
+    def end(self) -> int:
+        return self.tokens[-1].end
+
+    def alnum(self) -> tuple[str, list[int]]:
+        """The tokens' values joined, and for each character the index of its token."""
+        text, owners = [], []
+        for i, token in enumerate(self.tokens):
+            text.append(token.value)
+            owners.extend([i] * len(token.value))
+        return "".join(text), owners
+
+
+def words(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, word) for the words, digit groups and signs of `text`."""
+    return [(m.start(), m.end(), m.group()) for m in _WORD_RE.finditer(text)]
+
+
+def _atoms(word: str) -> list[str] | None:
+    """A word split at its hyphens into number words ("quatre-vingt-dix" ->
+    ["quatre", "vingt", "dix"]), or None when it is not a number word."""
+    parts = [p for p in re.split(r"[-]", word.lower()) if p]
+    if parts and all(p in NUMBER_WORDS or p == "et" for p in parts) and parts[0] != "et":
+        return parts
+    return None
+
+
+def _below_100(atoms: list[str], i: int) -> tuple[int, int] | None:
+    """The value of the number below 100 that starts at atoms[i], and the next index."""
+    if i >= len(atoms):
+        return None
+    word = atoms[i]
+    nxt = atoms[i + 1] if i + 1 < len(atoms) else ""
+    if word in ("zéro", "zero"):
+        return 0, i + 1
+    if word == "quatre" and nxt in ("vingt", "vingts"):
+        value, j = 80, i + 2
+        rest = _teen_or_unit(atoms, j, allow_teen=True)
+        return (value + rest[0], rest[1]) if rest else (value, j)
+    if word in TENS:
+        value, j = TENS[word], i + 1
+        if j < len(atoms) and atoms[j] == "et":
+            j += 1
+        rest = _teen_or_unit(atoms, j, allow_teen=value == 60)
+        return (value + rest[0], rest[1]) if rest else (value, i + 1)
+    return _teen_or_unit(atoms, i, allow_teen=True)
+
+
+def _teen_or_unit(atoms: list[str], i: int, allow_teen: bool) -> tuple[int, int] | None:
+    if i >= len(atoms):
+        return None
+    word = atoms[i]
+    if allow_teen and word == "dix" and i + 1 < len(atoms) and atoms[i + 1] in ("sept", "huit", "neuf"):
+        return 10 + UNITS[atoms[i + 1]], i + 2
+    if allow_teen and word in TEENS:
+        return TEENS[word], i + 1
+    if word in UNITS and UNITS[word] > 0:
+        return UNITS[word], i + 1
+    return None
+
+
+def _below_1000(atoms: list[str], i: int) -> tuple[int, int] | None:
+    """Hundreds: "trois cent douze", "cent vingt", "dix-neuf cent quatre-vingt-cinq"."""
+    if i < len(atoms) and atoms[i] in HUNDRED:
+        rest = _below_100(atoms, i + 1)
+        if rest and rest[0] == 0:
+            rest = None
+        return (100 + rest[0], rest[1]) if rest else (100, i + 1)
+    head = _below_100(atoms, i)
+    if head is None:
+        return None
+    value, j = head
+    if j < len(atoms) and atoms[j] in HUNDRED and 1 < value < 100 and (value < 10 or 10 < value < 20):
+        rest = _below_100(atoms, j + 1)
+        if rest and rest[0] == 0:
+            rest = None
+        return (value * 100 + rest[0], rest[1]) if rest else (value * 100, j + 1)
+    return value, j
+
+
+def _group(atoms: list[str], i: int) -> tuple[int, int] | None:
+    """One spoken group (thousands included: "mille neuf cent quatre-vingt-cinq")."""
+    if i < len(atoms) and atoms[i] in THOUSAND:
+        rest = _below_1000(atoms, i + 1)
+        return (1000 + rest[0], rest[1]) if rest and rest[0] else (1000, i + 1)
+    head = _below_1000(atoms, i)
+    if head is None:
+        return None
+    value, j = head
+    if value and j < len(atoms) and atoms[j] in THOUSAND:
+        rest = _below_1000(atoms, j + 1)
+        return (value * 1000 + (rest[0] if rest else 0), rest[1] if rest and rest[0] else j + 1)
+    return head
+
+
+def spoken_groups(atoms: list[str]) -> list[tuple[int, int, int]] | None:
+    """Atoms read as consecutive groups: (value, first atom, end atom); None when some
+    atom cannot be read ("et" alone, "cent cent")."""
+    groups, i = [], 0
+    while i < len(atoms):
+        if atoms[i] == "et":
+            return None
+        got = _group(atoms, i)
+        if got is None:
+            return None
+        groups.append((got[0], i, got[1]))
+        i = got[1]
+    return groups
+
+
+def token_runs(text: str, letters: bool = True) -> list[Run]:
+    """The runs of number-like tokens in `text`, number words read group by group.
+
+    With `letters`, capital letters and short capital/digit chunks ("FR76", "AB", "2A")
+    join a run too (IBANs, plates, document numbers spelled out)."""
+    runs: list[Run] = []
+    current: list[Token] = []
+    pending_words: list[tuple[int, int, str]] = []  # number words awaiting their groups
+
+    def flush_words() -> None:
+        if not pending_words:
+            return
+        atoms: list[tuple[int, int, str]] = []  # (start, end, atom) with the word's span
+        for start, end, word in pending_words:
+            for atom in _atoms(word) or []:
+                atoms.append((start, end, atom))
+        pending_words.clear()
+        groups = spoken_groups([a[2] for a in atoms])
+        if groups is None:  # not readable as numbers: drop the words, end the run
+            close()
+            return
+        for value, first, last in groups:
+            current.append(Token(atoms[first][0], atoms[last - 1][1], str(value), spoken=True))
+
+    def close() -> None:
+        if current:
+            runs.append(Run(tuple(current)))
+            current.clear()
+
+    for start, end, word in words(text):
+        lowered = word.lower()
+        if word.isdigit():
+            flush_words()
+            current.append(Token(start, end, word))
+        elif _atoms(word) is not None or (lowered == "et" and pending_words):
+            pending_words.append((start, end, word))
+        elif letters and _CHUNK_RE.match(word):
+            flush_words()
+            current.append(Token(start, end, word))
+        elif word in _SEPARATORS:
+            flush_words()
+        else:
+            flush_words()
+            close()
+    flush_words()
+    close()
+    return runs

@@ -1,0 +1,273 @@
+"""French rule recognisers: identifiers with their checksums, phones, e-mails, addresses,
+dates of birth, plates, written and spoken as Whisper writes them.
+
+Each `find_*` takes the text (and the number runs of `numbers.token_runs`, computed once)
+and returns `Finding`s. Scores: 0.95 for a checksum that holds, 0.85 for a shape with its
+context ("numéro allocataire" before a 7-digit number), lower for a shape alone; the
+engine keeps what reaches its threshold (0.5).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from stdnum import iban as stdnum_iban
+from stdnum.fr import nif as stdnum_nif
+from stdnum.fr import nir as stdnum_nir
+
+from .entities import (
+    ADDRESS,
+    CAF_NUMBER,
+    DATE_OF_BIRTH,
+    EMAIL,
+    IBAN,
+    ID_DOCUMENT,
+    LICENSE_PLATE,
+    NIR,
+    PHONE,
+    TAX_NUMBER,
+    Finding,
+)
+from .numbers import NUMBER_WORDS, Run
+
+# ------------------------------------------------------------------ context
+
+CONTEXT_WINDOW = 90  # characters before a candidate where its context words count
+
+SOCIAL_CONTEXT = ("sécurité sociale", "securite sociale", "sécu", "secu", "carte vitale", "nir", "insee",
+                  "numéro social", "assuré", "ameli", "cpam")
+TAX_CONTEXT = ("fiscal", "fiscale", "impôt", "impot", "spi", "imposition", "finances publiques")
+CAF_CONTEXT = ("allocataire", "caf", "msa")
+ID_CONTEXT = ("passeport", "carte d'identité", "carte d’identité", "carte nationale", "cni", "pièce d'identité",
+              "pièce d’identité", "titre de séjour", "récépissé", "numéro de titre", "carte de séjour",
+              "carte de résident", "document")
+PLATE_CONTEXT = ("plaque", "immatricul", "voiture", "véhicule", "vehicule", "moto", "carte grise", "scooter",
+                 "camionnette")
+IBAN_CONTEXT = ("iban", "rib", "compte", "bancaire", "banque", "virement")
+BIRTH_CONTEXT = ("né ", "née ", "nés ", "nées ", "né,", "née,", "naissance", "naît", "nait", "naquit", "né à",
+                 "est né", "suis né", "date de naiss")
+
+
+def context_before(text: str, start: int, window: int = CONTEXT_WINDOW) -> str:
+    return text[max(0, start - window):start].lower()
+
+
+def has_context(text: str, start: int, words: Iterable[str], window: int = CONTEXT_WINDOW) -> bool:
+    before = context_before(text, start, window)
+    return any(word in before for word in words)
+
+
+# ------------------------------------------------------------------ number runs
+
+def aligned_matches(run: Run, pattern: re.Pattern[str],
+                    accept: Callable[[str], float | None]) -> list[tuple[int, int, str, float]]:
+    """Longest token-aligned stretches of the run whose characters fully match `pattern`
+    and that `accept` scores (None = no): (first token, end token, characters, score).
+    A stretch never starts or ends inside a token ("0612345678" is not cut out of a
+    longer digit group)."""
+    chars, owners = run.alnum()
+    offsets = [owners.index(i) for i in range(len(run.tokens))] + [len(chars)]
+    found: list[tuple[int, int, str, float]] = []
+    first = 0
+    while first < len(run.tokens):
+        best: tuple[int, int, str, float] | None = None
+        for end in range(len(run.tokens), first, -1):
+            candidate = chars[offsets[first]:offsets[end]]
+            if pattern.fullmatch(candidate):
+                score = accept(candidate)
+                if score is not None:
+                    best = (first, end, candidate, score)
+                    break
+        if best is None:
+            first += 1
+        else:
+            found.append(best)
+            first = best[1]
+    return found
+
+
+def _span(run: Run, first: int, end: int) -> tuple[int, int]:
+    return run.tokens[first].start, run.tokens[end - 1].end
+
+
+NIR_RE = re.compile(r"[12378]\d{2}(?:0[1-9]|1[0-2]|[2-9]\d)(?:\d{2}|2A|2B)\d{6}(?:\d{2})?")
+PHONE_RE = re.compile(r"0[1-9]\d{8}|(?:0033|33)0?[1-9]\d{8}")
+IBAN_RE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}")
+CAF_RE = re.compile(r"\d{6,8}")
+TAX_RE = re.compile(r"[0-3]\d{12}")
+PASSPORT_RE = re.compile(r"\d{2}[A-Z]{2}\d{5}")
+NEW_ID_RE = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{9}")
+DIGITS_ID_RE = re.compile(r"\d{10}|\d{12}")
+PLATE_SIV_RE = re.compile(r"[A-HJ-NP-TV-Z]{2}\d{3}[A-HJ-NP-TV-Z]{2}")
+PLATE_FNI_RE = re.compile(r"\d{1,4}[A-Z]{1,3}(?:\d{2}|2A|2B|97\d)")
+
+
+def find_in_runs(text: str, runs: list[Run]) -> list[Finding]:
+    """NIR, IBAN, phones, CAF and tax numbers, document numbers and plates in the runs."""
+    return [f for run in runs for f in _find_in_run(text, run)]
+
+
+def _find_in_run(text: str, run: Run) -> list[Finding]:
+    findings: list[Finding] = []
+
+    def add(run: Run, first: int, end: int, kind: str, score: float, how: str) -> None:
+        start, stop = _span(run, first, end)
+        findings.append(Finding(start, stop, kind, score, how))
+
+    at = run.start
+    social = has_context(text, at, SOCIAL_CONTEXT)
+    tax = has_context(text, at, TAX_CONTEXT)
+
+    def nir_score(chars: str) -> float | None:
+        if len(chars) == 15:
+            return 0.95 if stdnum_nir.is_valid(chars) else (0.7 if social else 0.45)
+        if tax and not social:
+            return None
+        return 0.85 if social else 0.4
+
+    for first, end, _, score in aligned_matches(run, NIR_RE, nir_score):
+        add(run, first, end, NIR, score, "nir")
+
+    def iban_score(chars: str) -> float | None:
+        if stdnum_iban.is_valid(chars):
+            return 0.95
+        if chars.startswith("FR") and len(chars) == 27 and has_context(text, at, IBAN_CONTEXT):
+            return 0.7
+        return None
+
+    for first, end, _, score in aligned_matches(run, IBAN_RE, iban_score):
+        add(run, first, end, IBAN, score, "iban")
+
+    def phone_score(chars: str) -> float | None:
+        if len(chars) == 10 and has_context(text, at, ID_CONTEXT) and not chars.startswith("0"):
+            return None
+        return 0.9
+
+    for first, end, _, score in aligned_matches(run, PHONE_RE, phone_score):
+        add(run, first, end, PHONE, score, "phone")
+
+    if has_context(text, at, CAF_CONTEXT):
+        for first, end, _, score in aligned_matches(run, CAF_RE, lambda chars: 0.85):
+            add(run, first, end, CAF_NUMBER, score, "caf")
+
+    def tax_score(chars: str) -> float | None:
+        if tax:
+            return 0.9 if stdnum_nif.is_valid(chars) else 0.85
+        return 0.6 if stdnum_nif.is_valid(chars) and not social else None
+
+    for first, end, _, score in aligned_matches(run, TAX_RE, tax_score):
+        add(run, first, end, TAX_NUMBER, score, "tax")
+
+    identity = has_context(text, at, ID_CONTEXT)
+    for first, end, _, score in aligned_matches(run, PASSPORT_RE, lambda chars: 0.85 if identity else 0.6):
+        add(run, first, end, ID_DOCUMENT, score, "passport")
+    if identity:
+        for first, end, _, score in aligned_matches(run, NEW_ID_RE, lambda chars: 0.8):
+            add(run, first, end, ID_DOCUMENT, score, "id-card")
+        for first, end, _, score in aligned_matches(run, DIGITS_ID_RE, lambda chars: 0.8):
+            add(run, first, end, ID_DOCUMENT, score, "id-digits")
+
+    for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.85):
+        add(run, first, end, LICENSE_PLATE, score, "plate")
+    if has_context(text, at, PLATE_CONTEXT):
+        for first, end, _, score in aligned_matches(run, PLATE_FNI_RE, lambda chars: 0.8):
+            add(run, first, end, LICENSE_PLATE, score, "plate-fni")
+    return findings
+
+
+# ------------------------------------------------------------------ e-mail
+
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+_AT_WORDS = r"(?:arobase|arrobase|arobas|at|@)"
+_CONNECTOR = r"(?:\s*(?:point|tiret\s+(?:du\s+)?bas|tiret\s+du\s+milieu|tiret|underscore|moins|\.|_|-)\s*)"
+_PART = r"[\w]+"
+TLDS = r"(?:fr|com|net|org|eu|info|be|ch|de|es|it|pt|uk|ma|dz|tn|sn|io|gouv|re|ro|pl|ua)"
+SPOKEN_EMAIL_RE = re.compile(
+    rf"\b{_PART}(?:{_CONNECTOR}{_PART})*\s+{_AT_WORDS}\s+{_PART}(?:{_CONNECTOR}{_PART})*?\s*(?:point|\.)\s*{TLDS}\b",
+    re.IGNORECASE | re.UNICODE,
+)
+
+
+def find_emails(text: str) -> list[Finding]:
+    found = [Finding(m.start(), m.end(), EMAIL, 0.95, "email") for m in EMAIL_RE.finditer(text)]
+    for m in SPOKEN_EMAIL_RE.finditer(text):
+        found.append(Finding(m.start(), m.end(), EMAIL, 0.9, "email-spoken"))
+    return found
+
+
+# ------------------------------------------------------------------ dates of birth
+
+MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|"
+          "décembre|decembre")
+_NUMBER_WORD = "|".join(sorted((re.escape(w) for w in NUMBER_WORDS | {"premier", "et"}), key=len, reverse=True))
+_SPOKEN_NUMBER = rf"(?:(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*)"
+DAY = rf"(?:\d{{1,2}}|1er|{_SPOKEN_NUMBER})"
+YEAR = rf"(?:\d{{4}}|\d{{2}}|{_SPOKEN_NUMBER})"
+DATE_RE = re.compile(
+    rf"\b(?:{DAY}\s+(?:{MONTHS})(?:\s+{YEAR})?|\d{{1,2}}\s*[/.-]\s*\d{{1,2}}\s*[/.-]\s*\d{{2,4}})\b",
+    re.IGNORECASE,
+)
+
+
+def find_dates_of_birth(text: str, runs: list[Run]) -> list[Finding]:
+    """Dates said as someone's birth date: a date with birth words shortly before it."""
+    found = []
+    for m in DATE_RE.finditer(text):
+        if has_context(text, m.start(), BIRTH_CONTEXT, window=70):
+            found.append(Finding(m.start(), m.end(), DATE_OF_BIRTH, 0.85, "birth-date"))
+    # dictated digits: "douze zéro quatre quatre-vingt-dix", "12 04 1990"
+    for run in runs:
+        if not has_context(text, run.start, BIRTH_CONTEXT, window=70):
+            continue
+        for first, end, _, score in aligned_matches(run, re.compile(r"\d{6}|\d{8}"), _date_digits):
+            start, stop = _span(run, first, end)
+            found.append(Finding(start, stop, DATE_OF_BIRTH, score, "birth-date-digits"))
+    return found
+
+
+def _date_digits(chars: str) -> float | None:
+    day, month = int(chars[:2]), int(chars[2:4])
+    return 0.8 if 1 <= day <= 31 and 1 <= month <= 12 else None
+
+
+# ------------------------------------------------------------------ addresses
+
+STREET_TYPES = (r"rue|avenue|av\.|boulevard|bd|allée|allee|impasse|place|chemin|route|quai|cours|square|"
+                r"passage|voie|résidence|residence|lotissement|lieu-dit|lieudit|hameau|cité|cite|sentier|"
+                r"rond-point|faubourg|esplanade|promenade|villa|parvis|montée|traverse|ruelle|chaussée|clos|"
+                r"domaine|sente|venelle|square|mail|parc|quartier")
+_PARTICLE = r"(?:de\s+la|de\s+l['’]|d['’]|de|du|des|la|le|les|l['’]|aux|au|et|sur|sous|en|à|saint|sainte)"
+_NAME_WORD = r"(?:[A-ZÀ-ÖØ-Ý][\w'’.-]*|\d{1,4}\b)"
+STREET_NAME = rf"(?:(?:{_PARTICLE}\s*)*{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s*)*{_NAME_WORD}))*"
+HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b))?"
+POSTCODE_CITY = (rf"(?:,?\s*(?:\d{{5}}|\d{{2}}\s\d{{3}}|{_SPOKEN_NUMBER})\s+[A-ZÀ-ÖØ-Ý][\w'’-]*"
+                 rf"(?:[\s-]+(?:{_PARTICLE}\s*)*[A-ZÀ-ÖØ-Ý][\w'’-]*)*)")
+COMPLEMENT = (r"(?:,?\s*(?:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
+              r"entrée|logement)\s+[\w-]+)")
+ADDRESS_RE = re.compile(
+    rf"(?:\b{HOUSE_NUMBER},?\s+)?\b(?:{STREET_TYPES})\s+{STREET_NAME}{COMPLEMENT}*{POSTCODE_CITY}?",
+    re.UNICODE,
+)
+_STREET_TYPE_RE = re.compile(rf"\b(?:{STREET_TYPES})\b", re.IGNORECASE)
+ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis ", "vit ", "demeure", "réside", "reside", "déménag",
+                   "demenag", "logement", "loge ", "hébergé", "heberge", "chez moi", "j'suis au", "c'est au")
+
+
+def find_addresses(text: str) -> list[Finding]:
+    found = []
+    for m in ADDRESS_RE.finditer(text):
+        span = m.group()
+        has_number = bool(re.match(rf"{HOUSE_NUMBER},?\s", span))
+        type_match = _STREET_TYPE_RE.search(span)
+        if type_match is None:
+            continue
+        if has_number:
+            score = 0.85
+        elif has_context(text, m.start(), ADDRESS_CONTEXT, window=60) or re.match(
+                r"(?:résidence|residence|lieu-dit|lieudit|lotissement|hameau)", span, re.IGNORECASE):
+            score = 0.7
+        else:
+            continue
+        found.append(Finding(m.start(), m.end(), ADDRESS, score, "address"))
+    return found

@@ -1,0 +1,116 @@
+"""AnonymizationService over gRPC: proto in, engine call, proto out.
+
+The engine finds and replaces; this layer maps the options, bounds the request before
+any work (characters, texts, the work queue) and adds the server's term lists.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from grpc import aio
+
+from parlons.services.anonymization.engine import AnonymizationEngine, AnonymizeLimits, AnonymizeOptions
+from parlons.services.anonymization.replace import PLACEHOLDER, PSEUDONYM, REDACT
+from parlons.services.common.config import AnonymizationSettings, ParlonsConfig
+from parlons.services.common.errors import InvalidArgument
+from parlons.services.common.module import EngineModule
+from parlons.services.common.workqueue import WorkQueue
+from parlons.v1 import anonymization_pb2, anonymization_pb2_grpc
+
+log = logging.getLogger("parlons.anonymization")
+
+SERVICE_NAME = "parlons.v1.AnonymizationService"
+POLICY_NAMES = {
+    anonymization_pb2.ANONYMIZATION_POLICY_PLACEHOLDER: PLACEHOLDER,
+    anonymization_pb2.ANONYMIZATION_POLICY_REDACT: REDACT,
+    anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM: PSEUDONYM,
+}
+MAX_TERMS = 1000
+
+
+def options_from_proto(message: anonymization_pb2.AnonymizationOptions,
+                       settings: AnonymizationSettings | None = None) -> AnonymizeOptions:
+    """The engine's options from the wire, with the server's term lists added."""
+    if message.policy not in POLICY_NAMES:
+        raise InvalidArgument(f"unknown anonymisation policy value {message.policy}", field="options.policy")
+    for name in ("always_mask", "never_mask"):
+        terms = getattr(message, name)
+        if len(terms) > MAX_TERMS:
+            raise InvalidArgument(f"{len(terms)} terms in options.{name}; the limit is {MAX_TERMS}",
+                                  field=f"options.{name}")
+        if any(len(t) > 200 for t in terms):
+            raise InvalidArgument(f"a term in options.{name} is over 200 characters", field=f"options.{name}")
+    always = tuple(message.always_mask) + tuple(settings.always_mask if settings else ())
+    never = tuple(message.never_mask) + tuple(settings.never_mask if settings else ())
+    return AnonymizeOptions(
+        policy=POLICY_NAMES[message.policy], entity_types=tuple(message.entity_types),
+        always_mask=always, never_mask=never, return_mapping=message.return_mapping, seed=message.seed,
+    )
+
+
+class AnonymizationServicer(anonymization_pb2_grpc.AnonymizationServiceServicer):
+    def __init__(self, module: AnonymizationModule) -> None:
+        self._module = module
+
+    async def AnonymizeText(self, request: anonymization_pb2.AnonymizeTextRequest,
+                            context: aio.ServicerContext) -> anonymization_pb2.AnonymizeTextResponse:
+        engine = self._module.ready_engine()
+        if not request.texts:
+            raise InvalidArgument("texts is empty: send at least one text to anonymise", field="texts")
+        options = options_from_proto(request.options, self._module.settings)
+        texts = list(request.texts)
+        language = request.options.language or "fr"
+        engine.check(texts, options)
+        result = await self._module.queue.run(engine.anonymize, texts, language, options)
+        response = anonymization_pb2.AnonymizeTextResponse(names_checked=result.names_checked,
+                                                            language=result.language)
+        for text, findings, replacements in zip(result.texts, result.findings, result.replacements, strict=True):
+            item = response.texts.add(text=text)
+            for f, replacement in zip(findings, replacements, strict=True):
+                item.spans.add(start=f.start, end=f.end, entity_type=f.entity_type, score=f.score,
+                               replacement=replacement)
+        for replacement, original in result.mapping.items():
+            response.mapping.add(replacement=replacement, original=original)
+        return response
+
+
+class AnonymizationModule(EngineModule[AnonymizationEngine]):
+    """The anonymisation service as the shared server sees it: register, load, close."""
+
+    service_names = (SERVICE_NAME,)
+    kind = "anonymization"
+    what_loads = "the anonymisation NER model"
+
+    def __init__(self, settings: AnonymizationSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.ner_models = parse_ner_models(settings.ner_models)
+        self.queue = WorkQueue("anonymization", settings.max_concurrent, settings.max_queued)
+        self._servicer = AnonymizationServicer(self)
+
+    def register(self, server: aio.Server) -> None:
+        anonymization_pb2_grpc.add_AnonymizationServiceServicer_to_server(self._servicer, server)
+
+    def model_label(self) -> str:
+        return ",".join(self.ner_models.values()) or "rules"
+
+    def _load_engine(self) -> AnonymizationEngine:
+        s = self.settings
+        return AnonymizationEngine(self.ner_models, limits=AnonymizeLimits(
+            max_chars_per_request=s.max_chars_per_request, max_texts=s.max_texts))
+
+
+def parse_ner_models(entries: list[str]) -> dict[str, str]:
+    """["fr=spacy-fr-core-news-md"] -> {"fr": "spacy-fr-core-news-md"}."""
+    models: dict[str, str] = {}
+    for entry in entries:
+        lang, sep, model = entry.partition("=")
+        if not sep or not lang.strip() or not model.strip():
+            raise InvalidArgument(f"anonymization.ner_models: {entry!r} is not 'language=model'")
+        models[lang.strip().lower()] = model.strip()
+    return models
+
+
+def module_from_config(config: ParlonsConfig) -> AnonymizationModule:
+    return AnonymizationModule(config.anonymization)
