@@ -9,8 +9,9 @@ PYTHON="${PYTHON:-python3}"
 VENV="${PARLONS_VENV:-.venv}"
 TORCH_VERSION="${PARLONS_TORCH_VERSION:-2.13.0}"
 # Models pulled now so the first call does not wait for them (names from models/catalog.toml):
-# base is the CPU default (multilingual), tiny.en serves the tests.
-DEFAULT_MODELS="${PARLONS_DEFAULT_MODELS:-base tiny.en pyannote-segmentation-3.0 speechbrain-ecapa-voxceleb}"
+# base is the CPU default (multilingual), tiny.en serves the tests, spacy-fr-core-news-md
+# finds names for the anonymisation service.
+DEFAULT_MODELS="${PARLONS_DEFAULT_MODELS:-base tiny.en pyannote-segmentation-3.0 speechbrain-ecapa-voxceleb spacy-fr-core-news-md}"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 

@@ -19,7 +19,7 @@ from typing import Any
 from parlons.services.common.errors import InvalidArgument
 
 from .entities import CUSTOM, ENTITY_TYPES, PERSON, Finding
-from .names import find_names, repeat_mentions, trim_name
+from .names import extend_and_filter, find_names, repeat_mentions, trim_name
 from .numbers import token_runs
 from .presidio_import import import_presidio_analyzer
 from .replace import PLACEHOLDER, POLICIES, Replacer
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NER_MODELS = {"fr": "spacy-fr-core-news-md"}
 SCORE_THRESHOLD = 0.5
+# Characters of the previous text the rules read for context words.
+CONTEXT_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -105,19 +107,25 @@ class AnonymizationEngine:
 
     # ------------------------------------------------------------------ analysis
 
-    def analyze(self, text: str, language: str = "fr", options: AnonymizeOptions | None = None) -> list[Finding]:
-        """The personal data in `text`, non-overlapping, sorted by start."""
+    def analyze(self, text: str, language: str = "fr", options: AnonymizeOptions | None = None,
+                context: str = "") -> list[Finding]:
+        """The personal data in `text`, non-overlapping, sorted by start.
+
+        `context`: what was said just before (the previous turn), read only for the
+        rules' context words: "mon numéro fiscal ?" then "c'est le 1 23 45 678 901 23"."""
         options = options or AnonymizeOptions()
-        findings = self._rules(text)
+        findings = self._rules(text, context[-CONTEXT_CHARS:])
         lang = _base(language)
         if lang in self._analyzers:
             for r in self._analyzers[lang].analyze(text=text, language=lang, entities=[PERSON]):
                 trimmed = trim_name(text, Finding(r.start, r.end, PERSON, float(r.score), "spacy"))
                 if trimmed is not None:
                     findings.append(trimmed)
+        names = extend_and_filter(text, [f for f in findings if f.entity_type == PERSON])
+        findings = [f for f in findings if f.entity_type != PERSON] + names
         findings.extend(_terms(text, options.always_mask))
-        names = [f for f in findings if f.entity_type == PERSON and f.score >= options.score_threshold]
-        findings.extend(repeat_mentions(text, [text[f.start:f.end] for f in names]))
+        strong = [f for f in names if f.score >= options.score_threshold]
+        findings.extend(repeat_mentions(text, [text[f.start:f.end] for f in strong]))
         kept = [f for f in findings if f.score >= options.score_threshold
                 and (not options.entity_types or f.entity_type in options.entity_types or f.entity_type == CUSTOM)]
         kept = _without_allowed(text, kept, options.never_mask)
@@ -142,10 +150,15 @@ class AnonymizationEngine:
                                   field="options.entity_types")
 
     @staticmethod
-    def _rules(text: str) -> list[Finding]:
-        runs = token_runs(text)
-        return (find_in_runs(text, runs) + find_emails(text) + find_dates_of_birth(text, runs)
-                + find_addresses(text) + find_names(text))
+    def _rules(text: str, context: str = "") -> list[Finding]:
+        prefix = f"{context}\n" if context else ""
+        whole = prefix + text
+        runs = [r for r in token_runs(whole) if r.start >= len(prefix)]
+        found = (find_in_runs(whole, runs) + find_emails(whole) + find_dates_of_birth(whole, runs)
+                 + find_addresses(whole) + find_names(whole))
+        shift = len(prefix)
+        return [Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.recognizer)
+                for f in found if f.start >= shift]
 
     def anonymize(self, texts: Sequence[str], language: str = "fr",
                   options: AnonymizeOptions | None = None) -> AnonymizedTexts:
@@ -154,7 +167,8 @@ class AnonymizationEngine:
         masked when it comes back alone, later in the conversation)."""
         options = options or AnonymizeOptions()
         self.check(texts, options)
-        per_text = [self.analyze(t, language, options) for t in texts]
+        per_text = [self.analyze(t, language, options, context=texts[i - 1] if i else "")
+                    for i, t in enumerate(texts)]
         names = {texts[i][f.start:f.end] for i, fs in enumerate(per_text) for f in fs if f.entity_type == PERSON}
         if names:
             for i, text in enumerate(texts):

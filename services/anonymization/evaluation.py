@@ -108,12 +108,14 @@ class Evaluation:
         return total
 
 
-def evaluate(lines: Sequence[AnnotatedLine], analyze: Callable[[str], list[Finding]]) -> Evaluation:
-    """Score `analyze` (text -> findings) on the annotated lines."""
+def evaluate(lines: Sequence[AnnotatedLine],
+             analyze: Callable[[list[str]], list[list[Finding]]]) -> Evaluation:
+    """Score `analyze` (the texts of one conversation -> findings per text) on the
+    annotated lines, taken in order as one conversation."""
     per_type: dict[str, TypeScore] = {}
-    for line in lines:
+    all_findings = analyze([line.text for line in lines])
+    for line, findings in zip(lines, all_findings, strict=True):
         text = line.text
-        findings = analyze(text)
         masked: dict[int, str] = {}
         for f in findings:
             for i in range(f.start, f.end):

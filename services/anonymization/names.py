@@ -8,6 +8,7 @@ names. These rules add what a counter conversation says plainly.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -35,7 +36,7 @@ CIVILITY_RE = re.compile(rf"\b{CIVILITY}\s+(?P<name>{FULL_NAME})")
 INTRO_RE = re.compile(
     rf"(?i:\b(?:je\s+m['’]appelle|je\s+me\s+nomme|moi\s+c['’]est|mon\s+nom(?:\s+de\s+famille)?(?:\s+c['’]est|\s+est|,)?|"
     rf"mon\s+prénom(?:\s+c['’]est|\s+est|,)?|nom\s+de\s+(?:jeune\s+fille|naissance|famille)(?:\s+c['’]est|,)?|"
-    rf"prénom(?:\s+c['’]est|,)?|au\s+nom\s+de|s['’]appelle|épouse|époux|née|fils\s+de|fille\s+de|"
+    rf"prénom(?:\s+c['’]est|,)?|au\s+nom\s+de|s['’]appelle|je\s+suis|c['’]est\s+moi|voisin|voisine|petit|petite|épouse|époux|née|fils\s+de|fille\s+de|"
     rf"mari|femme|fils|fille|frère|soeur|sœur|mère|père|enfant))\s*[:,]?\s+(?P<name>{FULL_NAME})",
 )
 # "D-U-P-O-N-T", "D, U, P, O, N, T", "B.E.N.A.L.I": three letters or more, one by one.
@@ -43,8 +44,81 @@ SPELLED_RE = re.compile(rf"\b[{_UPPER}](?:(?:\s*[-.,]\s*|\s+)[{_UPPER}]){{2,}}\b
 _PLAIN_SPELL_CONTEXT = ("épel", "epel", "s'écrit", "s’écrit", "ça s'écrit", "lettre", "nom", "prénom", "comme")
 
 
+# Faker's person names in locales written in Latin letters, as Whisper writes French
+# speech: France, Belgium, Switzerland, Quebec, Algeria, West Africa, Romania, Portugal...
+GAZETTEER_LOCALES = ("fr_FR", "fr_BE", "fr_CH", "fr_CA", "fr_QC", "fr_DZ", "pt_PT", "pt_BR", "ro_RO", "es_ES",
+                     "it_IT", "pl_PL", "tr_TR", "de_DE", "nl_NL", "en_US", "en_GB", "yo_NG", "ha_NG", "ig_NG",
+                     "tw_GH", "sw", "vi_VN", "id_ID", "en_IN", "en_PK", "az_AZ", "sq_AL", "hr_HR", "cs_CZ")
+_LATIN_RE = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿĀ-ž'’-]+$")
+_CAPITALISED_RE = re.compile(rf"(?<![\w'’-])[{_UPPER}][a-zà-öø-ÿ'’]+(?:-[{_UPPER}][a-zà-öø-ÿ'’]+)*(?![\w-])")
+
+
+@functools.cache
+def gazetteer() -> frozenset[str]:
+    """First and last names known to Faker, in Latin letters, minus words that are
+    not names on their own (days, months, "France")."""
+    import importlib
+
+    names: set[str] = set()
+    for locale in GAZETTEER_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except ImportError:
+            continue
+        for attr in ("first_names", "first_names_male", "first_names_female", "last_names"):
+            values = getattr(provider, attr, ())
+            for name in values.keys() if isinstance(values, dict) else values:
+                if isinstance(name, str) and _LATIN_RE.match(name) and len(name) >= 3:
+                    names.add(name)
+    return frozenset(n for n in names if n not in NOT_NAMES and n.lower() not in _COMMON_WORDS
+                     and n.lower() not in _stop_words())
+
+
+@functools.cache
+def _stop_words() -> frozenset[str]:
+    """spaCy's French stop words: "Moi", "Son", "Est" are names in some lists, and NER
+    sometimes tags them."""
+    from spacy.lang.fr.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+# Capitalised words that are names in Faker's lists but, in a counter conversation, far
+# more often something else.
+_COMMON_WORDS = {
+    "france", "paris", "lyon", "marseille", "nice", "tours", "nancy", "orange", "sfr", "free", "bouygues", "poste",
+    "caf", "cpam", "msa", "urssaf", "pôle", "emploi", "mairie", "préfecture", "service", "services", "centre",
+    "madame", "monsieur", "bonjour", "merci", "voilà", "alors", "est", "son", "sa", "ses", "mon", "ma", "mes",
+    "les", "des", "une", "elle", "lui", "oui", "non", "bien", "bon", "mais", "car", "dont", "sous", "sur",
+    "aide", "aides", "allocation", "dossier", "carte", "vitale", "code", "article", "loi", "page", "rue",
+    "avenue", "place", "chemin", "route", "impasse", "allée", "mars", "mai", "juin", "avril", "août", "lundi",
+    "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche", "noël", "pâques", "toussaint", "europe",
+    "internet", "google", "gmail", "yahoo", "hotmail", "outlook", "wanadoo", "laposte", "ameli", "impots",
+    "net", "com", "france-travail", "travail", "sécurité", "sociale", "assurance", "maladie", "retraite",
+}
+
+
+def find_gazetteer_names(text: str) -> list[Finding]:
+    """Capitalised known names, not at the start of a sentence (where every word is
+    capitalised) unless a comma or full stop follows ("Aminata, c'est ma fille")."""
+    known = gazetteer()
+    found = []
+    for m in _CAPITALISED_RE.finditer(text):
+        word = m.group()
+        if word not in known and not all(part in known for part in word.split("-")):
+            continue
+        before = text[:m.start()].rstrip()
+        sentence_start = not before or before[-1] in ".!?:…»\"\n"
+        after = text[m.end():m.end() + 1]
+        next_capitalised = re.match(rf"\s[{_UPPER}]", text[m.end():m.end() + 2]) is not None
+        if sentence_start and after not in (",", ".", "?", "!") and not next_capitalised:
+            continue
+        found.append(Finding(m.start(), m.end(), PERSON, 0.6, "gazetteer"))
+    return found
+
+
 def find_names(text: str) -> list[Finding]:
-    found: list[Finding] = []
+    found: list[Finding] = find_gazetteer_names(text)
     for m in CIVILITY_RE.finditer(text):
         found.extend(_name_finding(m, 0.85, "civility"))
     for m in INTRO_RE.finditer(text):
@@ -86,21 +160,55 @@ def trim_name(text: str, finding: Finding) -> Finding | None:
         words = words[1:]
     if not words or not any(ch.isupper() for ch in words[0][:1]):
         return None
-    if all(w in NOT_NAMES for w in words):
+    if all(w in NOT_NAMES or w.lower() in _stop_words() for w in words):
         return None
     return Finding(start, finding.end, PERSON, finding.score, finding.recognizer)
 
 
 def repeat_mentions(text: str, names: Iterable[str]) -> list[Finding]:
     """Every mention in `text` of a word of a name already found ("Benali" said again
-    later, alone)."""
-    words = set()
+    later, alone); a spelled name ("B-E-N-A-L-I") finds the word it spells."""
+    words: set[str] = set()
     for name in names:
+        letters = re.sub(r"[^\w]", "", name)
+        if SPELLED_RE.fullmatch(name.strip()) and len(letters) >= 3:
+            words.add(letters.capitalize())
+            continue
         for w in re.findall(r"[\w'’-]+", name):
-            if len(w) >= 3 and w[0].isupper() and w not in NOT_NAMES:
+            if len(w) >= 3 and w[0].isupper() and w not in NOT_NAMES and w.lower() not in _stop_words():
                 words.add(w)
     found = []
     for w in words:
-        for m in re.finditer(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text):
-            found.append(Finding(m.start(), m.end(), PERSON, 0.7, "repeat"))
+        for m in re.finditer(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text, re.IGNORECASE):
+            if m.group()[0].isupper():
+                found.append(Finding(m.start(), m.end(), PERSON, 0.7, "repeat"))
     return found
+
+
+# A capitalised word right before or after a name is part of it ("Tharshini Sivakumar").
+_NEIGHBOUR_BEFORE_RE = re.compile(rf"(?<![\w'’-])([{_UPPER}][\w'’]*(?:-[{_UPPER}][\w'’]*)*) $")
+_NEIGHBOUR_AFTER_RE = re.compile(rf"^ ([{_UPPER}][\w'’]*(?:-[{_UPPER}][\w'’]*)*)(?![\w-])")
+# Places and institutions named after people: "l'école Jules-Ferry", "rue Victor Hugo".
+_NAMED_PLACE_RE = re.compile(
+    r"(?i:(?:école|ecole|collège|college|lycée|lycee|groupe\s+scolaire|hôpital|hopital|clinique|centre|"
+    r"gymnase|stade|salle|médiathèque|bibliothèque|maison|espace|place|rue|avenue|boulevard|quai|pont|"
+    r"station|gare|métro|metro|musée|fondation|institut|université|campus|parc|square)\s+"
+    r"(?:de\s+la\s+|du\s+|des\s+|de\s+|d['’])?)$")
+
+
+def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
+    """Names grown by a capitalised neighbour word; names of places and institutions
+    dropped."""
+    out = []
+    for f in names:
+        if _NAMED_PLACE_RE.search(text[max(0, f.start - 40):f.start]):
+            continue
+        start, end = f.start, f.end
+        before = _NEIGHBOUR_BEFORE_RE.search(text[max(0, start - 40):start])
+        if before and before.group(1) not in NOT_NAMES and before.group(1).lower() not in _COMMON_WORDS:
+            start -= len(before.group(0))
+        after = _NEIGHBOUR_AFTER_RE.match(text[end:end + 40])
+        if after and after.group(1) not in NOT_NAMES and after.group(1).lower() not in _COMMON_WORDS:
+            end += len(after.group(0))
+        out.append(Finding(start, end, PERSON, f.score, f.recognizer))
+    return out

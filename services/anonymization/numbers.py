@@ -28,6 +28,10 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+|\S", re.UNICODE)
 # Inside a run: separators that do not end it.
 _SEPARATORS = {",", ".", "-", "/", "(", ")", "+", "–", "_", ":"}
 _CHUNK_RE = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{1,4}$")  # "FR76", "AB", "2A", "X4RT"
+# Hesitations Whisper writes inside a dictated number ("zéro six, euh, douze").
+HESITATIONS = {"euh", "heu", "hum", "hmm", "bah", "ben", "alors", "pardon", "attendez"}
+# Letters spelled the French way: "D comme Désiré" is the letter D.
+_SPELLED_LETTER_RE = re.compile(r"\b([A-Z])\s+comme\s+[A-ZÀ-Ý][\w-]*")
 
 
 @dataclass(frozen=True)
@@ -189,9 +193,17 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
             runs.append(Run(tuple(current)))
             current.clear()
 
+    spelled = {m.start(): m.end() for m in _SPELLED_LETTER_RE.finditer(text)} if letters else {}
+    skip_until = -1
     for start, end, word in words(text):
+        if start < skip_until:
+            continue
         lowered = word.lower()
-        if word.isdigit():
+        if start in spelled:
+            flush_words()
+            current.append(Token(start, spelled[start], word))
+            skip_until = spelled[start]
+        elif word.isdigit():
             flush_words()
             current.append(Token(start, end, word))
         elif _atoms(word) is not None or (lowered == "et" and pending_words):
@@ -199,7 +211,7 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
         elif letters and _CHUNK_RE.match(word):
             flush_words()
             current.append(Token(start, end, word))
-        elif word in _SEPARATORS:
+        elif word in _SEPARATORS or (lowered in HESITATIONS and current):
             flush_words()
         else:
             flush_words()

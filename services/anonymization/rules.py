@@ -9,8 +9,9 @@ engine keeps what reaches its threshold (0.5).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from stdnum import iban as stdnum_iban
 from stdnum.fr import nif as stdnum_nif
@@ -33,7 +34,7 @@ from .numbers import NUMBER_WORDS, Run
 
 # ------------------------------------------------------------------ context
 
-CONTEXT_WINDOW = 90  # characters before a candidate where its context words count
+CONTEXT_WINDOW = 160  # characters before a candidate where its context words count
 
 SOCIAL_CONTEXT = ("sécurité sociale", "securite sociale", "sécu", "secu", "carte vitale", "nir", "insee",
                   "numéro social", "assuré", "ameli", "cpam")
@@ -45,17 +46,26 @@ ID_CONTEXT = ("passeport", "carte d'identité", "carte d’identité", "carte na
 PLATE_CONTEXT = ("plaque", "immatricul", "voiture", "véhicule", "vehicule", "moto", "carte grise", "scooter",
                  "camionnette")
 IBAN_CONTEXT = ("iban", "rib", "compte", "bancaire", "banque", "virement")
-BIRTH_CONTEXT = ("né ", "née ", "nés ", "nées ", "né,", "née,", "naissance", "naît", "nait", "naquit", "né à",
-                 "est né", "suis né", "date de naiss")
+BIRTH_CONTEXT = ("né", "née", "nés", "nées", "naissance", "naît", "nait", "naquit", "naître")
 
 
 def context_before(text: str, start: int, window: int = CONTEXT_WINDOW) -> str:
     return text[max(0, start - window):start].lower()
 
 
-def has_context(text: str, start: int, words: Iterable[str], window: int = CONTEXT_WINDOW) -> bool:
-    before = context_before(text, start, window)
-    return any(word in before for word in words)
+@functools.cache
+def _context_re(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Context words as word starts ("immatricul" finds "immatriculation"); words of up to
+    four letters ("né", "caf", "nir", "sécu") only as whole words ("année" is not "née")."""
+    parts = []
+    for word in sorted({w.strip() for w in words}, key=len, reverse=True):
+        escaped = re.escape(word).replace(r"\ ", r"\s+")
+        parts.append(escaped + (r"(?!\w)" if len(word) <= 4 else ""))
+    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})")
+
+
+def has_context(text: str, start: int, words: tuple[str, ...], window: int = CONTEXT_WINDOW) -> bool:
+    return _context_re(words).search(context_before(text, start, window)) is not None
 
 
 # ------------------------------------------------------------------ number runs
@@ -183,8 +193,11 @@ _AT_WORDS = r"(?:arobase|arrobase|arobas|at|@)"
 _CONNECTOR = r"(?:\s*(?:point|tiret\s+(?:du\s+)?bas|tiret\s+du\s+milieu|tiret|underscore|moins|\.|_|-)\s*)"
 _PART = r"[\w]+"
 TLDS = r"(?:fr|com|net|org|eu|info|be|ch|de|es|it|pt|uk|ma|dz|tn|sn|io|gouv|re|ro|pl|ua)"
+_NUMBER_WORDS_RE = "|".join(sorted((re.escape(w) for w in NUMBER_WORDS | {"et"}), key=len, reverse=True))
+# A part may end with a number said in words: "kovalenko quatre-vingt-six".
+_LOCAL_PART = rf"{_PART}(?:\s+(?:{_NUMBER_WORDS_RE})(?:[\s-]+(?:{_NUMBER_WORDS_RE}))*)?"
 SPOKEN_EMAIL_RE = re.compile(
-    rf"\b{_PART}(?:{_CONNECTOR}{_PART})*\s+{_AT_WORDS}\s+{_PART}(?:{_CONNECTOR}{_PART})*?\s*(?:point|\.)\s*{TLDS}\b",
+    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART})*\s+{_AT_WORDS}\s+{_PART}(?:{_CONNECTOR}{_PART})*?\s*(?:point|\.)\s*{TLDS}\b",
     re.IGNORECASE | re.UNICODE,
 )
 
@@ -237,28 +250,32 @@ STREET_TYPES = (r"rue|avenue|av\.|boulevard|bd|allée|allee|impasse|place|chemin
                 r"passage|voie|résidence|residence|lotissement|lieu-dit|lieudit|hameau|cité|cite|sentier|"
                 r"rond-point|faubourg|esplanade|promenade|villa|parvis|montée|traverse|ruelle|chaussée|clos|"
                 r"domaine|sente|venelle|square|mail|parc|quartier")
-_PARTICLE = r"(?:de\s+la|de\s+l['’]|d['’]|de|du|des|la|le|les|l['’]|aux|au|et|sur|sous|en|à|saint|sainte)"
+_PARTICLE = r"(?:de\s+la|de\s+l['’]|d['’]|de|du|des|la|le|les|l['’]|aux|au|et|sur|sous|saint|sainte)"
 _NAME_WORD = r"(?:[A-ZÀ-ÖØ-Ý][\w'’.-]*|\d{1,4}\b)"
 STREET_NAME = rf"(?:(?:{_PARTICLE}\s*)*{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s*)*{_NAME_WORD}))*"
 HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b))?"
-POSTCODE_CITY = (rf"(?:,?\s*(?:\d{{5}}|\d{{2}}\s\d{{3}}|{_SPOKEN_NUMBER})\s+[A-ZÀ-ÖØ-Ý][\w'’-]*"
-                 rf"(?:[\s-]+(?:{_PARTICLE}\s*)*[A-ZÀ-ÖØ-Ý][\w'’-]*)*)")
-COMPLEMENT = (r"(?:,?\s*(?:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
-              r"entrée|logement)\s+[\w-]+)")
+_CITY = rf"[A-ZÀ-ÖØ-Ý][\w'’-]*(?:[\s-]+(?:{_PARTICLE}\s*)*[A-ZÀ-ÖØ-Ý][\w'’-]*)*"
+POSTCODE_CITY = rf"(?:,?\s*(?:\d{{5}}|\d{{2}}\s\d{{3}}|{_SPOKEN_NUMBER})\s+{_CITY}|\s+à\s+{_CITY})"
+_COMPLEMENT_WORDS = (r"(?:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
+                     r"entrée|logement|chambre|boîte|lot)\s+[\w-]+")
+COMPLEMENT = rf"(?:,?\s*{_COMPLEMENT_WORDS})"
+# "résidence universitaire Jean-Zay", "cité administrative"
+_TYPE_ADJECTIVE = r"(?:\s+(?:universitaire|étudiante|sociale|services|seniors|principale|neuve|vieille|haute|basse))?"
 ADDRESS_RE = re.compile(
-    rf"(?:\b{HOUSE_NUMBER},?\s+)?\b(?:{STREET_TYPES})\s+{STREET_NAME}{COMPLEMENT}*{POSTCODE_CITY}?",
+    rf"(?:\b{_COMPLEMENT_WORDS}(?:,\s*|\s+))*(?:\b{HOUSE_NUMBER},?\s+)?\b(?:{STREET_TYPES}){_TYPE_ADJECTIVE}\s+"
+    rf"{STREET_NAME}{COMPLEMENT}*{POSTCODE_CITY}?",
     re.UNICODE,
 )
 _STREET_TYPE_RE = re.compile(rf"\b(?:{STREET_TYPES})\b", re.IGNORECASE)
-ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis ", "vit ", "demeure", "réside", "reside", "déménag",
-                   "demenag", "logement", "loge ", "hébergé", "heberge", "chez moi", "j'suis au", "c'est au")
+ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis", "vit", "demeure", "réside", "reside", "déménag",
+                   "demenag", "logement", "loge", "hébergé", "heberge", "chez moi")
 
 
 def find_addresses(text: str) -> list[Finding]:
     found = []
     for m in ADDRESS_RE.finditer(text):
         span = m.group()
-        has_number = bool(re.match(rf"{HOUSE_NUMBER},?\s", span))
+        has_number = bool(re.search(rf"(?:^|\s){HOUSE_NUMBER},?\s+(?:{STREET_TYPES})", span))
         type_match = _STREET_TYPE_RE.search(span)
         if type_match is None:
             continue
