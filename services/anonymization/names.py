@@ -31,6 +31,8 @@ NOT_NAMES = {
     "Mercredi", "Jeudi", "Vendredi", "Samedi", "Dimanche", "Janvier", "Février", "Mars", "Avril", "Mai",
     "Juin", "Juillet", "Août", "Septembre", "Octobre", "Novembre", "Décembre", "Cerfa", "Article", "Code",
     "Loi", "Décret", "Monsieur.", "Madame.", "Président", "Préfet", "Maire", "Docteur", "Maître",
+    "Félicitations", "Bravo", "Attention", "Entendu", "Exactement", "Absolument", "Tenez", "Regardez", "Voyons",
+    "Désolé", "Désolée", "Enchanté", "Enchantée", "Bienvenue", "Courage", "Allô", "Allo", "Salut", "Coucou",
 }
 CIVILITY_RE = re.compile(rf"\b{CIVILITY}\s+(?P<name>{FULL_NAME})")
 INTRO_RE = re.compile(
@@ -110,7 +112,7 @@ def find_gazetteer_names(text: str) -> list[Finding]:
         before = text[:m.start()].rstrip()
         sentence_start = not before or before[-1] in ".!?:…»\"\n"
         after = text[m.end():m.end() + 1]
-        next_capitalised = re.match(rf"\s[{_UPPER}]", text[m.end():m.end() + 2]) is not None
+        next_capitalised = re.match(rf"\s(?:et\s)?[{_UPPER}]", text[m.end():m.end() + 5]) is not None
         if sentence_start and after not in (",", ".", "?", "!") and not next_capitalised:
             continue
         found.append(Finding(m.start(), m.end(), PERSON, 0.6, "gazetteer"))

@@ -149,11 +149,33 @@ def _group(atoms: list[str], i: int) -> tuple[int, int] | None:
     return head
 
 
+BOUNDARY = "|"
+
+
+def _strict_atoms(text: str, atoms: list[tuple[int, int, str]]) -> list[tuple[int, int, str]] | None:
+    """The atoms with a group boundary wherever a tens word and a unit word are separate
+    words ("cinquante huit": 50 then 8, where "cinquante-huit" is 58), or None when there
+    is no such place. French writes 58 with a hyphen; a dictation "trois cent cinquante
+    huit cent soixante-huit" is 350 868."""
+    out: list[tuple[int, int, str]] = []
+    changed = False
+    for i, atom in enumerate(atoms):
+        if (i and atom[2] in UNITS and UNITS[atom[2]] > 0 and atoms[i - 1][2] in TENS
+                and atoms[i - 1][0] != atom[0] and "et" not in text[atoms[i - 1][1]:atom[0]].lower().split()):
+            out.append((atom[0], atom[0], BOUNDARY))
+            changed = True
+        out.append(atom)
+    return out if changed else None
+
+
 def spoken_groups(atoms: list[str]) -> list[tuple[int, int, int]] | None:
     """Atoms read as consecutive groups: (value, first atom, end atom); None when some
     atom cannot be read ("et" alone, "cent cent")."""
     groups, i = [], 0
     while i < len(atoms):
+        if atoms[i] == BOUNDARY:
+            i += 1
+            continue
         if atoms[i] == "et":
             return None
         got = _group(atoms, i)
@@ -185,13 +207,27 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
         if groups is None:  # not readable as numbers: drop the words, end the run
             close()
             return
+        strict = _strict_atoms(text, atoms)
+        if strict is not None:
+            strict_groups = spoken_groups([a[2] for a in strict])
+            if strict_groups is not None and [g[0] for g in strict_groups] != [g[0] for g in groups]:
+                alternatives.append((len(current), [
+                    Token(strict[first][0], strict[last - 1][1], str(value), spoken=True)
+                    for value, first, last in strict_groups]))
         for value, first, last in groups:
             current.append(Token(atoms[first][0], atoms[last - 1][1], str(value), spoken=True))
+
+    alternatives: list[tuple[int, list[Token]]] = []  # (position in the run, strict reading)
 
     def close() -> None:
         if current:
             runs.append(Run(tuple(current)))
+            for position, tokens in alternatives:
+                greedy_end = next((i for i in range(position, len(current))
+                                   if current[i].end >= tokens[-1].end), len(current) - 1) + 1
+                runs.append(Run(tuple(current[:position] + tokens + current[greedy_end:])))
             current.clear()
+            alternatives.clear()
 
     spelled = {m.start(): m.end() for m in _SPELLED_LETTER_RE.finditer(text)} if letters else {}
     skip_until = -1

@@ -42,7 +42,8 @@ TAX_CONTEXT = ("fiscal", "fiscale", "impôt", "impot", "spi", "imposition", "fin
 CAF_CONTEXT = ("allocataire", "caf", "msa")
 ID_CONTEXT = ("passeport", "carte d'identité", "carte d’identité", "carte nationale", "cni", "pièce d'identité",
               "pièce d’identité", "titre de séjour", "récépissé", "numéro de titre", "carte de séjour",
-              "carte de résident", "document")
+              "carte de résident", "document", "titre", "carte", "numéro étranger", "agdref", "demande d'asile",
+              "attestation de demande")
 PLATE_CONTEXT = ("plaque", "immatricul", "voiture", "véhicule", "vehicule", "moto", "carte grise", "scooter",
                  "camionnette")
 IBAN_CONTEXT = ("iban", "rib", "compte", "bancaire", "banque", "virement")
@@ -97,6 +98,20 @@ def aligned_matches(run: Run, pattern: re.Pattern[str],
     return found
 
 
+# "décret n° 2019-1234", "article 12", "Cerfa 10840": numbers of texts and forms.
+_LEGAL_REFERENCE_RE = re.compile(
+    r"(?i:n°|no\.|numéro\s+d['’]article|décret|decret|article|art\.|loi|arrêté|arrete|circulaire|cerfa|"
+    r"formulaire|ordonnance|directive|règlement)\s*(?:n°\s*)?$")
+
+
+def _nir_structure(chars: str) -> bool:
+    """Sex 1 or 2, month 01-12 (or 20-42, 50-99 for unknown months), a department."""
+    month = int(chars[3:5])
+    department = chars[5:7]
+    return (chars[0] in "12" and (1 <= month <= 12 or 20 <= month <= 42 or month >= 50)
+            and (department in ("2A", "2B") or department.isdigit() and department != "00"))
+
+
 def _span(run: Run, first: int, end: int) -> tuple[int, int]:
     return run.tokens[first].start, run.tokens[end - 1].end
 
@@ -134,13 +149,17 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
             return 0.95 if stdnum_nir.is_valid(chars) else (0.7 if social else 0.45)
         if tax and not social:
             return None
-        return 0.85 if social else 0.4
+        if social:
+            return 0.85
+        # without its key and without context: a NIR's structure (sex, month, place)
+        # that is not a valid tax number is still most likely a NIR
+        return 0.55 if _nir_structure(chars) and not stdnum_nif.is_valid(chars) else 0.4
 
     for first, end, _, score in aligned_matches(run, NIR_RE, nir_score):
         add(run, first, end, NIR, score, "nir")
 
     def iban_score(chars: str) -> float | None:
-        if stdnum_iban.is_valid(chars):
+        if stdnum_iban.is_valid(chars, check_country=False):  # mod 97; national keys vary
             return 0.95
         if chars.startswith("FR") and len(chars) == 27 and has_context(text, at, IBAN_CONTEXT):
             return 0.7
@@ -157,7 +176,8 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
     for first, end, _, score in aligned_matches(run, PHONE_RE, phone_score):
         add(run, first, end, PHONE, score, "phone")
 
-    if has_context(text, at, CAF_CONTEXT):
+    reference = _LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
+    if has_context(text, at, CAF_CONTEXT) and not reference:
         for first, end, _, score in aligned_matches(run, CAF_RE, lambda chars: 0.85):
             add(run, first, end, CAF_NUMBER, score, "caf")
 
@@ -169,7 +189,7 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
     for first, end, _, score in aligned_matches(run, TAX_RE, tax_score):
         add(run, first, end, TAX_NUMBER, score, "tax")
 
-    identity = has_context(text, at, ID_CONTEXT)
+    identity = has_context(text, at, ID_CONTEXT) and not reference
     for first, end, _, score in aligned_matches(run, PASSPORT_RE, lambda chars: 0.85 if identity else 0.6):
         add(run, first, end, ID_DOCUMENT, score, "passport")
     if identity:
@@ -223,15 +243,37 @@ DATE_RE = re.compile(
 )
 
 
+# What makes a date a birth date: "née le", "né à Kinshasa le", "date de naissance, c'est
+# le", "naissance : le" (not "acte de naissance, pour mon mariage le 14 juin").
+_BIRTH_CUE_RE = re.compile(
+    r"(?i:(?<!\w)(?:née?s?|date\s+de\s+naissance)(?!\w)(?P<gap>(?:[\s,:]+[\w'’-]+){0,5}?)[\s,:]*$"
+    r"|(?<!acte de )(?<!extrait de )(?<!certificat de )(?<!congé de )(?<!prime de )(?<!\w)naissance(?!\w)"
+    r"(?P<short>(?:[\s,:]+[\w'’-]+){0,2}?)[\s,:]*$)")
+# The previous turn asked for it: "Votre date de naissance ?" then "Le 3 mars 1985."
+_BIRTH_QUESTION_RE = re.compile(r"(?i:(?:date\s+de\s+naissance|née?s?\s+(?:le|quand|en\s+quelle))[^.?!]*\?\s*$)")
+
+
+def _is_birth_date(text: str, start: int) -> bool:
+    before = text[max(0, start - 120):start]
+    newline = before.rfind("\n")
+    same_turn = before[newline + 1:]
+    if _BIRTH_CUE_RE.search(same_turn):
+        return True
+    if newline >= 0 and len(same_turn.strip()) <= 12:  # the answer opens this turn
+        return _BIRTH_QUESTION_RE.search(before[:newline]) is not None
+    return False
+
+
 def find_dates_of_birth(text: str, runs: list[Run]) -> list[Finding]:
-    """Dates said as someone's birth date: a date with birth words shortly before it."""
+    """Dates said as someone's birth date: a birth cue just before the date in the same
+    turn, or the previous turn asking for it."""
     found = []
     for m in DATE_RE.finditer(text):
-        if has_context(text, m.start(), BIRTH_CONTEXT, window=70):
+        if _is_birth_date(text, m.start()):
             found.append(Finding(m.start(), m.end(), DATE_OF_BIRTH, 0.85, "birth-date"))
     # dictated digits: "douze zéro quatre quatre-vingt-dix", "12 04 1990"
     for run in runs:
-        if not has_context(text, run.start, BIRTH_CONTEXT, window=70):
+        if not _is_birth_date(text, run.start):
             continue
         for first, end, _, score in aligned_matches(run, re.compile(r"\d{6}|\d{8}"), _date_digits):
             start, stop = _span(run, first, end)
@@ -262,7 +304,7 @@ COMPLEMENT = rf"(?:,?\s*{_COMPLEMENT_WORDS})"
 # "résidence universitaire Jean-Zay", "cité administrative"
 _TYPE_ADJECTIVE = r"(?:\s+(?:universitaire|étudiante|sociale|services|seniors|principale|neuve|vieille|haute|basse))?"
 ADDRESS_RE = re.compile(
-    rf"(?:\b{_COMPLEMENT_WORDS}(?:,\s*|\s+))*(?:\b{HOUSE_NUMBER},?\s+)?\b(?:{STREET_TYPES}){_TYPE_ADJECTIVE}\s+"
+    rf"(?:\b{_COMPLEMENT_WORDS}(?:,\s*|\s+))*(?:\b{HOUSE_NUMBER},?\s+)?\b(?i:{STREET_TYPES}){_TYPE_ADJECTIVE}\s+"
     rf"{STREET_NAME}{COMPLEMENT}*{POSTCODE_CITY}?",
     re.UNICODE,
 )
@@ -282,7 +324,7 @@ def find_addresses(text: str) -> list[Finding]:
         if has_number:
             score = 0.85
         elif has_context(text, m.start(), ADDRESS_CONTEXT, window=60) or re.match(
-                r"(?:résidence|residence|lieu-dit|lieudit|lotissement|hameau)", span, re.IGNORECASE):
+                r"(?i:résidence|residence|lieu-dit|lieudit|lotissement|hameau)", span):
             score = 0.7
         else:
             continue
