@@ -2,6 +2,7 @@ from parlons.v1 import audio_pb2 as _audio_pb2
 from parlons.v1 import transcription_pb2 as _transcription_pb2
 from parlons.v1 import diarization_pb2 as _diarization_pb2
 from parlons.v1 import translation_pb2 as _translation_pb2
+from parlons.v1 import anonymization_pb2 as _anonymization_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TranscribeConversationRequest(_message.Message):
-    __slots__ = ("config", "audio", "transcription", "diarization", "target_languages", "subtitles", "glossary", "uri")
+    __slots__ = ("config", "audio", "transcription", "diarization", "target_languages", "subtitles", "glossary", "uri", "anonymization")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +21,7 @@ class TranscribeConversationRequest(_message.Message):
     SUBTITLES_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZATION_FIELD_NUMBER: _ClassVar[int]
     config: _audio_pb2.AudioConfig
     audio: _audio_pb2.Audio
     transcription: _transcription_pb2.TranscriptionOptions
@@ -28,7 +30,8 @@ class TranscribeConversationRequest(_message.Message):
     subtitles: bool
     glossary: _translation_pb2.Glossary
     uri: str
-    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., diarization: _Optional[_Union[_diarization_pb2.DiarizationOptions, _Mapping]] = ..., target_languages: _Optional[_Iterable[str]] = ..., subtitles: _Optional[bool] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ..., uri: _Optional[str] = ...) -> None: ...
+    anonymization: _anonymization_pb2.AnonymizationOptions
+    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., diarization: _Optional[_Union[_diarization_pb2.DiarizationOptions, _Mapping]] = ..., target_languages: _Optional[_Iterable[str]] = ..., subtitles: _Optional[bool] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ..., uri: _Optional[str] = ..., anonymization: _Optional[_Union[_anonymization_pb2.AnonymizationOptions, _Mapping]] = ...) -> None: ...
 
 class TranscribeConversationUploadRequest(_message.Message):
     __slots__ = ("config", "audio_content")
@@ -69,7 +72,7 @@ class ConversationTurn(_message.Message):
     def __init__(self, speaker: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., words: _Optional[_Iterable[_Union[_transcription_pb2.WordInfo, _Mapping]]] = ..., translations: _Optional[_Iterable[_Union[TurnTranslation, _Mapping]]] = ..., channel: _Optional[int] = ..., overlapping_speakers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TranscribeConversationResponse(_message.Message):
-    __slots__ = ("turns", "speakers", "language", "audio_duration_s", "processing_duration_s", "srt", "vtt", "rttm", "transcription_model", "transcript", "translated_transcripts")
+    __slots__ = ("turns", "speakers", "language", "audio_duration_s", "processing_duration_s", "srt", "vtt", "rttm", "transcription_model", "transcript", "translated_transcripts", "anonymization")
     TURNS_FIELD_NUMBER: _ClassVar[int]
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +84,7 @@ class TranscribeConversationResponse(_message.Message):
     TRANSCRIPTION_MODEL_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     TRANSLATED_TRANSCRIPTS_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZATION_FIELD_NUMBER: _ClassVar[int]
     turns: _containers.RepeatedCompositeFieldContainer[ConversationTurn]
     speakers: _containers.RepeatedCompositeFieldContainer[_diarization_pb2.SpeakerSummary]
     language: str
@@ -92,7 +96,20 @@ class TranscribeConversationResponse(_message.Message):
     transcription_model: str
     transcript: _transcription_pb2.TranscribeResponse
     translated_transcripts: _containers.RepeatedCompositeFieldContainer[_transcription_pb2.TranscribeResponse]
-    def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ..., rttm: _Optional[str] = ..., transcription_model: _Optional[str] = ..., transcript: _Optional[_Union[_transcription_pb2.TranscribeResponse, _Mapping]] = ..., translated_transcripts: _Optional[_Iterable[_Union[_transcription_pb2.TranscribeResponse, _Mapping]]] = ...) -> None: ...
+    anonymization: ConversationAnonymization
+    def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ..., rttm: _Optional[str] = ..., transcription_model: _Optional[str] = ..., transcript: _Optional[_Union[_transcription_pb2.TranscribeResponse, _Mapping]] = ..., translated_transcripts: _Optional[_Iterable[_Union[_transcription_pb2.TranscribeResponse, _Mapping]]] = ..., anonymization: _Optional[_Union[ConversationAnonymization, _Mapping]] = ...) -> None: ...
+
+class ConversationAnonymization(_message.Message):
+    __slots__ = ("spans", "names_checked", "mapping", "duration_s")
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    spans: int
+    names_checked: bool
+    mapping: _containers.RepeatedCompositeFieldContainer[_anonymization_pb2.MappingEntry]
+    duration_s: float
+    def __init__(self, spans: _Optional[int] = ..., names_checked: _Optional[bool] = ..., mapping: _Optional[_Iterable[_Union[_anonymization_pb2.MappingEntry, _Mapping]]] = ..., duration_s: _Optional[float] = ...) -> None: ...
 
 class TranslateSpeechRequest(_message.Message):
     __slots__ = ("config", "audio", "transcription", "target_language", "glossary")

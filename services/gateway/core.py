@@ -19,6 +19,7 @@ from parlons.services.gateway.quotas import QuotaManager, estimate_audio_seconds
 from parlons.services.gateway.routing import CallOptions, Router
 from parlons.services.gateway.tenants import Tenant
 from parlons.v1 import (
+    anonymization_pb2,
     audio_pb2,
     diarization_pb2,
     gateway_pb2,
@@ -289,13 +290,41 @@ class GatewayCore:
         )
         response.turns.extend(turns)
         response.speakers.extend(compose.speaker_summaries(turns, similarity))
+        glossary = request.glossary
+        if request.HasField("anonymization"):
+            placeholders = await self._anonymize_turns(call, response, request.anonymization)
+            glossary = compose.keep_placeholders(glossary, placeholders)
         if request.target_languages:
-            await self._translate_turns(call, response, list(request.target_languages), request.glossary)
+            await self._translate_turns(call, response, list(request.target_languages), glossary)
         response.processing_duration_s = time.perf_counter() - started
         compose.complete_transcripts(response, list(request.target_languages))
         if request.subtitles:
             response.srt, response.vtt = compose.subtitles(response)
         return response
+
+    async def _anonymize_turns(
+        self, call: Call, response: gateway_pb2.TranscribeConversationResponse,
+        options: anonymization_pb2.AnonymizationOptions,
+    ) -> list[str]:
+        """Every turn through the anonymisation service as one conversation (a name keeps
+        its placeholder from turn to turn); returns the placeholders used."""
+        started = time.perf_counter()
+        texts = [turn.text for turn in response.turns]
+        wanted = anonymization_pb2.AnonymizationOptions()
+        wanted.CopyFrom(options)
+        if not wanted.language:
+            wanted.language = response.language or "fr"
+        backend = self.router.get("anonymization")
+        result = await backend.unary(
+            backend.stub.AnonymizeText, anonymization_pb2.AnonymizeTextRequest(texts=texts, options=wanted),
+            call.options)
+        for turn, item in zip(response.turns, result.texts, strict=True):
+            compose.anonymized_turn(turn, item)
+        response.anonymization.spans = sum(len(item.spans) for item in result.texts)
+        response.anonymization.names_checked = result.names_checked
+        response.anonymization.mapping.extend(result.mapping)
+        response.anonymization.duration_s = time.perf_counter() - started
+        return sorted({span.replacement for item in result.texts for span in item.spans})
 
     def check_target_languages(self, targets: Sequence[str]) -> None:
         """Before any work: how many, and that each is a plausible language tag."""

@@ -1,0 +1,122 @@
+"""AnonymizationService and TranscribeConversation with `anonymization`, through the
+embedded gateway on loopback: real Whisper, real diarisation, real spaCy, real speech."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from gateway_helpers import gateway_config, start_embedded
+from parlons.clients.sdk import open_channel
+from parlons.services.common.server import BackgroundServer
+from parlons.v1 import anonymization_pb2 as apb
+from parlons.v1 import anonymization_pb2_grpc, gateway_pb2, gateway_pb2_grpc, transcription_pb2
+from speech import espeak
+
+SPEECH = ("Bonjour. Je m'appelle Fatima Benali. Mon numéro de téléphone est le 06 12 34 56 78. "
+          "Je suis née le 3 mars 1985.")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
+    config = gateway_config(None, tmp_path_factory.mktemp("anon-models"), transcription_model="base")
+    config.gateway.rest_enabled = False
+    config.anonymization.max_chars_per_request = 2000
+    running = start_embedded(config, ["transcription", "diarization", "translation", "anonymization"])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def channel(server: BackgroundServer) -> Iterator[grpc.Channel]:
+    ch = open_channel(server.address)
+    yield ch
+    ch.close()
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return espeak(SPEECH, "fr+f2", tmp_path_factory.mktemp("speech") / "fatima.wav").read_bytes()
+
+
+def test_anonymize_text_through_the_gateway(channel: grpc.Channel) -> None:
+    stub = anonymization_pb2_grpc.AnonymizationServiceStub(channel)
+    response = stub.AnonymizeText(apb.AnonymizeTextRequest(
+        texts=["Je suis Madame Benali, au 06 12 34 56 78.", "Benali, B-E-N-A-L-I."],
+        options=apb.AnonymizationOptions(return_mapping=True)), timeout=60)
+    assert [t.text for t in response.texts] == ["Je suis Madame [PERSONNE_1], au [TELEPHONE_1].",
+                                                "[PERSONNE_1], [PERSONNE_1]."]
+    assert response.names_checked and response.language == "fr"
+    first = response.texts[0].spans[0]
+    assert (first.start, first.end, first.entity_type, first.replacement) == (15, 21, "PERSON", "[PERSONNE_1]")
+    assert {m.replacement: m.original for m in response.mapping}["[TELEPHONE_1]"] == "06 12 34 56 78"
+    plain = stub.AnonymizeText(apb.AnonymizeTextRequest(texts=["Madame Benali"]), timeout=60)
+    assert not plain.mapping  # only when asked
+
+
+def test_bad_input_is_refused_with_the_reason(channel: grpc.Channel) -> None:
+    stub = anonymization_pb2_grpc.AnonymizationServiceStub(channel)
+    cases = [
+        (apb.AnonymizeTextRequest(texts=["a" * 2001]), "2000"),
+        (apb.AnonymizeTextRequest(), "texts is empty"),
+        (apb.AnonymizeTextRequest(texts=["x"], options=apb.AnonymizationOptions(entity_types=["SSN"])), "SSN"),
+        (apb.AnonymizeTextRequest(texts=["x"], options=apb.AnonymizationOptions(policy=7)), "policy"),
+    ]
+    for request, needle in cases:
+        with pytest.raises(grpc.RpcError) as info:
+            stub.AnonymizeText(request, timeout=30)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, needle
+        assert needle in (info.value.details() or "")
+
+
+def test_a_language_without_ner_says_names_were_not_checked(channel: grpc.Channel) -> None:
+    stub = anonymization_pb2_grpc.AnonymizationServiceStub(channel)
+    response = stub.AnonymizeText(apb.AnonymizeTextRequest(
+        texts=["My name is John Smith, phone 06 12 34 56 78"], options=apb.AnonymizationOptions(language="en")),
+        timeout=30)
+    assert response.names_checked is False
+    assert "[TELEPHONE_1]" in response.texts[0].text and "06 12" not in response.texts[0].text
+
+
+def _conversation(channel: grpc.Channel, audio: bytes, **kwargs: object) -> gateway_pb2.TranscribeConversationResponse:
+    stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    request = gateway_pb2.TranscribeConversationRequest(
+        transcription=transcription_pb2.TranscriptionOptions(language="fr"), subtitles=True, **kwargs)
+    request.audio.content = audio
+    return stub.TranscribeConversation(request, timeout=600)
+
+
+def _everything(response: gateway_pb2.TranscribeConversationResponse) -> str:
+    """Every text of the response a caller could keep."""
+    parts = [response.srt, response.vtt, response.transcript.text]
+    for turn in response.turns:
+        parts.append(turn.text)
+        parts.extend(w.word for w in turn.words)
+        parts.extend(t.text for t in turn.translations)
+    for transcript in response.translated_transcripts:
+        parts.append(transcript.text)
+    parts.extend(s.text for s in response.transcript.segments)
+    return " ".join(parts)
+
+
+@pytest.mark.slow
+def test_transcribe_conversation_with_anonymization_leaves_no_name(channel: grpc.Channel, speech: bytes) -> None:
+    raw = _conversation(channel, speech)
+    assert "Fatima" in _everything(raw)  # what would leak without the option
+    masked = _conversation(channel, speech, target_languages=["en"],
+                           anonymization=apb.AnonymizationOptions(return_mapping=True))
+    everything = _everything(masked)
+    assert "Fatima" not in everything
+    for turn_raw, turn in zip(raw.turns, masked.turns, strict=True):
+        assert turn.speaker == turn_raw.speaker and turn.start_s == turn_raw.start_s
+    words = [w for t in masked.turns for w in t.words if "[PERSONNE_" in w.word]
+    assert words and all(0 <= w.start_s < w.end_s <= masked.audio_duration_s + 0.5 for w in words)
+    assert "[PERSONNE_1]" in masked.srt
+    # the placeholder survives translation (kept as a do-not-translate term)
+    assert any("[PERSONNE_1]" in t.text for turn in masked.turns for t in turn.translations)
+    assert masked.anonymization.spans >= 1 and masked.anonymization.names_checked
+    assert any(m.original.startswith("Fatima") for m in masked.anonymization.mapping)
+    assert 0 < masked.anonymization.duration_s < masked.processing_duration_s
