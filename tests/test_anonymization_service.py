@@ -4,7 +4,6 @@ embedded gateway on loopback: real Whisper, real diarisation, real spaCy, real s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
