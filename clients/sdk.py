@@ -148,6 +148,7 @@ def conversation_request(
     options: transcription_pb2.TranscriptionOptions | None, config: audio_pb2.AudioConfig | None,
     diarization: diarization_pb2.DiarizationOptions | None, target_languages: Sequence[str], subtitles: bool,
     glossary: translation_pb2.Glossary | None, uri: str,
+    anonymization: anonymization_pb2.AnonymizationOptions | None = None,
 ) -> gateway_pb2.TranscribeConversationRequest:
     request = gateway_pb2.TranscribeConversationRequest(
         config=config or audio_pb2.AudioConfig(),
@@ -157,6 +158,8 @@ def conversation_request(
     )
     if glossary is not None:
         request.glossary.CopyFrom(glossary)
+    if anonymization is not None:
+        request.anonymization.CopyFrom(anonymization)
     return request
 
 
@@ -352,8 +355,12 @@ class GatewayClient(_Client):
         config: audio_pb2.AudioConfig | None = None, *, diarization: diarization_pb2.DiarizationOptions | None = None,
         target_languages: Sequence[str] = (), subtitles: bool = False, glossary: translation_pb2.Glossary | None = None,
         uri: str = "", timeout_s: float | None = None,
+        anonymization: anonymization_pb2.AnonymizationOptions | None = None,
     ) -> Conversation:
-        request = conversation_request(options, config, diarization, target_languages, subtitles, glossary, uri)
+        """`anonymization`: personal data masked in the turns, words and subtitles
+        (Conversation.proto.anonymization says what and where)."""
+        request = conversation_request(options, config, diarization, target_languages, subtitles, glossary, uri,
+                                       anonymization)
         request.audio.content = audio
         return Conversation(self._idempotent(lambda: self.stub.TranscribeConversation(
             request, timeout=timeout_s, metadata=self.metadata)))
@@ -363,10 +370,11 @@ class GatewayClient(_Client):
         config: audio_pb2.AudioConfig | None = None, *, diarization: diarization_pb2.DiarizationOptions | None = None,
         target_languages: Sequence[str] = (), subtitles: bool = False, glossary: translation_pb2.Glossary | None = None,
         uri: str = "", timeout_s: float | None = None,
+        anonymization: anonymization_pb2.AnonymizationOptions | None = None,
     ) -> Conversation:
         """Upload in chunks; `uri` names the file in the RTTM (default: the file's stem)."""
         first = conversation_request(options, config, diarization, target_languages, subtitles, glossary,
-                                     uri or Path(path).stem)
+                                     uri or Path(path).stem, anonymization)
         return Conversation(self._idempotent(lambda: self.stub.TranscribeConversationUpload(
             file_messages(Path(path), first, gateway_pb2.TranscribeConversationUploadRequest),
             timeout=timeout_s, metadata=self.metadata)))

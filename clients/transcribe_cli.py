@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from parlons import transcripts
+from parlons import anonymized, transcripts
+from parlons.audio_mask import mask_recording
 from parlons.clients.batch import (
     FileReport,
     Item,
@@ -41,12 +42,23 @@ from parlons.clients.errors import ParlonsRpcError
 from parlons.clients.inprocess import connect
 from parlons.clients.results import Transcript
 from parlons.clients.retry import RetryPolicy
-from parlons.clients.sdk import GatewayClient, TranscriptionClient, TranslationClient, wait_until_serving
+from parlons.clients.sdk import (
+    AnonymizationClient,
+    GatewayClient,
+    TranscriptionClient,
+    TranslationClient,
+    wait_until_serving,
+)
 from parlons.services.common.config import ParlonsConfig
 from parlons.transcripts import SubtitleShape
-from parlons.v1 import diarization_pb2, transcription_pb2
+from parlons.v1 import anonymization_pb2, diarization_pb2, transcription_pb2, translation_pb2
 
 console = Console(stderr=True)
+ANONYMIZATION_POLICIES = {
+    "placeholder": anonymization_pb2.ANONYMIZATION_POLICY_PLACEHOLDER,
+    "redact": anonymization_pb2.ANONYMIZATION_POLICY_REDACT,
+    "pseudonym": anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM,
+}
 
 
 def options_from_args(args: argparse.Namespace) -> transcription_pb2.TranscriptionOptions:
@@ -55,7 +67,7 @@ def options_from_args(args: argparse.Namespace) -> transcription_pb2.Transcripti
         language=args.language or "",
         task=transcription_pb2.TRANSLATE_TO_ENGLISH if args.task == "translate" else transcription_pb2.TRANSCRIBE,
         beam_size=args.beam_size,
-        word_timestamps=args.word_timestamps or args.diarize,
+        word_timestamps=args.word_timestamps or args.diarize or bool(args.anonymize_audio),
         initial_prompt=args.initial_prompt or "",
         hotwords=args.hotwords or "",
         temperatures=args.temperature or [],
@@ -73,10 +85,23 @@ def services_for(args: argparse.Namespace) -> list[str]:
     names = ["transcription"]
     if args.translate_to:
         names.append("translation")
+    if anonymizing(args):
+        names.append("anonymization")
     if args.diarize:
         names += [] if args.per_channel else ["diarization"]
         names.append("gateway")
     return names
+
+
+def anonymizing(args: argparse.Namespace) -> bool:
+    return bool(args.anonymize or args.anonymize_audio)
+
+
+def anonymization_from_args(args: argparse.Namespace) -> anonymization_pb2.AnonymizationOptions | None:
+    if not anonymizing(args):
+        return None
+    return anonymization_pb2.AnonymizationOptions(policy=ANONYMIZATION_POLICIES[args.anonymize_policy],
+                                                  language=args.language or "")
 
 
 def available_targets(client: TranslationClient, wanted: list[str]) -> list[str]:
@@ -108,20 +133,33 @@ class Job:
     fmts: list[str]
     shape: SubtitleShape
     timeout_s: float | None
+    anonymization: anonymization_pb2.AnonymizationOptions | None = None
+    anonymizer: AnonymizationClient | None = None
+    mask_audio: str = ""  # "tone" or "silence": also write the recording with the spans masked
 
     def run(self, item: Item) -> tuple[dict[Path, str], float, str]:
         """Transcribe (and diarise, translate) one file: its outputs, rendered, its duration,
         and the text with its translations for the terminal."""
         uri = item.source.stem
+        masked: list[tuple[float, float]] = []
         if self.gateway is not None:
             conversation = self.gateway.transcribe_conversation_file(
                 item.source, self.options, diarization=self.diarization, target_languages=self.targets,
-                uri=uri, timeout_s=self.timeout_s)
+                uri=uri, timeout_s=self.timeout_s, anonymization=self.anonymization)
             main, translations, rttm = conversation.transcript, conversation.translations, conversation.to_rttm()
+            masked = [(m.start_s, m.end_s) for m in conversation.proto.anonymization.masked]
+            self._warn_names(conversation.proto.anonymization.names_checked, item)
         else:
             main = self.transcription.transcribe_file(item.source, self.options, timeout_s=self.timeout_s)
-            translations = {language: self._translate(main, language) for language in self.targets}
+            placeholders: list[str] = []
+            if self.anonymization is not None:
+                masked, placeholders = self._anonymize(main, item)
+            translations = {language: self._translate(main, language, placeholders) for language in self.targets}
             rttm = ""
+        if self.mask_audio:
+            target = item.out_stem.with_name(f"{item.out_stem.name}.anonymise{item.source.suffix.lower()}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mask_recording(item.source, target, masked, self.mask_audio)
         outputs: dict[Path, str] = {}
         for fmt in self.fmts:
             path = item.out_stem.with_name(f"{item.out_stem.name}.{fmt}")
@@ -134,11 +172,34 @@ class Job:
         printable = transcripts.to_txt_with_translations(main.proto, {k: v.proto for k, v in translations.items()})
         return outputs, main.duration_s, printable
 
-    def _translate(self, transcript: Transcript, language: str) -> Transcript:
+    def _warn_names(self, names_checked: bool, item: Item) -> None:
+        if not names_checked:
+            console.print(f"[yellow]{item.source}: no name model for this language: identifiers were masked, "
+                          "person names were NOT checked", highlight=False)
+
+    def _anonymize(self, transcript: Transcript, item: Item) -> tuple[list[tuple[float, float]], list[str]]:
+        """The segments through the anonymisation service as one conversation; returns
+        where the masked words were said and the placeholders used."""
+        assert self.anonymizer is not None and self.anonymization is not None
+        segments = transcript.proto.segments
+        options = anonymization_pb2.AnonymizationOptions()
+        options.CopyFrom(self.anonymization)
+        options.language = options.language or transcript.language or "fr"
+        response = self.anonymizer.anonymize([s.text for s in segments], options, timeout_s=self.timeout_s)
+        masked: list[tuple[float, float]] = []
+        for segment, result in zip(segments, response.texts, strict=True):
+            masked.extend((start, end) for start, end, _ in anonymized.apply_to_timed_text(segment, result))
+        transcript.proto.text = " ".join(s.text.strip() for s in segments if s.text.strip())
+        self._warn_names(response.names_checked, item)
+        return masked, sorted({span.replacement for t in response.texts for span in t.spans})
+
+    def _translate(self, transcript: Transcript, language: str, placeholders: list[str] | None = None) -> Transcript:
         assert self.translation is not None
         texts = [s.text.strip() for s in transcript.segments]
         wanted = [t for t in texts if t]
-        translated = iter(self.translation.translate(wanted, language, timeout_s=self.timeout_s).texts if wanted else [])
+        glossary = anonymized.keep_placeholders(translation_pb2.Glossary(), placeholders or [])
+        translated = iter(self.translation.translate(wanted, language, glossary=glossary,
+                                                     timeout_s=self.timeout_s).texts if wanted else [])
         return Transcript(transcripts.with_texts(transcript.proto, [next(translated) if t else "" for t in texts], language))
 
 
@@ -222,9 +283,12 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
         diarization = diarization_pb2.DiarizationOptions(
             mode=diarization_pb2.CHANNEL if args.per_channel else diarization_pb2.NEURAL,
             num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers)
+    anonymization = anonymization_from_args(args)
+    anonymizer = AnonymizationClient(transcription.channel, metadata=connection.metadata, retry=retry) \
+        if anonymization is not None and not args.diarize else None
     job = Job(transcription, GatewayClient(transcription.channel, metadata=connection.metadata, retry=retry)
               if args.diarize else None, translation, options_from_args(args), diarization, targets, fmts, shape,
-              args.timeout)
+              args.timeout, anonymization, anonymizer, args.anonymize_audio or "")
     todo: list[Item] = []
     for item in items:
         outputs = item.outputs(fmts, targets)
@@ -341,6 +405,15 @@ def add_transcribe_command(subparsers: argparse._SubParsersAction) -> None:  # t
     speakers.add_argument("--num-speakers", type=int, default=0, help="exact number of speakers, when known")
     speakers.add_argument("--min-speakers", type=int, default=0)
     speakers.add_argument("--max-speakers", type=int, default=0)
+    privacy = parser.add_argument_group("personal data")
+    privacy.add_argument("--anonymize", action="store_true",
+                         help="mask personal data (names, NIR, IBAN, phones, e-mails, addresses, dates of birth, "
+                              "CAF/tax/ID numbers, plates) in every output, before translation")
+    privacy.add_argument("--anonymize-policy", choices=list(ANONYMIZATION_POLICIES), default="placeholder",
+                         help="placeholder ([PERSONNE_1], consistent in a file), redact ([…]) or pseudonym")
+    privacy.add_argument("--anonymize-audio", choices=["tone", "silence"], nargs="?", const="tone",
+                         help="also write NAME.anonymise.EXT, the recording with the personal data replaced by "
+                              "a tone (default) or silence (implies --anonymize)")
     parser.add_argument("--translate-to", action="append", metavar="LANG", default=[],
                         help="also translate the transcript into LANG (BCP-47; repeatable): FILE.LANG.{txt,srt,...}")
     outputs = parser.add_argument_group("outputs")

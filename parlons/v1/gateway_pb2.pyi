@@ -100,16 +100,28 @@ class TranscribeConversationResponse(_message.Message):
     def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ..., rttm: _Optional[str] = ..., transcription_model: _Optional[str] = ..., transcript: _Optional[_Union[_transcription_pb2.TranscribeResponse, _Mapping]] = ..., translated_transcripts: _Optional[_Iterable[_Union[_transcription_pb2.TranscribeResponse, _Mapping]]] = ..., anonymization: _Optional[_Union[ConversationAnonymization, _Mapping]] = ...) -> None: ...
 
 class ConversationAnonymization(_message.Message):
-    __slots__ = ("spans", "names_checked", "mapping", "duration_s")
+    __slots__ = ("spans", "names_checked", "mapping", "duration_s", "masked")
     SPANS_FIELD_NUMBER: _ClassVar[int]
     NAMES_CHECKED_FIELD_NUMBER: _ClassVar[int]
     MAPPING_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
     spans: int
     names_checked: bool
     mapping: _containers.RepeatedCompositeFieldContainer[_anonymization_pb2.MappingEntry]
     duration_s: float
-    def __init__(self, spans: _Optional[int] = ..., names_checked: _Optional[bool] = ..., mapping: _Optional[_Iterable[_Union[_anonymization_pb2.MappingEntry, _Mapping]]] = ..., duration_s: _Optional[float] = ...) -> None: ...
+    masked: _containers.RepeatedCompositeFieldContainer[MaskedSpan]
+    def __init__(self, spans: _Optional[int] = ..., names_checked: _Optional[bool] = ..., mapping: _Optional[_Iterable[_Union[_anonymization_pb2.MappingEntry, _Mapping]]] = ..., duration_s: _Optional[float] = ..., masked: _Optional[_Iterable[_Union[MaskedSpan, _Mapping]]] = ...) -> None: ...
+
+class MaskedSpan(_message.Message):
+    __slots__ = ("start_s", "end_s", "entity_type")
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    start_s: float
+    end_s: float
+    entity_type: str
+    def __init__(self, start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., entity_type: _Optional[str] = ...) -> None: ...
 
 class TranslateSpeechRequest(_message.Message):
     __slots__ = ("config", "audio", "transcription", "target_language", "glossary")

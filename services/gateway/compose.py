@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
 
 from parlons import transcripts
-from parlons.v1 import anonymization_pb2, diarization_pb2, gateway_pb2, transcription_pb2, translation_pb2
+from parlons.v1 import diarization_pb2, gateway_pb2, transcription_pb2
 
 DEFAULT_SPEAKER = "SPEAKER_00"
 
@@ -296,63 +296,3 @@ def same_language(a: str, b: str) -> bool:
     """BCP-47 tags naming the same language for translation purposes ("en" ~ "en-GB")."""
     return bool(a) and bool(b) and a.replace("_", "-").split("-")[0].lower() == b.replace("_", "-").split("-")[0].lower()
 
-
-def anonymized_turn(turn: gateway_pb2.ConversationTurn, item: anonymization_pb2.AnonymizedText) -> None:
-    """Put an anonymised turn text back on the turn: its text, and its words, where the
-    words a masked span covers become one word (the placeholder) timed from the first
-    covered word's start to the last one's end, so the masked audio is known."""
-    joined = "".join(w.word for w in turn.words)
-    lead = len(joined) - len(joined.lstrip())
-    original, turn.text = turn.text, item.text
-    if not item.spans:
-        return
-    if joined.strip() != original:  # words that do not spell the text: keep no word of a span
-        masked = [(s.start, s.end) for s in item.spans]
-        kept = [w for w in turn.words if not any(_word_in(original, w.word, a, b) for a, b in masked)]
-        del turn.words[:]
-        turn.words.extend(kept)
-        return
-    positions, at = [], -lead
-    for word in turn.words:
-        positions.append((at, at + len(word.word)))
-        at += len(word.word)
-    words = list(turn.words)
-    out: list[transcription_pb2.WordInfo] = []
-    spans = sorted(item.spans, key=lambda s: s.start)
-    i = 0
-    for span in spans:
-        while i < len(words) and positions[i][1] <= span.start:
-            out.append(words[i])
-            i += 1
-        covered = []
-        while i < len(words) and positions[i][0] < span.end:
-            covered.append(words[i])
-            i += 1
-        if not covered:
-            continue
-        first, last = covered[0], covered[-1]
-        spacing = first.word[:len(first.word) - len(first.word.lstrip())]
-        out.append(transcription_pb2.WordInfo(
-            start_s=first.start_s, end_s=last.end_s, word=spacing + span.replacement,
-            probability=min(w.probability for w in covered), speaker=first.speaker,
-            overlap=any(w.overlap for w in covered)))
-    out.extend(words[i:])
-    del turn.words[:]
-    turn.words.extend(out)
-
-
-def _word_in(text: str, word: str, start: int, end: int) -> bool:
-    """Whether `word` occurs in text[start:end] (words not aligned with the text)."""
-    return bool(word.strip()) and word.strip() in text[start:end]
-
-
-def keep_placeholders(glossary: translation_pb2.Glossary, placeholders: Sequence[str]) -> translation_pb2.Glossary:
-    """The glossary plus each placeholder as a do-not-translate term, so "[PERSONNE_1]"
-    comes out of translation as it went in."""
-    if not placeholders:
-        return glossary
-    out = translation_pb2.Glossary()
-    out.CopyFrom(glossary)
-    for placeholder in placeholders:
-        out.entries.add(source=placeholder, do_not_translate=True, case_sensitive=True)
-    return out

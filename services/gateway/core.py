@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from collections.abc import Awaitable, Iterator, Sequence
 
+from parlons import anonymized
 from parlons.services.common.errors import InvalidArgument, ParlonsError
 from parlons.services.gateway import compose
 from parlons.services.gateway.quotas import QuotaManager, estimate_audio_seconds
@@ -293,7 +294,7 @@ class GatewayCore:
         glossary = request.glossary
         if request.HasField("anonymization"):
             placeholders = await self._anonymize_turns(call, response, request.anonymization)
-            glossary = compose.keep_placeholders(glossary, placeholders)
+            glossary = anonymized.keep_placeholders(glossary, placeholders)
         if request.target_languages:
             await self._translate_turns(call, response, list(request.target_languages), glossary)
         response.processing_duration_s = time.perf_counter() - started
@@ -318,8 +319,11 @@ class GatewayCore:
         result = await backend.unary(
             backend.stub.AnonymizeText, anonymization_pb2.AnonymizeTextRequest(texts=texts, options=wanted),
             call.options)
+        masked = []
         for turn, item in zip(response.turns, result.texts, strict=True):
-            compose.anonymized_turn(turn, item)
+            masked.extend(anonymized.apply_to_timed_text(turn, item))
+        for start_s, end_s, kind in sorted(masked):
+            response.anonymization.masked.add(start_s=start_s, end_s=end_s, entity_type=kind)
         response.anonymization.spans = sum(len(item.spans) for item in result.texts)
         response.anonymization.names_checked = result.names_checked
         response.anonymization.mapping.extend(result.mapping)
