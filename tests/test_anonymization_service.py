@@ -119,3 +119,44 @@ def test_transcribe_conversation_with_anonymization_leaves_no_name(channel: grpc
     assert masked.anonymization.spans >= 1 and masked.anonymization.names_checked
     assert any(m.original.startswith("Fatima") for m in masked.anonymization.mapping)
     assert 0 < masked.anonymization.duration_s < masked.processing_duration_s
+
+
+def test_translate_text_through_the_gateway_anonymizes_first(channel: grpc.Channel) -> None:
+    from parlons.v1 import translation_pb2, translation_pb2_grpc
+
+    stub = translation_pb2_grpc.TranslationServiceStub(channel)
+    request = translation_pb2.TranslateTextRequest(
+        texts=["Bonjour, je suis Madame Benali.", "Benali, au 06 12 34 56 78."],
+        options=translation_pb2.TranslationOptions(
+            source_language="fr", target_language="en",
+            anonymization=apb.AnonymizationOptions(return_mapping=True)))
+    response = stub.TranslateText(request, timeout=120)
+    texts = [t.text for t in response.translations]
+    assert "Benali" not in " ".join(texts) and "06 12" not in " ".join(texts)
+    # random test weights translate nonsense, but the placeholders come through untouched
+    assert "[PERSONNE_1]" in texts[0] and "[PERSONNE_1]" in texts[1] and "[TELEPHONE_1]" in texts[1]
+    assert response.anonymization.spans == 3 and response.anonymization.names_checked
+    assert {m.replacement: m.original for m in response.anonymization.mapping}["[PERSONNE_1]"] == "Benali"
+
+
+def test_translate_speech_anonymizes_before_translating(channel: grpc.Channel, speech: bytes) -> None:
+    stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    request = gateway_pb2.TranslateSpeechRequest(
+        transcription=transcription_pb2.TranscriptionOptions(language="fr", word_timestamps=True), target_language="en",
+        anonymization=apb.AnonymizationOptions())
+    request.audio.content = speech
+    response = stub.TranslateSpeech(request, timeout=600)
+    everything = " ".join([response.text, response.translated_text, *response.translated_segments,
+                           *(s.text for s in response.segments), *(w.word for s in response.segments for w in s.words)])
+    assert "Fatima" not in everything and "[PERSONNE_1]" in response.translated_text
+    assert response.anonymization.masked and response.anonymization.spans >= 1
+
+
+def test_the_translation_service_alone_refuses_anonymization(server: BackgroundServer) -> None:
+    from parlons.services.translation.servicer import refuse_anonymization
+    from parlons.services.common.errors import FailedPrecondition
+    from parlons.v1 import translation_pb2
+
+    with pytest.raises(FailedPrecondition, match="gateway"):
+        refuse_anonymization(translation_pb2.TranslationOptions(anonymization=apb.AnonymizationOptions()))
+    refuse_anonymization(translation_pb2.TranslationOptions())  # without it: nothing to refuse

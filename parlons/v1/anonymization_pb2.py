@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eparlons/v1/anonymization.proto\x12\nparlons.v1\"\xbe\x01\n\x14\x41nonymizationOptions\x12/\n\x06policy\x18\x01 \x01(\x0e\x32\x1f.parlons.v1.AnonymizationPolicy\x12\x14\n\x0c\x65ntity_types\x18\x02 \x03(\t\x12\x13\n\x0b\x61lways_mask\x18\x03 \x03(\t\x12\x12\n\nnever_mask\x18\x04 \x03(\t\x12\x16\n\x0ereturn_mapping\x18\x05 \x01(\x08\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x0c\n\x04seed\x18\x07 \x01(\r\"X\n\x14\x41nonymizeTextRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .parlons.v1.AnonymizationOptions\"g\n\x10PersonalDataSpan\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\x12\x13\n\x0b\x65ntity_type\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x13\n\x0breplacement\x18\x05 \x01(\t\"K\n\x0e\x41nonymizedText\x12\x0c\n\x04text\x18\x01 \x01(\t\x12+\n\x05spans\x18\x02 \x03(\x0b\x32\x1c.parlons.v1.PersonalDataSpan\"5\n\x0cMappingEntry\x12\x13\n\x0breplacement\x18\x01 \x01(\t\x12\x10\n\x08original\x18\x02 \x01(\t\"\x96\x01\n\x15\x41nonymizeTextResponse\x12)\n\x05texts\x18\x01 \x03(\x0b\x32\x1a.parlons.v1.AnonymizedText\x12\x15\n\rnames_checked\x18\x02 \x01(\x08\x12\x10\n\x08language\x18\x03 \x01(\t\x12)\n\x07mapping\x18\x04 \x03(\x0b\x32\x18.parlons.v1.MappingEntry*\x80\x01\n\x13\x41nonymizationPolicy\x12$\n ANONYMIZATION_POLICY_PLACEHOLDER\x10\x00\x12\x1f\n\x1b\x41NONYMIZATION_POLICY_REDACT\x10\x01\x12\"\n\x1e\x41NONYMIZATION_POLICY_PSEUDONYM\x10\x02\x32l\n\x14\x41nonymizationService\x12T\n\rAnonymizeText\x12 .parlons.v1.AnonymizeTextRequest\x1a!.parlons.v1.AnonymizeTextResponseB\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eparlons/v1/anonymization.proto\x12\nparlons.v1\"\xbe\x01\n\x14\x41nonymizationOptions\x12/\n\x06policy\x18\x01 \x01(\x0e\x32\x1f.parlons.v1.AnonymizationPolicy\x12\x14\n\x0c\x65ntity_types\x18\x02 \x03(\t\x12\x13\n\x0b\x61lways_mask\x18\x03 \x03(\t\x12\x12\n\nnever_mask\x18\x04 \x03(\t\x12\x16\n\x0ereturn_mapping\x18\x05 \x01(\x08\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x0c\n\x04seed\x18\x07 \x01(\r\"X\n\x14\x41nonymizeTextRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .parlons.v1.AnonymizationOptions\"g\n\x10PersonalDataSpan\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\x12\x13\n\x0b\x65ntity_type\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x13\n\x0breplacement\x18\x05 \x01(\t\"K\n\x0e\x41nonymizedText\x12\x0c\n\x04text\x18\x01 \x01(\t\x12+\n\x05spans\x18\x02 \x03(\x0b\x32\x1c.parlons.v1.PersonalDataSpan\"5\n\x0cMappingEntry\x12\x13\n\x0breplacement\x18\x01 \x01(\t\x12\x10\n\x08original\x18\x02 \x01(\t\"\x96\x01\n\x15\x41nonymizeTextResponse\x12)\n\x05texts\x18\x01 \x03(\x0b\x32\x1a.parlons.v1.AnonymizedText\x12\x15\n\rnames_checked\x18\x02 \x01(\x08\x12\x10\n\x08language\x18\x03 \x01(\t\x12)\n\x07mapping\x18\x04 \x03(\x0b\x32\x18.parlons.v1.MappingEntry\"\xa3\x01\n\x14\x41nonymizationSummary\x12\r\n\x05spans\x18\x01 \x01(\x05\x12\x15\n\rnames_checked\x18\x02 \x01(\x08\x12)\n\x07mapping\x18\x03 \x03(\x0b\x32\x18.parlons.v1.MappingEntry\x12\x12\n\nduration_s\x18\x04 \x01(\x02\x12&\n\x06masked\x18\x05 \x03(\x0b\x32\x16.parlons.v1.MaskedSpan\"A\n\nMaskedSpan\x12\x0f\n\x07start_s\x18\x01 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x02 \x01(\x02\x12\x13\n\x0b\x65ntity_type\x18\x03 \x01(\t*\x80\x01\n\x13\x41nonymizationPolicy\x12$\n ANONYMIZATION_POLICY_PLACEHOLDER\x10\x00\x12\x1f\n\x1b\x41NONYMIZATION_POLICY_REDACT\x10\x01\x12\"\n\x1e\x41NONYMIZATION_POLICY_PSEUDONYM\x10\x02\x32l\n\x14\x41nonymizationService\x12T\n\rAnonymizeText\x12 .parlons.v1.AnonymizeTextRequest\x1a!.parlons.v1.AnonymizeTextResponseB\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,8 +32,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parlons.v1.anonymization_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rfr.parlons.v1P\001'
-  _globals['_ANONYMIZATIONPOLICY']._serialized_start=720
-  _globals['_ANONYMIZATIONPOLICY']._serialized_end=848
+  _globals['_ANONYMIZATIONPOLICY']._serialized_start=953
+  _globals['_ANONYMIZATIONPOLICY']._serialized_end=1081
   _globals['_ANONYMIZATIONOPTIONS']._serialized_start=47
   _globals['_ANONYMIZATIONOPTIONS']._serialized_end=237
   _globals['_ANONYMIZETEXTREQUEST']._serialized_start=239
@@ -46,6 +46,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MAPPINGENTRY']._serialized_end=564
   _globals['_ANONYMIZETEXTRESPONSE']._serialized_start=567
   _globals['_ANONYMIZETEXTRESPONSE']._serialized_end=717
-  _globals['_ANONYMIZATIONSERVICE']._serialized_start=850
-  _globals['_ANONYMIZATIONSERVICE']._serialized_end=958
+  _globals['_ANONYMIZATIONSUMMARY']._serialized_start=720
+  _globals['_ANONYMIZATIONSUMMARY']._serialized_end=883
+  _globals['_MASKEDSPAN']._serialized_start=885
+  _globals['_MASKEDSPAN']._serialized_end=950
+  _globals['_ANONYMIZATIONSERVICE']._serialized_start=1083
+  _globals['_ANONYMIZATIONSERVICE']._serialized_end=1191
 # @@protoc_insertion_point(module_scope)

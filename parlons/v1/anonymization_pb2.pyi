@@ -83,3 +83,27 @@ class AnonymizeTextResponse(_message.Message):
     language: str
     mapping: _containers.RepeatedCompositeFieldContainer[MappingEntry]
     def __init__(self, texts: _Optional[_Iterable[_Union[AnonymizedText, _Mapping]]] = ..., names_checked: _Optional[bool] = ..., language: _Optional[str] = ..., mapping: _Optional[_Iterable[_Union[MappingEntry, _Mapping]]] = ...) -> None: ...
+
+class AnonymizationSummary(_message.Message):
+    __slots__ = ("spans", "names_checked", "mapping", "duration_s", "masked")
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
+    spans: int
+    names_checked: bool
+    mapping: _containers.RepeatedCompositeFieldContainer[MappingEntry]
+    duration_s: float
+    masked: _containers.RepeatedCompositeFieldContainer[MaskedSpan]
+    def __init__(self, spans: _Optional[int] = ..., names_checked: _Optional[bool] = ..., mapping: _Optional[_Iterable[_Union[MappingEntry, _Mapping]]] = ..., duration_s: _Optional[float] = ..., masked: _Optional[_Iterable[_Union[MaskedSpan, _Mapping]]] = ...) -> None: ...
+
+class MaskedSpan(_message.Message):
+    __slots__ = ("start_s", "end_s", "entity_type")
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    start_s: float
+    end_s: float
+    entity_type: str
+    def __init__(self, start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., entity_type: _Optional[str] = ...) -> None: ...

@@ -96,49 +96,27 @@ class TranscribeConversationResponse(_message.Message):
     transcription_model: str
     transcript: _transcription_pb2.TranscribeResponse
     translated_transcripts: _containers.RepeatedCompositeFieldContainer[_transcription_pb2.TranscribeResponse]
-    anonymization: ConversationAnonymization
-    def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ..., rttm: _Optional[str] = ..., transcription_model: _Optional[str] = ..., transcript: _Optional[_Union[_transcription_pb2.TranscribeResponse, _Mapping]] = ..., translated_transcripts: _Optional[_Iterable[_Union[_transcription_pb2.TranscribeResponse, _Mapping]]] = ..., anonymization: _Optional[_Union[ConversationAnonymization, _Mapping]] = ...) -> None: ...
-
-class ConversationAnonymization(_message.Message):
-    __slots__ = ("spans", "names_checked", "mapping", "duration_s", "masked")
-    SPANS_FIELD_NUMBER: _ClassVar[int]
-    NAMES_CHECKED_FIELD_NUMBER: _ClassVar[int]
-    MAPPING_FIELD_NUMBER: _ClassVar[int]
-    DURATION_S_FIELD_NUMBER: _ClassVar[int]
-    MASKED_FIELD_NUMBER: _ClassVar[int]
-    spans: int
-    names_checked: bool
-    mapping: _containers.RepeatedCompositeFieldContainer[_anonymization_pb2.MappingEntry]
-    duration_s: float
-    masked: _containers.RepeatedCompositeFieldContainer[MaskedSpan]
-    def __init__(self, spans: _Optional[int] = ..., names_checked: _Optional[bool] = ..., mapping: _Optional[_Iterable[_Union[_anonymization_pb2.MappingEntry, _Mapping]]] = ..., duration_s: _Optional[float] = ..., masked: _Optional[_Iterable[_Union[MaskedSpan, _Mapping]]] = ...) -> None: ...
-
-class MaskedSpan(_message.Message):
-    __slots__ = ("start_s", "end_s", "entity_type")
-    START_S_FIELD_NUMBER: _ClassVar[int]
-    END_S_FIELD_NUMBER: _ClassVar[int]
-    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
-    start_s: float
-    end_s: float
-    entity_type: str
-    def __init__(self, start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., entity_type: _Optional[str] = ...) -> None: ...
+    anonymization: _anonymization_pb2.AnonymizationSummary
+    def __init__(self, turns: _Optional[_Iterable[_Union[ConversationTurn, _Mapping]]] = ..., speakers: _Optional[_Iterable[_Union[_diarization_pb2.SpeakerSummary, _Mapping]]] = ..., language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., srt: _Optional[str] = ..., vtt: _Optional[str] = ..., rttm: _Optional[str] = ..., transcription_model: _Optional[str] = ..., transcript: _Optional[_Union[_transcription_pb2.TranscribeResponse, _Mapping]] = ..., translated_transcripts: _Optional[_Iterable[_Union[_transcription_pb2.TranscribeResponse, _Mapping]]] = ..., anonymization: _Optional[_Union[_anonymization_pb2.AnonymizationSummary, _Mapping]] = ...) -> None: ...
 
 class TranslateSpeechRequest(_message.Message):
-    __slots__ = ("config", "audio", "transcription", "target_language", "glossary")
+    __slots__ = ("config", "audio", "transcription", "target_language", "glossary", "anonymization")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZATION_FIELD_NUMBER: _ClassVar[int]
     config: _audio_pb2.AudioConfig
     audio: _audio_pb2.Audio
     transcription: _transcription_pb2.TranscriptionOptions
     target_language: str
     glossary: _translation_pb2.Glossary
-    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., target_language: _Optional[str] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ...) -> None: ...
+    anonymization: _anonymization_pb2.AnonymizationOptions
+    def __init__(self, config: _Optional[_Union[_audio_pb2.AudioConfig, _Mapping]] = ..., audio: _Optional[_Union[_audio_pb2.Audio, _Mapping]] = ..., transcription: _Optional[_Union[_transcription_pb2.TranscriptionOptions, _Mapping]] = ..., target_language: _Optional[str] = ..., glossary: _Optional[_Union[_translation_pb2.Glossary, _Mapping]] = ..., anonymization: _Optional[_Union[_anonymization_pb2.AnonymizationOptions, _Mapping]] = ...) -> None: ...
 
 class TranslateSpeechResponse(_message.Message):
-    __slots__ = ("segments", "translated_segments", "text", "translated_text", "source_language", "target_language", "audio_duration_s", "processing_duration_s")
+    __slots__ = ("segments", "translated_segments", "text", "translated_text", "source_language", "target_language", "audio_duration_s", "processing_duration_s", "anonymization")
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     TRANSLATED_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +125,7 @@ class TranslateSpeechResponse(_message.Message):
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     AUDIO_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     PROCESSING_DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZATION_FIELD_NUMBER: _ClassVar[int]
     segments: _containers.RepeatedCompositeFieldContainer[_transcription_pb2.Segment]
     translated_segments: _containers.RepeatedScalarFieldContainer[str]
     text: str
@@ -155,7 +134,8 @@ class TranslateSpeechResponse(_message.Message):
     target_language: str
     audio_duration_s: float
     processing_duration_s: float
-    def __init__(self, segments: _Optional[_Iterable[_Union[_transcription_pb2.Segment, _Mapping]]] = ..., translated_segments: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ..., translated_text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ...) -> None: ...
+    anonymization: _anonymization_pb2.AnonymizationSummary
+    def __init__(self, segments: _Optional[_Iterable[_Union[_transcription_pb2.Segment, _Mapping]]] = ..., translated_segments: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ..., translated_text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., audio_duration_s: _Optional[float] = ..., processing_duration_s: _Optional[float] = ..., anonymization: _Optional[_Union[_anonymization_pb2.AnonymizationSummary, _Mapping]] = ...) -> None: ...
 
 class Party(_message.Message):
     __slots__ = ("name", "language", "channel", "voice_sample")

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from parlons.v1 import anonymization_pb2 as parlons_dot_v1_dot_anonymization__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cparlons/v1/translation.proto\x12\nparlons.v1\"a\n\rGlossaryEntry\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x18\n\x10\x64o_not_translate\x18\x03 \x01(\x08\x12\x16\n\x0e\x63\x61se_sensitive\x18\x04 \x01(\x08\"D\n\x08Glossary\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.parlons.v1.GlossaryEntry\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x90\x01\n\x12TranslationOptions\x12\x17\n\x0fsource_language\x18\x01 \x01(\t\x12\x17\n\x0ftarget_language\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12&\n\x08glossary\x18\x04 \x01(\x0b\x32\x14.parlons.v1.Glossary\x12\x11\n\tbeam_size\x18\x05 \x01(\x05\"V\n\x14TranslateTextRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.parlons.v1.TranslationOptions\"j\n\x0bTranslation\x12\x0c\n\x04text\x18\x01 \x01(\t\x12 \n\x18\x64\x65tected_source_language\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65tection_confidence\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\"F\n\x15TranslateTextResponse\x12-\n\x0ctranslations\x18\x01 \x03(\x0b\x32\x17.parlons.v1.Translation\"K\n\x18StreamingTranslateConfig\x12/\n\x07options\x18\x01 \x01(\x0b\x32\x1e.parlons.v1.TranslationOptions\"n\n\x19StreamingTranslateRequest\x12\x36\n\x06\x63onfig\x18\x01 \x01(\x0b\x32$.parlons.v1.StreamingTranslateConfigH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x42\t\n\x07request\"n\n\x1aStreamingTranslateResponse\x12,\n\x0btranslation\x18\x01 \x01(\x0b\x32\x17.parlons.v1.Translation\x12\x13\n\x0bsource_text\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\x05\"\xe5\x01\n\x18TranslateDocumentRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12*\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1a.parlons.v1.DocumentFormat\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12/\n\x07options\x18\x05 \x01(\x0b\x32\x1e.parlons.v1.TranslationOptions\x12\x35\n\x11pdf_output_format\x18\x06 \x01(\x0e\x32\x1a.parlons.v1.DocumentFormat\"\xe0\x01\n\x19TranslateDocumentResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12*\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1a.parlons.v1.DocumentFormat\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x11\n\tfile_name\x18\x04 \x01(\t\x12 \n\x18\x64\x65tected_source_language\x18\x05 \x01(\t\x12\x1b\n\x13segments_translated\x18\x06 \x01(\x05\x12\x12\n\ncharacters\x18\x07 \x01(\x05\x12\r\n\x05notes\x18\x08 \x03(\t\"\x16\n\x14ListLanguagesRequest\"^\n\x0cLanguagePair\x12\x17\n\x0fsource_language\x18\x01 \x01(\t\x12\x17\n\x0ftarget_language\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05pivot\x18\x04 \x01(\x08\"^\n\x15ListLanguagesResponse\x12\'\n\x05pairs\x18\x01 \x03(\x0b\x32\x18.parlons.v1.LanguagePair\x12\x1c\n\x14\x64\x65tectable_languages\x18\x02 \x03(\t*r\n\x0e\x44ocumentFormat\x12\x1f\n\x1b\x44OCUMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x07\n\x03TXT\x10\x01\x12\x08\n\x04\x44OCX\x10\x02\x12\x07\n\x03ODT\x10\x03\x12\x08\n\x04HTML\x10\x04\x12\x07\n\x03SRT\x10\x05\x12\x07\n\x03VTT\x10\x06\x12\x07\n\x03PDF\x10\x07\x32\x8b\x03\n\x12TranslationService\x12T\n\rTranslateText\x12 .parlons.v1.TranslateTextRequest\x1a!.parlons.v1.TranslateTextResponse\x12g\n\x12StreamingTranslate\x12%.parlons.v1.StreamingTranslateRequest\x1a&.parlons.v1.StreamingTranslateResponse(\x01\x30\x01\x12`\n\x11TranslateDocument\x12$.parlons.v1.TranslateDocumentRequest\x1a%.parlons.v1.TranslateDocumentResponse\x12T\n\rListLanguages\x12 .parlons.v1.ListLanguagesRequest\x1a!.parlons.v1.ListLanguagesResponseB\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cparlons/v1/translation.proto\x12\nparlons.v1\x1a\x1eparlons/v1/anonymization.proto\"a\n\rGlossaryEntry\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x18\n\x10\x64o_not_translate\x18\x03 \x01(\x08\x12\x16\n\x0e\x63\x61se_sensitive\x18\x04 \x01(\x08\"D\n\x08Glossary\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.parlons.v1.GlossaryEntry\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xc9\x01\n\x12TranslationOptions\x12\x17\n\x0fsource_language\x18\x01 \x01(\t\x12\x17\n\x0ftarget_language\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12&\n\x08glossary\x18\x04 \x01(\x0b\x32\x14.parlons.v1.Glossary\x12\x11\n\tbeam_size\x18\x05 \x01(\x05\x12\x37\n\ranonymization\x18\x06 \x01(\x0b\x32 .parlons.v1.AnonymizationOptions\"V\n\x14TranslateTextRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.parlons.v1.TranslationOptions\"j\n\x0bTranslation\x12\x0c\n\x04text\x18\x01 \x01(\t\x12 \n\x18\x64\x65tected_source_language\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65tection_confidence\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\"\x7f\n\x15TranslateTextResponse\x12-\n\x0ctranslations\x18\x01 \x03(\x0b\x32\x17.parlons.v1.Translation\x12\x37\n\ranonymization\x18\x02 \x01(\x0b\x32 .parlons.v1.AnonymizationSummary\"K\n\x18StreamingTranslateConfig\x12/\n\x07options\x18\x01 \x01(\x0b\x32\x1e.parlons.v1.TranslationOptions\"n\n\x19StreamingTranslateRequest\x12\x36\n\x06\x63onfig\x18\x01 \x01(\x0b\x32$.parlons.v1.StreamingTranslateConfigH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x42\t\n\x07request\"n\n\x1aStreamingTranslateResponse\x12,\n\x0btranslation\x18\x01 \x01(\x0b\x32\x17.parlons.v1.Translation\x12\x13\n\x0bsource_text\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\x05\"\xe5\x01\n\x18TranslateDocumentRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12*\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1a.parlons.v1.DocumentFormat\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12/\n\x07options\x18\x05 \x01(\x0b\x32\x1e.parlons.v1.TranslationOptions\x12\x35\n\x11pdf_output_format\x18\x06 \x01(\x0e\x32\x1a.parlons.v1.DocumentFormat\"\xe0\x01\n\x19TranslateDocumentResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12*\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1a.parlons.v1.DocumentFormat\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x11\n\tfile_name\x18\x04 \x01(\t\x12 \n\x18\x64\x65tected_source_language\x18\x05 \x01(\t\x12\x1b\n\x13segments_translated\x18\x06 \x01(\x05\x12\x12\n\ncharacters\x18\x07 \x01(\x05\x12\r\n\x05notes\x18\x08 \x03(\t\"\x16\n\x14ListLanguagesRequest\"^\n\x0cLanguagePair\x12\x17\n\x0fsource_language\x18\x01 \x01(\t\x12\x17\n\x0ftarget_language\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05pivot\x18\x04 \x01(\x08\"^\n\x15ListLanguagesResponse\x12\'\n\x05pairs\x18\x01 \x03(\x0b\x32\x18.parlons.v1.LanguagePair\x12\x1c\n\x14\x64\x65tectable_languages\x18\x02 \x03(\t*r\n\x0e\x44ocumentFormat\x12\x1f\n\x1b\x44OCUMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x07\n\x03TXT\x10\x01\x12\x08\n\x04\x44OCX\x10\x02\x12\x07\n\x03ODT\x10\x03\x12\x08\n\x04HTML\x10\x04\x12\x07\n\x03SRT\x10\x05\x12\x07\n\x03VTT\x10\x06\x12\x07\n\x03PDF\x10\x07\x32\x8b\x03\n\x12TranslationService\x12T\n\rTranslateText\x12 .parlons.v1.TranslateTextRequest\x1a!.parlons.v1.TranslateTextResponse\x12g\n\x12StreamingTranslate\x12%.parlons.v1.StreamingTranslateRequest\x1a&.parlons.v1.StreamingTranslateResponse(\x01\x30\x01\x12`\n\x11TranslateDocument\x12$.parlons.v1.TranslateDocumentRequest\x1a%.parlons.v1.TranslateDocumentResponse\x12T\n\rListLanguages\x12 .parlons.v1.ListLanguagesRequest\x1a!.parlons.v1.ListLanguagesResponseB\x11\n\rfr.parlons.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,36 +33,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parlons.v1.translation_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rfr.parlons.v1P\001'
-  _globals['_DOCUMENTFORMAT']._serialized_start=1604
-  _globals['_DOCUMENTFORMAT']._serialized_end=1718
-  _globals['_GLOSSARYENTRY']._serialized_start=44
-  _globals['_GLOSSARYENTRY']._serialized_end=141
-  _globals['_GLOSSARY']._serialized_start=143
-  _globals['_GLOSSARY']._serialized_end=211
-  _globals['_TRANSLATIONOPTIONS']._serialized_start=214
-  _globals['_TRANSLATIONOPTIONS']._serialized_end=358
-  _globals['_TRANSLATETEXTREQUEST']._serialized_start=360
-  _globals['_TRANSLATETEXTREQUEST']._serialized_end=446
-  _globals['_TRANSLATION']._serialized_start=448
-  _globals['_TRANSLATION']._serialized_end=554
-  _globals['_TRANSLATETEXTRESPONSE']._serialized_start=556
-  _globals['_TRANSLATETEXTRESPONSE']._serialized_end=626
-  _globals['_STREAMINGTRANSLATECONFIG']._serialized_start=628
-  _globals['_STREAMINGTRANSLATECONFIG']._serialized_end=703
-  _globals['_STREAMINGTRANSLATEREQUEST']._serialized_start=705
-  _globals['_STREAMINGTRANSLATEREQUEST']._serialized_end=815
-  _globals['_STREAMINGTRANSLATERESPONSE']._serialized_start=817
-  _globals['_STREAMINGTRANSLATERESPONSE']._serialized_end=927
-  _globals['_TRANSLATEDOCUMENTREQUEST']._serialized_start=930
-  _globals['_TRANSLATEDOCUMENTREQUEST']._serialized_end=1159
-  _globals['_TRANSLATEDOCUMENTRESPONSE']._serialized_start=1162
-  _globals['_TRANSLATEDOCUMENTRESPONSE']._serialized_end=1386
-  _globals['_LISTLANGUAGESREQUEST']._serialized_start=1388
-  _globals['_LISTLANGUAGESREQUEST']._serialized_end=1410
-  _globals['_LANGUAGEPAIR']._serialized_start=1412
-  _globals['_LANGUAGEPAIR']._serialized_end=1506
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=1508
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=1602
-  _globals['_TRANSLATIONSERVICE']._serialized_start=1721
-  _globals['_TRANSLATIONSERVICE']._serialized_end=2116
+  _globals['_DOCUMENTFORMAT']._serialized_start=1750
+  _globals['_DOCUMENTFORMAT']._serialized_end=1864
+  _globals['_GLOSSARYENTRY']._serialized_start=76
+  _globals['_GLOSSARYENTRY']._serialized_end=173
+  _globals['_GLOSSARY']._serialized_start=175
+  _globals['_GLOSSARY']._serialized_end=243
+  _globals['_TRANSLATIONOPTIONS']._serialized_start=246
+  _globals['_TRANSLATIONOPTIONS']._serialized_end=447
+  _globals['_TRANSLATETEXTREQUEST']._serialized_start=449
+  _globals['_TRANSLATETEXTREQUEST']._serialized_end=535
+  _globals['_TRANSLATION']._serialized_start=537
+  _globals['_TRANSLATION']._serialized_end=643
+  _globals['_TRANSLATETEXTRESPONSE']._serialized_start=645
+  _globals['_TRANSLATETEXTRESPONSE']._serialized_end=772
+  _globals['_STREAMINGTRANSLATECONFIG']._serialized_start=774
+  _globals['_STREAMINGTRANSLATECONFIG']._serialized_end=849
+  _globals['_STREAMINGTRANSLATEREQUEST']._serialized_start=851
+  _globals['_STREAMINGTRANSLATEREQUEST']._serialized_end=961
+  _globals['_STREAMINGTRANSLATERESPONSE']._serialized_start=963
+  _globals['_STREAMINGTRANSLATERESPONSE']._serialized_end=1073
+  _globals['_TRANSLATEDOCUMENTREQUEST']._serialized_start=1076
+  _globals['_TRANSLATEDOCUMENTREQUEST']._serialized_end=1305
+  _globals['_TRANSLATEDOCUMENTRESPONSE']._serialized_start=1308
+  _globals['_TRANSLATEDOCUMENTRESPONSE']._serialized_end=1532
+  _globals['_LISTLANGUAGESREQUEST']._serialized_start=1534
+  _globals['_LISTLANGUAGESREQUEST']._serialized_end=1556
+  _globals['_LANGUAGEPAIR']._serialized_start=1558
+  _globals['_LANGUAGEPAIR']._serialized_end=1652
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=1654
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=1748
+  _globals['_TRANSLATIONSERVICE']._serialized_start=1867
+  _globals['_TRANSLATIONSERVICE']._serialized_end=2262
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from parlons.v1 import anonymization_pb2 as _anonymization_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -47,18 +48,20 @@ class Glossary(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class TranslationOptions(_message.Message):
-    __slots__ = ("source_language", "target_language", "model", "glossary", "beam_size")
+    __slots__ = ("source_language", "target_language", "model", "glossary", "beam_size", "anonymization")
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_FIELD_NUMBER: _ClassVar[int]
     BEAM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZATION_FIELD_NUMBER: _ClassVar[int]
     source_language: str
     target_language: str
     model: str
     glossary: Glossary
     beam_size: int
-    def __init__(self, source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., model: _Optional[str] = ..., glossary: _Optional[_Union[Glossary, _Mapping]] = ..., beam_size: _Optional[int] = ...) -> None: ...
+    anonymization: _anonymization_pb2.AnonymizationOptions
+    def __init__(self, source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., model: _Optional[str] = ..., glossary: _Optional[_Union[Glossary, _Mapping]] = ..., beam_size: _Optional[int] = ..., anonymization: _Optional[_Union[_anonymization_pb2.AnonymizationOptions, _Mapping]] = ...) -> None: ...
 
 class TranslateTextRequest(_message.Message):
     __slots__ = ("texts", "options")
@@ -81,10 +84,12 @@ class Translation(_message.Message):
     def __init__(self, text: _Optional[str] = ..., detected_source_language: _Optional[str] = ..., detection_confidence: _Optional[float] = ..., model: _Optional[str] = ...) -> None: ...
 
 class TranslateTextResponse(_message.Message):
-    __slots__ = ("translations",)
+    __slots__ = ("translations", "anonymization")
     TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZATION_FIELD_NUMBER: _ClassVar[int]
     translations: _containers.RepeatedCompositeFieldContainer[Translation]
-    def __init__(self, translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ...) -> None: ...
+    anonymization: _anonymization_pb2.AnonymizationSummary
+    def __init__(self, translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., anonymization: _Optional[_Union[_anonymization_pb2.AnonymizationSummary, _Mapping]] = ...) -> None: ...
 
 class StreamingTranslateConfig(_message.Message):
     __slots__ = ("options",)

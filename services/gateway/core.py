@@ -293,7 +293,9 @@ class GatewayCore:
         response.speakers.extend(compose.speaker_summaries(turns, similarity))
         glossary = request.glossary
         if request.HasField("anonymization"):
-            placeholders = await self._anonymize_turns(call, response, request.anonymization)
+            summary, placeholders = await self.anonymize_timed(
+                call, response.turns, request.anonymization, response.language)
+            response.anonymization.CopyFrom(summary)
             glossary = anonymized.keep_placeholders(glossary, placeholders)
         if request.target_languages:
             await self._translate_turns(call, response, list(request.target_languages), glossary)
@@ -303,32 +305,36 @@ class GatewayCore:
             response.srt, response.vtt = compose.subtitles(response)
         return response
 
-    async def _anonymize_turns(
-        self, call: Call, response: gateway_pb2.TranscribeConversationResponse,
-        options: anonymization_pb2.AnonymizationOptions,
-    ) -> list[str]:
-        """Every turn through the anonymisation service as one conversation (a name keeps
-        its placeholder from turn to turn); returns the placeholders used."""
+    async def anonymize_timed(
+        self, call: Call, messages: Sequence[Any], options: anonymization_pb2.AnonymizationOptions, language: str,
+    ) -> tuple[anonymization_pb2.AnonymizationSummary, list[str]]:
+        """Turns or segments (text and timed words) through the anonymisation service as
+        one conversation (a name keeps its placeholder from one to the next), in place;
+        returns what was masked and the placeholders used (to keep through translation)."""
         started = time.perf_counter()
-        texts = [turn.text for turn in response.turns]
+        result = await self.anonymize_texts(call, [m.text for m in messages], options, language)
+        summary = anonymization_pb2.AnonymizationSummary(names_checked=result.names_checked)
+        masked = []
+        for message, item in zip(messages, result.texts, strict=True):
+            masked.extend(anonymized.apply_to_timed_text(message, item))
+        for start_s, end_s, kind in sorted(masked):
+            summary.masked.add(start_s=start_s, end_s=end_s, entity_type=kind)
+        summary.spans = sum(len(item.spans) for item in result.texts)
+        summary.mapping.extend(result.mapping)
+        summary.duration_s = time.perf_counter() - started
+        return summary, sorted({span.replacement for item in result.texts for span in item.spans})
+
+    async def anonymize_texts(
+        self, call: Call, texts: Sequence[str], options: anonymization_pb2.AnonymizationOptions, language: str,
+    ) -> anonymization_pb2.AnonymizeTextResponse:
         wanted = anonymization_pb2.AnonymizationOptions()
         wanted.CopyFrom(options)
         if not wanted.language:
-            wanted.language = response.language or "fr"
+            wanted.language = language or "fr"
         backend = self.router.get("anonymization")
-        result = await backend.unary(
-            backend.stub.AnonymizeText, anonymization_pb2.AnonymizeTextRequest(texts=texts, options=wanted),
+        return await backend.unary(
+            backend.stub.AnonymizeText, anonymization_pb2.AnonymizeTextRequest(texts=list(texts), options=wanted),
             call.options)
-        masked = []
-        for turn, item in zip(response.turns, result.texts, strict=True):
-            masked.extend(anonymized.apply_to_timed_text(turn, item))
-        for start_s, end_s, kind in sorted(masked):
-            response.anonymization.masked.add(start_s=start_s, end_s=end_s, entity_type=kind)
-        response.anonymization.spans = sum(len(item.spans) for item in result.texts)
-        response.anonymization.names_checked = result.names_checked
-        response.anonymization.mapping.extend(result.mapping)
-        response.anonymization.duration_s = time.perf_counter() - started
-        return sorted({span.replacement for item in result.texts for span in item.spans})
 
     def check_target_languages(self, targets: Sequence[str]) -> None:
         """Before any work: how many, and that each is a plausible language tag."""
@@ -385,6 +391,12 @@ class GatewayCore:
         transcript = await self.transcribe(call, data, request.config, request.transcription)
         source = transcript.language
         segments = list(transcript.segments)
+        glossary = request.glossary
+        summary = None
+        if request.HasField("anonymization"):
+            summary, placeholders = await self.anonymize_timed(call, segments, request.anonymization, source)
+            transcript.text = " ".join(s.text.strip() for s in segments if s.text.strip())
+            glossary = anonymized.keep_placeholders(glossary, placeholders)
         if compose.same_language(source, target):
             translated = [s.text.strip() for s in segments]
         else:
@@ -394,7 +406,7 @@ class GatewayCore:
             translated = [""] * len(segments)
             jobs = [
                 (indices, self.translate_texts(
-                    call, [segments[i].text.strip() for i in indices], lang, target, request.glossary))
+                    call, [segments[i].text.strip() for i in indices], lang, target, glossary))
                 for lang, indices in by_source.items()
                 if not compose.same_language(lang, target)
             ]
@@ -415,5 +427,7 @@ class GatewayCore:
         )
         response.segments.extend(segments)
         response.translated_segments.extend(translated)
+        if summary is not None:
+            response.anonymization.CopyFrom(summary)
         response.processing_duration_s = time.perf_counter() - started
         return response

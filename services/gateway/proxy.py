@@ -9,6 +9,7 @@ that they too can be retried; live streams are relayed message by message.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -17,8 +18,9 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from grpc import aio
 
+from parlons import anonymized
 from parlons.services.common.audio_request import read_upload
-from parlons.services.common.errors import InvalidArgument
+from parlons.services.common.errors import FailedPrecondition, InvalidArgument
 from parlons.services.common.streams import in_stream_order
 from parlons.services.gateway.auth import Authenticator
 from parlons.services.gateway.core import UPLOAD_CHUNK_BYTES, AudioCharge, Call, GatewayCore
@@ -138,6 +140,8 @@ class Proxy:
             characters = sum(len(t) for t in request.texts)
             quotas.charge_characters(call.tenant, characters)
             try:
+                if request.options.HasField("anonymization"):
+                    return await self._anonymized_translation(call, request, invoke)
                 return await invoke(request)
             except BaseException:
                 quotas.adjust_characters(call.tenant, -characters)
@@ -151,6 +155,10 @@ class Proxy:
                 quotas.adjust_characters(call.tenant, -characters)
                 raise
         if name == "TranslateDocument":
+            if request.options.HasField("anonymization"):
+                raise FailedPrecondition(
+                    "options.anonymization is not available for documents yet: anonymise the text "
+                    "(AnonymizeText, `parlons anonymize --file`) or translate text with TranslateText")
             request.options.CopyFrom(self.core.resolve_translation_options(call.tenant, request.options))
             read_charge = document_read_charge(request.content)
             quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for
@@ -158,6 +166,25 @@ class Proxy:
             quotas.adjust_characters(call.tenant, max(response.characters - read_charge, 0))
             return response
         return await invoke(request)
+
+    async def _anonymized_translation(self, call: Call, request: Any, invoke: Invoke) -> Any:
+        """TranslateText with options.anonymization: the texts anonymised first (one
+        conversation), the placeholders kept through translation as do-not-translate."""
+        started = time.perf_counter()
+        options = request.options.anonymization
+        result = await self.core.anonymize_texts(call, request.texts, options, request.options.source_language)
+        placeholders = sorted({span.replacement for item in result.texts for span in item.spans})
+        request.ClearField("texts")
+        request.texts.extend(item.text for item in result.texts)
+        request.options.ClearField("anonymization")
+        request.options.glossary.CopyFrom(anonymized.keep_placeholders(request.options.glossary, placeholders))
+        response = await invoke(request)
+        summary = response.anonymization
+        summary.names_checked = result.names_checked
+        summary.spans = sum(len(item.spans) for item in result.texts)
+        summary.mapping.extend(result.mapping)
+        summary.duration_s = time.perf_counter() - started
+        return response
 
     async def _relay(self, name: str, call: Call, request_iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Client messages to the backend, with glossary resolution and quota charges."""

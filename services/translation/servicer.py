@@ -35,6 +35,15 @@ log = logging.getLogger("parlons.translation")
 SERVICE_NAME = "parlons.v1.TranslationService"
 
 
+def refuse_anonymization(options: translation_pb2.TranslationOptions) -> None:
+    """Anonymisation before translation is the gateway's (it calls the anonymisation
+    service): asked of this service directly, it would be silently skipped, so refuse."""
+    if options.HasField("anonymization"):
+        raise FailedPrecondition(
+            "options.anonymization is served by the gateway (it masks the texts, then translates): "
+            "call TranslateText through the gateway")
+
+
 class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
     def __init__(self, module: TranslationModule) -> None:
         self._module = module
@@ -95,6 +104,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
                          glossary: Glossary | None) -> list[TextTranslation]:
         if options.beam_size < 0:
             raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}", field="options.beam_size")
+        refuse_anonymization(options)
         return await self._engine().translate(
             texts, options.target_language, options.source_language,
             glossary=glossary, model=options.model, beam_size=options.beam_size)
@@ -115,6 +125,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
         context: aio.ServicerContext,
     ) -> AsyncIterator[translation_pb2.StreamingTranslateResponse]:
         options = (await read_config(request_iterator, then="texts")).options
+        refuse_anonymization(options)
         if not options.target_language:
             raise InvalidArgument("target_language is required in the stream's config", field="config.target_language")
         glossary = await self._glossary(options, context)
@@ -158,6 +169,7 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
     async def TranslateDocument(self, request: translation_pb2.TranslateDocumentRequest,
                                 context: aio.ServicerContext) -> translation_pb2.TranslateDocumentResponse:
         options = request.options
+        refuse_anonymization(options)
         if options.beam_size < 0:
             raise InvalidArgument(f"beam_size must be >= 0 (0 = server default), got {options.beam_size}", field="options.beam_size")
         try:
