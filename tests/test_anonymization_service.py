@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from gateway_helpers import gateway_config, start_embedded
+from gateway_helpers import gateway_config, gateway_module, start_embedded
 from parlons.clients.sdk import open_channel
 from parlons.services.common.server import BackgroundServer
 from parlons.v1 import anonymization_pb2 as apb
@@ -22,7 +22,7 @@ SPEECH = ("Bonjour. Je m'appelle Fatima Benali. Mon numéro de téléphone est l
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
     config = gateway_config(None, tmp_path_factory.mktemp("anon-models"), transcription_model="base")
-    config.gateway.rest_enabled = False
+    config.gateway.rest_port = 0
     config.anonymization.max_chars_per_request = 2000
     running = start_embedded(config, ["transcription", "diarization", "translation", "anonymization"])
     yield running
@@ -160,3 +160,18 @@ def test_the_translation_service_alone_refuses_anonymization(server: BackgroundS
     with pytest.raises(FailedPrecondition, match="gateway"):
         refuse_anonymization(translation_pb2.TranslationOptions(anonymization=apb.AnonymizationOptions()))
     refuse_anonymization(translation_pb2.TranslationOptions())  # without it: nothing to refuse
+
+
+def test_rest_facade_anonymizes_on_request(server: BackgroundServer, speech: bytes) -> None:
+    import httpx
+
+    url = f"http://127.0.0.1:{gateway_module(server).rest_port}/v1/audio/transcriptions"
+    files = {"file": ("accueil.wav", speech, "audio/wav")}
+    plain = httpx.post(url, files=files, data={"model": "whisper-1", "language": "fr"}, timeout=300)
+    assert plain.status_code == 200 and "Fatima" in plain.json()["text"]
+    masked = httpx.post(url, files=files, data={"model": "whisper-1", "language": "fr", "anonymize": "true",
+                                                "response_format": "srt"}, timeout=300)
+    assert masked.status_code == 200, masked.text
+    assert "Fatima" not in masked.text and "[PERSONNE_1]" in masked.text
+    bad = httpx.post(url, files=files, data={"model": "whisper-1", "anonymize": "peut-être"}, timeout=60)
+    assert bad.status_code == 400 and "anonymize" in bad.text

@@ -41,7 +41,7 @@ from parlons.services.gateway.auth import Authenticator, peercert_names
 from parlons.services.gateway.core import Call, GatewayCore
 from parlons.services.gateway.quotas import estimate_audio_seconds
 from parlons.services.gateway.routing import CallOptions
-from parlons.v1 import audio_pb2, diarization_pb2, gateway_pb2, transcription_pb2
+from parlons.v1 import anonymization_pb2, audio_pb2, diarization_pb2, gateway_pb2, transcription_pb2
 
 log = logging.getLogger("parlons.gateway.rest")
 
@@ -306,12 +306,17 @@ class RestFacade:
         self._check_duration(form.file)
         options = self._options(form, await self._model_option(call, form.get("model").strip()))
         options.word_timestamps = "word" in granularities
+        anonymization = _anonymization(form)
         if fmt == "diarized_json":
-            return await self._diarized(call, form, options)
+            return await self._diarized(call, form, options, anonymization)
         response = await self.core.transcribe(call, form.file, audio_pb2.AudioConfig(), options)
+        if anonymization is not None:
+            await self.core.anonymize_timed(call, response.segments, anonymization, response.language)
+            response.text = " ".join(seg.text.strip() for seg in response.segments if seg.text.strip())
         return _render(response, fmt, "transcribe", granularities)
 
-    async def _diarized(self, call: Call, form: Form, options: transcription_pb2.TranscriptionOptions) -> web.Response:
+    async def _diarized(self, call: Call, form: Form, options: transcription_pb2.TranscriptionOptions,
+                        anonymization: anonymization_pb2.AnonymizationOptions | None) -> web.Response:
         diarization = diarization_pb2.DiarizationOptions(mode=diarization_pb2.NEURAL)
         for name in ("num_speakers", "min_speakers", "max_speakers"):
             value = form.get(name).strip()
@@ -320,6 +325,8 @@ class RestFacade:
                     raise InvalidArgument(f"{name} must be a whole number, got {value!r}")
                 setattr(diarization, name, int(value))
         request = gateway_pb2.TranscribeConversationRequest(transcription=options, diarization=diarization)
+        if anonymization is not None:
+            request.anonymization.CopyFrom(anonymization)
         conversation = await self.core.transcribe_conversation(call, request, form.file)
         labels: dict[str, str] = {}
         segments = []
@@ -351,9 +358,11 @@ class RestFacade:
             response = await self.core.transcribe(call, form.file, audio_pb2.AudioConfig(), options)
             response.language = "en"
             return _render(response, fmt, "translate", {"segment"})
-        speech = await self.core.translate_speech(
-            call, gateway_pb2.TranslateSpeechRequest(transcription=options, target_language=target), form.file
-        )
+        speech_request = gateway_pb2.TranslateSpeechRequest(transcription=options, target_language=target)
+        anonymization = _anonymization(form)
+        if anonymization is not None:
+            speech_request.anonymization.CopyFrom(anonymization)
+        speech = await self.core.translate_speech(call, speech_request, form.file)
         translated = transcription_pb2.TranscribeResponse(
             text=speech.translated_text, language=speech.target_language, audio_duration_s=speech.audio_duration_s
         )
@@ -363,6 +372,27 @@ class RestFacade:
             copy.text = text
             del copy.words[:]  # timings of source words do not fit the translation
         return _render(translated, fmt, "translate", {"segment"})
+
+
+ANONYMIZATION_POLICIES = {
+    "placeholder": anonymization_pb2.ANONYMIZATION_POLICY_PLACEHOLDER,
+    "redact": anonymization_pb2.ANONYMIZATION_POLICY_REDACT,
+    "pseudonym": anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM,
+}
+
+
+def _anonymization(form: Form) -> anonymization_pb2.AnonymizationOptions | None:
+    """parlons' extra form fields: `anonymize=true` masks personal data in the text
+    returned (and before translation); `anonymize_policy` placeholder, redact or pseudonym."""
+    policy = form.get("anonymize_policy").strip()
+    flag = form.get("anonymize").strip().lower()
+    if flag not in ("", "true", "1", "yes", "on", "false", "0", "no", "off"):
+        raise InvalidArgument(f"anonymize must be true or false, got {flag!r}")
+    if not _truthy(flag) and not policy:
+        return None
+    if policy and policy not in ANONYMIZATION_POLICIES:
+        raise InvalidArgument(f"anonymize_policy must be one of {', '.join(ANONYMIZATION_POLICIES)}, got {policy!r}")
+    return anonymization_pb2.AnonymizationOptions(policy=ANONYMIZATION_POLICIES[policy or "placeholder"])
 
 
 def _model_entry(model_id: str, aliases: list[str]) -> dict[str, Any]:
