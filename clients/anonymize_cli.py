@@ -2,11 +2,13 @@
 
     parlons anonymize "Je suis Mme Benali, mon numéro c'est le 06 12 34 56 78."
     parlons anonymize --file entretien.txt          # writes entretien.anonymise.txt
+    parlons anonymize --file courrier.docx          # writes courrier.anonymise.docx, layout kept
     echo "texte" | parlons anonymize -
     parlons anonymize --policy redact --types PHONE,EMAIL --file notes.txt
 
-A file is sent as one request, one text per line, so a name keeps its placeholder from
-line to line and the lines stay as they were.
+A text file is sent as one request, one text per line, so a name keeps its placeholder
+from line to line and the lines stay as they were. Documents (docx, odt, html, srt, vtt,
+pdf) keep their layout; a PDF comes back as DOCX (`--pdf-as txt` for text).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from rich.console import Console
@@ -45,7 +48,12 @@ def options_from_args(args: argparse.Namespace) -> anonymization_pb2.Anonymizati
     )
 
 
+DOCUMENT_SUFFIXES = {".docx", ".odt", ".html", ".htm", ".xhtml", ".srt", ".vtt", ".pdf"}
+
+
 def run_anonymize(args: argparse.Namespace) -> int:
+    if args.file and Path(args.file).suffix.lower() in DOCUMENT_SUFFIXES:
+        return _run_document(args)
     if args.file:
         source = Path(args.file)
         texts = source.read_text(encoding="utf-8").split("\n")
@@ -74,11 +82,38 @@ def run_anonymize(args: argparse.Namespace) -> int:
     else:
         for text in out:
             print(text)
+    _write_mapping(args, response.mapping)
+    return 0
+
+
+def _run_document(args: argparse.Namespace) -> int:
+    source = Path(args.file)
+    options = options_from_args(args)
+    with connect(args, ["anonymization"], console) as connection, AnonymizationClient(connection) as client:
+        wait_until_serving(client.channel, metadata=connection.metadata)
+        try:
+            response = client.anonymize_document(source.read_bytes(), source.name, options,
+                                                 pdf_output_format=args.pdf_as, timeout_s=args.timeout)
+        except ParlonsRpcError as exc:
+            console.print(f"[red]{exc}")
+            return 1
+    if not response.names_checked:
+        console.print("[yellow]no name model for this language: identifiers were masked, person names were NOT "
+                      "checked")
+    for note in response.notes:
+        console.print(f"[yellow]{note}")
+    target = Path(args.output) if args.output else source.with_name(response.file_name)
+    target.write_bytes(response.content)
+    console.print(f"{target} ({response.spans} spans masked in {response.segments} segments)")
+    _write_mapping(args, response.mapping)
+    return 0
+
+
+def _write_mapping(args: argparse.Namespace, mapping: Iterable[anonymization_pb2.MappingEntry]) -> None:
     if args.mapping:
-        Path(args.mapping).write_text(json.dumps({m.replacement: m.original for m in response.mapping},
+        Path(args.mapping).write_text(json.dumps({m.replacement: m.original for m in mapping},
                                                  ensure_ascii=False, indent=2), encoding="utf-8")
         console.print(f"[yellow]{args.mapping}: the mapping back to the personal data; keep it safe or delete it")
-    return 0
 
 
 def add_anonymize_command(subparsers: argparse._SubParsersAction) -> None:
@@ -88,8 +123,10 @@ def add_anonymize_command(subparsers: argparse._SubParsersAction) -> None:
         description="Anonymise with the anonymisation service (in-process unless --server is given).",
     )
     parser.add_argument("texts", nargs="*", help="texts to anonymise ('-' reads stdin)")
-    parser.add_argument("--file", help="a text file: one request, one text per line, lines kept")
+    parser.add_argument("--file", help="a text file (one text per line, lines kept) or a document "
+                                       "(docx, odt, html, srt, vtt, pdf; layout kept)")
     parser.add_argument("--output", help="where to write the anonymised file (default: NAME.anonymise.EXT)")
+    parser.add_argument("--pdf-as", choices=["docx", "txt"], default="docx", help="output format for PDF input")
     parser.add_argument("--policy", choices=list(POLICIES), default="placeholder",
                         help="placeholder ([PERSONNE_1], consistent), redact ([…]) or pseudonym (made-up values)")
     parser.add_argument("--types", action="append",

@@ -341,6 +341,14 @@ class AnonymizationClient(_Client):
         request = anonymization_pb2.AnonymizeTextRequest(texts=list(texts), options=options)
         return self._idempotent(lambda: self.stub.AnonymizeText(request, timeout=timeout_s, metadata=self.metadata))
 
+    def anonymize_document(self, content: bytes, file_name: str,
+                           options: anonymization_pb2.AnonymizationOptions | None = None, *, pdf_output_format: str = "",
+                           timeout_s: float | None = None) -> anonymization_pb2.AnonymizeDocumentResponse:
+        """A document with its layout kept (docx, odt, html, srt, vtt, txt; a PDF as DOCX or TXT)."""
+        request = anonymization_pb2.AnonymizeDocumentRequest(content=content, file_name=file_name, options=options,
+                                                             pdf_output_format=pdf_output_format)
+        return self._idempotent(lambda: self.stub.AnonymizeDocument(request, timeout=timeout_s, metadata=self.metadata))
+
 
 class GatewayClient(_Client):
     """The gateway's composed RPCs: a speaker-attributed, translated transcript in one call,

@@ -63,3 +63,25 @@ def test_anonymize_a_text_file_keeps_its_lines(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "entretien.anonymise.txt").read_text(encoding="utf-8").split("\n") == [
         "Madame [PERSONNE_1] est venue.", "", "Son numéro : [TELEPHONE_1].", "[PERSONNE_1] reviendra lundi.", ""]
+
+
+@pytest.mark.slow
+def test_anonymize_a_docx_keeps_its_layout(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Compte rendu d'entretien", 1)
+    paragraph = document.add_paragraph("Madame ")
+    paragraph.add_run("Fatima Benali").bold = True
+    paragraph.add_run(" s'est présentée au guichet. Téléphone : 06 12 34 56 78.")
+    document.add_paragraph("Benali habite 12 bis rue des Lilas, 69003 Lyon.")
+    source = tmp_path / "cr.docx"
+    document.save(str(source))
+    done = _parlons("anonymize", "--file", str(source))
+    assert done.returncode == 0, done.stderr
+    out = docx.Document(str(tmp_path / "cr.anonymise.docx"))
+    runs = [[(r.text, r.bold) for r in p.runs] for p in out.paragraphs]
+    assert runs[0] == [("Compte rendu d'entretien", None)]
+    assert runs[1] == [("Madame ", None), ("[PERSONNE_1]", True),
+                       (" s'est présentée au guichet. Téléphone : [TELEPHONE_1].", None)]
+    assert runs[2] == [("[PERSONNE_1] habite [ADRESSE_1].", None)]

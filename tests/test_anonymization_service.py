@@ -175,3 +175,22 @@ def test_rest_facade_anonymizes_on_request(server: BackgroundServer, speech: byt
     assert "Fatima" not in masked.text and "[PERSONNE_1]" in masked.text
     bad = httpx.post(url, files=files, data={"model": "whisper-1", "anonymize": "peut-être"}, timeout=60)
     assert bad.status_code == 400 and "anonymize" in bad.text
+
+
+def test_anonymize_document_keeps_subtitle_timings_and_refuses_bad_documents(channel: grpc.Channel) -> None:
+    stub = anonymization_pb2_grpc.AnonymizationServiceStub(channel)
+    srt = ("1\n00:00:01,000 --> 00:00:03,000\nBonjour Madame Benali.\n\n"
+           "2\n00:00:03,500 --> 00:00:06,000\nVotre numéro : 06 12 34 56 78 ?\n\n").encode()
+    response = stub.AnonymizeDocument(apb.AnonymizeDocumentRequest(content=srt, file_name="rdv.srt"), timeout=60)
+    text = response.content.decode()
+    assert "00:00:03,500 --> 00:00:06,000" in text and "[PERSONNE_1]" in text and "[TELEPHONE_1]" in text
+    assert "Benali" not in text and response.file_name == "rdv.anonymise.srt" and response.format == "srt"
+    for request, needle in [
+        (apb.AnonymizeDocumentRequest(content=b"", file_name="vide.txt"), "empty"),
+        (apb.AnonymizeDocumentRequest(content=b"\xd0\xcf\x11\xe0" + b"\0" * 100, file_name="old.doc"), ".doc"),
+        (apb.AnonymizeDocumentRequest(content=b"%PDF-1.4", file_name="a.pdf", pdf_output_format="odt"), "docx or txt"),
+    ]:
+        with pytest.raises(grpc.RpcError) as info:
+            stub.AnonymizeDocument(request, timeout=30)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, needle
+        assert needle in (info.value.details() or ""), info.value.details()

@@ -107,3 +107,41 @@ class MaskedSpan(_message.Message):
     end_s: float
     entity_type: str
     def __init__(self, start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., entity_type: _Optional[str] = ...) -> None: ...
+
+class AnonymizeDocumentRequest(_message.Message):
+    __slots__ = ("content", "file_name", "mime_type", "options", "pdf_output_format")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PDF_OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    content: bytes
+    file_name: str
+    mime_type: str
+    options: AnonymizationOptions
+    pdf_output_format: str
+    def __init__(self, content: _Optional[bytes] = ..., file_name: _Optional[str] = ..., mime_type: _Optional[str] = ..., options: _Optional[_Union[AnonymizationOptions, _Mapping]] = ..., pdf_output_format: _Optional[str] = ...) -> None: ...
+
+class AnonymizeDocumentResponse(_message.Message):
+    __slots__ = ("content", "file_name", "mime_type", "format", "segments", "spans", "names_checked", "mapping", "notes", "characters")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    CHARACTERS_FIELD_NUMBER: _ClassVar[int]
+    content: bytes
+    file_name: str
+    mime_type: str
+    format: str
+    segments: int
+    spans: int
+    names_checked: bool
+    mapping: _containers.RepeatedCompositeFieldContainer[MappingEntry]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    characters: int
+    def __init__(self, content: _Optional[bytes] = ..., file_name: _Optional[str] = ..., mime_type: _Optional[str] = ..., format: _Optional[str] = ..., segments: _Optional[int] = ..., spans: _Optional[int] = ..., names_checked: _Optional[bool] = ..., mapping: _Optional[_Iterable[_Union[MappingEntry, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ..., characters: _Optional[int] = ...) -> None: ...

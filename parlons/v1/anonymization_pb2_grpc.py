@@ -42,6 +42,11 @@ class AnonymizationServiceStub:
                 request_serializer=parlons_dot_v1_dot_anonymization__pb2.AnonymizeTextRequest.SerializeToString,
                 response_deserializer=parlons_dot_v1_dot_anonymization__pb2.AnonymizeTextResponse.FromString,
                 _registered_method=True)
+        self.AnonymizeDocument = channel.unary_unary(
+                '/parlons.v1.AnonymizationService/AnonymizeDocument',
+                request_serializer=parlons_dot_v1_dot_anonymization__pb2.AnonymizeDocumentRequest.SerializeToString,
+                response_deserializer=parlons_dot_v1_dot_anonymization__pb2.AnonymizeDocumentResponse.FromString,
+                _registered_method=True)
 
 
 class AnonymizationServiceServicer:
@@ -58,6 +63,14 @@ class AnonymizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnonymizeDocument(self, request, context):
+        """A document (txt, docx, odt, html, srt, vtt, pdf as translation reads them) with its
+        layout kept; a PDF comes back as DOCX or TXT. The same limits as translation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnonymizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -65,6 +78,11 @@ def add_AnonymizationServiceServicer_to_server(servicer, server):
                     servicer.AnonymizeText,
                     request_deserializer=parlons_dot_v1_dot_anonymization__pb2.AnonymizeTextRequest.FromString,
                     response_serializer=parlons_dot_v1_dot_anonymization__pb2.AnonymizeTextResponse.SerializeToString,
+            ),
+            'AnonymizeDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnonymizeDocument,
+                    request_deserializer=parlons_dot_v1_dot_anonymization__pb2.AnonymizeDocumentRequest.FromString,
+                    response_serializer=parlons_dot_v1_dot_anonymization__pb2.AnonymizeDocumentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -97,6 +115,33 @@ class AnonymizationService:
             '/parlons.v1.AnonymizationService/AnonymizeText',
             parlons_dot_v1_dot_anonymization__pb2.AnonymizeTextRequest.SerializeToString,
             parlons_dot_v1_dot_anonymization__pb2.AnonymizeTextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnonymizeDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parlons.v1.AnonymizationService/AnonymizeDocument',
+            parlons_dot_v1_dot_anonymization__pb2.AnonymizeDocumentRequest.SerializeToString,
+            parlons_dot_v1_dot_anonymization__pb2.AnonymizeDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,8 @@ all of them.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import re
 import time
@@ -101,6 +103,12 @@ class AnonymizationEngine:
             self._analyzers[lang] = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
                                                    supported_languages=[lang])
         self.load_seconds = time.perf_counter() - started
+
+    def with_limits(self, **limits: int) -> AnonymizationEngine:
+        """The same loaded models under other request limits (documents have their own)."""
+        other = copy.copy(self)
+        other.limits = dataclasses.replace(self.limits, **limits)
+        return other
 
     def names_checked(self, language: str) -> bool:
         return _base(language) in self._analyzers

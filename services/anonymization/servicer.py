@@ -6,16 +6,20 @@ any work (characters, texts, the work queue) and adds the server's term lists.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 
 from grpc import aio
 
+from parlons.services.anonymization.documents import anonymize_document
 from parlons.services.anonymization.engine import AnonymizationEngine, AnonymizeLimits, AnonymizeOptions
 from parlons.services.anonymization.replace import PLACEHOLDER, PSEUDONYM, REDACT
 from parlons.services.common.config import AnonymizationSettings, ParlonsConfig
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.common.module import EngineModule
 from parlons.services.common.workqueue import WorkQueue
+from parlons.services.translation.documents import DocumentLimits
 from parlons.v1 import anonymization_pb2, anonymization_pb2_grpc
 
 log = logging.getLogger("parlons.anonymization")
@@ -74,6 +78,25 @@ class AnonymizationServicer(anonymization_pb2_grpc.AnonymizationServiceServicer)
             response.mapping.add(replacement=replacement, original=original)
         return response
 
+    async def AnonymizeDocument(self, request: anonymization_pb2.AnonymizeDocumentRequest,
+                                context: aio.ServicerContext) -> anonymization_pb2.AnonymizeDocumentResponse:
+        engine = self._module.ready_engine()
+        options = options_from_proto(request.options, self._module.settings)
+        engine.check([], options)
+        cancel = threading.Event()
+        work = functools.partial(
+            anonymize_document, engine, request.content, self._module.document_limits, file_name=request.file_name,
+            mime_type=request.mime_type, language=request.options.language or "fr", options=options,
+            pdf_output=request.pdf_output_format, cancel=cancel)
+        document = await self._module.queue.run(work, cancel=cancel)
+        response = anonymization_pb2.AnonymizeDocumentResponse(
+            content=document.content, file_name=document.file_name, mime_type=document.mime_type,
+            format=document.format, segments=document.segments, spans=document.spans,
+            names_checked=document.names_checked, notes=document.notes, characters=document.characters)
+        for replacement, original in document.mapping.items():
+            response.mapping.add(replacement=replacement, original=original)
+        return response
+
 
 class AnonymizationModule(EngineModule[AnonymizationEngine]):
     """The anonymisation service as the shared server sees it: register, load, close."""
@@ -82,9 +105,10 @@ class AnonymizationModule(EngineModule[AnonymizationEngine]):
     kind = "anonymization"
     what_loads = "the anonymisation NER model"
 
-    def __init__(self, settings: AnonymizationSettings) -> None:
+    def __init__(self, settings: AnonymizationSettings, document_limits: DocumentLimits | None = None) -> None:
         super().__init__()
         self.settings = settings
+        self.document_limits = document_limits or DocumentLimits()
         self.ner_models = parse_ner_models(settings.ner_models)
         self.queue = WorkQueue("anonymization", settings.max_concurrent, settings.max_queued)
         self._servicer = AnonymizationServicer(self)
@@ -113,4 +137,9 @@ def parse_ner_models(entries: list[str]) -> dict[str, str]:
 
 
 def module_from_config(config: ParlonsConfig) -> AnonymizationModule:
-    return AnonymizationModule(config.anonymization)
+    """Documents get the translation service's limits and read budget (one setting each)."""
+    t = config.translation
+    limits = DocumentLimits(max_bytes=min(t.max_document_mb, config.server.max_message_mb) * 1024 * 1024,
+                            max_pdf_pages=t.max_pdf_pages, max_chars=t.max_document_chars,
+                            time_budget_s=t.document_time_budget_s)
+    return AnonymizationModule(config.anonymization, limits)

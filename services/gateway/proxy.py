@@ -146,6 +146,12 @@ class Proxy:
             except BaseException:
                 quotas.adjust_characters(call.tenant, -characters)
                 raise
+        if name == "AnonymizeDocument":
+            read_charge = document_read_charge(request.content)
+            quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for
+            response = await invoke(request)
+            quotas.adjust_characters(call.tenant, max(response.characters - read_charge, 0))
+            return response
         if name == "AnonymizeText":
             characters = sum(len(t) for t in request.texts)
             quotas.charge_characters(call.tenant, characters)
