@@ -89,6 +89,25 @@ def test_glossaries_belong_to_their_tenant(tmp_path: Path) -> None:
         tenants["b"].glossary("accueil")
 
 
+def test_anonymization_terms_belong_to_their_tenant_and_join_each_request(tmp_path: Path) -> None:
+    from parlons.services.gateway.core import GatewayCore
+    from parlons.v1 import anonymization_pb2
+
+    path = tmp_path / "tenants.toml"
+    path.write_text('[tenants.a.anonymization]\nalways_mask = ["Saint-Genis-les-Ollières"]\n'
+                    'never_mask = ["Jean Moulin"]\n[tenants.b]\n')
+    tenants = _registry(path).current().tenants
+    assert tenants["a"].always_mask == ("Saint-Genis-les-Ollières",) and tenants["b"].always_mask == ()
+    asked = anonymization_pb2.AnonymizationOptions(always_mask=["Dupont"], return_mapping=True)
+    resolved = GatewayCore.resolve_anonymization(tenants["a"], asked)
+    assert list(resolved.always_mask) == ["Dupont", "Saint-Genis-les-Ollières"]
+    assert list(resolved.never_mask) == ["Jean Moulin"] and resolved.return_mapping
+    assert list(asked.always_mask) == ["Dupont"]  # the request itself is left as it was
+    path.write_text('[tenants.a.anonymization]\nalways_mask = "not a list"\n')
+    with pytest.raises(Exception, match="always_mask must be a list"):
+        TenantRegistry(str(path), 0.0).current()
+
+
 def test_mtls_identities_map_to_tenants(tmp_path: Path) -> None:
     path = tmp_path / "tenants.toml"
     TenantStore(path).create_key("desk", mtls_identities=["desk-01.example"])

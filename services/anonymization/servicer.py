@@ -30,7 +30,7 @@ POLICY_NAMES = {
     anonymization_pb2.ANONYMIZATION_POLICY_REDACT: REDACT,
     anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM: PSEUDONYM,
 }
-MAX_TERMS = 1000
+MAX_TERMS = 2000  # a request's own terms plus its tenant's (the gateway adds those)
 
 
 def options_from_proto(message: anonymization_pb2.AnonymizationOptions,

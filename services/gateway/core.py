@@ -327,14 +327,23 @@ class GatewayCore:
     async def anonymize_texts(
         self, call: Call, texts: Sequence[str], options: anonymization_pb2.AnonymizationOptions, language: str,
     ) -> anonymization_pb2.AnonymizeTextResponse:
-        wanted = anonymization_pb2.AnonymizationOptions()
-        wanted.CopyFrom(options)
+        wanted = self.resolve_anonymization(call.tenant, options)
         if not wanted.language:
             wanted.language = language or "fr"
         backend = self.router.get("anonymization")
         return await backend.unary(
             backend.stub.AnonymizeText, anonymization_pb2.AnonymizeTextRequest(texts=list(texts), options=wanted),
             call.options)
+
+    @staticmethod
+    def resolve_anonymization(tenant: Tenant, options: anonymization_pb2.AnonymizationOptions,
+                              ) -> anonymization_pb2.AnonymizationOptions:
+        """The request's options with the tenant's always/never-mask terms added."""
+        resolved = anonymization_pb2.AnonymizationOptions()
+        resolved.CopyFrom(options)
+        resolved.always_mask.extend(t for t in tenant.always_mask if t not in resolved.always_mask)
+        resolved.never_mask.extend(t for t in tenant.never_mask if t not in resolved.never_mask)
+        return resolved
 
     def check_target_languages(self, targets: Sequence[str]) -> None:
         """Before any work: how many, and that each is a plausible language tag."""

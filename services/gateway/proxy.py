@@ -146,6 +146,8 @@ class Proxy:
             except BaseException:
                 quotas.adjust_characters(call.tenant, -characters)
                 raise
+        if name in ("AnonymizeText", "AnonymizeDocument"):
+            request.options.CopyFrom(self.core.resolve_anonymization(call.tenant, request.options))
         if name == "AnonymizeDocument":
             read_charge = document_read_charge(request.content)
             quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for

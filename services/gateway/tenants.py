@@ -29,6 +29,10 @@ comparison is constant-time.
     [tenants.prefecture-69.glossaries.accueil]
     entries = [{ source = "titre de séjour", target = "residence permit" },
                { source = "CAF", do_not_translate = true }]
+
+    [tenants.prefecture-69.anonymization]   # added to every anonymisation of this tenant
+    always_mask = ["Saint-Genis-les-Ollières"]   # a village where everyone is known
+    never_mask = ["Jean Moulin"]                 # the prefecture's own street
 """
 
 from __future__ import annotations
@@ -112,6 +116,9 @@ class Tenant:
     mtls_identities: tuple[str, ...] = ()
     quotas: Quotas = field(default_factory=Quotas)
     glossaries: Mapping[str, tuple[translation_pb2.GlossaryEntry, ...]] = field(default_factory=dict)
+    # Terms this tenant always masks, and terms it never masks (anonymisation).
+    always_mask: tuple[str, ...] = ()
+    never_mask: tuple[str, ...] = ()
 
     def glossary(self, name: str) -> tuple[translation_pb2.GlossaryEntry, ...]:
         """A glossary of this tenant only; another tenant's of the same name is invisible."""
@@ -194,7 +201,28 @@ def _parse_tenant(name: str, raw: Any, defaults: Quotas, where: str) -> Tenant:
         mtls_identities=tuple(str(x) for x in raw.get("mtls_identities", [])),
         quotas=Quotas.from_mapping(raw.get("quotas", {}), f"{where}: tenants.{name}.quotas", defaults),
         glossaries=glossaries,
+        **_anonymization_terms(raw.get("anonymization", {}), f"{where}: tenants.{name}.anonymization"),
     )
+
+
+MAX_TERMS = 1000
+
+
+def _anonymization_terms(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, Mapping):
+        raise InvalidArgument(f"{where} must be a table with always_mask and/or never_mask lists")
+    unknown = set(raw) - {"always_mask", "never_mask"}
+    if unknown:
+        raise InvalidArgument(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (always_mask, never_mask)")
+    out = {}
+    for key in ("always_mask", "never_mask"):
+        terms = raw.get(key, [])
+        if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
+            raise InvalidArgument(f"{where}.{key} must be a list of non-empty strings")
+        if len(terms) > MAX_TERMS or any(len(t) > 200 for t in terms):
+            raise InvalidArgument(f"{where}.{key}: at most {MAX_TERMS} terms of 200 characters")
+        out[key] = tuple(t.strip() for t in terms)
+    return out
 
 
 @dataclass(frozen=True)
