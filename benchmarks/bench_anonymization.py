@@ -3,6 +3,7 @@ dialogues, parlons beside Presidio's own French setup out of the box, in one run
 in characters per second; memory of the loaded NER model.
 
     python benchmarks/bench_anonymization.py [--corpus FILE ...] [--runs 3] [--show-misses]
+                                             [--conversation-runs 3] [--skip-conversation]
 
 Corpus: tests/data/anonymization_fr_dev.txt (the rules were tuned on it) and
 anonymization_fr_test.txt (held out), reported apart; or your own annotated files
@@ -10,6 +11,12 @@ anonymization_fr_test.txt (held out), reported apart; or your own annotated file
 characters that would leak (evaluation.py): a gold entity is found when masked spans
 cover 90 % of its letters and digits, whatever their type; a masked span is right when
 half of its letters and digits are personal data.
+
+Added latency on TranscribeConversation: the embedded gateway (transcription base,
+diarisation, anonymisation) in this process; each recording transcribed with and without
+`anonymization`, interleaved (A, B, A, B...), median wall of each and the service's own
+anonymisation time (AnonymizationSummary.duration_s) as a share of the call. Recordings:
+sample.wav (30 s, a two-person call) and a French counter request made with espeak-ng.
 
 Presidio out of the box for French: `AnalyzerEngine` over spaCy fr_core_news_md (the same
 weights, loaded from the model manager's directory) with the registry's predefined
@@ -94,11 +101,67 @@ def ner_memory_mib() -> tuple[float, float]:
     return float(out[0]), float(out[1])
 
 
+def conversation_latency(runs: int) -> None:
+    """TranscribeConversation with and without anonymisation, side by side."""
+    import subprocess as sp
+    import tempfile
+
+    from common import AUDIO
+
+    from parlons.clients.sdk import GatewayClient, open_channel
+    from parlons.serve import build_modules
+    from parlons.services.common.config import ParlonsConfig
+    from parlons.services.common.server import BackgroundServer
+    from parlons.v1 import anonymization_pb2, transcription_pb2
+
+    speech = Path(tempfile.mkdtemp()) / "accueil.wav"
+    sp.run(["espeak-ng", "-v", "fr+f2", "-s", "150", "-w", str(speech),
+            "Bonjour. Je m'appelle Fatima Benali. Mon numéro de téléphone est le 06 12 34 56 78. J'habite au "
+            "12 rue des Lilas à Lyon et je suis née le 3 mars 1985."], check=True)
+    config = ParlonsConfig()
+    config.server.port = 0
+    config.transcription.model = "base"
+    config.gateway.rest_enabled = False
+    server = BackgroundServer(config.server, build_modules(
+        config, ["transcription", "diarization", "anonymization", "gateway"])).start(timeout_s=900)
+    try:
+        client = GatewayClient(open_channel(server.address))
+        options = transcription_pb2.TranscriptionOptions(language="fr")
+        print("\nadded latency on TranscribeConversation (embedded gateway, whisper base, CPU)")
+        for path in (AUDIO / "sample.wav", speech):
+            data = path.read_bytes()
+            client.transcribe_conversation(data, options)  # warm-up
+            plain: list[float] = []
+            masked: list[float] = []
+            own: list[float] = []
+            spans = 0
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                client.transcribe_conversation(data, options)
+                plain.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                result = client.transcribe_conversation(data, options,
+                                                        anonymization=anonymization_pb2.AnonymizationOptions())
+                masked.append(time.perf_counter() - t0)
+                own.append(result.proto.anonymization.duration_s)
+                spans = result.proto.anonymization.spans
+            added = median(masked) - median(plain)
+            print(f"  {path.name}: without {median(plain):.2f} s ({min(plain):.2f}-{max(plain):.2f}), with "
+                  f"{median(masked):.2f} s ({min(masked):.2f}-{max(masked):.2f}); difference {added:+.2f} s "
+                  f"({added / median(plain) * 100:+.1f} %, noise included); anonymisation itself "
+                  f"{median(own) * 1000:.0f} ms = {median(own) / median(masked) * 100:.2f} % of the call; "
+                  f"{spans} spans masked")
+    finally:
+        server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", nargs="*", help="annotated files (default: the project's dev and test sets)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per system (median, spread)")
     parser.add_argument("--show-misses", action="store_true")
+    parser.add_argument("--conversation-runs", type=int, default=3, help="TranscribeConversation runs per mode")
+    parser.add_argument("--skip-conversation", action="store_true", help="corpus figures only")
     args = parser.parse_args()
 
     from parlons.services.anonymization.engine import AnonymizationEngine
@@ -166,6 +229,8 @@ def main() -> int:
                     print(f"    MISS {kind}: {miss}")
                 for alarm in score.false_alarms:
                     print(f"    FALSE ALARM {kind}: {alarm}")
+    if not args.skip_conversation:
+        conversation_latency(args.conversation_runs)
     before, after = ner_memory_mib()
     print(f"\nmemory: a fresh process at {before:.0f} MiB grows to {after:.0f} MiB with the engine loaded "
           f"(+{after - before:.0f} MiB: spaCy fr_core_news_md, Presidio, the name gazetteer)")
