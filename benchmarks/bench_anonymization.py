@@ -54,7 +54,7 @@ def presidio_analyzer() -> Any:
 
     offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
     tldextract.tldextract.TLD_EXTRACTOR = offline
-    tldextract.extract = offline  # presidio calls tldextract.extract(...)
+    tldextract.extract = offline  # type: ignore[assignment]  # presidio calls tldextract.extract(...)
 
     from parlons.models.manager import ModelManager
     from parlons.services.anonymization.presidio_import import import_presidio_analyzer
@@ -201,8 +201,8 @@ def main() -> int:
                     continue
                 precision = f"{score.precision:.3f}" if kind == "overall" or name == "parlons" else "  -  "
                 cells.append(f"{f'{score.recall:.3f} / {precision}':>28s}")
-            gold_n = results["parlons"].overall.gold if kind == "overall" else results["parlons"].per_type.get(
-                kind).gold if results["parlons"].per_type.get(kind) else 0
+            own = results["parlons"].overall if kind == "overall" else results["parlons"].per_type.get(kind)
+            gold_n = own.gold if own is not None else 0
             print(f"  {kind:14s} {gold_n:5d}{''.join(cells)}")
         for name in systems:
             ev = results[name]

@@ -4,6 +4,7 @@ embedded gateway on loopback: real Whisper, real diarisation, real spaCy, real s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -62,7 +63,7 @@ def test_bad_input_is_refused_with_the_reason(channel: grpc.Channel) -> None:
         (apb.AnonymizeTextRequest(texts=["a" * 2001]), "2000"),
         (apb.AnonymizeTextRequest(), "texts is empty"),
         (apb.AnonymizeTextRequest(texts=["x"], options=apb.AnonymizationOptions(entity_types=["SSN"])), "SSN"),
-        (apb.AnonymizeTextRequest(texts=["x"], options=apb.AnonymizationOptions(policy=7)), "policy"),
+        (apb.AnonymizeTextRequest(texts=["x"], options=apb.AnonymizationOptions(policy=7)), "policy"),  # type: ignore[arg-type]
     ]
     for request, needle in cases:
         with pytest.raises(grpc.RpcError) as info:
@@ -80,7 +81,7 @@ def test_a_language_without_ner_says_names_were_not_checked(channel: grpc.Channe
     assert "[TELEPHONE_1]" in response.texts[0].text and "06 12" not in response.texts[0].text
 
 
-def _conversation(channel: grpc.Channel, audio: bytes, **kwargs: object) -> gateway_pb2.TranscribeConversationResponse:
+def _conversation(channel: grpc.Channel, audio: bytes, **kwargs: Any) -> gateway_pb2.TranscribeConversationResponse:
     stub = gateway_pb2_grpc.GatewayServiceStub(channel)
     request = gateway_pb2.TranscribeConversationRequest(
         transcription=transcription_pb2.TranscriptionOptions(language="fr"), subtitles=True, **kwargs)

@@ -34,6 +34,7 @@ EXPECTED_NAMES = {
     "opus-mt-fr-en", "opus-mt-en-fr", "opus-mt-en-ar", "opus-mt-ar-en",
     "opus-mt-en-uk", "opus-mt-uk-en", "opus-mt-en-es", "opus-mt-es-en",
     "nllb-200-distilled-600m", "m2m100-418m",
+    "spacy-fr-core-news-md", "spacy-fr-core-news-sm",
 }
 
 
