@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, median
 
 DATA = ROOT / "tests" / "data"
-CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt", "test (held out, then its misses fixed)": DATA / "anonymization_fr_test.txt"}
+CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt",
+           "test (held out, then its misses fixed)": DATA / "anonymization_fr_test.txt"}
 TYPES = ("PERSON", "NIR", "IBAN", "PHONE", "EMAIL", "ADDRESS", "DATE_OF_BIRTH", "CAF_NUMBER", "TAX_NUMBER",
          "ID_DOCUMENT", "LICENSE_PLATE")
 PRESIDIO_NOT_PERSONAL = {"LOCATION", "ORGANIZATION", "DATE_TIME", "NRP", "URL"}
