@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from parlons import anonymized
 from parlons.clients.connection import add_connection_arguments
 from parlons.clients.errors import ParlonsRpcError
 from parlons.clients.inprocess import connect
@@ -29,11 +30,7 @@ from parlons.v1 import anonymization_pb2
 
 console = Console(stderr=True)
 
-POLICIES = {
-    "placeholder": anonymization_pb2.ANONYMIZATION_POLICY_PLACEHOLDER,
-    "redact": anonymization_pb2.ANONYMIZATION_POLICY_REDACT,
-    "pseudonym": anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM,
-}
+POLICIES = anonymized.POLICIES
 
 
 def _terms(values: list[str] | None) -> list[str]:

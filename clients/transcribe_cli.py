@@ -54,11 +54,7 @@ from parlons.transcripts import SubtitleShape
 from parlons.v1 import anonymization_pb2, diarization_pb2, transcription_pb2, translation_pb2
 
 console = Console(stderr=True)
-ANONYMIZATION_POLICIES = {
-    "placeholder": anonymization_pb2.ANONYMIZATION_POLICY_PLACEHOLDER,
-    "redact": anonymization_pb2.ANONYMIZATION_POLICY_REDACT,
-    "pseudonym": anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM,
-}
+ANONYMIZATION_POLICIES = anonymized.POLICIES
 
 
 def options_from_args(args: argparse.Namespace) -> transcription_pb2.TranscriptionOptions:
@@ -189,7 +185,7 @@ class Job:
         masked: list[tuple[float, float]] = []
         for segment, result in zip(segments, response.texts, strict=True):
             masked.extend((start, end) for start, end, _ in anonymized.apply_to_timed_text(segment, result))
-        transcript.proto.text = " ".join(s.text.strip() for s in segments if s.text.strip())
+        transcript.proto.text = anonymized.joined_text(segments)
         self._warn_names(response.names_checked, item)
         return masked, sorted({span.replacement for t in response.texts for span in t.spans})
 

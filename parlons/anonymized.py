@@ -15,6 +15,19 @@ from typing import Any
 from parlons.v1 import anonymization_pb2, transcription_pb2, translation_pb2
 
 
+# The policy names of the CLI and the REST facade, to the wire's values.
+POLICIES = {
+    "placeholder": anonymization_pb2.ANONYMIZATION_POLICY_PLACEHOLDER,
+    "redact": anonymization_pb2.ANONYMIZATION_POLICY_REDACT,
+    "pseudonym": anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM,
+}
+
+
+def joined_text(segments: Sequence[Any]) -> str:
+    """A transcript's text from its (anonymised) segments."""
+    return " ".join(s.text.strip() for s in segments if s.text.strip())
+
+
 def apply_to_timed_text(message: Any, item: anonymization_pb2.AnonymizedText) -> list[tuple[float, float, str]]:
     """`message` (a ConversationTurn or a Segment: `text`, `words`) anonymised with
     `item`, the service's answer for `message.text`; returns the masked words' times

@@ -404,7 +404,7 @@ class GatewayCore:
         summary = None
         if request.HasField("anonymization"):
             summary, placeholders = await self.anonymize_timed(call, segments, request.anonymization, source)
-            transcript.text = " ".join(s.text.strip() for s in segments if s.text.strip())
+            transcript.text = anonymized.joined_text(segments)
             glossary = anonymized.keep_placeholders(glossary, placeholders)
         if compose.same_language(source, target):
             translated = [s.text.strip() for s in segments]

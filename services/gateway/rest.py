@@ -41,6 +41,7 @@ from parlons.services.gateway.auth import Authenticator, peercert_names
 from parlons.services.gateway.core import Call, GatewayCore
 from parlons.services.gateway.quotas import estimate_audio_seconds
 from parlons.services.gateway.routing import CallOptions
+from parlons import anonymized
 from parlons.v1 import anonymization_pb2, audio_pb2, diarization_pb2, gateway_pb2, transcription_pb2
 
 log = logging.getLogger("parlons.gateway.rest")
@@ -312,7 +313,7 @@ class RestFacade:
         response = await self.core.transcribe(call, form.file, audio_pb2.AudioConfig(), options)
         if anonymization is not None:
             await self.core.anonymize_timed(call, response.segments, anonymization, response.language)
-            response.text = " ".join(seg.text.strip() for seg in response.segments if seg.text.strip())
+            response.text = anonymized.joined_text(response.segments)
         return _render(response, fmt, "transcribe", granularities)
 
     async def _diarized(self, call: Call, form: Form, options: transcription_pb2.TranscriptionOptions,
@@ -374,11 +375,7 @@ class RestFacade:
         return _render(translated, fmt, "translate", {"segment"})
 
 
-ANONYMIZATION_POLICIES = {
-    "placeholder": anonymization_pb2.ANONYMIZATION_POLICY_PLACEHOLDER,
-    "redact": anonymization_pb2.ANONYMIZATION_POLICY_REDACT,
-    "pseudonym": anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM,
-}
+ANONYMIZATION_POLICIES = anonymized.POLICIES
 
 
 def _anonymization(form: Form) -> anonymization_pb2.AnonymizationOptions | None:
