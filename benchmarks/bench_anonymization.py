@@ -43,7 +43,9 @@ from common import ROOT, machine, median
 
 DATA = ROOT / "tests" / "data"
 CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt",
-           "test (held out, then its misses fixed)": DATA / "anonymization_fr_test.txt"}
+           "test (held out, then its misses fixed)": DATA / "anonymization_fr_test.txt",
+           "holdout1 (held out, then its misses fixed)": DATA / "anonymization_fr_holdout1.txt",
+           "holdout2 (held out, never tuned on)": DATA / "holdout" / "anonymization_fr_holdout2.txt"}
 TYPES = ("PERSON", "NIR", "IBAN", "PHONE", "EMAIL", "ADDRESS", "DATE_OF_BIRTH", "CAF_NUMBER", "TAX_NUMBER",
          "ID_DOCUMENT", "LICENSE_PLATE")
 PRESIDIO_NOT_PERSONAL = {"LOCATION", "ORGANIZATION", "DATE_TIME", "NRP", "URL"}
@@ -168,7 +170,8 @@ def main() -> int:
     from parlons.services.anonymization.engine import AnonymizationEngine
     from parlons.services.anonymization.evaluation import evaluate, read_corpus
 
-    corpora = {Path(c).name: Path(c) for c in args.corpus} if args.corpus else CORPORA
+    corpora = {Path(c).name: Path(c) for c in args.corpus} if args.corpus else {
+        name: path for name, path in CORPORA.items() if path.exists()}
     print(f"anonymisation benchmark, {time.strftime('%Y-%m-%d')}, {machine()}, load average "
           f"{os.getloadavg()[0]:.1f}")
     started = time.perf_counter()

@@ -140,3 +140,154 @@ def test_a_language_without_ner_still_masks_identifiers_and_says_names_were_not_
     assert result.names_checked is False
     assert "[TELEPHONE_1]" in result.texts[0]
     assert engine.anonymize(["Bonjour"], language="fr").names_checked is True
+
+
+def conversation(engine: AnonymizationEngine, turns: list[str]) -> list[dict[str, str]]:
+    """{span text: entity type} per turn of one conversation."""
+    result = engine.anonymize(turns)
+    return [{t[f.start:f.end]: f.entity_type for f in fs} for t, fs in zip(turns, result.findings, strict=True)]
+
+
+@pytest.mark.parametrize(("spoken", "digits"), [
+    ("zéro un, quarante-deux, deux fois zéro, trente, onze", "0142003011"),
+    ("zéro sept, double huit, douze, treize, quatorze", "0788121314"),
+    ("zéro six, triple un, vingt", "0611120"),
+])
+def test_repeated_digits_are_read_twice(spoken: str, digits: str) -> None:
+    assert token_runs(spoken)[0].alnum()[0] == digits
+
+
+def test_an_amount_said_twice_is_not_a_repeated_digit() -> None:
+    assert [r.alnum()[0] for r in token_runs("donc deux fois 1 250 euros")] == ["2", "1250"]
+
+
+def test_a_correction_inside_a_number_is_read_both_ways(engine: AnonymizationEngine) -> None:
+    readings = {r.alnum()[0] for r in token_runs("427 19 35, non pardon, 53")}
+    assert {"427193553", "4271953"} <= readings
+    turns = ["Votre numéro allocataire ?", "427 19 35, non pardon, 53."]
+    assert conversation(engine, turns)[1] == {"427 19 35, non pardon, 53": "CAF_NUMBER"}
+
+
+def test_the_key_of_a_nir_said_after_the_word_cle(engine: AnonymizationEngine) -> None:
+    key = 97 - 2880469123045 % 97
+    spoken = ("deux, quatre-vingt-huit, zéro quatre, soixante-neuf, cent vingt-trois, zéro quarante-cinq, "
+              f"clé {key}")
+    turns = ["Votre numéro de sécurité sociale ?", spoken]
+    assert conversation(engine, turns)[1] == {spoken: "NIR"}
+
+
+def test_a_number_never_runs_from_one_turn_into_the_next(engine: AnonymizationEngine) -> None:
+    # the page number ending the question is not the first digit of the answer
+    turns = ["Le numéro fiscal est en haut de la page 1", "0 412 577 803 164."]
+    assert conversation(engine, turns)[1] == {"0 412 577 803 164": "TAX_NUMBER"}
+
+
+def test_a_number_read_back_in_another_form_is_masked_as_the_same(engine: AnonymizationEngine) -> None:
+    turns = ["Quelle est la plaque ?", "Une Twingo, immatriculée GH-318-KP.", "G H, 318, K P, c'est ça ?",
+             "Et votre numéro allocataire ?", "59 31 862.", "Cinquante-neuf, trente et un, huit cent soixante-deux ?"]
+    found = conversation(engine, turns)
+    assert found[2] == {"G H, 318, K P": "LICENSE_PLATE"}
+    assert found[5] == {"Cinquante-neuf, trente et un, huit cent soixante-deux": "CAF_NUMBER"}
+
+
+def test_a_caf_file_stays_the_topic_for_a_few_turns(engine: AnonymizationEngine) -> None:
+    turns = ["Votre numéro allocataire ?", "6 14 22 90.", "Et votre conjoint a son propre dossier ?",
+             "Oui, c'est le 7 03 18 45.", "Le montant versé est de 1 084,43 euros."]
+    found = conversation(engine, turns)
+    assert found[3] == {"7 03 18 45": "CAF_NUMBER"}
+    assert found[4] == {}  # an amount, even in a CAF conversation
+
+
+def test_thirteen_digits_from_0_or_3_are_a_tax_number_without_context(engine: AnonymizationEngine) -> None:
+    assert masked(engine, "Voilà : 3 105 882 640 217.") == {"3 105 882 640 217": "TAX_NUMBER"}
+
+
+@pytest.mark.parametrize(("question", "answer", "date"), [
+    ("Date et lieu de naissance ?", "Quatorze mars mille neuf cent soixante-dix-huit, à Dakar.",
+     "Quatorze mars mille neuf cent soixante-dix-huit"),
+    ("Vos nom, prénom et date de naissance ?", "Hélène Marchetti, le 2 juin 1971.", "2 juin 1971"),
+    ("Vous êtes né en Algérie ?", "Oui, à Oran, le 30 janvier 1966.", "30 janvier 1966"),
+    ("Donc vous êtes née en mai 88 ? Le combien ?", "Le 17 mai 1988.", "17 mai 1988"),
+])
+def test_a_date_answering_a_question_about_birth(engine: AnonymizationEngine, question: str, answer: str,
+                                                 date: str) -> None:
+    assert date in conversation(engine, [question, answer])[1]
+
+
+def test_children_listed_with_their_birth_dates(engine: AnonymizationEngine) -> None:
+    turns = ["Les dates de naissance des enfants ?", "Inès, le 3 octobre 2015.", "Et Malo le 9 avril 2019."]
+    found = conversation(engine, turns)
+    assert found[1].get("3 octobre 2015") == "DATE_OF_BIRTH"
+    assert found[2].get("9 avril 2019") == "DATE_OF_BIRTH"
+
+
+@pytest.mark.parametrize("answer", [
+    "Oui, le 14 février à 9 h, c'est noté.",  # an appointment: a time after it
+    "Le rendez-vous est le 22 mars 1999 ?",  # another event named in the turn
+    "Le 3 juin 2031.",  # a year to come
+])
+def test_other_dates_after_a_birth_question_stay(engine: AnonymizationEngine, answer: str) -> None:
+    found = conversation(engine, ["Il faut l'acte de naissance. Votre date de naissance ?", answer])
+    assert "DATE_OF_BIRTH" not in found[1].values()
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("J'habite BP 42, 97320 Saint-Laurent-du-Maroni.", "BP 42, 97320 Saint-Laurent-du-Maroni"),
+    ("J'habite 8 rue Lamartine, 2e étage, 69003 Lyon.", "8 rue Lamartine, 2e étage, 69003 Lyon"),
+    ("Bâtiment C, 14 avenue de la Gare, 21000 Dijon.", "Bâtiment C, 14 avenue de la Gare, 21000 Dijon"),
+    ("Soixante-trois rue Nationale, 37000 Tours.", "Soixante-trois rue Nationale, 37000 Tours"),
+])
+def test_addresses_with_boxes_floors_and_spoken_numbers(engine: AnonymizationEngine, text: str,
+                                                        address: str) -> None:
+    assert masked(engine, text).get(address) == "ADDRESS"
+
+
+@pytest.mark.parametrize("text", [
+    "L'agence est ouverte le matin, au 12 rue de la République.",
+    "Écrivez à la commission de recours amiable, TSA 30012, 75908 Paris cedex 15.",
+])
+def test_addresses_of_offices_stay(engine: AnonymizationEngine, text: str) -> None:
+    assert "ADDRESS" not in masked(engine, text).values()
+
+
+@pytest.mark.parametrize(("text", "email"), [
+    ("Donc l-e-a point morin, 7-4, arobase free point fr ?", "l-e-a point morin, 7-4, arobase free point fr"),
+    ("C'est k tiret diallo, arobase yahoo point fr.", "k tiret diallo, arobase yahoo point fr"),
+    ("Oui. M-O-R-I-N, point, L, 22, arobase orange point fr.", "M-O-R-I-N, point, L, 22, arobase orange point fr"),
+])
+def test_emails_spelled_with_commas(engine: AnonymizationEngine, text: str, email: str) -> None:
+    assert masked(engine, text).get(email) == "EMAIL"
+
+
+def test_a_spoken_email_stays_in_its_turn(engine: AnonymizationEngine) -> None:
+    turns = ["Et un mail ? On répond sous 10 jours.", "paul point roux at gmail point com."]
+    assert conversation(engine, turns)[1] == {"paul point roux at gmail point com": "EMAIL"}
+
+
+@pytest.mark.parametrize(("spelling", "letters"), [
+    ("G comme Gaston, U, E accent grave, R, I, N", "GUERIN"),
+    ("M-A-deux T-E-I", "MATTEI"),
+    ("N-O-U-R. J'ai", "NOUR"),
+])
+def test_spellings_with_aids_accents_and_doubled_letters(spelling: str, letters: str) -> None:
+    from parlons.services.anonymization.names import SPELLED_RE, spelled_letters
+
+    found = SPELLED_RE.search(spelling)
+    assert found is not None and spelled_letters(found.group()) == letters
+
+
+def test_names_answering_a_name_question_and_names_joined_by_et(engine: AnonymizationEngine) -> None:
+    turns = ["Le nom de famille ?", "Le Bihan. Et le prénom, c'est Gwenaëlle.", "Nom, prénom ?", "nguyen thi lan.",
+             "Les enfants, c'est Jules et Capucine ?"]
+    found = conversation(engine, turns)
+    assert found[1].get("Le Bihan") == "PERSON"
+    assert found[3].get("nguyen thi lan") == "PERSON"
+    assert found[4].get("Capucine") == "PERSON" and found[4].get("Jules") == "PERSON"
+
+
+@pytest.mark.parametrize("text", [
+    "Ce sera l'école élémentaire Victor Hugo, à côté du marché.",
+    "Bâtiment Rosa Parks, niveau 2, au fond du couloir.",
+])
+def test_places_named_after_people_stay(engine: AnonymizationEngine, text: str) -> None:
+    assert "PERSON" not in masked(engine, text).values()

@@ -20,19 +20,41 @@ from typing import Any
 
 from parlons.services.common.errors import InvalidArgument
 
-from .entities import CUSTOM, ENTITY_TYPES, PERSON, Finding
+from .entities import (
+    CAF_NUMBER,
+    CUSTOM,
+    ENTITY_TYPES,
+    IBAN,
+    ID_DOCUMENT,
+    LICENSE_PLATE,
+    NIR,
+    PERSON,
+    PHONE,
+    NOTHING_RECENT,
+    TAX_NUMBER,
+    Finding,
+    Recent,
+)
 from .names import extend_and_filter, find_names, repeat_mentions, trim_name
 from .numbers import token_runs
 from .presidio_import import import_presidio_analyzer
 from .replace import PLACEHOLDER, POLICIES, Replacer
-from .rules import find_addresses, find_dates_of_birth, find_emails, find_in_runs
+from .rules import aligned_matches, find_addresses, find_dates_of_birth, find_emails, find_in_runs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NER_MODELS = {"fr": "spacy-fr-core-news-md"}
 SCORE_THRESHOLD = 0.5
-# Characters of the previous text the rules read for context words.
-CONTEXT_CHARS = 200
+# Characters of the previous texts the rules read for context words, and how many texts.
+CONTEXT_CHARS = 400
+CONTEXT_TEXTS = 2
+# How many texts back a type found counts as context ("recent"): a conversation about a
+# CAF file stays one for a few turns.
+RECENT_TEXTS = 6
+# Types whose values are followed through a conversation: a number read back in another
+# form ("FT-572-NM", then "F T, 572, N M ?") is the same personal data.
+NUMBER_TYPES = frozenset({NIR, IBAN, PHONE, CAF_NUMBER, TAX_NUMBER, ID_DOCUMENT, LICENSE_PLATE})
+MIN_VALUE_CHARS = 6
 
 
 @dataclass(frozen=True)
@@ -116,13 +138,14 @@ class AnonymizationEngine:
     # ------------------------------------------------------------------ analysis
 
     def analyze(self, text: str, language: str = "fr", options: AnonymizeOptions | None = None,
-                context: str = "") -> list[Finding]:
+                context: str = "", recent: Recent = NOTHING_RECENT) -> list[Finding]:
         """The personal data in `text`, non-overlapping, sorted by start.
 
-        `context`: what was said just before (the previous turn), read only for the
-        rules' context words: "mon numéro fiscal ?" then "c'est le 1 23 45 678 901 23"."""
+        `context`: what was said just before (the previous turns, one per line), read
+        only for the rules' context words: "mon numéro fiscal ?" then "c'est le 1 23 45
+        678 901 23". `recent`: the types found in those turns."""
         options = options or AnonymizeOptions()
-        findings = self._rules(text, context[-CONTEXT_CHARS:])
+        findings = self._rules(text, context[-CONTEXT_CHARS:], recent)
         lang = _base(language)
         if lang in self._analyzers:
             for r in self._analyzers[lang].analyze(text=text, language=lang, entities=[PERSON]):
@@ -133,7 +156,7 @@ class AnonymizationEngine:
         findings = [f for f in findings if f.entity_type != PERSON] + names
         findings.extend(_terms(text, options.always_mask))
         strong = [f for f in names if f.score >= options.score_threshold]
-        findings.extend(repeat_mentions(text, [text[f.start:f.end] for f in strong]))
+        findings.extend(extend_and_filter(text, repeat_mentions(text, [text[f.start:f.end] for f in strong])))
         kept = [f for f in findings if f.score >= options.score_threshold
                 and (not options.entity_types or f.entity_type in options.entity_types or f.entity_type == CUSTOM)]
         kept = _without_allowed(text, kept, options.never_mask)
@@ -158,15 +181,20 @@ class AnonymizationEngine:
                                   field="options.entity_types")
 
     @staticmethod
-    def _rules(text: str, context: str = "") -> list[Finding]:
+    def _rules(text: str, context: str = "", recent: Recent = NOTHING_RECENT) -> list[Finding]:
         prefix = f"{context}\n" if context else ""
         whole = prefix + text
         runs = [r for r in token_runs(whole) if r.start >= len(prefix)]
-        found = (find_in_runs(whole, runs) + find_emails(whole) + find_dates_of_birth(whole, runs)
+        found = (find_in_runs(whole, runs, recent) + find_emails(whole) + find_dates_of_birth(whole, runs, recent)
                  + find_addresses(whole) + find_names(whole))
         shift = len(prefix)
-        return [Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.recognizer)
+        kept = [Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.recognizer)
                 for f in found if f.start >= shift]
+        if any(f.start < shift < f.end for f in found):
+            # a match ran from the context into this text, so the text's own part was not
+            # matched alone: the text's patterns again without the context
+            kept += find_emails(text) + find_addresses(text) + find_names(text)
+        return kept
 
     def anonymize(self, texts: Sequence[str], language: str = "fr",
                   options: AnonymizeOptions | None = None) -> AnonymizedTexts:
@@ -175,14 +203,18 @@ class AnonymizationEngine:
         masked when it comes back alone, later in the conversation)."""
         options = options or AnonymizeOptions()
         self.check(texts, options)
-        per_text = [self.analyze(t, language, options, context=texts[i - 1] if i else "")
-                    for i, t in enumerate(texts)]
+        per_text: list[list[Finding]] = []
+        for i, text in enumerate(texts):
+            context = "\n".join(" ".join(texts[j].split()) for j in range(max(0, i - CONTEXT_TEXTS), i))
+            recent = {f.entity_type: i - j for j in range(max(0, i - RECENT_TEXTS), i) for f in per_text[j]}
+            per_text.append(self.analyze(text, language, options, context=context, recent=recent))
         names = {texts[i][f.start:f.end] for i, fs in enumerate(per_text) for f in fs if f.entity_type == PERSON}
-        if names:
-            for i, text in enumerate(texts):
-                extra = repeat_mentions(text, names)
-                if extra:
-                    per_text[i] = resolve_overlaps(per_text[i] + _without_allowed(text, extra, options.never_mask))
+        values = _number_values(texts, per_text)
+        for i, text in enumerate(texts):
+            extra = extend_and_filter(text, repeat_mentions(text, names)) if names else []
+            extra += _value_mentions(text, values, options)
+            if extra:
+                per_text[i] = resolve_overlaps(per_text[i] + _without_allowed(text, extra, options.never_mask))
         replacer = Replacer(policy=options.policy, seed=options.seed)
         applied = [replacer.apply(text, fs) for text, fs in zip(texts, per_text, strict=True)]
         return AnonymizedTexts(
@@ -194,6 +226,36 @@ class AnonymizationEngine:
 
 def _base(language: str) -> str:
     return (language or "fr").split("-")[0].split("_")[0].lower()
+
+
+def _number_values(texts: Sequence[str], per_text: Sequence[Sequence[Finding]]) -> dict[str, str]:
+    """The characters of each identifier found (every reading of it: "816 37 46, non
+    pardon, 64" is 816374664 and 8163764), with its type."""
+    values: dict[str, str] = {}
+    for text, findings in zip(texts, per_text, strict=True):
+        for f in findings:
+            if f.entity_type in NUMBER_TYPES:
+                for run in token_runs(text[f.start:f.end]):
+                    chars = run.alnum()[0]
+                    if len(chars) >= MIN_VALUE_CHARS:
+                        values.setdefault(chars, f.entity_type)
+    return values
+
+
+def _value_mentions(text: str, values: dict[str, str], options: AnonymizeOptions) -> list[Finding]:
+    """Identifiers found elsewhere in the conversation, said again here in any form."""
+    if not values:
+        return []
+    found = []
+    for run in token_runs(text):
+        for first, end, chars, _ in aligned_matches(run, _ANY, lambda chars: 0.85 if chars in values else None):
+            kind = values[chars]
+            if not options.entity_types or kind in options.entity_types:
+                found.append(Finding(run.tokens[first].start, run.tokens[end - 1].end, kind, 0.85, "repeat-value"))
+    return found
+
+
+_ANY = re.compile(r".+")
 
 
 def _terms(text: str, terms: Sequence[str]) -> list[Finding]:

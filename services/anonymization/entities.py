@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 PERSON: Final = "PERSON"
@@ -50,3 +52,9 @@ class Finding:
 
     def overlaps(self, other: Finding) -> bool:
         return self.start < other.end and other.start < self.end
+
+
+# The types found in the texts just before one, with how many texts back (1 = the one
+# just before): context for the rules ("559 66 78 ?" read back after a CAF number).
+Recent = Mapping[str, int]
+NOTHING_RECENT: Recent = MappingProxyType({})

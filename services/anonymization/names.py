@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from .entities import PERSON, Finding
+from .numbers import NUMBER_WORDS
 
 CIVILITY = r"(?:Monsieur|Madame|Mademoiselle|Messieurs|Mesdames|M\.|MM\.|Mme|Mmes|Mlle|Mr|Dr|Docteur|Maître|Me)"
 _UPPER = "A-ZÀ-ÖØ-ÝŒ"
@@ -41,8 +42,15 @@ INTRO_RE = re.compile(
     rf"prénom(?:\s+c['’]est|,)?|au\s+nom\s+de|s['’]appelle|je\s+suis|c['’]est\s+moi|voisin|voisine|petit|petite|épouse|époux|née|fils\s+de|fille\s+de|"
     rf"mari|femme|fils|fille|frère|soeur|sœur|mère|père|enfant))\s*[:,]?\s+(?P<name>{FULL_NAME})",
 )
-# "D-U-P-O-N-T", "D, U, P, O, N, T", "B.E.N.A.L.I": three letters or more, one by one.
-SPELLED_RE = re.compile(rf"\b[{_UPPER}](?:(?:\s*[-.,]\s*|\s+)[{_UPPER}]){{2,}}\b")
+# A name said with its birth: "Aaruran, il est né le", "Nila, née le" (children listed).
+BORN_NAME_RE = re.compile(rf"(?P<name>{FULL_NAME}),?\s+(?:(?:il|elle)\s+est\s+)?née?s?\s+(?:le|en|à)\b")
+# "D-U-P-O-N-T", "D, U, P, O, N, T", "B.E.N.A.L.I": three letters or more, one by one;
+# a letter may be "Q comme Quintal", "E accent aigu", "deux T" (never "J'ai", "L'adresse").
+_ACCENT = r"(?:\s+(?:accent\s+(?:aigu|grave|circonflexe)|tréma|trema|cédille|cedille))"
+_SPELLED_LETTER = (rf"(?:(?:deux|double)\s+)?[{_UPPER}](?!['’\w])(?:\s+comme\s+[{_UPPER}][\w-]*)?{_ACCENT}?")
+SPELLED_RE = re.compile(rf"\b{_SPELLED_LETTER}(?:(?:\s*[-.,]\s*|\s+|-){_SPELLED_LETTER}){{2,}}")
+_SPELLING_AID_RE = re.compile(rf"\s+comme\s+[{_UPPER}][\w-]*|{_ACCENT}")
+_DOUBLED_RE = re.compile(rf"(?:deux|double)\s+([{_UPPER}])")
 _PLAIN_SPELL_CONTEXT = ("épel", "epel", "s'écrit", "s’écrit", "ça s'écrit", "lettre", "nom", "prénom", "comme")
 
 
@@ -127,12 +135,57 @@ def find_names(text: str) -> list[Finding]:
         # the name must be capitalised: IGNORECASE is for the introduction only
         if m.group("name")[0].isupper():
             found.extend(_name_finding(m, 0.8, "introduction"))
+    for m in BORN_NAME_RE.finditer(text):
+        found.extend(_name_finding(m, 0.75, "born"))
     for m in SPELLED_RE.finditer(text):
-        letters = re.sub(r"[^\w]", "", m.group())
+        letters = spelled_letters(m.group())
         before = text[max(0, m.start() - 60):m.start()].lower()
         if len(letters) >= 3 and (any(w in before for w in _PLAIN_SPELL_CONTEXT) or re.search(r"[-.,]", m.group())):
             found.append(Finding(m.start(), m.end(), PERSON, 0.75, "spelled"))
+    found.extend(_answers_to_name_questions(text))
     return found
+
+
+# The previous turn asked for a name: "Le nom de famille ?", "Nom, prénom ?", "Au nom de ?"
+_NAME_QUESTION_RE = re.compile(
+    r"(?i:(?<!\w)(?:noms?|prénoms?|au\s+nom\s+de|vous\s+vous\s+appelez|vous\s+appelez-vous|s['’]appelle)"
+    r"(?!\w)[^.?!\n]*\?\s*$)")
+_ANSWER_OPENING_RE = re.compile(r"(?i:(?:oui|alors|euh|donc|bah|ben|c['’]est)[\s,.]+)*")
+_NAME_PREFIX = r"(?:(?:Le|La|De|Du|Des|Van|Von|El|Al|Ben|Abd|Mac|Mc|Di|Da|Dos)\s+)?"
+_CAPITALISED_ANSWER_RE = re.compile(rf"{_NAME_PREFIX}{FULL_NAME}")
+# Whisper sometimes writes a name it does not know in lower case: "pham van thuan."
+_LOWERCASE_ANSWER_RE = re.compile(r"(?P<name>[a-zà-öø-ÿ'’-]+(?:\s+[a-zà-öø-ÿ'’-]+){0,3})[.!]?\s*$")
+
+
+def _answers_to_name_questions(text: str) -> list[Finding]:
+    """The name that opens the answer to a question asking for it (turns are lines)."""
+    found = []
+    offset = 0
+    lines = text.split("\n")
+    for previous, line in zip(lines, lines[1:], strict=False):
+        offset += len(previous) + 1
+        if not _NAME_QUESTION_RE.search(previous):
+            continue
+        start = _ANSWER_OPENING_RE.match(line).end()  # type: ignore[union-attr]  # matches ""
+        capitalised = _CAPITALISED_ANSWER_RE.match(line, start)
+        if capitalised:
+            words = capitalised.group().split()
+            if words[-1] not in NOT_NAMES and words[0] not in NOT_NAMES - {"Le", "La"}:
+                found.append(Finding(offset + start, offset + capitalised.end(), PERSON, 0.75, "answer"))
+            continue
+        lowercase = _LOWERCASE_ANSWER_RE.fullmatch(line, start)
+        if lowercase:
+            words = lowercase.group("name").split()
+            if all(w not in _stop_words() and w.capitalize() not in NOT_NAMES and w not in _COMMON_WORDS
+                   and w not in NUMBER_WORDS for w in words) and max(len(w) for w in words) >= 3:
+                found.append(Finding(offset + start, offset + lowercase.end("name"), PERSON, 0.7, "answer"))
+    return found
+
+
+def spelled_letters(spelling: str) -> str:
+    """The letters a spelling stands for: "B-R-E-deux T" is BRETT, "Q comme Quintal, U" QU."""
+    plain = _DOUBLED_RE.sub(lambda m: m.group(1) * 2, _SPELLING_AID_RE.sub("", spelling))
+    return re.sub(r"[^\w]", "", plain)
 
 
 def _name_finding(match: re.Match[str], score: float, how: str) -> list[Finding]:
@@ -172,7 +225,7 @@ def repeat_mentions(text: str, names: Iterable[str]) -> list[Finding]:
     later, alone); a spelled name ("B-E-N-A-L-I") finds the word it spells."""
     words: set[str] = set()
     for name in names:
-        letters = re.sub(r"[^\w]", "", name)
+        letters = spelled_letters(name)
         if SPELLED_RE.fullmatch(name.strip()) and len(letters) >= 3:
             words.add(letters.capitalize())
             continue
@@ -182,7 +235,7 @@ def repeat_mentions(text: str, names: Iterable[str]) -> list[Finding]:
     found = []
     for w in words:
         for m in re.finditer(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text, re.IGNORECASE):
-            if m.group()[0].isupper():
+            if m.group()[0].isupper() and not names_a_place(text, m.start(), m.end()):
                 found.append(Finding(m.start(), m.end(), PERSON, 0.7, "repeat"))
     return found
 
@@ -192,9 +245,12 @@ _NEIGHBOUR_BEFORE_RE = re.compile(rf"(?<![\w'’-])([{_UPPER}][\w'’]*(?:-[{_UP
 _NEIGHBOUR_AFTER_RE = re.compile(rf"^ ([{_UPPER}][\w'’]*(?:-[{_UPPER}][\w'’]*)*)(?![\w-])")
 # Places and institutions named after people: "l'école Jules-Ferry", "rue Victor Hugo".
 _NAMED_PLACE_RE = re.compile(
-    r"(?i:(?:école|ecole|collège|college|lycée|lycee|groupe\s+scolaire|hôpital|hopital|clinique|centre|"
-    r"gymnase|stade|salle|médiathèque|bibliothèque|maison|espace|place|rue|avenue|boulevard|quai|pont|"
-    r"station|gare|métro|metro|musée|fondation|institut|université|campus|parc|square)\s+"
+    r"(?i:(?:école|ecole|maternelle|élémentaire|collège|college|lycée|lycee|groupe\s+scolaire|crèche|hôpital|"
+    r"hopital|clinique|centre|gymnase|stade|salle|piscine|médiathèque|bibliothèque|maison|espace|place|rue|"
+    r"avenue|boulevard|allée|impasse|quai|pont|station|gare|métro|metro|musée|fondation|institut|université|"
+    r"campus|parc|square|bâtiment|batiment|résidence|residence|foyer|cité|halle|complexe|pavillon|amphithéâtre)"
+    r"(?:\s+(?:élémentaire|maternelle|primaire|publique|privée|municipale?|professionnel|général|polyvalent|"
+    r"sportif|culturel|social|universitaire|intercommunale?|hospitalier|médical|social))?\s+"
     r"(?:de\s+la\s+|du\s+|des\s+|de\s+|d['’])?)$")
 
 
@@ -203,7 +259,7 @@ def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
     dropped."""
     out = []
     for f in names:
-        if _NAMED_PLACE_RE.search(text[max(0, f.start - 40):f.start]):
+        if names_a_place(text, f.start, f.end):
             continue
         start, end = f.start, f.end
         before = _NEIGHBOUR_BEFORE_RE.search(text[max(0, start - 40):start])
@@ -212,5 +268,35 @@ def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
         after = _NEIGHBOUR_AFTER_RE.match(text[end:end + 40])
         if after and after.group(1) not in NOT_NAMES and after.group(1).lower() not in _COMMON_WORDS:
             end += len(after.group(0))
+        if start != f.start and names_a_place(text, start, end):
+            continue
         out.append(Finding(start, end, PERSON, f.score, f.recognizer))
+        out.extend(_coordinated(text, start, end, f.score))
     return out
+
+
+_AND_AFTER_RE = re.compile(rf"^\s+et\s+([{_UPPER}][\w'’]*(?:-[{_UPPER}][\w'’]*)*)(?![\w-])")
+_AND_BEFORE_RE = re.compile(rf"(?<![\w'’-])([{_UPPER}][\w'’]*(?:-[{_UPPER}][\w'’]*)*)\s+et\s+$")
+
+
+def _coordinated(text: str, start: int, end: int, score: float) -> list[Finding]:
+    """The other name of "Timéo et Lison", "Pascal et Armelle"."""
+    found = []
+    after = _AND_AFTER_RE.match(text[end:end + 40])
+    if after and after.group(1) not in NOT_NAMES and after.group(1).lower() not in _COMMON_WORDS:
+        found.append(Finding(end + after.start(1), end + after.end(1), PERSON, min(score, 0.7), "coordinated"))
+    window = text[max(0, start - 40):start]
+    before = _AND_BEFORE_RE.search(window)
+    if before and before.group(1) not in NOT_NAMES and before.group(1).lower() not in _COMMON_WORDS:
+        offset = start - len(window)
+        found.append(Finding(offset + before.start(1), offset + before.end(1), PERSON, min(score, 0.7),
+                             "coordinated"))
+    return found
+
+
+def names_a_place(text: str, start: int, end: int) -> bool:
+    """The name at [start, end) names a place or an institution: "l'école Jean Moulin",
+    "Bâtiment Simone Veil" (the place word inside the span, as NER sometimes takes it)."""
+    second_word = re.search(r"\s+", text[start:end])
+    offsets = [start] + ([start + second_word.end()] if second_word else [])
+    return any(_NAMED_PLACE_RE.search(text[max(0, o - 40):o]) for o in offsets)

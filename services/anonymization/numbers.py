@@ -29,9 +29,15 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+|\S", re.UNICODE)
 _SEPARATORS = {",", ".", "-", "/", "(", ")", "+", "–", "_", ":"}
 _CHUNK_RE = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{1,4}$")  # "FR76", "AB", "2A", "X4RT"
 # Hesitations Whisper writes inside a dictated number ("zéro six, euh, douze").
-HESITATIONS = {"euh", "heu", "hum", "hmm", "bah", "ben", "alors", "pardon", "attendez"}
+HESITATIONS = {"euh", "heu", "hum", "hmm", "bah", "ben", "alors", "pardon", "attendez", "clé", "clef"}
+# A correction inside a dictated number: "816 37 46, non pardon, 64" is 816 37 64.
+CORRECTIONS = {"non", "pardon", "plutôt", "enfin"}
 # Letters spelled the French way: "D comme Désiré" is the letter D.
 _SPELLED_LETTER_RE = re.compile(r"\b([A-Z])\s+comme\s+[A-ZÀ-Ý][\w-]*")
+# A digit said twice or three times: "double sept" is 77, "deux fois zéro" 00.
+_REPEATED_DIGIT_RE = re.compile(
+    r"(?i)\b(double|triple|deux\s+fois|trois\s+fois)\s+(zéro|zero|un|deux|trois|quatre|cinq|six|sept|huit|neuf)\b"
+    r"|\b(double|triple)\s+(\d)\b(?![ ,.]?\d)")
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,17 @@ def spoken_groups(atoms: list[str]) -> list[tuple[int, int, int]] | None:
     return groups
 
 
+def _spelled_tokens(text: str, letters: bool) -> dict[int, Token]:
+    """Tokens that stand for more than their words: "D comme Désiré" (D), "double sept" (77)."""
+    found = {m.start(): Token(m.start(), m.end(), m.group(1)) for m in _SPELLED_LETTER_RE.finditer(text)} \
+        if letters else {}
+    for m in _REPEATED_DIGIT_RE.finditer(text):
+        how, digit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        value = digit if digit.isdigit() else str(UNITS[digit.lower()])
+        found[m.start()] = Token(m.start(), m.end(), value * (3 if how.lower().startswith("tr") else 2), spoken=True)
+    return found
+
+
 def token_runs(text: str, letters: bool = True) -> list[Run]:
     """The runs of number-like tokens in `text`, number words read group by group.
 
@@ -219,6 +236,8 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
 
     alternatives: list[tuple[int, list[Token]]] = []  # (position in the run, strict reading)
 
+    corrections: list[int] = []  # positions in the run where a correction was said
+
     def close() -> None:
         if current:
             runs.append(Run(tuple(current)))
@@ -226,19 +245,36 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
                 greedy_end = next((i for i in range(position, len(current))
                                    if current[i].end >= tokens[-1].end), len(current) - 1) + 1
                 runs.append(Run(tuple(current[:position] + tokens + current[greedy_end:])))
+            for position in corrections:
+                # the group(s) just before the correction replaced by what follows; the
+                # first and last tokens stay, so a match still spans the whole dictation
+                for dropped in (1, 2):
+                    if 0 < position - dropped and position < len(current):
+                        runs.append(Run(tuple(current[:position - dropped] + current[position:])))
             current.clear()
             alternatives.clear()
+        corrections.clear()
 
-    spelled = {m.start(): m.end() for m in _SPELLED_LETTER_RE.finditer(text)} if letters else {}
+    spelled = _spelled_tokens(text, letters)
     skip_until = -1
+    previous_end = 0
     for start, end, word in words(text):
         if start < skip_until:
             continue
+        if "\n" in text[previous_end:start]:  # a run never goes from one turn to the next
+            flush_words()
+            close()
+        previous_end = end
         lowered = word.lower()
         if start in spelled:
             flush_words()
-            current.append(Token(start, spelled[start], word))
-            skip_until = spelled[start]
+            token = spelled[start]
+            current.append(token)
+            skip_until = previous_end = token.end
+        elif lowered in CORRECTIONS and current:
+            flush_words()
+            if not corrections or corrections[-1] != len(current):
+                corrections.append(len(current))
         elif word.isdigit():
             flush_words()
             current.append(Token(start, end, word))

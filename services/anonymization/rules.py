@@ -9,6 +9,7 @@ engine keeps what reaches its threshold (0.5).
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 from collections.abc import Callable
@@ -27,8 +28,10 @@ from .entities import (
     LICENSE_PLATE,
     NIR,
     PHONE,
+    NOTHING_RECENT,
     TAX_NUMBER,
     Finding,
+    Recent,
 )
 from .numbers import NUMBER_WORDS, Run
 
@@ -50,8 +53,10 @@ IBAN_CONTEXT = ("iban", "rib", "compte", "bancaire", "banque", "virement")
 BIRTH_CONTEXT = ("né", "née", "nés", "nées", "naissance", "naît", "nait", "naquit", "naître")
 
 
-def context_before(text: str, start: int, window: int = CONTEXT_WINDOW) -> str:
-    return text[max(0, start - window):start].lower()
+def context_before(text: str, start: int, window: int = CONTEXT_WINDOW, end: int | None = None) -> str:
+    """The `window` characters before `start`, lowercased; up to `end` when given (a
+    run's own capitals count: "la CAF, 93 89 432")."""
+    return text[max(0, start - window):start if end is None else end].lower()
 
 
 @functools.cache
@@ -65,8 +70,9 @@ def _context_re(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})")
 
 
-def has_context(text: str, start: int, words: tuple[str, ...], window: int = CONTEXT_WINDOW) -> bool:
-    return _context_re(words).search(context_before(text, start, window)) is not None
+def has_context(text: str, start: int, words: tuple[str, ...], window: int = CONTEXT_WINDOW,
+                end: int | None = None) -> bool:
+    return _context_re(words).search(context_before(text, start, window, end)) is not None
 
 
 # ------------------------------------------------------------------ number runs
@@ -120,6 +126,9 @@ NIR_RE = re.compile(r"[12378]\d{2}(?:0[1-9]|1[0-2]|[2-9]\d)(?:\d{2}|2A|2B)\d{6}(
 PHONE_RE = re.compile(r"0[1-9]\d{8}|(?:0033|33)0?[1-9]\d{8}")
 IBAN_RE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}")
 CAF_RE = re.compile(r"\d{6,8}")
+CAF_RECENT_RE = re.compile(r"\d{7}")
+# "1 084,43 euros", "12 500 €": an amount, whatever the context.
+_AMOUNT_AFTER_RE = re.compile(r"(?i:\s*(?:euros?|€|eur\b|centimes|%|pour\s*cent))")
 TAX_RE = re.compile(r"[0-3]\d{12}")
 PASSPORT_RE = re.compile(r"\d{2}[A-Z]{2}\d{5}")
 NEW_ID_RE = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{9}")
@@ -128,12 +137,15 @@ PLATE_SIV_RE = re.compile(r"[A-HJ-NP-TV-Z]{2}\d{3}[A-HJ-NP-TV-Z]{2}")
 PLATE_FNI_RE = re.compile(r"\d{1,4}[A-Z]{1,3}(?:\d{2}|2A|2B|97\d)")
 
 
-def find_in_runs(text: str, runs: list[Run]) -> list[Finding]:
-    """NIR, IBAN, phones, CAF and tax numbers, document numbers and plates in the runs."""
-    return [f for run in runs for f in _find_in_run(text, run)]
+def find_in_runs(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) -> list[Finding]:
+    """NIR, IBAN, phones, CAF and tax numbers, document numbers and plates in the runs.
+
+    `recent`: the types found in the turns just before; they stand for context words
+    (an agent reading back "559 66 78 ?" after the visitor's CAF number)."""
+    return [f for run in runs for f in _find_in_run(text, run, recent)]
 
 
-def _find_in_run(text: str, run: Run) -> list[Finding]:
+def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
     findings: list[Finding] = []
 
     def add(run: Run, first: int, end: int, kind: str, score: float, how: str) -> None:
@@ -141,8 +153,12 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
         findings.append(Finding(start, stop, kind, score, how))
 
     at = run.start
-    social = has_context(text, at, SOCIAL_CONTEXT)
-    tax = has_context(text, at, TAX_CONTEXT)
+
+    def context(words: tuple[str, ...], kind: str) -> bool:
+        return kind in recent or has_context(text, at, words, end=run.end)
+
+    social = context(SOCIAL_CONTEXT, NIR)
+    tax = context(TAX_CONTEXT, TAX_NUMBER)
 
     def nir_score(chars: str) -> float | None:
         if len(chars) == 15:
@@ -161,7 +177,7 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
     def iban_score(chars: str) -> float | None:
         if stdnum_iban.is_valid(chars, check_country=False):  # mod 97; national keys vary
             return 0.95
-        if chars.startswith("FR") and len(chars) == 27 and has_context(text, at, IBAN_CONTEXT):
+        if chars.startswith("FR") and len(chars) == 27 and context(IBAN_CONTEXT, IBAN):
             return 0.7
         return None
 
@@ -169,7 +185,7 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
         add(run, first, end, IBAN, score, "iban")
 
     def phone_score(chars: str) -> float | None:
-        if len(chars) == 10 and has_context(text, at, ID_CONTEXT) and not chars.startswith("0"):
+        if len(chars) == 10 and context(ID_CONTEXT, ID_DOCUMENT) and not chars.startswith("0"):
             return None
         return 0.9
 
@@ -177,19 +193,26 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
         add(run, first, end, PHONE, score, "phone")
 
     reference = _LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
-    if has_context(text, at, CAF_CONTEXT) and not reference:
-        for first, end, _, score in aligned_matches(run, CAF_RE, lambda chars: 0.85):
-            add(run, first, end, CAF_NUMBER, score, "caf")
+    amount = _AMOUNT_AFTER_RE.match(text, run.end) is not None
+    if not reference and not amount:
+        # said with its context, 6 to 8 digits; only after a CAF number, its 7 digits
+        caf_re = CAF_RE if has_context(text, at, CAF_CONTEXT, end=run.end) else CAF_RECENT_RE
+        if caf_re is CAF_RE or CAF_NUMBER in recent:
+            for first, end, _, score in aligned_matches(run, caf_re, lambda chars: 0.85):
+                add(run, first, end, CAF_NUMBER, score, "caf")
 
     def tax_score(chars: str) -> float | None:
         if tax:
             return 0.9 if stdnum_nif.is_valid(chars) else 0.85
-        return 0.6 if stdnum_nif.is_valid(chars) and not social else None
+        if social:
+            return None
+        # 13 digits from 0 or 3 cannot be a NIR (sex 1, 2, or 7/8 for a temporary one)
+        return 0.6 if stdnum_nif.is_valid(chars) or chars[0] in "03" else None
 
     for first, end, _, score in aligned_matches(run, TAX_RE, tax_score):
         add(run, first, end, TAX_NUMBER, score, "tax")
 
-    identity = has_context(text, at, ID_CONTEXT) and not reference
+    identity = context(ID_CONTEXT, ID_DOCUMENT) and not reference
     for first, end, _, score in aligned_matches(run, PASSPORT_RE, lambda chars: 0.85 if identity else 0.6):
         add(run, first, end, ID_DOCUMENT, score, "passport")
     if identity:
@@ -200,7 +223,7 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
 
     for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.85):
         add(run, first, end, LICENSE_PLATE, score, "plate")
-    if has_context(text, at, PLATE_CONTEXT):
+    if context(PLATE_CONTEXT, LICENSE_PLATE):
         for first, end, _, score in aligned_matches(run, PLATE_FNI_RE, lambda chars: 0.8):
             add(run, first, end, LICENSE_PLATE, score, "plate-fni")
     return findings
@@ -210,14 +233,19 @@ def _find_in_run(text: str, run: Run) -> list[Finding]:
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _AT_WORDS = r"(?:arobase|arrobase|arobas|at|@)"
-_CONNECTOR = r"(?:\s*(?:point|tiret\s+(?:du\s+)?bas|tiret\s+du\s+milieu|tiret|underscore|moins|\.|_|-)\s*)"
-_PART = r"[\w]+"
+_CONNECTOR = (r"(?:[ \t]*,?[ \t]*(?:point|tiret[ \t]+(?:du[ \t]+)?bas|tiret[ \t]+du[ \t]+milieu|tiret|underscore|"
+              r"moins)[ \t]*,?[ \t]*|[._-]"
+              r"|[ \t]*,[ \t]*(?=(?:[A-Za-z]|\d+(?:-\d+)*)[ \t]*,?[ \t]*(?:point|arobase|arrobase|arobas|at|\d)\b))")
+# A part: a word, or letters or digits spelled with hyphens ("j-o-a-n-a", "8-1").
+_PART = r"\w+(?:-\w+)*"
 TLDS = r"(?:fr|com|net|org|eu|info|be|ch|de|es|it|pt|uk|ma|dz|tn|sn|io|gouv|re|ro|pl|ua)"
 _NUMBER_WORDS_RE = "|".join(sorted((re.escape(w) for w in NUMBER_WORDS | {"et"}), key=len, reverse=True))
 # A part may end with a number said in words: "kovalenko quatre-vingt-six".
-_LOCAL_PART = rf"{_PART}(?:\s+(?:{_NUMBER_WORDS_RE})(?:[\s-]+(?:{_NUMBER_WORDS_RE}))*)?"
+_LOCAL_PART = rf"{_PART}(?:[ \t]+(?:{_NUMBER_WORDS_RE})(?:[ \t-]+(?:{_NUMBER_WORDS_RE}))*)?"
+# Spaces only, never a line break: a spoken address stays in its turn.
 SPOKEN_EMAIL_RE = re.compile(
-    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART})*\s+{_AT_WORDS}\s+{_PART}(?:{_CONNECTOR}{_PART})*?\s*(?:point|\.)\s*{TLDS}\b",
+    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART})*[ \t]*,?[ \t]+{_AT_WORDS}[ \t]+{_PART}(?:{_CONNECTOR}{_PART})*?"
+    rf"[ \t]*(?:point|\.)[ \t]*{TLDS}\b",
     re.IGNORECASE | re.UNICODE,
 )
 
@@ -234,7 +262,7 @@ def find_emails(text: str) -> list[Finding]:
 MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|"
           "décembre|decembre")
 _NUMBER_WORD = "|".join(sorted((re.escape(w) for w in NUMBER_WORDS | {"premier", "et"}), key=len, reverse=True))
-_SPOKEN_NUMBER = rf"(?:(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*)"
+_SPOKEN_NUMBER = rf"(?i:(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*)"
 DAY = rf"(?:\d{{1,2}}|1er|{_SPOKEN_NUMBER})"
 YEAR = rf"(?:\d{{4}}|\d{{2}}|{_SPOKEN_NUMBER})"
 DATE_RE = re.compile(
@@ -249,35 +277,62 @@ _BIRTH_CUE_RE = re.compile(
     r"(?i:(?<!\w)(?:née?s?|date\s+de\s+naissance)(?!\w)(?P<gap>(?:[\s,:]+[\w'’-]+){0,5}?)[\s,:]*$"
     r"|(?<!acte de )(?<!extrait de )(?<!certificat de )(?<!congé de )(?<!prime de )(?<!\w)naissance(?!\w)"
     r"(?P<short>(?:[\s,:]+[\w'’-]+){0,2}?)[\s,:]*$)")
-# The previous turn asked for it: "Votre date de naissance ?" then "Le 3 mars 1985."
-_BIRTH_QUESTION_RE = re.compile(r"(?i:(?:date\s+de\s+naissance|née?s?\s+(?:le|quand|en\s+quelle))[^.?!]*\?\s*$)")
+# A birth mentioned in the previous turn: "Votre date de naissance ?", "Date et lieu de
+# naissance ?", "Vous êtes née en novembre 92 ? Le combien ?", "Leurs dates de naissance ?"
+# (not "un acte de naissance").
+_BIRTH_WORD_RE = re.compile(
+    r"(?i:(?<!acte de )(?<!extrait de )(?<!certificat de )(?<!congé de )(?<!prime de )(?<!\w)"
+    r"(?:née?s?|naissances?|naît|nait|naquit|naître)(?!\w))")
+# What makes a date in that answer something else: "rendez-vous le", "arrivée en France le".
+_NOT_BIRTH_RE = re.compile(
+    r"(?i:(?<!\w)(?:rendez-vous|rdv|convoca|convoqu|depuis|arrivée?s?|entrée?s?|mariée?s?|mariage|pacs|"
+    r"divorc|décès|décédée?|embauch|licenci|contrat|jusqu|avant|après|à\s+partir|expire|valable|délivrée?|"
+    r"signée?|déposée?|envoyée?|reçue?|payée?|versée?|fin|début|prochaine?)(?!\w))")
+# "le 14 janvier à 10 h": an appointment.
+_TIME_AFTER_RE = re.compile(r"(?i:,?\s*(?:à|a|vers)\s+\d{1,2}\s*(?:h|heures?)\b)")
+_YEAR_RE = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
 
 
-def _is_birth_date(text: str, start: int) -> bool:
-    before = text[max(0, start - 120):start]
+def _turns_before(text: str, start: int) -> tuple[str, str]:
+    """The current turn up to `start`, and the previous turn (turns are lines)."""
+    before = text[max(0, start - 400):start]
     newline = before.rfind("\n")
-    same_turn = before[newline + 1:]
+    if newline < 0:
+        return before, ""
+    previous = before[:newline]
+    return before[newline + 1:], previous[previous.rfind("\n") + 1:]
+
+
+def _is_birth_date(text: str, start: int, end: int, year: int | None, recent: Recent) -> bool:
+    """A birth cue just before the date in its turn; or the previous turn speaks of a
+    birth, or gave a birth date (an enumeration: "Timéo, le 12 mai 2019", then "Lison, le
+    27 juin 2022"), the date is an answer, and nothing in this turn makes it another event."""
+    same_turn, previous_turn = _turns_before(text, start)
     if _BIRTH_CUE_RE.search(same_turn):
         return True
-    if newline >= 0 and len(same_turn.strip()) <= 12:  # the answer opens this turn
-        return _BIRTH_QUESTION_RE.search(before[:newline]) is not None
-    return False
+    if year is not None and year > datetime.date.today().year:
+        return False
+    if _NOT_BIRTH_RE.search(same_turn) or _TIME_AFTER_RE.match(text, end):
+        return False
+    # an answer: a full date (an appointment is said without its year), or a date that
+    # opens the turn ("Le 6 novembre.")
+    answer = year is not None or len(same_turn.strip()) <= 12
+    return answer and (_BIRTH_WORD_RE.search(previous_turn) is not None or recent.get(DATE_OF_BIRTH) == 1)
 
 
-def find_dates_of_birth(text: str, runs: list[Run]) -> list[Finding]:
-    """Dates said as someone's birth date: a birth cue just before the date in the same
-    turn, or the previous turn asking for it."""
+def find_dates_of_birth(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) -> list[Finding]:
+    """Dates said as someone's birth date (see `_is_birth_date`)."""
     found = []
     for m in DATE_RE.finditer(text):
-        if _is_birth_date(text, m.start()):
+        year = _YEAR_RE.search(m.group())
+        if _is_birth_date(text, m.start(), m.end(), int(year.group(1)) if year else None, recent):
             found.append(Finding(m.start(), m.end(), DATE_OF_BIRTH, 0.85, "birth-date"))
     # dictated digits: "douze zéro quatre quatre-vingt-dix", "12 04 1990"
     for run in runs:
-        if not _is_birth_date(text, run.start):
-            continue
-        for first, end, _, score in aligned_matches(run, re.compile(r"\d{6}|\d{8}"), _date_digits):
+        for first, end, chars, score in aligned_matches(run, re.compile(r"\d{6}|\d{8}"), _date_digits):
             start, stop = _span(run, first, end)
-            found.append(Finding(start, stop, DATE_OF_BIRTH, score, "birth-date-digits"))
+            if _is_birth_date(text, start, stop, int(chars[4:]) if len(chars) == 8 else None, recent):
+                found.append(Finding(start, stop, DATE_OF_BIRTH, score, "birth-date-digits"))
     return found
 
 
@@ -298,14 +353,17 @@ STREET_NAME = rf"(?:(?:{_PARTICLE}\s*)*{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s
 HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b))?"
 _CITY = rf"[A-ZÀ-ÖØ-Ý][\w'’-]*(?:[\s-]+(?:{_PARTICLE}\s*)*[A-ZÀ-ÖØ-Ý][\w'’-]*)*"
 POSTCODE_CITY = rf"(?:,?\s*(?:\d{{5}}|\d{{2}}\s\d{{3}}|{_SPOKEN_NUMBER})\s+{_CITY}|\s+à\s+{_CITY})"
-_COMPLEMENT_WORDS = (r"(?:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
-                     r"entrée|logement|chambre|boîte|lot)\s+[\w-]+")
+_COMPLEMENT_WORDS = (r"(?:(?i:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
+                     r"entrée|logement|chambre|boîte|lot)\s+[\w-]+"
+                     r"|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|(?i:rez-de-chaussée))")
 COMPLEMENT = rf"(?:,?\s*{_COMPLEMENT_WORDS})"
 # "résidence universitaire Jean-Zay", "cité administrative"
 _TYPE_ADJECTIVE = r"(?:\s+(?:universitaire|étudiante|sociale|services|seniors|principale|neuve|vieille|haute|basse))?"
+# A post-office box: "BP 318, 97310 Kourou", "boîte postale 12".
+POST_BOX = rf"\b(?:BP|B\.P\.|CS|TSA|(?i:boîte\s+postale))\s*\d{{1,6}}{POSTCODE_CITY}"
 ADDRESS_RE = re.compile(
     rf"(?:\b{_COMPLEMENT_WORDS}(?:,\s*|\s+))*(?:\b{HOUSE_NUMBER},?\s+)?\b(?i:{STREET_TYPES}){_TYPE_ADJECTIVE}\s+"
-    rf"{STREET_NAME}{COMPLEMENT}*{POSTCODE_CITY}?",
+    rf"{STREET_NAME}{COMPLEMENT}*{POSTCODE_CITY}?|{POST_BOX}",
     re.UNICODE,
 )
 _STREET_TYPE_RE = re.compile(rf"\b(?:{STREET_TYPES})\b", re.IGNORECASE)
@@ -313,10 +371,34 @@ ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis", "vit", "demeure", "ré
                    "demenag", "logement", "loge", "hébergé", "heberge", "chez moi")
 
 
+# An office's or a service's address, not a person's: "la fourrière est ouverte [...] au 4
+# rue de l'Industrie", "la mairie se trouve 2 place...".
+_SERVICE_ADDRESS_RE = re.compile(
+    r"(?i:(?<!\w)(?:ouverte?s?|situées?|situés?|se\s+trouve(?:nt)?|présentez-vous|rendez-vous|adressez-vous|"
+    r"guichet|accueil|permanence|fourrière|mairie|préfecture|sous-préfecture|agence|antenne|bureau|tribunal|"
+    r"commissariat|gendarmerie|centre|service|maison\s+france\s+services|caf|cpam|urssaf|trésorerie|"
+    r"commission|auprès|tribunal|écrivez|écrire)(?!\w))")
+_CEDEX_RE = re.compile(r"(?i:\s*cedex\b)")
+
+
+def _sentence_before(text: str, start: int) -> str:
+    before = text[max(0, start - 160):start]
+    cut = max(before.rfind(c) for c in ".?!\n")
+    return before[cut + 1:]
+
+
 def find_addresses(text: str) -> list[Finding]:
     found = []
     for m in ADDRESS_RE.finditer(text):
         span = m.group()
+        sentence = _sentence_before(text, m.start())
+        service = (_SERVICE_ADDRESS_RE.search(sentence) is not None and not has_context(
+            sentence, len(sentence), ADDRESS_CONTEXT)) or _CEDEX_RE.match(text, m.end()) is not None
+        if service:
+            continue
+        if re.match(r"(?i:BP|B\.P\.|CS|TSA|boîte\s+postale)", span):
+            found.append(Finding(m.start(), m.end(), ADDRESS, 0.8, "post-box"))
+            continue
         has_number = bool(re.search(rf"(?:^|\s){HOUSE_NUMBER},?\s+(?:{STREET_TYPES})", span))
         type_match = _STREET_TYPE_RE.search(span)
         if type_match is None:
