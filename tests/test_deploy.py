@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -41,6 +42,18 @@ def test_kubernetes_manifests_use_real_services_and_a_valid_config(tmp_path: Pat
             command = probe["exec"]["command"]
             assert command[:2] == ["parlons", "health"]
             build_parser().parse_args(command[1:])
+    # every backend service has its replicas, a route from the gateway and the policy
+    deployed = {d["spec"]["template"]["spec"]["containers"][0]["args"][1]
+                for d in documents if d["kind"] == "Deployment"}
+    assert deployed == set(SERVICES)
+    protected = backend_policy_selector(policies["parlons-backends"])
+    for name in set(SERVICES) - {"gateway"}:
+        assert getattr(gateway.gateway, name) == [f"dns:///parlons-{name}:50051"], name
+        assert f"parlons-{name}" in protected, name
+
+
+def backend_policy_selector(policy: dict[str, Any]) -> set[str]:
+    return {v for e in policy["spec"]["podSelector"]["matchExpressions"] for v in e["values"]}
 
 
 def test_dockerfile_installs_cpu_torch_first_and_models_from_the_catalog() -> None:

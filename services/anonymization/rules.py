@@ -239,7 +239,14 @@ _CONNECTOR = (r"(?:[ \t]*,?[ \t]*(?:point|tiret[ \t]+(?:du[ \t]+)?bas|tiret[ \t]
 # A part: a word, or letters or digits spelled with hyphens ("j-o-a-n-a", "8-1").
 _PART = r"\w+(?:-\w+)*"
 TLDS = r"(?:fr|com|net|org|eu|info|be|ch|de|es|it|pt|uk|ma|dz|tn|sn|io|gouv|re|ro|pl|ua)"
-_NUMBER_WORDS_RE = "|".join(sorted((re.escape(w) for w in NUMBER_WORDS | {"et"}), key=len, reverse=True))
+
+
+def _number_words(*extra: str) -> str:
+    """The French number words (and "et": "vingt et un") as one alternation, longest first."""
+    return "|".join(sorted((re.escape(w) for w in NUMBER_WORDS | {"et", *extra}), key=len, reverse=True))
+
+
+_NUMBER_WORDS_RE = _number_words()
 # A part may end with a number said in words: "kovalenko quatre-vingt-six".
 _LOCAL_PART = rf"{_PART}(?:[ \t]+(?:{_NUMBER_WORDS_RE})(?:[ \t-]+(?:{_NUMBER_WORDS_RE}))*)?"
 # Spaces only, never a line break: a spoken address stays in its turn.
@@ -261,7 +268,7 @@ def find_emails(text: str) -> list[Finding]:
 
 MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|"
           "décembre|decembre")
-_NUMBER_WORD = "|".join(sorted((re.escape(w) for w in NUMBER_WORDS | {"premier", "et"}), key=len, reverse=True))
+_NUMBER_WORD = _number_words("premier")
 _SPOKEN_NUMBER = rf"(?i:(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*)"
 DAY = rf"(?:\d{{1,2}}|1er|{_SPOKEN_NUMBER})"
 YEAR = rf"(?:\d{{4}}|\d{{2}}|{_SPOKEN_NUMBER})"
