@@ -45,7 +45,8 @@ DATA = ROOT / "tests" / "data"
 CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt",
            "test (held out, then its misses fixed)": DATA / "anonymization_fr_test.txt",
            "holdout1 (held out, then its misses fixed)": DATA / "anonymization_fr_holdout1.txt",
-           "holdout2 (held out, never tuned on)": DATA / "holdout" / "anonymization_fr_holdout2.txt"}
+           "holdout2 (held out, then its misses fixed)": DATA / "anonymization_fr_holdout2.txt",
+           "holdout3 (held out, never tuned on)": DATA / "holdout" / "anonymization_fr_holdout3.txt"}
 TYPES = ("PERSON", "NIR", "IBAN", "PHONE", "EMAIL", "ADDRESS", "DATE_OF_BIRTH", "CAF_NUMBER", "TAX_NUMBER",
          "ID_DOCUMENT", "LICENSE_PLATE")
 PRESIDIO_NOT_PERSONAL = {"LOCATION", "ORGANIZATION", "DATE_TIME", "NRP", "URL"}

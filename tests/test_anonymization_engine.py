@@ -291,3 +291,78 @@ def test_names_answering_a_name_question_and_names_joined_by_et(engine: Anonymiz
 ])
 def test_places_named_after_people_stay(engine: AnonymizationEngine, text: str) -> None:
     assert "PERSON" not in masked(engine, text).values()
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("J'habite Rua das Flores, 12, 4050-262 Porto.", "Rua das Flores, 12, 4050-262 Porto"),
+    ("J'habite avenue Jean-Jaurès, numéro 9 bis, 31000 Toulouse.", "avenue Jean-Jaurès, numéro 9 bis, 31000 Toulouse"),
+    ("Résidence Les Tilleuls, tour 2, appartement 31, 59000 Lille.",
+     "Résidence Les Tilleuls, tour 2, appartement 31, 59000 Lille"),
+    ("Foyer Coallia, chambre 12, 5 rue Pasteur, 92000 Nanterre.",
+     "Foyer Coallia, chambre 12, 5 rue Pasteur, 92000 Nanterre"),
+    ("Mon adresse, c'est Les Hauts-Prés, 71250 Cluny.", "Les Hauts-Prés, 71250 Cluny"),
+])
+def test_addresses_abroad_numbered_late_and_named_places(engine: AnonymizationEngine, text: str,
+                                                         address: str) -> None:
+    assert masked(engine, text).get(address) == "ADDRESS"
+
+
+@pytest.mark.parametrize("text", [
+    "Vous aurez l'adresse du CCAS, 14 place de la Libération.",
+    "La voiture a été enlevée à 18 h 30, boulevard Voltaire. Vous êtes le propriétaire ?",
+])
+def test_an_office_or_a_time_is_not_an_address(engine: AnonymizationEngine, text: str) -> None:
+    assert "ADDRESS" not in masked(engine, text).values()
+
+
+def test_numbers_that_belong_to_no_one_stay(engine: AnonymizationEngine) -> None:
+    turns = ["Votre carte d'identité, s'il vous plaît.", "Voilà, c'est la nouvelle.",
+             "Le numéro de suivi du colis, c'est 1B 203 774 5120 9.", "Le numéro INE : 0B3C56MN284.",
+             "J'ai fait la demande en 2023 : 071 233 46 09 55 12."]
+    found = conversation(engine, turns)
+    assert found[2] == {} and found[3] == {}
+    assert "PHONE" not in found[4].values()
+
+
+def test_amounts_listed_stay_in_a_caf_conversation(engine: AnonymizationEngine) -> None:
+    turns = ["Votre numéro allocataire ?", "5 27 81 46.", "Les trois derniers versements : 1 208, 1 187 et 1 230 euros."]
+    assert conversation(engine, turns)[2] == {}
+
+
+def test_the_key_announced_with_et_la_cle(engine: AnonymizationEngine) -> None:
+    number = 1670133050177
+    spoken = (f"un, soixante-sept, zéro un, trente-trois, zéro cinquante, cent soixante-dix-sept, et la clé, "
+              f"{97 - number % 97}")
+    assert conversation(engine, ["Votre numéro de sécurité sociale ?", spoken])[1] == {spoken: "NIR"}
+
+
+def test_a_new_identity_card_number_said_in_one_word(engine: AnonymizationEngine) -> None:
+    turns = ["Le numéro de votre carte d'identité ?", "Oui : 4XKDWPRTB."]
+    assert conversation(engine, turns)[1] == {"4XKDWPRTB": "ID_DOCUMENT"}
+
+
+def test_a_birth_date_in_words_continuing_a_list(engine: AnonymizationEngine) -> None:
+    turns = ["Marion Petit, née le 8 mai 1989 à Lens.", "Et moi, Karim Haddad, le onze juin mille neuf cent quatre-vingt-six."]
+    assert conversation(engine, turns)[1].get("onze juin mille neuf cent quatre-vingt-six") == "DATE_OF_BIRTH"
+
+
+@pytest.mark.parametrize(("text", "email"), [
+    ("li underscore na zéro deux arobase cent vingt-six point com", "li underscore na zéro deux arobase cent vingt-six point com"),
+    ("Par mail, sara point lopes trois b at gmail point com.", "sara point lopes trois b at gmail point com"),
+])
+def test_spoken_emails_with_numbers_in_the_domain_or_a_letter(engine: AnonymizationEngine, text: str,
+                                                               email: str) -> None:
+    assert masked(engine, text).get(email) == "EMAIL"
+
+
+@pytest.mark.parametrize("text", [
+    "Je rentre au Portugal, à Porto, l'an prochain.",
+    "La société Ambulances Martin, à Vénissieux.",
+])
+def test_towns_and_companies_are_not_persons(engine: AnonymizationEngine, text: str) -> None:
+    assert "PERSON" not in masked(engine, text).values()
+
+
+def test_a_civility_ending_a_turn_does_not_take_the_next_turn(engine: AnonymizationEngine) -> None:
+    turns = ["Merci Madame", "Pour la suite, c'est au guichet 4."]
+    assert conversation(engine, turns)[1] == {}

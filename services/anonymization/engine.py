@@ -21,8 +21,10 @@ from typing import Any
 from parlons.services.common.errors import InvalidArgument
 
 from .entities import (
+    ADDRESS,
     CAF_NUMBER,
     CUSTOM,
+    EMAIL,
     ENTITY_TYPES,
     IBAN,
     ID_DOCUMENT,
@@ -160,7 +162,7 @@ class AnonymizationEngine:
         kept = [f for f in findings if f.score >= options.score_threshold
                 and (not options.entity_types or f.entity_type in options.entity_types or f.entity_type == CUSTOM)]
         kept = _without_allowed(text, kept, options.never_mask)
-        return resolve_overlaps(kept)
+        return resolve_overlaps(_without_straddling_names(kept))
 
     def check(self, texts: Sequence[str], options: AnonymizeOptions) -> None:
         """Refuse what the limits do not allow, before any work."""
@@ -226,6 +228,19 @@ class AnonymizationEngine:
 
 def _base(language: str) -> str:
     return (language or "fr").split("-")[0].split("_")[0].lower()
+
+
+def _without_straddling_names(findings: list[Finding]) -> list[Finding]:
+    """Names from NER or the name lists that straddle the edge of an address or an e-mail ("J'habite Rua" tagged
+    before "Rua das Flores, 12...") are dropped: the rule's span holds the part inside,
+    and the part outside is a neighbour word NER took along."""
+    frames = [f for f in findings if f.entity_type in (ADDRESS, EMAIL)]
+
+    def straddles(name: Finding) -> bool:
+        return any(name.overlaps(f) and not (f.start <= name.start and name.end <= f.end) for f in frames)
+
+    return [f for f in findings
+            if not (f.entity_type == PERSON and f.recognizer in ("spacy", "gazetteer", "repeat") and straddles(f))]
 
 
 def _number_values(texts: Sequence[str], per_text: Sequence[Sequence[Finding]]) -> dict[str, str]:

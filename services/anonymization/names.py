@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from .entities import PERSON, Finding
 from .numbers import NUMBER_WORDS
 
+# Names never run from one turn (line) into the next: spaces here are [^\S\n].
 CIVILITY = r"(?:Monsieur|Madame|Mademoiselle|Messieurs|Mesdames|M\.|MM\.|Mme|Mmes|Mlle|Mr|Dr|Docteur|Maître|Me)"
 _UPPER = "A-ZÀ-ÖØ-ÝŒ"
 _NAME = rf"[{_UPPER}][\w'’]*(?:-[{_UPPER}\w][\w'’]*)*"
-_PARTICLE = r"(?:de|du|des|de\s+la|d['’]|van|von|der|den|ben|bin|ibn|el|al|da|dos|das|di|le|la|ould|abou|abu|bou|ait|aït)"
-FULL_NAME = rf"{_NAME}(?:\s+(?:{_PARTICLE}\s+|{_PARTICLE}(?=[{_UPPER}]))?{_NAME}){{0,3}}"
+_PARTICLE = r"(?:de|du|des|de[^\S\n]+la|d['’]|van|von|der|den|ben|bin|ibn|el|al|da|dos|das|di|le|la|ould|abou|abu|bou|ait|aït)"
+FULL_NAME = rf"{_NAME}(?:[^\S\n]+(?:{_PARTICLE}[^\S\n]+|{_PARTICLE}(?=[{_UPPER}]))?{_NAME}){{0,3}}"
 # Words that start a sentence or follow a civility without being a name.
 NOT_NAMES = {
     "Bonjour", "Bonsoir", "Merci", "Oui", "Non", "Alors", "Donc", "Voilà", "Voila", "Euh", "Ah", "Oh", "Bon",
@@ -35,22 +36,22 @@ NOT_NAMES = {
     "Félicitations", "Bravo", "Attention", "Entendu", "Exactement", "Absolument", "Tenez", "Regardez", "Voyons",
     "Désolé", "Désolée", "Enchanté", "Enchantée", "Bienvenue", "Courage", "Allô", "Allo", "Salut", "Coucou",
 }
-CIVILITY_RE = re.compile(rf"\b{CIVILITY}\s+(?P<name>{FULL_NAME})")
+CIVILITY_RE = re.compile(rf"\b{CIVILITY}[^\S\n]+(?P<name>{FULL_NAME})")
 INTRO_RE = re.compile(
-    rf"(?i:\b(?:je\s+m['’]appelle|je\s+me\s+nomme|moi\s+c['’]est|mon\s+nom(?:\s+de\s+famille)?(?:\s+c['’]est|\s+est|,)?|"
-    rf"mon\s+prénom(?:\s+c['’]est|\s+est|,)?|nom\s+de\s+(?:jeune\s+fille|naissance|famille)(?:\s+c['’]est|,)?|"
-    rf"prénom(?:\s+c['’]est|,)?|au\s+nom\s+de|s['’]appelle|je\s+suis|c['’]est\s+moi|voisin|voisine|petit|petite|épouse|époux|née|fils\s+de|fille\s+de|"
-    rf"mari|femme|fils|fille|frère|soeur|sœur|mère|père|enfant))\s*[:,]?\s+(?P<name>{FULL_NAME})",
+    rf"(?i:\b(?:je[^\S\n]+m['’]appelle|je[^\S\n]+me[^\S\n]+nomme|moi[^\S\n]+c['’]est|mon[^\S\n]+nom(?:[^\S\n]+de[^\S\n]+famille)?(?:[^\S\n]+c['’]est|[^\S\n]+est|,)?|"
+    rf"mon[^\S\n]+prénom(?:[^\S\n]+c['’]est|[^\S\n]+est|,)?|nom[^\S\n]+de[^\S\n]+(?:jeune[^\S\n]+fille|naissance|famille)(?:[^\S\n]+c['’]est|,)?|"
+    rf"prénom(?:[^\S\n]+c['’]est|,)?|au[^\S\n]+nom[^\S\n]+de|s['’]appelle|je[^\S\n]+suis|c['’]est[^\S\n]+moi|voisin|voisine|petit|petite|épouse|époux|née|fils[^\S\n]+de|fille[^\S\n]+de|"
+    rf"mari|femme|fils|fille|frère|soeur|sœur|mère|père|enfant))[^\S\n]*[:,]?[^\S\n]+(?P<name>{FULL_NAME})",
 )
 # A name said with its birth: "Aaruran, il est né le", "Nila, née le" (children listed).
-BORN_NAME_RE = re.compile(rf"(?P<name>{FULL_NAME}),?\s+(?:(?:il|elle)\s+est\s+)?née?s?\s+(?:le|en|à)\b")
+BORN_NAME_RE = re.compile(rf"(?P<name>{FULL_NAME}),?[^\S\n]+(?:(?:il|elle)[^\S\n]+est[^\S\n]+)?née?s?[^\S\n]+(?:le|en|à)\b")
 # "D-U-P-O-N-T", "D, U, P, O, N, T", "B.E.N.A.L.I": three letters or more, one by one;
 # a letter may be "Q comme Quintal", "E accent aigu", "deux T" (never "J'ai", "L'adresse").
-_ACCENT = r"(?:\s+(?:accent\s+(?:aigu|grave|circonflexe)|tréma|trema|cédille|cedille))"
-_SPELLED_LETTER = (rf"(?:(?:deux|double)\s+)?[{_UPPER}](?!['’\w])(?:\s+comme\s+[{_UPPER}][\w-]*)?{_ACCENT}?")
-SPELLED_RE = re.compile(rf"\b{_SPELLED_LETTER}(?:(?:\s*[-.,]\s*|\s+|-){_SPELLED_LETTER}){{2,}}")
-_SPELLING_AID_RE = re.compile(rf"\s+comme\s+[{_UPPER}][\w-]*|{_ACCENT}")
-_DOUBLED_RE = re.compile(rf"(?:deux|double)\s+([{_UPPER}])")
+_ACCENT = r"(?:[^\S\n]+(?:accent[^\S\n]+(?:aigu|grave|circonflexe)|tréma|trema|cédille|cedille))"
+_SPELLED_LETTER = (rf"(?:(?:deux|double)[^\S\n]+)?[{_UPPER}](?!['’\w])(?:[^\S\n]+comme[^\S\n]+[{_UPPER}][\w-]*)?{_ACCENT}?")
+SPELLED_RE = re.compile(rf"\b{_SPELLED_LETTER}(?:(?:[^\S\n]*[-.,][^\S\n]*|[^\S\n]+|-){_SPELLED_LETTER}){{2,}}")
+_SPELLING_AID_RE = re.compile(rf"[^\S\n]+comme[^\S\n]+[{_UPPER}][\w-]*|{_ACCENT}")
+_DOUBLED_RE = re.compile(rf"(?:deux|double)[^\S\n]+([{_UPPER}])")
 _PLAIN_SPELL_CONTEXT = ("épel", "epel", "s'écrit", "s’écrit", "ça s'écrit", "lettre", "nom", "prénom", "comme")
 
 
@@ -170,7 +171,9 @@ def _answers_to_name_questions(text: str) -> list[Finding]:
         capitalised = _CAPITALISED_ANSWER_RE.match(line, start)
         if capitalised:
             words = capitalised.group().split()
-            if words[-1] not in NOT_NAMES and words[0] not in NOT_NAMES - {"Le", "La"}:
+            own = [w for w in words if not re.fullmatch(_NAME_PREFIX, w + " ")]  # "Gall" of "Le Gall"
+            if own and words[-1] not in NOT_NAMES and words[0] not in NOT_NAMES - {"Le", "La"} and not any(
+                    w.lower() in _stop_words() for w in own):
                 found.append(Finding(offset + start, offset + capitalised.end(), PERSON, 0.75, "answer"))
             continue
         lowercase = _LOWERCASE_ANSWER_RE.fullmatch(line, start)
@@ -248,22 +251,35 @@ _NAMED_PLACE_RE = re.compile(
     r"(?i:(?:école|ecole|maternelle|élémentaire|collège|college|lycée|lycee|groupe\s+scolaire|crèche|hôpital|"
     r"hopital|clinique|centre|gymnase|stade|salle|piscine|médiathèque|bibliothèque|maison|espace|place|rue|"
     r"avenue|boulevard|allée|impasse|quai|pont|station|gare|métro|metro|musée|fondation|institut|université|"
-    r"campus|parc|square|bâtiment|batiment|résidence|residence|foyer|cité|halle|complexe|pavillon|amphithéâtre)"
+    r"campus|parc|square|bâtiment|batiment|résidence|residence|foyer|cité|halle|complexe|pavillon|amphithéâtre|"
+    r"société|entreprise|établissements|ets|garage|cabinet|magasin|restaurant|pharmacie|boulangerie|mutuelle)"
     r"(?:\s+(?:élémentaire|maternelle|primaire|publique|privée|municipale?|professionnel|général|polyvalent|"
     r"sportif|culturel|social|universitaire|intercommunale?|hospitalier|médical|social))?\s+"
     r"(?:de\s+la\s+|du\s+|des\s+|de\s+|d['’])?)$")
 
 
+# "je rentre au Portugal, à Braga", "on déménage au Mans": a town, whatever name lists say.
+_TOWN_BEFORE_RE = re.compile(r"(?i:(?<!\w)(?:à|au|aux|vers)\s+(?:Le\s+|La\s+)?$)")
+
+
+# "J'habite", "L'adresse", "Qu'il": an elided pronoun or article and a common word, not
+# a name like "N'Diaye" or "D'Angelo".
+_ELIDED_RE = re.compile(r"^(?:[JLCSMTDN]|Qu)['’][a-zà-ÿ]")
+
+
 def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
     """Names grown by a capitalised neighbour word; names of places and institutions
-    dropped."""
+    dropped, and words from the name lists said as a town."""
     out = []
     for f in names:
         if names_a_place(text, f.start, f.end):
             continue
+        if f.recognizer in ("gazetteer", "repeat") and _TOWN_BEFORE_RE.search(text[max(0, f.start - 12):f.start]):
+            continue
         start, end = f.start, f.end
         before = _NEIGHBOUR_BEFORE_RE.search(text[max(0, start - 40):start])
-        if before and before.group(1) not in NOT_NAMES and before.group(1).lower() not in _COMMON_WORDS:
+        if before and before.group(1) not in NOT_NAMES and before.group(1).lower() not in _COMMON_WORDS \
+                and not _ELIDED_RE.match(before.group(1)):
             start -= len(before.group(0))
         after = _NEIGHBOUR_AFTER_RE.match(text[end:end + 40])
         if after and after.group(1) not in NOT_NAMES and after.group(1).lower() not in _COMMON_WORDS:

@@ -28,8 +28,11 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+|\S", re.UNICODE)
 # Inside a run: separators that do not end it.
 _SEPARATORS = {",", ".", "-", "/", "(", ")", "+", "–", "_", ":"}
 _CHUNK_RE = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{1,4}$")  # "FR76", "AB", "2A", "X4RT"
+_GLUED_CHUNK_RE = re.compile(r"^[A-Z]{5,8}$")  # the letters of "1ZVBWVLDT", glued to digits
 # Hesitations Whisper writes inside a dictated number ("zéro six, euh, douze").
-HESITATIONS = {"euh", "heu", "hum", "hmm", "bah", "ben", "alors", "pardon", "attendez", "clé", "clef"}
+HESITATIONS = {"euh", "heu", "hum", "hmm", "bah", "ben", "alors", "pardon", "attendez"}
+# The key of a NIR announced inside it: "..., clé 91", "..., et la clé, quatre-vingt-un".
+_KEY_WORDS_RE = re.compile(r"(?i)\b(?:et\s+)?(?:la\s+)?(?:clé|clef|cle)(?:\s+de\s+contrôle)?(?:\s*,?\s*c['’]est)?\b")
 # A correction inside a dictated number: "816 37 46, non pardon, 64" is 816 37 64.
 CORRECTIONS = {"non", "pardon", "plutôt", "enfin"}
 # Letters spelled the French way: "D comme Désiré" is the letter D.
@@ -203,6 +206,15 @@ def _spelled_tokens(text: str, letters: bool) -> dict[int, Token]:
     return found
 
 
+def _glued_to_digits(text: str, start: int, end: int) -> bool:
+    return (start > 0 and text[start - 1].isdigit()) or (end < len(text) and text[end].isdigit())
+
+
+def glued(left: Token, right: Token) -> bool:
+    """Two tokens of one written word ("0A2B45KL917"): nothing between them."""
+    return left.end == right.start
+
+
 def token_runs(text: str, letters: bool = True) -> list[Run]:
     """The runs of number-like tokens in `text`, number words read group by group.
 
@@ -256,6 +268,7 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
         corrections.clear()
 
     spelled = _spelled_tokens(text, letters)
+    key_words = {m.start(): m.end() for m in _KEY_WORDS_RE.finditer(text)}
     skip_until = -1
     previous_end = 0
     for start, end, word in words(text):
@@ -271,6 +284,9 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
             token = spelled[start]
             current.append(token)
             skip_until = previous_end = token.end
+        elif start in key_words and (current or pending_words):
+            flush_words()
+            skip_until = previous_end = key_words[start]
         elif lowered in CORRECTIONS and current:
             flush_words()
             if not corrections or corrections[-1] != len(current):
@@ -280,7 +296,7 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
             current.append(Token(start, end, word))
         elif _atoms(word) is not None or (lowered == "et" and pending_words):
             pending_words.append((start, end, word))
-        elif letters and _CHUNK_RE.match(word):
+        elif letters and (_CHUNK_RE.match(word) or _GLUED_CHUNK_RE.match(word) and _glued_to_digits(text, start, end)):
             flush_words()
             current.append(Token(start, end, word))
         elif word in _SEPARATORS or (lowered in HESITATIONS and current):

@@ -33,7 +33,7 @@ from .entities import (
     Finding,
     Recent,
 )
-from .numbers import NUMBER_WORDS, Run
+from .numbers import NUMBER_WORDS, Run, glued
 
 # ------------------------------------------------------------------ context
 
@@ -81,15 +81,21 @@ def aligned_matches(run: Run, pattern: re.Pattern[str],
                     accept: Callable[[str], float | None]) -> list[tuple[int, int, str, float]]:
     """Longest token-aligned stretches of the run whose characters fully match `pattern`
     and that `accept` scores (None = no): (first token, end token, characters, score).
-    A stretch never starts or ends inside a token ("0612345678" is not cut out of a
-    longer digit group)."""
+    A stretch never starts or ends inside a token or a written word ("0612345678" is
+    not cut out of a longer digit group, nor "2B45KL917" out of "0A2B45KL917")."""
     chars, owners = run.alnum()
-    offsets = [owners.index(i) for i in range(len(run.tokens))] + [len(chars)]
+    tokens = run.tokens
+    offsets = [owners.index(i) for i in range(len(tokens))] + [len(chars)]
     found: list[tuple[int, int, str, float]] = []
     first = 0
-    while first < len(run.tokens):
+    while first < len(tokens):
         best: tuple[int, int, str, float] | None = None
-        for end in range(len(run.tokens), first, -1):
+        if first and glued(tokens[first - 1], tokens[first]):
+            first += 1
+            continue
+        for end in range(len(tokens), first, -1):
+            if end < len(tokens) and glued(tokens[end - 1], tokens[end]):
+                continue
             candidate = chars[offsets[first]:offsets[end]]
             if pattern.fullmatch(candidate):
                 score = accept(candidate)
@@ -118,6 +124,16 @@ def _nir_structure(chars: str) -> bool:
             and (department in ("2A", "2B") or department.isdigit() and department != "00"))
 
 
+def _inside_longer_number(text: str, run: Run, first: int, end: int) -> bool:
+    """Digits said on, with only a space, before or after the stretch: "069 122 25 08 43
+    11" is one longer number, not a phone and four more digits ("06 12 34 56 78, 06..."
+    are two phones)."""
+    tokens = run.tokens
+    before = first > 0 and tokens[first - 1].value.isdigit() and text[tokens[first - 1].end:tokens[first].start].isspace()
+    after = end < len(tokens) and tokens[end].value.isdigit() and text[tokens[end - 1].end:tokens[end].start].isspace()
+    return before or after
+
+
 def _span(run: Run, first: int, end: int) -> tuple[int, int]:
     return run.tokens[first].start, run.tokens[end - 1].end
 
@@ -128,7 +144,12 @@ IBAN_RE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}")
 CAF_RE = re.compile(r"\d{6,8}")
 CAF_RECENT_RE = re.compile(r"\d{7}")
 # "1 084,43 euros", "12 500 €": an amount, whatever the context.
-_AMOUNT_AFTER_RE = re.compile(r"(?i:\s*(?:euros?|€|eur\b|centimes|%|pour\s*cent))")
+_AMOUNT_AFTER_RE = re.compile(
+    r"(?i:(?:[\s,]*(?:et|ou)?\s*\d[\d\s.,]*)*\s*(?:euros?|€|eur\b|centimes|%|pour\s*cent))")
+# Numbers that belong to no one: "le numéro de l'envoi, c'est 1A 195 862 4403 7", "le SIRET".
+_OTHER_NUMBER_RE = re.compile(
+    r"(?i:(?<!\w)(?:envoi|suivi|colis|recommandée?|siret|siren|ine|facture|commande|contrat|référence|"
+    r"ticket|guichet|bureau|salle|ligne|vol|train)(?!\w))")
 TAX_RE = re.compile(r"[0-3]\d{12}")
 PASSPORT_RE = re.compile(r"\d{2}[A-Z]{2}\d{5}")
 NEW_ID_RE = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{9}")
@@ -190,9 +211,11 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
         return 0.9
 
     for first, end, _, score in aligned_matches(run, PHONE_RE, phone_score):
-        add(run, first, end, PHONE, score, "phone")
+        if not _inside_longer_number(text, run, first, end):
+            add(run, first, end, PHONE, score, "phone")
 
-    reference = _LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
+    reference = (_LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
+                 or _OTHER_NUMBER_RE.search(_sentence_before(text, at)) is not None)
     amount = _AMOUNT_AFTER_RE.match(text, run.end) is not None
     if not reference and not amount:
         # said with its context, 6 to 8 digits; only after a CAF number, its 7 digits
@@ -247,11 +270,14 @@ def _number_words(*extra: str) -> str:
 
 
 _NUMBER_WORDS_RE = _number_words()
-# A part may end with a number said in words: "kovalenko quatre-vingt-six".
-_LOCAL_PART = rf"{_PART}(?:[ \t]+(?:{_NUMBER_WORDS_RE})(?:[ \t-]+(?:{_NUMBER_WORDS_RE}))*)?"
+# A part may end with a number said in words and a letter: "kovalenko quatre-vingt-six",
+# "mendes deux a"; a domain may be a number ("cent soixante-trois point com").
+_SPOKEN_DIGITS = rf"(?:{_NUMBER_WORDS_RE})(?:[ \t-]+(?:{_NUMBER_WORDS_RE}))*"
+_LOCAL_PART = rf"{_PART}(?:[ \t]+{_SPOKEN_DIGITS}(?:[ \t]+[a-z](?![\w'’]))?)?"
+_DOMAIN_PART = rf"(?:{_SPOKEN_DIGITS}(?=[ \t]*(?:point|\.))|{_PART})"
 # Spaces only, never a line break: a spoken address stays in its turn.
 SPOKEN_EMAIL_RE = re.compile(
-    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART})*[ \t]*,?[ \t]+{_AT_WORDS}[ \t]+{_PART}(?:{_CONNECTOR}{_PART})*?"
+    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART})*[ \t]*,?[ \t]+{_AT_WORDS}[ \t]+{_DOMAIN_PART}(?:{_CONNECTOR}{_PART})*?"
     rf"[ \t]*(?:point|\.)[ \t]*{TLDS}\b",
     re.IGNORECASE | re.UNICODE,
 )
@@ -311,6 +337,7 @@ def _turns_before(text: str, start: int) -> tuple[str, str]:
 
 
 def _is_birth_date(text: str, start: int, end: int, year: int | None, recent: Recent) -> bool:
+    """`year`: the year said with the date (0 when said in words), None without one."""
     """A birth cue just before the date in its turn; or the previous turn speaks of a
     birth, or gave a birth date (an enumeration: "Timéo, le 12 mai 2019", then "Lison, le
     27 juin 2022"), the date is an answer, and nothing in this turn makes it another event."""
@@ -332,7 +359,8 @@ def find_dates_of_birth(text: str, runs: list[Run], recent: Recent = NOTHING_REC
     found = []
     for m in DATE_RE.finditer(text):
         year = _YEAR_RE.search(m.group())
-        if _is_birth_date(text, m.start(), m.end(), int(year.group(1)) if year else None, recent):
+        said_year = int(year.group(1)) if year else (0 if "mille" in m.group().lower() else None)
+        if _is_birth_date(text, m.start(), m.end(), said_year, recent):
             found.append(Finding(m.start(), m.end(), DATE_OF_BIRTH, 0.85, "birth-date"))
     # dictated digits: "douze zéro quatre quatre-vingt-dix", "12 04 1990"
     for run in runs:
@@ -353,29 +381,51 @@ def _date_digits(chars: str) -> float | None:
 STREET_TYPES = (r"rue|avenue|av\.|boulevard|bd|allée|allee|impasse|place|chemin|route|quai|cours|square|"
                 r"passage|voie|résidence|residence|lotissement|lieu-dit|lieudit|hameau|cité|cite|sentier|"
                 r"rond-point|faubourg|esplanade|promenade|villa|parvis|montée|traverse|ruelle|chaussée|clos|"
-                r"domaine|sente|venelle|square|mail|parc|quartier")
-_PARTICLE = r"(?:de\s+la|de\s+l['’]|d['’]|de|du|des|la|le|les|l['’]|aux|au|et|sur|sous|saint|sainte)"
-_NAME_WORD = r"(?:[A-ZÀ-ÖØ-Ý][\w'’.-]*|\d{1,4}\b)"
+                r"domaine|sente|venelle|square|mail|parc|quartier|"
+                # abroad: Portugal, Spain, Italy, Germany, the Netherlands, Poland...
+                r"rua|avenida|travessa|largo|praça|calle|carrer|plaza|viale|piazza|strada|straße|strasse|weg|"
+                r"laan|straat|ulica")
+_PARTICLE = (r"(?:de\s+la|de\s+l['’]|d['’]|de|du|des|la|le|les|l['’]|aux|au|et|sur|sous|saint|sainte|"
+             r"das|dos|da|do|del|della|degli|di|von|vom|der|van|den)")
+# A word of a street's name: capitalised (an abbreviation keeps its full stop, a sentence's
+# does not end the name: "avenue Henri-Barbusse. Vous"), or a number ("rue du 8 Mai").
+_NAME_WORD = r"(?:(?:St|Ste|Dr|Gal|Mal|Pdt|Pr)\.|[A-ZÀ-ÖØ-Ý][\w'’-]*|\d{1,4}\b)"
 STREET_NAME = rf"(?:(?:{_PARTICLE}\s*)*{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s*)*{_NAME_WORD}))*"
 HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b))?"
+# The number after the name, as abroad or said late: "Rua de São Vicente, 87", "rue des
+# Écoles, numéro 5 bis".
+_NUMBER_AFTER = r"(?:,?\s*(?:(?i:numéro|n°)\s*)?\d{1,4}(?:\s*(?:bis|ter|quater))?(?=\s*,))"
 _CITY = rf"[A-ZÀ-ÖØ-Ý][\w'’-]*(?:[\s-]+(?:{_PARTICLE}\s*)*[A-ZÀ-ÖØ-Ý][\w'’-]*)*"
-POSTCODE_CITY = rf"(?:,?\s*(?:\d{{5}}|\d{{2}}\s\d{{3}}|{_SPOKEN_NUMBER})\s+{_CITY}|\s+à\s+{_CITY})"
+_POSTCODE = rf"(?:\d{{5}}|\d{{2}}\s\d{{3}}|\d{{4}}-\d{{3}}|{_SPOKEN_NUMBER})"
+POSTCODE_CITY = rf"(?:,?\s*{_POSTCODE}\s+{_CITY}|\s+à\s+{_CITY})"
 _COMPLEMENT_WORDS = (r"(?:(?i:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
-                     r"entrée|logement|chambre|boîte|lot)\s+[\w-]+"
+                     r"entrée|logement|chambre|boîte|lot|tour|bloc|emplacement)\s+[\w-]+"
                      r"|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|(?i:rez-de-chaussée))")
 COMPLEMENT = rf"(?:,?\s*{_COMPLEMENT_WORDS})"
+# What may come before the street: "Foyer Adoma, chambre 27, 2 rue...", "camping Les Ormes,
+# emplacement 28, route de Branne", "village de Santa-Maria, lieu-dit Funtanella".
+_LEADING = (rf"(?:(?i:bâtiment|batiment|foyer|camping|résidence|residence|village|domaine|hameau|cité|cite|"
+            rf"immeuble|tour)\s+{STREET_NAME}|{_COMPLEMENT_WORDS})")
 # "résidence universitaire Jean-Zay", "cité administrative"
 _TYPE_ADJECTIVE = r"(?:\s+(?:universitaire|étudiante|sociale|services|seniors|principale|neuve|vieille|haute|basse))?"
 # A post-office box: "BP 318, 97310 Kourou", "boîte postale 12".
 POST_BOX = rf"\b(?:BP|B\.P\.|CS|TSA|(?i:boîte\s+postale))\s*\d{{1,6}}{POSTCODE_CITY}"
 ADDRESS_RE = re.compile(
-    rf"(?:\b{_COMPLEMENT_WORDS}(?:,\s*|\s+))*(?:\b{HOUSE_NUMBER},?\s+)?\b(?i:{STREET_TYPES}){_TYPE_ADJECTIVE}\s+"
-    rf"{STREET_NAME}{COMPLEMENT}*{POSTCODE_CITY}?|{POST_BOX}",
+    rf"(?P<leading>(?:\b{_LEADING}(?:,\s*|\s+))*)(?P<number>\b{HOUSE_NUMBER},?\s+)?\b(?i:{STREET_TYPES})"
+    rf"{_TYPE_ADJECTIVE}\s+{STREET_NAME}(?P<after>{_NUMBER_AFTER})?{COMPLEMENT}*(?P<city>{POSTCODE_CITY})?"
+    rf"|(?P<box>{POST_BOX})",
     re.UNICODE,
 )
-_STREET_TYPE_RE = re.compile(rf"\b(?:{STREET_TYPES})\b", re.IGNORECASE)
+# A named place with its postal code and city, after "adresse": "Les Quatre-Vents, 86360
+# Chasseneuil-du-Poitou".
+NAMED_PLACE_ADDRESS_RE = re.compile(rf"\b(?:{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s*)*{_NAME_WORD}))*,?\s+"
+                                    rf"\d{{5}}\s+{_CITY}")
 ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis", "vit", "demeure", "réside", "reside", "déménag",
                    "demenag", "logement", "loge", "hébergé", "heberge", "chez moi")
+# A person's own address, not an office's: "j'habite", "votre adresse" (not "l'adresse du CCAS").
+PERSONAL_ADDRESS_CONTEXT = ("habite", "domicil", "vis", "vit", "demeure", "réside", "reside", "déménag", "demenag",
+                            "hébergé", "heberge", "chez moi", "mon adresse", "votre adresse", "ma nouvelle adresse",
+                            "notre adresse", "son adresse", "leur adresse", "l'adresse, c'est", "l’adresse, c’est")
 
 
 # An office's or a service's address, not a person's: "la fourrière est ouverte [...] au 4
@@ -383,9 +433,11 @@ ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis", "vit", "demeure", "ré
 _SERVICE_ADDRESS_RE = re.compile(
     r"(?i:(?<!\w)(?:ouverte?s?|situées?|situés?|se\s+trouve(?:nt)?|présentez-vous|rendez-vous|adressez-vous|"
     r"guichet|accueil|permanence|fourrière|mairie|préfecture|sous-préfecture|agence|antenne|bureau|tribunal|"
-    r"commissariat|gendarmerie|centre|service|maison\s+france\s+services|caf|cpam|urssaf|trésorerie|"
-    r"commission|auprès|tribunal|écrivez|écrire)(?!\w))")
+    r"commissariat|gendarmerie|centre|service|maison\s+france\s+services|caf|cpam|urssaf|trésorerie|ccas|"
+    r"commission|auprès|écrivez|écrire)(?!\w))")
 _CEDEX_RE = re.compile(r"(?i:\s*cedex\b)")
+# "enlevée hier à 16 h 45, avenue...": the minutes of a time, not a house number.
+_TIME_BEFORE_RE = re.compile(r"(?i:\d{1,2}\s*h\s*$)")
 
 
 def _sentence_before(text: str, start: int) -> str:
@@ -394,28 +446,36 @@ def _sentence_before(text: str, start: int) -> str:
     return before[cut + 1:]
 
 
+def _office_address(text: str, start: int, end: int) -> bool:
+    sentence = _sentence_before(text, start)
+    return (_SERVICE_ADDRESS_RE.search(sentence) is not None
+            and not has_context(sentence, len(sentence), PERSONAL_ADDRESS_CONTEXT)) or _CEDEX_RE.match(text, end) is not None
+
+
 def find_addresses(text: str) -> list[Finding]:
     found = []
     for m in ADDRESS_RE.finditer(text):
-        span = m.group()
-        sentence = _sentence_before(text, m.start())
-        service = (_SERVICE_ADDRESS_RE.search(sentence) is not None and not has_context(
-            sentence, len(sentence), ADDRESS_CONTEXT)) or _CEDEX_RE.match(text, m.end()) is not None
-        if service:
+        if _office_address(text, m.start(), m.end()):
             continue
-        if re.match(r"(?i:BP|B\.P\.|CS|TSA|boîte\s+postale)", span):
+        if m.group("box"):
             found.append(Finding(m.start(), m.end(), ADDRESS, 0.8, "post-box"))
             continue
-        has_number = bool(re.search(rf"(?:^|\s){HOUSE_NUMBER},?\s+(?:{STREET_TYPES})", span))
-        type_match = _STREET_TYPE_RE.search(span)
-        if type_match is None:
-            continue
-        if has_number:
+        start = m.start()
+        number = bool(m.group("number"))
+        if number and not m.group("leading") and _TIME_BEFORE_RE.search(text[max(0, start - 8):start]):
+            start, number = m.end("number"), False
+        if number or m.group("after"):
             score = 0.85
-        elif has_context(text, m.start(), ADDRESS_CONTEXT, window=60) or re.match(
-                r"(?i:résidence|residence|lieu-dit|lieudit|lotissement|hameau)", span):
+        elif m.group("city") and (m.group("leading") or has_context(text, start, ADDRESS_CONTEXT, window=60)):
+            score = 0.8
+        elif has_context(text, start, ADDRESS_CONTEXT, window=60) or re.match(
+                r"(?i:résidence|residence|lieu-dit|lieudit|lotissement|hameau)", text[start:m.end()]):
             score = 0.7
         else:
             continue
-        found.append(Finding(m.start(), m.end(), ADDRESS, score, "address"))
+        found.append(Finding(start, m.end(), ADDRESS, score, "address"))
+    for m in NAMED_PLACE_ADDRESS_RE.finditer(text):
+        if has_context(text, m.start(), PERSONAL_ADDRESS_CONTEXT, window=60) and not _office_address(
+                text, m.start(), m.end()):
+            found.append(Finding(m.start(), m.end(), ADDRESS, 0.7, "named-place-address"))
     return found
