@@ -366,3 +366,41 @@ def test_towns_and_companies_are_not_persons(engine: AnonymizationEngine, text: 
 def test_a_civility_ending_a_turn_does_not_take_the_next_turn(engine: AnonymizationEngine) -> None:
     turns = ["Merci Madame", "Pour la suite, c'est au guichet 4."]
     assert conversation(engine, turns)[1] == {}
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("J'habite Bergstraße 12, 10115 Berlin, Allemagne.", "Bergstraße 12, 10115 Berlin, Allemagne"),
+    ("J'habite vingt-six rue des Acacias, soixante-neuf cent, Villeurbanne.",
+     "vingt-six rue des Acacias, soixante-neuf cent, Villeurbanne"),
+    ("Les Jardins de Provence, bâtiment C, appartement 4, 13100 Aix-en-Provence.",
+     "Les Jardins de Provence, bâtiment C, appartement 4, 13100 Aix-en-Provence"),
+    ("J'habite lotissement Les Mimosas, villa 7, 97200 Fort-de-France.",
+     "lotissement Les Mimosas, villa 7, 97200 Fort-de-France"),
+    ("J'habite calle Real 8, 2º A, 28013 Madrid, Espagne.", "calle Real 8, 2º A, 28013 Madrid, Espagne"),
+    ("Cité des Lilas, bâtiment Les Ormes, escalier B, 31200 Toulouse.",
+     "Cité des Lilas, bâtiment Les Ormes, escalier B, 31200 Toulouse"),
+    ("résidence Al Amal, immeuble 2, appartement 5, avenue Hassan II, Rabat, Maroc.",
+     "résidence Al Amal, immeuble 2, appartement 5, avenue Hassan II, Rabat, Maroc"),
+])
+def test_addresses_in_more_shapes(engine: AnonymizationEngine, text: str, address: str) -> None:
+    assert masked(engine, text).get(address) == "ADDRESS"
+
+
+def test_a_birth_date_with_a_two_digit_year(engine: AnonymizationEngine) -> None:
+    turns = ["Vous êtes née au Portugal ?", "Oui, à Braga, le 9 août 81."]
+    assert conversation(engine, turns)[1].get("9 août 81") == "DATE_OF_BIRTH"
+
+
+def test_names_after_a_civility_question_and_a_child_with_an_age(engine: AnonymizationEngine) -> None:
+    turns = ["C'est madame ?", "leila mansouri.", "Et les enfants ?", "Ilyes, il a 9 ans, et Sofia."]
+    found = conversation(engine, turns)
+    assert found[1].get("leila mansouri") == "PERSON"
+    assert found[3].get("Ilyes") == "PERSON"
+
+
+def test_a_tax_number_from_0_after_a_nir_and_a_registration_number(engine: AnonymizationEngine) -> None:
+    turns = ["Votre numéro de sécurité sociale ?", "1 79 04 33 118 094 21.", "Et le numéro fiscal de votre femme ?",
+             "0 6 19 482 730 155.", "Vous avez le numéro unique d'enregistrement ?", "Oui, 0691123004518."]
+    found = conversation(engine, turns)
+    assert found[3] == {"0 6 19 482 730 155": "TAX_NUMBER"}
+    assert found[5] == {}

@@ -44,7 +44,8 @@ INTRO_RE = re.compile(
     rf"mari|femme|fils|fille|frère|soeur|sœur|mère|père|enfant))[^\S\n]*[:,]?[^\S\n]+(?P<name>{FULL_NAME})",
 )
 # A name said with its birth: "Aaruran, il est né le", "Nila, née le" (children listed).
-BORN_NAME_RE = re.compile(rf"(?P<name>{FULL_NAME}),?[^\S\n]+(?:(?:il|elle)[^\S\n]+est[^\S\n]+)?née?s?[^\S\n]+(?:le|en|à)\b")
+BORN_NAME_RE = re.compile(rf"(?P<name>{FULL_NAME}),?[^\S\n]+(?:(?:(?:il|elle)[^\S\n]+est[^\S\n]+)?née?s?[^\S\n]+(?:le|en|à)\b"
+                          rf"|(?:il|elle)[^\S\n]+a[^\S\n]+\d{{1,2}}[^\S\n]+ans\b)")
 # "D-U-P-O-N-T", "D, U, P, O, N, T", "B.E.N.A.L.I": three letters or more, one by one;
 # a letter may be "Q comme Quintal", "E accent aigu", "deux T" (never "J'ai", "L'adresse").
 _ACCENT = r"(?:[^\S\n]+(?:accent[^\S\n]+(?:aigu|grave|circonflexe)|tréma|trema|cédille|cedille))"
@@ -150,7 +151,8 @@ def find_names(text: str) -> list[Finding]:
 # The previous turn asked for a name: "Le nom de famille ?", "Nom, prénom ?", "Au nom de ?"
 _NAME_QUESTION_RE = re.compile(
     r"(?i:(?<!\w)(?:noms?|prénoms?|au\s+nom\s+de|vous\s+vous\s+appelez|vous\s+appelez-vous|s['’]appelle)"
-    r"(?!\w)[^.?!\n]*\?\s*$)")
+    r"(?!\w)[^.?!\n]*\?\s*$"
+    r"|(?:vous\s+êtes|c['’]est|et\s+vous)\s+(?:madame|monsieur|mademoiselle)\s*(?:\.\.\.|…)?\s*\?\s*$)")
 _ANSWER_OPENING_RE = re.compile(r"(?i:(?:oui|alors|euh|donc|bah|ben|c['’]est)[\s,.]+)*")
 _NAME_PREFIX = r"(?:(?:Le|La|De|Du|Des|Van|Von|El|Al|Ben|Abd|Mac|Mc|Di|Da|Dos)\s+)?"
 _CAPITALISED_ANSWER_RE = re.compile(rf"{_NAME_PREFIX}{FULL_NAME}")
@@ -252,7 +254,8 @@ _NAMED_PLACE_RE = re.compile(
     r"hopital|clinique|centre|gymnase|stade|salle|piscine|médiathèque|bibliothèque|maison|espace|place|rue|"
     r"avenue|boulevard|allée|impasse|quai|pont|station|gare|métro|metro|musée|fondation|institut|université|"
     r"campus|parc|square|bâtiment|batiment|résidence|residence|foyer|cité|halle|complexe|pavillon|amphithéâtre|"
-    r"société|entreprise|établissements|ets|garage|cabinet|magasin|restaurant|pharmacie|boulangerie|mutuelle)"
+    r"société|entreprise|établissements|ets|garage|cabinet|magasin|restaurant|pharmacie|boulangerie|mutuelle|"
+    r"domaine|château|ferme|camping|hôtel|hotel)"
     r"(?:\s+(?:élémentaire|maternelle|primaire|publique|privée|municipale?|professionnel|général|polyvalent|"
     r"sportif|culturel|social|universitaire|intercommunale?|hospitalier|médical|social))?\s+"
     r"(?:de\s+la\s+|du\s+|des\s+|de\s+|d['’])?)$")

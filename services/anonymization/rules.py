@@ -149,7 +149,7 @@ _AMOUNT_AFTER_RE = re.compile(
 # Numbers that belong to no one: "le numéro de l'envoi, c'est 1A 195 862 4403 7", "le SIRET".
 _OTHER_NUMBER_RE = re.compile(
     r"(?i:(?<!\w)(?:envoi|suivi|colis|recommandée?|siret|siren|ine|facture|commande|contrat|référence|"
-    r"ticket|guichet|bureau|salle|ligne|vol|train)(?!\w))")
+    r"ticket|guichet|bureau|salle|ligne|vol|train|numéro\s+unique|enregistrement)(?!\w))")
 TAX_RE = re.compile(r"[0-3]\d{12}")
 PASSPORT_RE = re.compile(r"\d{2}[A-Z]{2}\d{5}")
 NEW_ID_RE = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{9}")
@@ -224,13 +224,20 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
             for first, end, _, score in aligned_matches(run, caf_re, lambda chars: 0.85):
                 add(run, first, end, CAF_NUMBER, score, "caf")
 
+    question = _turns_before(text, at)[1]  # "Vous avez le numéro unique d'enregistrement ?"
+    other_number = _OTHER_NUMBER_RE.search(question) is not None and not _context_re(TAX_CONTEXT).search(
+        question.lower())
+
     def tax_score(chars: str) -> float | None:
+        if other_number:
+            return None
         if tax:
             return 0.9 if stdnum_nif.is_valid(chars) else 0.85
-        if social:
-            return None
-        # 13 digits from 0 or 3 cannot be a NIR (sex 1, 2, or 7/8 for a temporary one)
-        return 0.6 if stdnum_nif.is_valid(chars) or chars[0] in "03" else None
+        # 13 digits from 0 cannot be a NIR (sex 1 or 2, 7/8 for a temporary one), nor from 3
+        # where no one spoke of social security
+        if chars[0] == "0" or (not social and (chars[0] == "3" or stdnum_nif.is_valid(chars))):
+            return 0.6
+        return None
 
     for first, end, _, score in aligned_matches(run, TAX_RE, tax_score):
         add(run, first, end, TAX_NUMBER, score, "tax")
@@ -337,7 +344,8 @@ def _turns_before(text: str, start: int) -> tuple[str, str]:
 
 
 def _is_birth_date(text: str, start: int, end: int, year: int | None, recent: Recent) -> bool:
-    """`year`: the year said with the date (0 when said in words), None without one."""
+    """`year`: the year said with the date (0 when said in words or in two digits), None
+    without one."""
     """A birth cue just before the date in its turn; or the previous turn speaks of a
     birth, or gave a birth date (an enumeration: "Timéo, le 12 mai 2019", then "Lison, le
     27 juin 2022"), the date is an answer, and nothing in this turn makes it another event."""
@@ -359,7 +367,8 @@ def find_dates_of_birth(text: str, runs: list[Run], recent: Recent = NOTHING_REC
     found = []
     for m in DATE_RE.finditer(text):
         year = _YEAR_RE.search(m.group())
-        said_year = int(year.group(1)) if year else (0 if "mille" in m.group().lower() else None)
+        said = m.group().lower()
+        said_year = int(year.group(1)) if year else (0 if "mille" in said or re.search(r"\s\d{2}$", said) else None)
         if _is_birth_date(text, m.start(), m.end(), said_year, recent):
             found.append(Finding(m.start(), m.end(), DATE_OF_BIRTH, 0.85, "birth-date"))
     # dictated digits: "douze zéro quatre quatre-vingt-dix", "12 04 1990"
@@ -397,10 +406,19 @@ HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b)
 _NUMBER_AFTER = r"(?:,?\s*(?:(?i:numéro|n°)\s*)?\d{1,4}(?:\s*(?:bis|ter|quater))?(?=\s*,))"
 _CITY = rf"[A-ZÀ-ÖØ-Ý][\w'’-]*(?:[\s-]+(?:{_PARTICLE}\s*)*[A-ZÀ-ÖØ-Ý][\w'’-]*)*"
 _POSTCODE = rf"(?:\d{{5}}|\d{{2}}\s\d{{3}}|\d{{4}}-\d{{3}}|{_SPOKEN_NUMBER})"
-POSTCODE_CITY = rf"(?:,?\s*{_POSTCODE}\s+{_CITY}|\s+à\s+{_CITY})"
-_COMPLEMENT_WORDS = (r"(?:(?i:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
-                     r"entrée|logement|chambre|boîte|lot|tour|bloc|emplacement)\s+[\w-]+"
-                     r"|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|(?i:rez-de-chaussée))")
+COUNTRIES = (r"France|Belgique|Suisse|Luxembourg|Allemagne|Espagne|Portugal|Italie|Royaume-Uni|Pays-Bas|Pologne|"
+             r"Roumanie|Maroc|Algérie|Tunisie|Sénégal|Mali|Côte\s+d['’]Ivoire|Cameroun|Turquie|Canada|"
+             r"États-Unis|Brésil|Chine|Vietnam|Viêt\s+Nam|Ukraine|Comores|Madagascar|Haïti")
+_COUNTRY = rf"(?:,?\s*(?:{COUNTRIES}))"
+# A city after its postal code ("91230 Montgeron", "quatre-vingt-onze deux cent trente,
+# Montgeron"), "à City", or a city abroad followed by its country ("Casablanca, Maroc").
+POSTCODE_CITY = (rf"(?:(?:,?\s*{_POSTCODE},?\s+{_CITY}|\s+à\s+{_CITY}){_COUNTRY}?"
+                 rf"|,\s*{_CITY}{_COUNTRY})")
+_COMPLEMENT_WORDS = (rf"(?:(?i:bâtiment|batiment|bât\.|bat\.|immeuble|résidence|residence)\s+{STREET_NAME}"
+                     r"|(?i:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
+                     r"entrée|logement|chambre|boîte|lot|tour|bloc|emplacement|immeuble|villa|maison|parcelle)\s+"
+                     r"[\w-]+|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|\d{1,2}\s*[º°]\s*[A-Z]?\b|"
+                     r"(?i:rez-de-chaussée))")
 COMPLEMENT = rf"(?:,?\s*{_COMPLEMENT_WORDS})"
 # What may come before the street: "Foyer Adoma, chambre 27, 2 rue...", "camping Les Ormes,
 # emplacement 28, route de Branne", "village de Santa-Maria, lieu-dit Funtanella".
@@ -416,10 +434,16 @@ ADDRESS_RE = re.compile(
     rf"|(?P<box>{POST_BOX})",
     re.UNICODE,
 )
-# A named place with its postal code and city, after "adresse": "Les Quatre-Vents, 86360
-# Chasseneuil-du-Poitou".
-NAMED_PLACE_ADDRESS_RE = re.compile(rf"\b(?:{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s*)*{_NAME_WORD}))*,?\s+"
-                                    rf"\d{{5}}\s+{_CITY}")
+# A named place with its postal code and city: "Les Quatre-Vents, 86360 Chasseneuil-du-
+# Poitou" after "adresse"; "Les Hauts de Beauregard, bâtiment B, appartement 12, 73000
+# Chambéry" (its complements say it is a home).
+NAMED_PLACE_ADDRESS_RE = re.compile(
+    rf"\b(?:{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s*)*{_NAME_WORD}))*(?P<complements>{COMPLEMENT}*),?\s+"
+    rf"\d{{5}}\s+{_CITY}{_COUNTRY}?")
+# German and Dutch streets are one word, the number after: "Lindenstraße 41, 66119 Saarbrücken".
+COMPOUND_STREET_RE = re.compile(
+    rf"\b[A-ZÄÖÜ][\w-]*(?:straße|strasse|str\.|weg|platz|gasse|allee|ring|damm|straat|laan|plein)\s+\d{{1,4}}[a-z]?"
+    rf"{COMPLEMENT}*{POSTCODE_CITY}")
 ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis", "vit", "demeure", "réside", "reside", "déménag",
                    "demenag", "logement", "loge", "hébergé", "heberge", "chez moi")
 # A person's own address, not an office's: "j'habite", "votre adresse" (not "l'adresse du CCAS").
@@ -475,7 +499,10 @@ def find_addresses(text: str) -> list[Finding]:
             continue
         found.append(Finding(start, m.end(), ADDRESS, score, "address"))
     for m in NAMED_PLACE_ADDRESS_RE.finditer(text):
-        if has_context(text, m.start(), PERSONAL_ADDRESS_CONTEXT, window=60) and not _office_address(
-                text, m.start(), m.end()):
-            found.append(Finding(m.start(), m.end(), ADDRESS, 0.7, "named-place-address"))
+        if (m.group("complements") or has_context(text, m.start(), PERSONAL_ADDRESS_CONTEXT, window=60)) \
+                and not _office_address(text, m.start(), m.end()):
+            found.append(Finding(m.start(), m.end(), ADDRESS, 0.75, "named-place-address"))
+    for m in COMPOUND_STREET_RE.finditer(text):
+        if not _office_address(text, m.start(), m.end()):
+            found.append(Finding(m.start(), m.end(), ADDRESS, 0.85, "address"))
     return found
