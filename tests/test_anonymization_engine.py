@@ -404,3 +404,22 @@ def test_a_tax_number_from_0_after_a_nir_and_a_registration_number(engine: Anony
     found = conversation(engine, turns)
     assert found[3] == {"0 6 19 482 730 155": "TAX_NUMBER"}
     assert found[5] == {}
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("a spoken e-mail that never ends", " point ".join(["abc"] * 2000) + " arobase"),
+    ("a long hyphenated word", "-".join(["A"] * 24000)),
+    ("complements without a street", ", ".join(["bâtiment Les Pins"] * 4000) + " rue"),
+    ("capitalised complements", " ".join(["Bâtiment Les Cèdres, appartement 9,"] * 1000)),
+    ("a run of number words", " ".join(["vingt et un"] * 5000)),
+    ("a run of digit groups", " ".join(["12"] * 10000)),
+    ("repeated names", " ".join(["Madame Dupont-Martin de La"] * 3000)),
+])
+def test_pathological_texts_take_linear_time(engine: AnonymizationEngine, name: str, text: str) -> None:
+    """Before the patterns were bounded and possessive, each of these took from 8 s to hours
+    (exponential or quadratic backtracking); a request of 200,000 characters must not hang."""
+    import time
+
+    started = time.perf_counter()
+    engine._rules(text, "Votre adresse ?")
+    assert time.perf_counter() - started < 4.0, name

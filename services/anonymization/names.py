@@ -18,7 +18,9 @@ from .numbers import NUMBER_WORDS
 # Names never run from one turn (line) into the next: spaces here are [^\S\n].
 CIVILITY = r"(?:Monsieur|Madame|Mademoiselle|Messieurs|Mesdames|M\.|MM\.|Mme|Mmes|Mlle|Mr|Dr|Docteur|Maître|Me)"
 _UPPER = "A-ZÀ-ÖØ-ÝŒ"
-_NAME = rf"[{_UPPER}][\w'’]*(?:-[{_UPPER}\w][\w'’]*)*"
+# Bounded and possessive: a long hyphenated run ("A-A-A-...") is read once, not from each
+# of its letters to its end.
+_NAME = rf"[{_UPPER}][\w'’]*+(?:-[{_UPPER}\w][\w'’]*+){{0,4}}+"
 _PARTICLE = r"(?:de|du|des|de[^\S\n]+la|d['’]|van|von|der|den|ben|bin|ibn|el|al|da|dos|das|di|le|la|ould|abou|abu|bou|ait|aït)"
 FULL_NAME = rf"{_NAME}(?:[^\S\n]+(?:{_PARTICLE}[^\S\n]+|{_PARTICLE}(?=[{_UPPER}]))?{_NAME}){{0,3}}"
 # Words that start a sentence or follow a civility without being a name.
@@ -50,7 +52,7 @@ BORN_NAME_RE = re.compile(rf"(?P<name>{FULL_NAME}),?[^\S\n]+(?:(?:(?:il|elle)[^\
 # a letter may be "Q comme Quintal", "E accent aigu", "deux T" (never "J'ai", "L'adresse").
 _ACCENT = r"(?:[^\S\n]+(?:accent[^\S\n]+(?:aigu|grave|circonflexe)|tréma|trema|cédille|cedille))"
 _SPELLED_LETTER = (rf"(?:(?:deux|double)[^\S\n]+)?[{_UPPER}](?!['’\w])(?:[^\S\n]+comme[^\S\n]+[{_UPPER}][\w-]*)?{_ACCENT}?")
-SPELLED_RE = re.compile(rf"\b{_SPELLED_LETTER}(?:(?:[^\S\n]*[-.,][^\S\n]*|[^\S\n]+|-){_SPELLED_LETTER}){{2,}}")
+SPELLED_RE = re.compile(rf"\b{_SPELLED_LETTER}(?:(?:[^\S\n]*[-.,][^\S\n]*|[^\S\n]+){_SPELLED_LETTER}){{2,}}")
 _SPELLING_AID_RE = re.compile(rf"[^\S\n]+comme[^\S\n]+[{_UPPER}][\w-]*|{_ACCENT}")
 _DOUBLED_RE = re.compile(rf"(?:deux|double)[^\S\n]+([{_UPPER}])")
 _PLAIN_SPELL_CONTEXT = ("épel", "epel", "s'écrit", "s’écrit", "ça s'écrit", "lettre", "nom", "prénom", "comme")
@@ -119,7 +121,7 @@ def find_gazetteer_names(text: str) -> list[Finding]:
         word = m.group()
         if word not in known and not all(part in known for part in word.split("-")):
             continue
-        before = text[:m.start()].rstrip()
+        before = text[max(0, m.start() - 20):m.start()].rstrip()
         sentence_start = not before or before[-1] in ".!?:…»\"\n"
         after = text[m.end():m.end() + 1]
         next_capitalised = re.match(rf"\s(?:et\s)?[{_UPPER}]", text[m.end():m.end() + 5]) is not None

@@ -77,6 +77,11 @@ def has_context(text: str, start: int, words: tuple[str, ...], window: int = CON
 
 # ------------------------------------------------------------------ number runs
 
+# No identifier is longer (an IBAN has at most 34 characters): a stretch is never longer,
+# which keeps a run of thousands of tokens linear.
+MAX_IDENTIFIER_CHARS = 40
+
+
 def aligned_matches(run: Run, pattern: re.Pattern[str],
                     accept: Callable[[str], float | None]) -> list[tuple[int, int, str, float]]:
     """Longest token-aligned stretches of the run whose characters fully match `pattern`
@@ -85,7 +90,10 @@ def aligned_matches(run: Run, pattern: re.Pattern[str],
     not cut out of a longer digit group, nor "2B45KL917" out of "0A2B45KL917")."""
     chars, owners = run.alnum()
     tokens = run.tokens
-    offsets = [owners.index(i) for i in range(len(tokens))] + [len(chars)]
+    offsets = [0]
+    for token in tokens:
+        offsets.append(offsets[-1] + len(token.value))
+    last_end = 0  # the last end whose stretch from `first` is short enough to be an identifier
     found: list[tuple[int, int, str, float]] = []
     first = 0
     while first < len(tokens):
@@ -93,7 +101,10 @@ def aligned_matches(run: Run, pattern: re.Pattern[str],
         if first and glued(tokens[first - 1], tokens[first]):
             first += 1
             continue
-        for end in range(len(tokens), first, -1):
+        last_end = max(last_end, first + 1)
+        while last_end < len(tokens) and offsets[last_end + 1] - offsets[first] <= MAX_IDENTIFIER_CHARS:
+            last_end += 1
+        for end in range(last_end, first, -1):
             if end < len(tokens) and glued(tokens[end - 1], tokens[end]):
                 continue
             candidate = chars[offsets[first]:offsets[end]]
@@ -145,7 +156,7 @@ CAF_RE = re.compile(r"\d{6,8}")
 CAF_RECENT_RE = re.compile(r"\d{7}")
 # "1 084,43 euros", "12 500 €": an amount, whatever the context.
 _AMOUNT_AFTER_RE = re.compile(
-    r"(?i:(?:[\s,]*(?:et|ou)?\s*\d[\d\s.,]*)*\s*(?:euros?|€|eur\b|centimes|%|pour\s*cent))")
+    r"(?i:(?:[\s,]*+(?:(?:et|ou)\s++)?\d[\d\s.,]*+)*+\s*(?:euros?|€|eur\b|centimes|%|pour\s*cent))")
 # Numbers that belong to no one: "le numéro de l'envoi, c'est 1A 195 862 4403 7", "le SIRET".
 _OTHER_NUMBER_RE = re.compile(
     r"(?i:(?<!\w)(?:envoi|suivi|colis|recommandée?|siret|siren|ine|facture|commande|contrat|référence|"
@@ -263,11 +274,14 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _AT_WORDS = r"(?:arobase|arrobase|arobas|at|@)"
-_CONNECTOR = (r"(?:[ \t]*,?[ \t]*(?:point|tiret[ \t]+(?:du[ \t]+)?bas|tiret[ \t]+du[ \t]+milieu|tiret|underscore|"
-              r"moins)[ \t]*,?[ \t]*|[._-]"
-              r"|[ \t]*,[ \t]*(?=(?:[A-Za-z]|\d+(?:-\d+)*)[ \t]*,?[ \t]*(?:point|arobase|arrobase|arobas|at|\d)\b))")
+# Each space belongs to one place only ([ \t]*+(?:,[ \t]*+)?): "a point b" read one way,
+# never the exponential many ways two optional space runs side by side would allow.
+_SPACES_COMMA = r"[ \t]*+(?:,[ \t]*+)?"
+_CONNECTOR = (rf"(?:{_SPACES_COMMA}(?:point|tiret[ \t]+(?:du[ \t]+)?bas|tiret[ \t]+du[ \t]+milieu|tiret|underscore|"
+              rf"moins)\b{_SPACES_COMMA}|[._-]"
+              r"|[ \t]*+,[ \t]*+(?=(?:[A-Za-z]|\d+(?:-\d+)*)[ \t]*,?[ \t]*(?:point|arobase|arrobase|arobas|at|\d)\b))")
 # A part: a word, or letters or digits spelled with hyphens ("j-o-a-n-a", "8-1").
-_PART = r"\w+(?:-\w+)*"
+_PART = r"\w++(?:-\w++)*+"
 TLDS = r"(?:fr|com|net|org|eu|info|be|ch|de|es|it|pt|uk|ma|dz|tn|sn|io|gouv|re|ro|pl|ua)"
 
 
@@ -284,16 +298,38 @@ _LOCAL_PART = rf"{_PART}(?:[ \t]+{_SPOKEN_DIGITS}(?:[ \t]+[a-z](?![\w'’]))?)?"
 _DOMAIN_PART = rf"(?:{_SPOKEN_DIGITS}(?=[ \t]*(?:point|\.))|{_PART})"
 # Spaces only, never a line break: a spoken address stays in its turn.
 SPOKEN_EMAIL_RE = re.compile(
-    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART})*[ \t]*,?[ \t]+{_AT_WORDS}[ \t]+{_DOMAIN_PART}(?:{_CONNECTOR}{_PART})*?"
-    rf"[ \t]*(?:point|\.)[ \t]*{TLDS}\b",
+    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART})*(?:[ \t]*+,)?[ \t]++{_AT_WORDS}[ \t]++{_DOMAIN_PART}"
+    rf"(?:{_CONNECTOR}{_PART})*?[ \t]*+(?:point|\.)[ \t]*+{TLDS}\b",
     re.IGNORECASE | re.UNICODE,
 )
 
 
+_AT_RE = re.compile(rf"(?i:\b{_AT_WORDS}\b|@)")
+# How far a spoken address reaches on either side of its "arobase".
+_EMAIL_REACH = 160
+
+
 def find_emails(text: str) -> list[Finding]:
-    found = [Finding(m.start(), m.end(), EMAIL, 0.95, "email") for m in EMAIL_RE.finditer(text)]
-    for m in SPOKEN_EMAIL_RE.finditer(text):
-        found.append(Finding(m.start(), m.end(), EMAIL, 0.9, "email-spoken"))
+    found = []
+    end = 0
+    for at in re.finditer("@", text):  # around each "@" only: a long word without one costs nothing
+        if at.start() < end:
+            continue
+        offset = max(end, at.start() - _EMAIL_REACH)
+        for m in EMAIL_RE.finditer(text[offset:at.end() + _EMAIL_REACH]):
+            if offset + m.start() <= at.start() < offset + m.end():
+                found.append(Finding(offset + m.start(), offset + m.end(), EMAIL, 0.95, "email"))
+                end = offset + m.end()
+    # spoken ones only around an "arobase": the pattern never scans a long text for one
+    seen: set[tuple[int, int]] = set()
+    for at in _AT_RE.finditer(text):
+        offset = max(0, at.start() - _EMAIL_REACH)
+        window = text[offset:at.end() + _EMAIL_REACH]
+        for m in SPOKEN_EMAIL_RE.finditer(window):
+            span = (offset + m.start(), offset + m.end())
+            if span[0] <= at.start() < span[1] and span not in seen:
+                seen.add(span)
+                found.append(Finding(span[0], span[1], EMAIL, 0.9, "email-spoken"))
     return found
 
 
@@ -302,7 +338,9 @@ def find_emails(text: str) -> list[Finding]:
 MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|"
           "décembre|decembre")
 _NUMBER_WORD = _number_words("premier")
-_SPOKEN_NUMBER = rf"(?i:(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*)"
+# At most ten words: "mille neuf cent quatre-vingt-dix-neuf" is seven; a bound keeps a
+# long run of number words linear.
+_SPOKEN_NUMBER = rf"(?i:(?:{_NUMBER_WORD})(?!\w)(?:[\s-]++(?:{_NUMBER_WORD})(?!\w)){{0,9}}+)"
 DAY = rf"(?:\d{{1,2}}|1er|{_SPOKEN_NUMBER})"
 YEAR = rf"(?:\d{{4}}|\d{{2}}|{_SPOKEN_NUMBER})"
 DATE_RE = re.compile(
@@ -394,17 +432,22 @@ STREET_TYPES = (r"rue|avenue|av\.|boulevard|bd|allée|allee|impasse|place|chemin
                 # abroad: Portugal, Spain, Italy, Germany, the Netherlands, Poland...
                 r"rua|avenida|travessa|largo|praça|calle|carrer|plaza|viale|piazza|strada|straße|strasse|weg|"
                 r"laan|straat|ulica")
-_PARTICLE = (r"(?:de\s+la|de\s+l['’]|d['’]|de|du|des|la|le|les|l['’]|aux|au|et|sur|sous|saint|sainte|"
-             r"das|dos|da|do|del|della|degli|di|von|vom|der|van|den)")
+# Each alternative ends at a word's end (or an apostrophe): with the possessive loops
+# below, "de" must not stop inside "des".
+_PARTICLE = (r"(?:(?:de\s+la|de|du|des|la|le|les|aux|au|et|sur|sous|saint|sainte|das|dos|da|do|del|della|degli|di|"
+             r"von|vom|der|van|den)\b|(?:de\s+l|d|l)['’])")
 # A word of a street's name: capitalised (an abbreviation keeps its full stop, a sentence's
 # does not end the name: "avenue Henri-Barbusse. Vous"), or a number ("rue du 8 Mai").
-_NAME_WORD = r"(?:(?:St|Ste|Dr|Gal|Mal|Pdt|Pr)\.|[A-ZÀ-ÖØ-Ý][\w'’-]*|\d{1,4}\b)"
-STREET_NAME = rf"(?:(?:{_PARTICLE}\s*)*{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s*)*{_NAME_WORD}))*"
+# Loops are possessive (*+): a name read one way is never re-read another way, which
+# would take exponential time on a long run of capitalised words.
+_NAME_WORD = r"(?:(?:St|Ste|Dr|Gal|Mal|Pdt|Pr)\.|[A-ZÀ-ÖØ-Ý][\w'’]*+(?:-[\w'’]++){0,6}+|\d{1,4}\b)"
+STREET_NAME = rf"(?:(?:{_PARTICLE}\s*){{0,3}}+{_NAME_WORD})(?:[\s-]++(?:{_PARTICLE}\s*){{0,3}}+{_NAME_WORD}){{0,8}}+"
 HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b))?"
 # The number after the name, as abroad or said late: "Rua de São Vicente, 87", "rue des
 # Écoles, numéro 5 bis".
 _NUMBER_AFTER = r"(?:,?\s*(?:(?i:numéro|n°)\s*)?\d{1,4}(?:\s*(?:bis|ter|quater))?(?=\s*,))"
-_CITY = rf"[A-ZÀ-ÖØ-Ý][\w'’-]*(?:[\s-]+(?:{_PARTICLE}\s*)*[A-ZÀ-ÖØ-Ý][\w'’-]*)*"
+_CITY_WORD = r"[A-ZÀ-ÖØ-Ý][\w'’]*+(?:-[\w'’]++){0,6}+"
+_CITY = rf"{_CITY_WORD}(?:\s++(?:{_PARTICLE}\s*){{0,3}}+{_CITY_WORD}){{0,5}}+"
 _POSTCODE = rf"(?:\d{{5}}|\d{{2}}\s\d{{3}}|\d{{4}}-\d{{3}}|{_SPOKEN_NUMBER})"
 COUNTRIES = (r"France|Belgique|Suisse|Luxembourg|Allemagne|Espagne|Portugal|Italie|Royaume-Uni|Pays-Bas|Pologne|"
              r"Roumanie|Maroc|Algérie|Tunisie|Sénégal|Mali|Côte\s+d['’]Ivoire|Cameroun|Turquie|Canada|"
@@ -414,23 +457,21 @@ _COUNTRY = rf"(?:,?\s*(?:{COUNTRIES}))"
 # Montgeron"), "à City", or a city abroad followed by its country ("Casablanca, Maroc").
 POSTCODE_CITY = (rf"(?:(?:,?\s*{_POSTCODE},?\s+{_CITY}|\s+à\s+{_CITY}){_COUNTRY}?"
                  rf"|,\s*{_CITY}{_COUNTRY})")
-_COMPLEMENT_WORDS = (rf"(?:(?i:bâtiment|batiment|bât\.|bat\.|immeuble|résidence|residence)\s+{STREET_NAME}"
-                     r"|(?i:bâtiment|batiment|bât\.|bat\.|escalier|esc\.|appartement|appart|appt|étage|porte|"
-                     r"entrée|logement|chambre|boîte|lot|tour|bloc|emplacement|immeuble|villa|maison|parcelle)\s+"
-                     r"[\w-]+|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|\d{1,2}\s*[º°]\s*[A-Z]?\b|"
-                     r"(?i:rez-de-chaussée))")
+_COMPLEMENT_WORDS = (rf"(?:(?i:bâtiment|batiment|bât\.|bat\.|immeuble)\s+{STREET_NAME}"
+                     r"|(?i:escalier|esc\.|appartement|appart|appt|étage|porte|entrée|logement|chambre|boîte|lot|"
+                     r"tour|bloc|emplacement|villa|maison|parcelle)\s+[\w-]++"
+                     r"|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|\d{1,2}\s*[º°]\s*[A-Z]?\b|(?i:rez-de-chaussée))")
 COMPLEMENT = rf"(?:,?\s*{_COMPLEMENT_WORDS})"
 # What may come before the street: "Foyer Adoma, chambre 27, 2 rue...", "camping Les Ormes,
 # emplacement 28, route de Branne", "village de Santa-Maria, lieu-dit Funtanella".
-_LEADING = (rf"(?:(?i:bâtiment|batiment|foyer|camping|résidence|residence|village|domaine|hameau|cité|cite|"
-            rf"immeuble|tour)\s+{STREET_NAME}|{_COMPLEMENT_WORDS})")
+_LEADING = rf"(?:(?i:foyer|camping|village|résidence|residence|domaine|hameau|cité|cite)\s+{STREET_NAME}|{_COMPLEMENT_WORDS})"
 # "résidence universitaire Jean-Zay", "cité administrative"
 _TYPE_ADJECTIVE = r"(?:\s+(?:universitaire|étudiante|sociale|services|seniors|principale|neuve|vieille|haute|basse))?"
 # A post-office box: "BP 318, 97310 Kourou", "boîte postale 12".
 POST_BOX = rf"\b(?:BP|B\.P\.|CS|TSA|(?i:boîte\s+postale))\s*\d{{1,6}}{POSTCODE_CITY}"
 ADDRESS_RE = re.compile(
-    rf"(?P<leading>(?:\b{_LEADING}(?:,\s*|\s+))*)(?P<number>\b{HOUSE_NUMBER},?\s+)?\b(?i:{STREET_TYPES})"
-    rf"{_TYPE_ADJECTIVE}\s+{STREET_NAME}(?P<after>{_NUMBER_AFTER})?{COMPLEMENT}*(?P<city>{POSTCODE_CITY})?"
+    rf"(?P<leading>(?:\b{_LEADING}(?:,\s*|\s+)){{0,4}})(?P<number>\b{HOUSE_NUMBER},?\s+)?\b(?i:{STREET_TYPES})"
+    rf"{_TYPE_ADJECTIVE}\s+{STREET_NAME}(?P<after>{_NUMBER_AFTER})?{COMPLEMENT}{{0,5}}+(?P<city>{POSTCODE_CITY})?"
     rf"|(?P<box>{POST_BOX})",
     re.UNICODE,
 )
@@ -438,12 +479,12 @@ ADDRESS_RE = re.compile(
 # Poitou" after "adresse"; "Les Hauts de Beauregard, bâtiment B, appartement 12, 73000
 # Chambéry" (its complements say it is a home).
 NAMED_PLACE_ADDRESS_RE = re.compile(
-    rf"\b(?:{_NAME_WORD})(?:[\s-]+(?:(?:{_PARTICLE}\s*)*{_NAME_WORD}))*(?P<complements>{COMPLEMENT}*),?\s+"
+    rf"\b{STREET_NAME}(?P<complements>{COMPLEMENT}{{0,5}}+),?\s+"
     rf"\d{{5}}\s+{_CITY}{_COUNTRY}?")
 # German and Dutch streets are one word, the number after: "Lindenstraße 41, 66119 Saarbrücken".
 COMPOUND_STREET_RE = re.compile(
-    rf"\b[A-ZÄÖÜ][\w-]*(?:straße|strasse|str\.|weg|platz|gasse|allee|ring|damm|straat|laan|plein)\s+\d{{1,4}}[a-z]?"
-    rf"{COMPLEMENT}*{POSTCODE_CITY}")
+    rf"\b[A-ZÄÖÜ][\w-]{{0,40}}?(?:straße|strasse|str\.|weg|platz|gasse|allee|ring|damm|straat|laan|plein)\s+"
+    rf"\d{{1,4}}[a-z]?{COMPLEMENT}{{0,5}}+{POSTCODE_CITY}")
 ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis", "vit", "demeure", "réside", "reside", "déménag",
                    "demenag", "logement", "loge", "hébergé", "heberge", "chez moi")
 # A person's own address, not an office's: "j'habite", "votre adresse" (not "l'adresse du CCAS").
