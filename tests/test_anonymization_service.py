@@ -178,6 +178,42 @@ def test_rest_facade_anonymizes_on_request(server: BackgroundServer, speech: byt
     assert bad.status_code == 400 and "anonymize" in bad.text
 
 
+def test_translate_document_through_the_gateway_anonymizes_first(channel: grpc.Channel) -> None:
+    import io
+
+    import docx
+
+    from parlons.v1 import translation_pb2, translation_pb2_grpc
+
+    stub = translation_pb2_grpc.TranslationServiceStub(channel)
+    srt = ("1\n00:00:01,000 --> 00:00:03,000\nBonjour Madame Benali.\n\n"
+           "2\n00:00:03,500 --> 00:00:06,000\nVotre numéro : 06 12 34 56 78 ?\n\n").encode()
+    options = translation_pb2.TranslationOptions(source_language="fr", target_language="en",
+                                                 anonymization=apb.AnonymizationOptions())
+    response = stub.TranslateDocument(translation_pb2.TranslateDocumentRequest(
+        content=srt, file_name="rdv.srt", options=options), timeout=120)
+    text = response.content.decode()
+    # random test weights translate nonsense, but timings and placeholders come through
+    assert "00:00:03,500 --> 00:00:06,000" in text and "[PERSONNE_1]" in text and "[TELEPHONE_1]" in text
+    assert "Benali" not in text and "06 12" not in text
+    assert response.anonymization.spans == 2 and not response.anonymization.mapping  # not asked for
+
+    document = docx.Document()
+    document.add_heading("Compte rendu", level=1)
+    document.add_paragraph("Reçu Monsieur Karim Haddad, né le 11 juin 1986.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    options.anonymization.return_mapping = True
+    response = stub.TranslateDocument(translation_pb2.TranslateDocumentRequest(
+        content=buffer.getvalue(), format=translation_pb2.DOCX, options=options), timeout=120)
+    out = docx.Document(io.BytesIO(response.content))
+    body = "\n".join(p.text for p in out.paragraphs)
+    assert "Haddad" not in body and "11 juin 1986" not in body and "[PERSONNE_1]" in body
+    assert out.paragraphs[0].style.name.startswith("Heading")  # layout kept
+    originals = {m.original for m in response.anonymization.mapping}
+    assert {"Karim Haddad", "11 juin 1986"} <= originals, originals
+
+
 def test_anonymize_document_keeps_subtitle_timings_and_refuses_bad_documents(channel: grpc.Channel) -> None:
     stub = anonymization_pb2_grpc.AnonymizationServiceStub(channel)
     srt = ("1\n00:00:01,000 --> 00:00:03,000\nBonjour Madame Benali.\n\n"

@@ -132,7 +132,7 @@ class TranslateDocumentRequest(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[DocumentFormat, str]] = ..., file_name: _Optional[str] = ..., mime_type: _Optional[str] = ..., options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., pdf_output_format: _Optional[_Union[DocumentFormat, str]] = ...) -> None: ...
 
 class TranslateDocumentResponse(_message.Message):
-    __slots__ = ("content", "format", "mime_type", "file_name", "detected_source_language", "segments_translated", "characters", "notes")
+    __slots__ = ("content", "format", "mime_type", "file_name", "detected_source_language", "segments_translated", "characters", "notes", "anonymization")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,7 @@ class TranslateDocumentResponse(_message.Message):
     SEGMENTS_TRANSLATED_FIELD_NUMBER: _ClassVar[int]
     CHARACTERS_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZATION_FIELD_NUMBER: _ClassVar[int]
     content: bytes
     format: DocumentFormat
     mime_type: str
@@ -149,7 +150,8 @@ class TranslateDocumentResponse(_message.Message):
     segments_translated: int
     characters: int
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[DocumentFormat, str]] = ..., mime_type: _Optional[str] = ..., file_name: _Optional[str] = ..., detected_source_language: _Optional[str] = ..., segments_translated: _Optional[int] = ..., characters: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    anonymization: _anonymization_pb2.AnonymizationSummary
+    def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[DocumentFormat, str]] = ..., mime_type: _Optional[str] = ..., file_name: _Optional[str] = ..., detected_source_language: _Optional[str] = ..., segments_translated: _Optional[int] = ..., characters: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ..., anonymization: _Optional[_Union[_anonymization_pb2.AnonymizationSummary, _Mapping]] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()

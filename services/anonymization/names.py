@@ -197,7 +197,10 @@ def spelled_letters(spelling: str) -> str:
 
 def _name_finding(match: re.Match[str], score: float, how: str) -> list[Finding]:
     start, end = match.span("name")
-    words = match.group("name").split()
+    civilities = list(re.finditer(rf"(?<!\w){CIVILITY}\s+", match.group("name")))
+    if civilities:  # "Reçu Monsieur Karim Haddad": the name is after the civility
+        start += civilities[-1].end()
+    words = match.string[start:end].split()
     while words and words[0] in NOT_NAMES:  # "Madame Bonjour" is not a name
         start += len(words[0]) + 1
         words = words[1:]
@@ -210,10 +213,11 @@ def _name_finding(match: re.Match[str], score: float, how: str) -> list[Finding]
 
 
 def trim_name(text: str, finding: Finding) -> Finding | None:
-    """A NER name without its civility and edge words ("Madame Dupont" -> "Dupont")."""
+    """A NER name without its civility and what NER took before it ("Madame Dupont",
+    "Reçu Monsieur Dupont" -> "Dupont") and without edge words."""
     span = text[finding.start:finding.end]
-    m = re.match(rf"{CIVILITY}\s+", span)
-    start = finding.start + (m.end() if m else 0)
+    civilities = list(re.finditer(rf"(?<!\w){CIVILITY}\s+", span))
+    start = finding.start + (civilities[-1].end() if civilities else 0)
     words = text[start:finding.end].split()
     while words and words[0] in NOT_NAMES:
         start = text.index(words[0], start) + len(words[0])

@@ -335,6 +335,14 @@ class GatewayCore:
             backend.stub.AnonymizeText, anonymization_pb2.AnonymizeTextRequest(texts=list(texts), options=wanted),
             call.options)
 
+    async def anonymize_document(
+        self, call: Call, request: anonymization_pb2.AnonymizeDocumentRequest,
+    ) -> anonymization_pb2.AnonymizeDocumentResponse:
+        """A document through the anonymisation service, with the tenant's term lists."""
+        request.options.CopyFrom(self.resolve_anonymization(call.tenant, request.options))
+        backend = self.router.get("anonymization")
+        return await backend.unary(backend.stub.AnonymizeDocument, request, call.options)
+
     @staticmethod
     def resolve_anonymization(tenant: Tenant, options: anonymization_pb2.AnonymizationOptions,
                               ) -> anonymization_pb2.AnonymizationOptions:

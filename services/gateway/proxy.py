@@ -20,7 +20,7 @@ from grpc import aio
 
 from parlons import anonymized
 from parlons.services.common.audio_request import read_upload
-from parlons.services.common.errors import FailedPrecondition, InvalidArgument
+from parlons.services.common.errors import InvalidArgument
 from parlons.services.common.streams import in_stream_order
 from parlons.services.gateway.auth import Authenticator
 from parlons.services.gateway.core import UPLOAD_CHUNK_BYTES, AudioCharge, Call, GatewayCore
@@ -32,6 +32,18 @@ from parlons.v1 import (
     transcription_pb2,
     translation_pb2,
 )
+
+# The anonymisation service names formats in words, translation with its enum.
+_DOCUMENT_FORMATS = {"txt": translation_pb2.TXT, "docx": translation_pb2.DOCX, "odt": translation_pb2.ODT,
+                     "html": translation_pb2.HTML, "srt": translation_pb2.SRT, "vtt": translation_pb2.VTT}
+
+
+def _name_for(document_format: int) -> str:
+    """A file name whose extension says the format, for a request that gave only the enum."""
+    extensions = {int(v): k for k, v in _DOCUMENT_FORMATS.items()} | {int(translation_pb2.PDF): "pdf"}
+    extension = extensions.get(int(document_format))
+    return f"document.{extension}" if extension else ""
+
 
 SERVICE_DESCRIPTORS: dict[str, ServiceDescriptor] = {
     "transcription": transcription_pb2.DESCRIPTOR.services_by_name["TranscriptionService"],
@@ -163,14 +175,13 @@ class Proxy:
                 quotas.adjust_characters(call.tenant, -characters)
                 raise
         if name == "TranslateDocument":
-            if request.options.HasField("anonymization"):
-                raise FailedPrecondition(
-                    "options.anonymization is not available for documents yet: anonymise the text "
-                    "(AnonymizeText, `parlons anonymize --file`) or translate text with TranslateText")
             request.options.CopyFrom(self.core.resolve_translation_options(call.tenant, request.options))
             read_charge = document_read_charge(request.content)
             quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for
-            response = await invoke(request)
+            if request.options.HasField("anonymization"):
+                response = await self._anonymized_document_translation(call, request, invoke)
+            else:
+                response = await invoke(request)
             quotas.adjust_characters(call.tenant, max(response.characters - read_charge, 0))
             return response
         return await invoke(request)
@@ -192,6 +203,38 @@ class Proxy:
         summary.spans = sum(len(item.spans) for item in result.texts)
         summary.mapping.extend(result.mapping)
         summary.duration_s = time.perf_counter() - started
+        return response
+
+    async def _anonymized_document_translation(self, call: Call, request: Any, invoke: Invoke) -> Any:
+        """TranslateDocument with options.anonymization: the document anonymised first by
+        the anonymisation service (same format, layout kept), then translated with its
+        placeholders kept as do-not-translate terms."""
+        started = time.perf_counter()
+        options = anonymization_pb2.AnonymizationOptions()
+        options.CopyFrom(request.options.anonymization)
+        caller_wants_mapping = options.return_mapping
+        options.return_mapping = True  # the placeholders, for the glossary; given back only if asked
+        if not options.language:
+            options.language = request.options.source_language or "fr"
+        pdf_output = "txt" if request.pdf_output_format == translation_pb2.TXT else "docx"
+        masked = await self.core.anonymize_document(call, anonymization_pb2.AnonymizeDocumentRequest(
+            content=request.content, file_name=request.file_name or _name_for(request.format),
+            mime_type=request.mime_type, options=options, pdf_output_format=pdf_output))
+        request.content = masked.content
+        request.file_name = masked.file_name
+        request.mime_type = masked.mime_type
+        request.format = _DOCUMENT_FORMATS.get(masked.format, translation_pb2.DOCUMENT_FORMAT_UNSPECIFIED)
+        request.options.ClearField("anonymization")
+        placeholders = sorted({entry.replacement for entry in masked.mapping})
+        request.options.glossary.CopyFrom(anonymized.keep_placeholders(request.options.glossary, placeholders))
+        response = await invoke(request)
+        summary = response.anonymization
+        summary.spans = masked.spans
+        summary.names_checked = masked.names_checked
+        if caller_wants_mapping:
+            summary.mapping.extend(masked.mapping)
+        summary.duration_s = time.perf_counter() - started
+        response.notes.extend(masked.notes)
         return response
 
     async def _relay(self, name: str, call: Call, request_iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
