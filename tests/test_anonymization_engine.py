@@ -296,7 +296,7 @@ def test_places_named_after_people_stay(engine: AnonymizationEngine, text: str) 
 @pytest.mark.parametrize(("text", "address"), [
     ("J'habite Rua das Flores, 12, 4050-262 Porto.", "Rua das Flores, 12, 4050-262 Porto"),
     ("J'habite avenue Jean-Jaurès, numéro 9 bis, 31000 Toulouse.", "avenue Jean-Jaurès, numéro 9 bis, 31000 Toulouse"),
-    ("Résidence Les Tilleuls, tour 2, appartement 31, 59000 Lille.",
+    ("J'habite Résidence Les Tilleuls, tour 2, appartement 31, 59000 Lille.",
      "Résidence Les Tilleuls, tour 2, appartement 31, 59000 Lille"),
     ("Foyer Coallia, chambre 12, 5 rue Pasteur, 92000 Nanterre.",
      "Foyer Coallia, chambre 12, 5 rue Pasteur, 92000 Nanterre"),

@@ -440,7 +440,9 @@ _PARTICLE = (r"(?:(?:de\s+la|de|du|des|la|le|les|aux|au|et|sur|sous|saint|sainte
 # does not end the name: "avenue Henri-Barbusse. Vous"), or a number ("rue du 8 Mai").
 # Loops are possessive (*+): a name read one way is never re-read another way, which
 # would take exponential time on a long run of capitalised words.
-_NAME_WORD = r"(?:(?:St|Ste|Dr|Gal|Mal|Pdt|Pr)\.|[A-ZÀ-ÖØ-Ý][\w'’]*+(?:-[\w'’]++){0,6}+|\d{1,4}\b)"
+# (never an elided pronoun and its verb: "J'habite", "C'est", "Qu'il")
+_NAME_WORD = (r"(?:(?:St|Ste|Dr|Gal|Mal|Pdt|Pr)\.|(?!(?:[JLCSMTDN]|Qu)['’][a-zà-ÿ])[A-ZÀ-ÖØ-Ý][\w'’]*+(?:-[\w'’]++){0,6}+"
+              r"|\d{1,4}\b)")
 STREET_NAME = rf"(?:(?:{_PARTICLE}\s*){{0,3}}+{_NAME_WORD})(?:[\s-]++(?:{_PARTICLE}\s*){{0,3}}+{_NAME_WORD}){{0,8}}+"
 HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b))?"
 # The number after the name, as abroad or said late: "Rua de São Vicente, 87", "rue des
