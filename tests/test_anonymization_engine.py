@@ -423,3 +423,26 @@ def test_pathological_texts_take_linear_time(engine: AnonymizationEngine, name: 
     started = time.perf_counter()
     engine._rules(text, "Votre adresse ?")
     assert time.perf_counter() - started < 4.0, name
+
+
+def test_a_hesitation_between_number_words_keeps_the_run() -> None:
+    assert [r.alnum()[0] for r in token_runs("zéro six euh douze trente-quatre cinquante-six soixante-dix-huit")] \
+        == ["0612345678"]
+
+
+def test_an_amount_in_the_next_turn_does_not_hide_a_caf_number(engine: AnonymizationEngine) -> None:
+    assert "CAF_NUMBER" in {f.entity_type for f in engine._rules("Mon numéro allocataire 1234567\n50 euros ?")}
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("hyphenated number words before an at", "un-un " * 2000 + "at x"),
+    ("a long line of 'nom' before a turn", "nom " * 20000 + "\nDupont"),
+    ("digits one per line", "1\n" * 20000),
+])
+def test_more_pathological_texts_take_linear_time(engine: AnonymizationEngine, name: str, text: str) -> None:
+    import time
+
+    engine._rules("Madame Dupont", "")  # the name lists loaded before the clock starts
+    started = time.perf_counter()
+    engine._rules(text, "Votre adresse ?")
+    assert time.perf_counter() - started < 4.0, name

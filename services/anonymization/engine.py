@@ -195,7 +195,8 @@ class AnonymizationEngine:
         if any(f.start < shift < f.end for f in found):
             # a match ran from the context into this text, so the text's own part was not
             # matched alone: the text's patterns again without the context
-            kept += find_emails(text) + find_addresses(text) + find_names(text)
+            kept += (find_emails(text) + find_addresses(text) + find_names(text)
+                     + find_dates_of_birth(text, token_runs(text), recent))
         return kept
 
     def anonymize(self, texts: Sequence[str], language: str = "fr",

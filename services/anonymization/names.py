@@ -153,7 +153,7 @@ def find_names(text: str) -> list[Finding]:
 # The previous turn asked for a name: "Le nom de famille ?", "Nom, prénom ?", "Au nom de ?"
 _NAME_QUESTION_RE = re.compile(
     r"(?i:(?<!\w)(?:noms?|prénoms?|au\s+nom\s+de|vous\s+vous\s+appelez|vous\s+appelez-vous|s['’]appelle)"
-    r"(?!\w)[^.?!\n]*\?\s*$"
+    r"(?!\w)[^.?!\n]*+\?\s*$"
     r"|(?:vous\s+êtes|c['’]est|et\s+vous)\s+(?:madame|monsieur|mademoiselle)\s*(?:\.\.\.|…)?\s*\?\s*$)")
 _ANSWER_OPENING_RE = re.compile(r"(?i:(?:oui|alors|euh|donc|bah|ben|c['’]est)[\s,.]+)*")
 _NAME_PREFIX = r"(?:(?:Le|La|De|Du|Des|Van|Von|El|Al|Ben|Abd|Mac|Mc|Di|Da|Dos)\s+)?"
@@ -169,7 +169,7 @@ def _answers_to_name_questions(text: str) -> list[Finding]:
     lines = text.split("\n")
     for previous, line in zip(lines, lines[1:], strict=False):
         offset += len(previous) + 1
-        if not _NAME_QUESTION_RE.search(previous):
+        if not previous.rstrip().endswith("?") or not _NAME_QUESTION_RE.search(previous[-200:]):
             continue
         start = _ANSWER_OPENING_RE.match(line).end()  # type: ignore[union-attr]  # matches ""
         capitalised = _CAPITALISED_ANSWER_RE.match(line, start)

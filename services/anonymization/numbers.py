@@ -32,15 +32,16 @@ _GLUED_CHUNK_RE = re.compile(r"^[A-Z]{5,8}$")  # the letters of "1ZVBWVLDT", glu
 # Hesitations Whisper writes inside a dictated number ("zéro six, euh, douze").
 HESITATIONS = {"euh", "heu", "hum", "hmm", "bah", "ben", "alors", "pardon", "attendez"}
 # The key of a NIR announced inside it: "..., clé 91", "..., et la clé, quatre-vingt-un".
-_KEY_WORDS_RE = re.compile(r"(?i)\b(?:et\s+)?(?:la\s+)?(?:clé|clef|cle)(?:\s+de\s+contrôle)?(?:\s*,?\s*c['’]est)?\b")
+_KEY_WORDS_RE = re.compile(
+    r"(?i)\b(?:et[^\S\n]+)?(?:la[^\S\n]+)?(?:clé|clef|cle)(?:[^\S\n]+de[^\S\n]+contrôle)?(?:[^\S\n]*,?[^\S\n]*c['’]est)?\b")
 # A correction inside a dictated number: "816 37 46, non pardon, 64" is 816 37 64.
 CORRECTIONS = {"non", "pardon", "plutôt", "enfin"}
 # Letters spelled the French way: "D comme Désiré" is the letter D.
-_SPELLED_LETTER_RE = re.compile(r"\b([A-Z])\s+comme\s+[A-ZÀ-Ý][\w-]*")
+_SPELLED_LETTER_RE = re.compile(r"\b([A-Z])[^\S\n]+comme[^\S\n]+[A-ZÀ-Ý][\w-]*")
 # A digit said twice or three times: "double sept" is 77, "deux fois zéro" 00.
 _REPEATED_DIGIT_RE = re.compile(
-    r"(?i)\b(double|triple|deux\s+fois|trois\s+fois)\s+(zéro|zero|un|deux|trois|quatre|cinq|six|sept|huit|neuf)\b"
-    r"|\b(double|triple)\s+(\d)\b(?![ ,.]?\d)")
+    r"(?i)\b(double|triple|deux[^\S\n]+fois|trois[^\S\n]+fois)[^\S\n]+(zéro|zero|un|deux|trois|quatre|cinq|six|sept|"
+    r"huit|neuf)\b|\b(double|triple)[^\S\n]+(\d)\b(?![ ,.]?\d)")
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
         elif start in key_words and (current or pending_words):
             flush_words()
             skip_until = previous_end = key_words[start]
-        elif lowered in CORRECTIONS and current:
+        elif lowered in CORRECTIONS and (current or pending_words):
             flush_words()
             if not corrections or corrections[-1] != len(current):
                 corrections.append(len(current))
@@ -299,7 +300,7 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
         elif letters and (_CHUNK_RE.match(word) or _GLUED_CHUNK_RE.match(word) and _glued_to_digits(text, start, end)):
             flush_words()
             current.append(Token(start, end, word))
-        elif word in _SEPARATORS or (lowered in HESITATIONS and current):
+        elif word in _SEPARATORS or (lowered in HESITATIONS and (current or pending_words)):
             flush_words()
         else:
             flush_words()

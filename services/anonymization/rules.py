@@ -156,7 +156,7 @@ CAF_RE = re.compile(r"\d{6,8}")
 CAF_RECENT_RE = re.compile(r"\d{7}")
 # "1 084,43 euros", "12 500 €": an amount, whatever the context.
 _AMOUNT_AFTER_RE = re.compile(
-    r"(?i:(?:[\s,]*+(?:(?:et|ou)\s++)?\d[\d\s.,]*+)*+\s*(?:euros?|€|eur\b|centimes|%|pour\s*cent))")
+    r"(?i:(?:[ \t,]*+(?:(?:et|ou)[ \t]++)?\d[\d \t.,]*+)*+[ \t]*(?:euros?|€|eur\b|centimes|%|pour[ \t]*cent))")
 # Numbers that belong to no one: "le numéro de l'envoi, c'est 1A 195 862 4403 7", "le SIRET".
 _OTHER_NUMBER_RE = re.compile(
     r"(?i:(?<!\w)(?:envoi|suivi|colis|recommandée?|siret|siren|ine|facture|commande|contrat|référence|"
@@ -227,7 +227,7 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
 
     reference = (_LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
                  or _OTHER_NUMBER_RE.search(_sentence_before(text, at)) is not None)
-    amount = _AMOUNT_AFTER_RE.match(text, run.end) is not None
+    amount = _AMOUNT_AFTER_RE.match(text, run.end, run.end + 80) is not None
     if not reference and not amount:
         # said with its context, 6 to 8 digits; only after a CAF number, its 7 digits
         caf_re = CAF_RE if has_context(text, at, CAF_CONTEXT, end=run.end) else CAF_RECENT_RE
@@ -293,13 +293,13 @@ def _number_words(*extra: str) -> str:
 _NUMBER_WORDS_RE = _number_words()
 # A part may end with a number said in words and a letter: "kovalenko quatre-vingt-six",
 # "mendes deux a"; a domain may be a number ("cent soixante-trois point com").
-_SPOKEN_DIGITS = rf"(?:{_NUMBER_WORDS_RE})(?:[ \t-]+(?:{_NUMBER_WORDS_RE}))*"
-_LOCAL_PART = rf"{_PART}(?:[ \t]+{_SPOKEN_DIGITS}(?:[ \t]+[a-z](?![\w'’]))?)?"
+_SPOKEN_DIGITS = rf"(?:{_NUMBER_WORDS_RE})(?!\w)(?:[ \t-]++(?:{_NUMBER_WORDS_RE})(?!\w)){{0,9}}+"
+_LOCAL_PART = rf"{_PART}(?:[ \t]++{_SPOKEN_DIGITS}(?:[ \t]++[a-z](?![\w'’]))?+)?+"
 _DOMAIN_PART = rf"(?:{_SPOKEN_DIGITS}(?=[ \t]*(?:point|\.))|{_PART})"
 # Spaces only, never a line break: a spoken address stays in its turn.
 SPOKEN_EMAIL_RE = re.compile(
-    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART})*(?:[ \t]*+,)?[ \t]++{_AT_WORDS}[ \t]++{_DOMAIN_PART}"
-    rf"(?:{_CONNECTOR}{_PART})*?[ \t]*+(?:point|\.)[ \t]*+{TLDS}\b",
+    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART}){{0,12}}(?:[ \t]*+,)?[ \t]++{_AT_WORDS}[ \t]++{_DOMAIN_PART}"
+    rf"(?:{_CONNECTOR}{_PART}){{0,8}}?[ \t]*+(?:point|\.)[ \t]*+{TLDS}\b",
     re.IGNORECASE | re.UNICODE,
 )
 

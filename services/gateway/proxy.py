@@ -220,6 +220,7 @@ class Proxy:
         masked = await self.core.anonymize_document(call, anonymization_pb2.AnonymizeDocumentRequest(
             content=request.content, file_name=request.file_name or _name_for(request.format),
             mime_type=request.mime_type, options=options, pdf_output_format=pdf_output))
+        self.core.quotas.adjust_characters(call.tenant, masked.characters)  # the anonymiser read it too
         request.content = masked.content
         request.file_name = masked.file_name
         request.mime_type = masked.mime_type
