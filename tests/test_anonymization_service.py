@@ -209,7 +209,8 @@ def test_translate_document_through_the_gateway_anonymizes_first(channel: grpc.C
     out = docx.Document(io.BytesIO(response.content))
     body = "\n".join(p.text for p in out.paragraphs)
     assert "Haddad" not in body and "11 juin 1986" not in body and "[PERSONNE_1]" in body
-    assert out.paragraphs[0].style.name.startswith("Heading")  # layout kept
+    style = out.paragraphs[0].style
+    assert style is not None and style.name.startswith("Heading")  # layout kept
     originals = {m.original for m in response.anonymization.mapping}
     assert {"Karim Haddad", "11 juin 1986"} <= originals, originals
 
