@@ -195,11 +195,19 @@ def spelled_letters(spelling: str) -> str:
     return re.sub(r"[^\w]", "", plain)
 
 
+_INNER_CIVILITY_RE = re.compile(rf"(?<!\w){CIVILITY}\s+")
+
+
+def _after_last_civility(span: str) -> int:
+    """Where the name starts in a span that holds a civility ("Reçu Monsieur Dupont"): just
+    after the last one; 0 without one."""
+    civilities = list(_INNER_CIVILITY_RE.finditer(span))
+    return civilities[-1].end() if civilities else 0
+
+
 def _name_finding(match: re.Match[str], score: float, how: str) -> list[Finding]:
     start, end = match.span("name")
-    civilities = list(re.finditer(rf"(?<!\w){CIVILITY}\s+", match.group("name")))
-    if civilities:  # "Reçu Monsieur Karim Haddad": the name is after the civility
-        start += civilities[-1].end()
+    start += _after_last_civility(match.group("name"))  # "Reçu Monsieur Karim Haddad"
     words = match.string[start:end].split()
     while words and words[0] in NOT_NAMES:  # "Madame Bonjour" is not a name
         start += len(words[0]) + 1
@@ -215,9 +223,7 @@ def _name_finding(match: re.Match[str], score: float, how: str) -> list[Finding]
 def trim_name(text: str, finding: Finding) -> Finding | None:
     """A NER name without its civility and what NER took before it ("Madame Dupont",
     "Reçu Monsieur Dupont" -> "Dupont") and without edge words."""
-    span = text[finding.start:finding.end]
-    civilities = list(re.finditer(rf"(?<!\w){CIVILITY}\s+", span))
-    start = finding.start + (civilities[-1].end() if civilities else 0)
+    start = finding.start + _after_last_civility(text[finding.start:finding.end])
     words = text[start:finding.end].split()
     while words and words[0] in NOT_NAMES:
         start = text.index(words[0], start) + len(words[0])
@@ -273,7 +279,8 @@ _TOWN_BEFORE_RE = re.compile(r"(?i:(?<!\w)(?:à|au|aux|vers)\s+(?:Le\s+|La\s+)?$
 
 # "J'habite", "L'adresse", "Qu'il": an elided pronoun or article and a common word, not
 # a name like "N'Diaye" or "D'Angelo".
-_ELIDED_RE = re.compile(r"^(?:[JLCSMTDN]|Qu)['’][a-zà-ÿ]")
+ELIDED = r"(?:[JLCSMTDN]|Qu)['’][a-zà-ÿ]"
+_ELIDED_RE = re.compile(rf"^{ELIDED}")
 
 
 def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:

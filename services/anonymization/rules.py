@@ -33,6 +33,7 @@ from .entities import (
     Finding,
     Recent,
 )
+from .names import ELIDED
 from .numbers import NUMBER_WORDS, Run, glued
 
 # ------------------------------------------------------------------ context
@@ -441,7 +442,7 @@ _PARTICLE = (r"(?:(?:de\s+la|de|du|des|la|le|les|aux|au|et|sur|sous|saint|sainte
 # Loops are possessive (*+): a name read one way is never re-read another way, which
 # would take exponential time on a long run of capitalised words.
 # (never an elided pronoun and its verb: "J'habite", "C'est", "Qu'il")
-_NAME_WORD = (r"(?:(?:St|Ste|Dr|Gal|Mal|Pdt|Pr)\.|(?!(?:[JLCSMTDN]|Qu)['’][a-zà-ÿ])[A-ZÀ-ÖØ-Ý][\w'’]*+(?:-[\w'’]++){0,6}+"
+_NAME_WORD = (rf"(?:(?:St|Ste|Dr|Gal|Mal|Pdt|Pr)\.|(?!{ELIDED})[A-ZÀ-ÖØ-Ý][\w'’]*+(?:-[\w'’]++){{0,6}}+"
               r"|\d{1,4}\b)")
 STREET_NAME = rf"(?:(?:{_PARTICLE}\s*){{0,3}}+{_NAME_WORD})(?:[\s-]++(?:{_PARTICLE}\s*){{0,3}}+{_NAME_WORD}){{0,8}}+"
 HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b))?"
