@@ -204,21 +204,30 @@ def replicas(model: str, requests: int, clients: int) -> None:
 # --------------------------------------------------------------------------- 3. live
 
 
+# What the agent says in desk_audio (French, espeak-ng): also the reference of its finals.
+AGENT_LINES = ["Bonjour madame, que puis-je faire pour vous ?", "Avez-vous votre numéro de dossier ?",
+               "Merci, je vérifie votre demande.", "Votre rendez-vous est confirmé pour mardi.",
+               "Je vous souhaite une bonne journée."]
+
+
+def visitor_turns() -> list[tuple[str, float, float, str]]:
+    """The turns of sample.stm that desk_audio gives the visitor (speaker, start, end, text)."""
+    from speech import stm_turns
+
+    return [t for t in stm_turns(DATA / "sample.stm") if t[2] - t[1] >= 1.5][:5]
+
+
 def desk_audio(workdir: Path) -> tuple[np.ndarray, float, list[tuple[int, float, float]]]:
     """A desk dialogue on two channels: visitor turns cut from sample.wav (English, one
     real voice per turn, from sample.stm) alternating with French agent sentences, 1.2 s
     apart, as at a counter. Returns the audio, its length and its turns (channel, start,
     end: 0 the agent, 1 the visitor)."""
-    from speech import espeak, stm_turns
+    from speech import espeak
 
     recording = decode_audio((DATA / "sample.wav").read_bytes()).mono()
-    spoken = [t for t in stm_turns(DATA / "sample.stm") if t[2] - t[1] >= 1.5][:5]
-    visitor = [recording[int((s - 0.1) * 16000) : int((e + 0.1) * 16000)] for _, s, e, _ in spoken]
-    lines = ["Bonjour madame, que puis-je faire pour vous ?", "Avez-vous votre numéro de dossier ?",
-             "Merci, je vérifie votre demande.", "Votre rendez-vous est confirmé pour mardi.",
-             "Je vous souhaite une bonne journée."]
+    visitor = [recording[int((s - 0.1) * 16000) : int((e + 0.1) * 16000)] for _, s, e, _ in visitor_turns()]
     agent = [decode_audio(espeak(t, "fr", workdir / f"agent{i}.wav").read_bytes()).mono()
-             for i, t in enumerate(lines)]
+             for i, t in enumerate(AGENT_LINES)]
     gap = int(1.2 * 16000)
     parts: list[tuple[int, np.ndarray]] = []
     for v, a in zip(visitor, agent):

@@ -57,12 +57,15 @@ def median(values: Sequence[float]) -> float:
 
 
 @contextmanager
-def server_process(service: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """`parlons serve SERVICE` in a subprocess on a free port; yields (address, pid)."""
+def server_process(service: str, env: dict[str, str] | None = None,
+                   metrics_port: int | None = None) -> Iterator[tuple[str, int]]:
+    """`parlons serve SERVICE` in a subprocess on a free port; yields (address, pid).
+    With `metrics_port`, Prometheus /metrics is served there (127.0.0.1)."""
     port = free_port()
     environment = {**os.environ, "PARLONS_SERVER_LOG_LEVEL": "WARNING", **(env or {})}
+    metrics = ["--metrics-port", str(metrics_port)] if metrics_port is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "parlons.cli", "serve", *([service] if service else []), "--port", str(port)],
+        [sys.executable, "-m", "parlons.cli", "serve", *([service] if service else []), "--port", str(port), *metrics],
         env=environment,
     )
     try:

@@ -17,8 +17,8 @@ from parlons.services.transcription.streaming import (
     StreamEvent,
     StreamingConfig,
     StreamingSession,
-    _StreamingVad,
 )
+from parlons.services.transcription.endpointer import StreamingVad
 from speech import AUDIO, JFK_TEXT, espeak, wer
 
 CHUNK = 1600  # 100 ms
@@ -78,7 +78,7 @@ def test_incremental_vad_equals_whole_file_vad() -> None:
     samples = _mono("jfk.flac")
     samples = samples[: samples.shape[0] // 512 * 512]
     whole = get_vad_model()(samples).reshape(-1)
-    vad = _StreamingVad()
+    vad = StreamingVad()
     parts = [vad.process(samples[i : i + 1000]) for i in range(0, samples.shape[0], 1000)]
     np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
 

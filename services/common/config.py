@@ -76,8 +76,17 @@ class TranscriptionSettings:
     max_decoded_mb: int = 1024
     # Largest client-streamed upload (Upload RPCs), in MiB: 4 h of 16-bit stereo WAV is 920.
     max_upload_mb: int = 1024
-    # Live streams served at once.
-    max_streams: int = 4
+    # Live streams served at once; more are refused with RESOURCE_EXHAUSTED and
+    # RetryInfo (the gateway opens them on another replica). 0: derived from the
+    # model and device (docs/benchmarks.md, bench_capacity.py).
+    max_streams: int = 0
+    # Every live session's decodes go through one scheduler that batches them across
+    # sessions (finals first, oldest first); off: each session calls the model alone.
+    live_batching: bool = True
+    # Most decodes in one model call, and how long the scheduler waits for more once
+    # one is ready (milliseconds).
+    live_batch_max: int = 8
+    live_batch_wait_ms: float = 5.0
     # Batched pipeline: "auto" (GPU only), "on", "off".
     batched: str = "auto"
     batch_size: int = 8

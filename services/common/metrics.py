@@ -32,6 +32,29 @@ BATCH_SIZE = Histogram(
 )
 MODEL_LOAD_SECONDS = Gauge("parlons_model_load_seconds", "Time to load a model", ["service", "model"])
 ACTIVE_STREAMS = Gauge("parlons_active_streams", "Open streaming calls", ["service"])
+# Live decoding (transcription): the shared scheduler of every live session's decodes.
+LIVE_BACKLOG_SECONDS = Gauge(
+    "parlons_live_backlog_seconds",
+    "Age of the oldest live decode waiting for the model (0 when none waits)",
+    ["service"],
+)
+LIVE_BATCH_SIZE = Histogram(
+    "parlons_live_batch_size",
+    "Live decodes per model call, by kind (final, interim, language)",
+    ["service", "kind"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128),
+)
+LIVE_FINAL_LATENCY = Histogram(
+    "parlons_live_final_latency_seconds",
+    "Arrival of an utterance's last audio to its final result leaving the server",
+    ["service"],
+    buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+)
+LIVE_STREAMS_REFUSED = Counter(
+    "parlons_live_streams_refused_total",
+    "Live streams refused because the replica was at its capacity",
+    ["service"],
+)
 
 
 def start_metrics_server(port: int, host: str = "127.0.0.1") -> None:

@@ -9,6 +9,7 @@ from parlons.services.common.config import TranscriptionSettings
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.transcription.engine import Segment, TranscriptionResult, Word
 from parlons.services.transcription.options import TranscriptionOptions
+from parlons.services.transcription.streaming import StreamingConfig
 
 from parlons.v1 import audio_pb2, transcription_pb2
 
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
     from parlons.services.transcription.servicer import TranscriptionModule
 
 DEFAULT_BEAM_SIZE = 5
-DEFAULT_END_OF_UTTERANCE_MS = 500
-DEFAULT_MAX_UTTERANCE_S = 12.0
 
 
 def options_from_proto(
@@ -51,23 +50,26 @@ def options_from_proto(
     return TranscriptionOptions(**values)
 
 
-def streaming_settings(
+def streaming_config(
     config: transcription_pb2.StreamingConfig, defaults: TranscriptionSettings
-) -> dict[str, Any]:
-    """Keyword arguments of StreamingSession from a stream's config."""
-    silence_ms = config.end_of_utterance_silence_ms or DEFAULT_END_OF_UTTERANCE_MS
-    max_utterance_s = config.max_utterance_s or DEFAULT_MAX_UTTERANCE_S
-    if not 100 <= silence_ms <= 10_000:
-        raise InvalidArgument(f"end_of_utterance_silence_ms must be in 100..10000, got {silence_ms}", field="end_of_utterance_silence_ms")
-    if not 1.0 <= max_utterance_s <= 30.0:
-        raise InvalidArgument(f"max_utterance_s must be in 1..30 s, got {max_utterance_s}", field="max_utterance_s")
-    interim = config.interim_results if config.HasField("interim_results") else True
-    return {
-        "end_of_utterance_ms": silence_ms,
-        "max_utterance_s": max_utterance_s,
-        "interim_results": interim,
-        "dynamic_finals": defaults.dynamic_finals,
-    }
+) -> StreamingConfig:
+    """The session's typed settings from a stream's config; what the client leaves out
+    keeps StreamingConfig's defaults (one set of them)."""
+    values: dict[str, Any] = {"dynamic_finals": defaults.dynamic_finals}
+    silence_ms = config.end_of_utterance_silence_ms
+    if silence_ms:
+        if not 100 <= silence_ms <= 10_000:
+            raise InvalidArgument(f"end_of_utterance_silence_ms must be in 100..10000, got {silence_ms}",
+                                  field="end_of_utterance_silence_ms")
+        values["end_of_utterance_ms"] = silence_ms
+    if config.max_utterance_s:
+        if not 1.0 <= config.max_utterance_s <= 30.0:
+            raise InvalidArgument(f"max_utterance_s must be in 1..30 s, got {config.max_utterance_s}",
+                                  field="max_utterance_s")
+        values["max_utterance_s"] = config.max_utterance_s
+    if config.HasField("interim_results"):
+        values["interim_results"] = config.interim_results
+    return StreamingConfig(**values)
 
 
 def _word(word: Word) -> transcription_pb2.WordInfo:

@@ -24,6 +24,7 @@ window.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -53,6 +54,7 @@ from parlons.services.transcription.languages import (
     to_bcp47,
 )
 from parlons.services.transcription.options import TranscriptionOptions
+from parlons.services.transcription.scheduler import BatchedWhisper, LiveDecodeScheduler
 from parlons.services.transcription.window import (
     Encoded,
     WindowPolicy,
@@ -235,6 +237,8 @@ class TranscriptionEngine:
             ) from exc
         self.load_s = time.perf_counter() - started
         self.is_multilingual = bool(self._model.model.is_multilingual)
+        # Set on the view that live sessions use (`through`): their model calls batched.
+        self.scheduler: LiveDecodeScheduler | None = None
         self._languages = self._model_languages()
         log.info(
             "whisper model loaded",
@@ -246,6 +250,21 @@ class TranscriptionEngine:
                 "load_s": round(self.load_s, 3),
             },
         )
+
+    def live_scheduler(self, *, max_batch: int, wait_s: float) -> LiveDecodeScheduler:
+        """A scheduler for this engine's model (one per replica: scheduler.py)."""
+        return LiveDecodeScheduler(self._model.model, max_batch=max_batch, wait_s=wait_s)
+
+    def through(self, scheduler: LiveDecodeScheduler) -> TranscriptionEngine:
+        """This engine with its model calls made by `scheduler`, batched with the other
+        live sessions' calls; the model, tokenizer and settings are shared, not copied."""
+        model = copy.copy(self._model)
+        sot_id = self._model.hf_tokenizer.token_to_id("<|startoftranscript|>")
+        model.model = BatchedWhisper(self._model.model, scheduler, sot_id)
+        view = copy.copy(self)
+        view._model = model
+        view.scheduler = scheduler
+        return view
 
     # -- discovery -------------------------------------------------------------------
 

@@ -7,12 +7,16 @@ model behind a bounded queue, stops work when the caller goes away, and shapes r
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from grpc import aio
 from parlons.services.common.module import EngineModule
@@ -29,7 +33,9 @@ from parlons.services.common.errors import InvalidArgument, NotFound, ResourceEx
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.transcription import convert
+from parlons.services.transcription.capacity import default_live_capacity
 from parlons.services.transcription.engine import TranscriptionEngine, default_model, resolve_device
+from parlons.services.transcription.scheduler import LiveDecodeScheduler
 from parlons.services.transcription.streaming import StreamingSession
 
 from parlons.services.transcription.window import WindowPolicy
@@ -40,6 +46,7 @@ log = logging.getLogger("parlons.transcription")
 SERVICE_NAME = "parlons.v1.TranscriptionService"
 # Audio that may pile up during one decoding pass before interim results are skipped.
 MAX_LAG_FOR_INTERIM_S = 1.0
+T = TypeVar("T")
 
 
 class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer):
@@ -111,12 +118,12 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
             config.options, config.config, vad_filter_default=self._settings.vad_filter_default
         )
         decoder = StreamAudioDecoder(config.config)
-        session_settings = convert.streaming_settings(config, self._settings)
+        streaming = convert.streaming_config(config, self._settings)
         cancel = threading.Event()
         async with self._module.stream_slot():
-            session = StreamingSession(engine, options, cancel=cancel, **session_settings)
+            session = StreamingSession(self._module.live_engine(engine), options, config=streaming, cancel=cancel)
             try:
-                async for response in _stream(session, decoder, request_iterator, self._module.max_stream_buffer_s):
+                async for response in _stream(session, decoder, request_iterator, self._module):
                     yield response
             finally:
                 cancel.set()  # a decode still running in a thread stops at its next check
@@ -132,14 +139,18 @@ async def _stream(
     session: StreamingSession,
     decoder: StreamAudioDecoder,
     request_iterator: AsyncIterator[transcription_pb2.StreamingTranscribeRequest],
-    max_buffer_s: float,
+    module: TranscriptionModule,
 ) -> AsyncIterator[transcription_pb2.StreamingTranscribeResponse]:
     """Read audio as it comes, decode what has arrived since the last pass, emit events.
 
     Reading runs in its own task so a slow decode never stalls the client's sends; the
     decoder always takes everything that arrived, so it catches up instead of lagging.
+    Sessions run in the module's live pool (one thread each at a time), so that every
+    open stream can have a decode waiting on the scheduler at once.
     """
     buffered = [0.0]
+    arrivals = ArrivalClock(exact=decoder.format is not None)
+    max_buffer_s = module.max_stream_buffer_s
 
     async def audio_chunks() -> AsyncIterator[bytes]:
         async for request in request_iterator:
@@ -147,28 +158,67 @@ async def _stream(
                 raise InvalidArgument("config sent twice: a stream takes one config, then audio only")
             if not request.audio_content:
                 continue
-            buffered[0] += decoder.seconds_in(request.audio_content)
+            seconds = decoder.seconds_in(request.audio_content)
+            arrivals.arrived(seconds)
+            buffered[0] += seconds
             if buffered[0] > max_buffer_s:
                 raise ResourceExhausted(
                     f"audio arrives faster than it can be transcribed (over {max_buffer_s:.0f} s buffered)"
                 )
             yield request.audio_content
 
+    loop = asyncio.get_running_loop()
+
+    async def in_pool(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await loop.run_in_executor(module.live_pool, functools.partial(fn, *args, **kwargs))
+
     async with StreamPump(audio_chunks()) as pump:
         while (chunks := await pump.next_batch()) is not None:
             data = b"".join(chunks)
             buffered[0] -= decoder.seconds_in(data)
-            samples = await asyncio.to_thread(decoder.decode, data)  # Opus: a demuxer thread
+            samples = await in_pool(decoder.decode, data)  # Opus: a demuxer thread
             # More than a second arrived while the last pass ran: we are behind real
             # time, so spend the CPU on finals only until we have caught up.
             caught_up = samples.shape[-1] / TARGET_RATE <= MAX_LAG_FOR_INTERIM_S
-            events = await asyncio.to_thread(functools.partial(session.feed, samples, allow_interim=caught_up))
+            events = await in_pool(session.feed, samples, allow_interim=caught_up)
             if events:
+                arrivals.observe_finals(events)
                 yield convert.streaming_response(events, session.audio_seconds)
-    tail = await asyncio.to_thread(decoder.flush)
-    events = await asyncio.to_thread(session.feed, tail) if tail.size else []
-    events = [*events, *await asyncio.to_thread(session.finish)]
+    tail = await in_pool(decoder.flush)
+    events = await in_pool(session.feed, tail) if tail.size else []
+    events = [*events, *await in_pool(session.finish)]
     yield convert.streaming_response(events, session.audio_seconds)
+
+
+class ArrivalClock:
+    """When each second of a stream arrived, to observe finals' latency (arrival of the
+    last word's audio to the final leaving): the operator's view of what desks wait.
+    Only raw PCM maps bytes to seconds exactly; compressed streams are not observed."""
+
+    def __init__(self, exact: bool, keep_s: float = 120.0) -> None:
+        self.exact = exact
+        self.keep_s = keep_s
+        self._ends: collections.deque[tuple[float, float]] = collections.deque()
+        self._seconds = 0.0
+
+    def arrived(self, seconds: float) -> None:
+        self._seconds += seconds
+        if self.exact:
+            self._ends.append((self._seconds, time.monotonic()))
+            while self._ends and self._ends[0][0] < self._seconds - self.keep_s:
+                self._ends.popleft()
+
+    def observe_finals(self, events: list[Any]) -> None:
+        if not self.exact:
+            return
+        now = time.monotonic()
+        for event in events:
+            if not event.is_final:
+                continue
+            end = event.words[-1].end if event.words else event.end
+            arrived = next((t for seconds, t in self._ends if seconds >= end), None)
+            if arrived is not None:
+                metrics.LIVE_FINAL_LATENCY.labels("transcription").observe(now - arrived)
 
 
 class TranscriptionModule(EngineModule[TranscriptionEngine]):
@@ -186,7 +236,11 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
         self.queue = WorkQueue("transcription", settings.max_concurrent, settings.max_queued)
         self.max_upload_bytes = settings.max_upload_mb << 20
         self.max_stream_buffer_s = 60.0
-        self.streams = StreamLimiter("transcription", settings.max_streams)
+        self.streams = StreamLimiter("transcription", settings.max_streams or 1)
+        # Each open session runs its feed in this pool; sized with the limit (load).
+        self.live_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="transcription-live")
+        self.scheduler: LiveDecodeScheduler | None = None
+        self._live_view: TranscriptionEngine | None = None
         self._servicer = TranscriptionServicer(self)
 
     def register(self, server: aio.Server) -> None:
@@ -213,6 +267,7 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
             cpu_threads=self.settings.cpu_threads,
             num_workers=self.settings.num_workers,
             batched=batched,
+            batch_size=self.settings.batch_size,
             name=self.model_name,
             window=WindowPolicy(
                 enabled=self.settings.dynamic_context,
@@ -222,8 +277,32 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
             ),
         )
 
+    async def load(self) -> None:
+        await super().load()
+        engine = self.engine
+        assert engine is not None
+        limit = self.settings.max_streams or default_live_capacity(engine.name, engine.device)
+        self.streams.limit = limit
+        self.live_pool = ThreadPoolExecutor(max_workers=2 * limit + 2, thread_name_prefix="transcription-live")
+        if self.settings.live_batching:
+            self.scheduler = engine.live_scheduler(
+                max_batch=self.settings.live_batch_max, wait_s=self.settings.live_batch_wait_ms / 1000
+            )
+            self._live_view = engine.through(self.scheduler)
+        log.info("live streams", extra={"max_streams": limit, "batching": self.settings.live_batching})
+
+    def live_engine(self, engine: TranscriptionEngine) -> TranscriptionEngine:
+        """The engine live sessions decode with: the scheduler's batched view when live
+        batching is on, else the engine itself."""
+        if self._live_view is not None and engine is self.engine:
+            return self._live_view
+        return engine
+
     async def close(self) -> None:
         self.queue.shutdown()
+        if self.scheduler is not None:
+            await asyncio.to_thread(self.scheduler.close)
+        self.live_pool.shutdown(wait=False, cancel_futures=True)
         await super().close()
 
     def stream_slot(self) -> contextlib.AbstractAsyncContextManager[None]:

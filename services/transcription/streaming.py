@@ -1,48 +1,46 @@
-"""Live transcription: VAD end-pointing, interim hypotheses with LocalAgreement, finals.
+"""Live transcription: a session ties the end-pointer, the agreement buffer and the model.
 
-A `StreamingSession` takes 16 kHz float32 chunks and returns events:
+A `StreamingSession` takes 16 kHz float32 chunks and returns events. Its pieces:
 
-* The Silero VAD that faster-whisper ships runs incrementally (its LSTM state and
-  64-sample context carried across chunks, so probabilities equal a whole-file pass).
-  An utterance starts at the first frame above `vad_threshold` and ends after
-  `end_of_utterance_ms` below the release threshold, or is cut at `max_utterance_s` (at the
-  quietest frame of its last seconds) so that it fits one Whisper window.
-* While an utterance grows, the whole utterance is re-decoded at most once per
+* `endpointer.EndPointer` (no model): Silero VAD run incrementally, where utterances
+  start, end after `end_of_utterance_ms` of pause, or are cut at `max_utterance_s`.
+* `agreement.LocalAgreement` (no model): which words of the interim hypotheses are
+  committed (LocalAgreement-2; committed words never change).
+* This module: the decodes. While an utterance grows, it is re-decoded at most once per
   `interim_interval_s` of new audio and at most once per `feed` call (greedy, no
-  timestamps: cheap). LocalAgreement-2: a word is committed once two successive
-  hypotheses agree on it and on everything before it; committed words are never taken
-  back or re-worded, so the interim text does not flicker. The committed words are then
-  forced as the decoder's prefix, so later hypotheses only extend them (and one early
-  word the model changes its mind about cannot block all later commits). `stability`
-  is the share of committed words.
-* At the end of an utterance it is decoded once more with the caller's options (beam,
-  word timestamps, language identification) and a final event carries its segments with
-  times in stream time (seconds since the first sample fed). That decode starts early,
-  once the speaker has paused `early_final_ms`, while the end-pointer still waits for
-  `end_of_utterance_ms`: when the pause does end the utterance, the final is ready.
+  timestamps: cheap); the committed words are forced as the decoder's prefix, so later
+  hypotheses only extend them. `stability` is the share of committed words. At the end
+  of an utterance it is decoded once more with the caller's options (beam, word
+  timestamps, language identification) and a final event carries its segments with
+  times in stream time. That decode starts early, once the speaker has paused
+  `early_final_ms`, while the end-pointer still waits for `end_of_utterance_ms`: when the
+  pause does end the utterance, the final is ready.
 * Language: given by the client, or identified at each interim until confident
   (`language_lock_probability`); nothing is committed before, so a wrong early guess is
   never forced into the text. Each utterance is identified on its own (a counter may
   switch between French and the visitor's language).
+* Model calls: through the engine the session is given. On a replica with live batching
+  that engine is a view (`TranscriptionEngine.through`) whose calls go to the shared
+  `scheduler.LiveDecodeScheduler`, batched with every other session's; each decode says
+  what it is for (`decode_as`): finals first, then identification, then interims, which
+  the scheduler may drop when they waited too long and which the session skips while
+  the scheduler is congested.
 * `MultiChannelStreamingSession`: one session per channel (one microphone per speaker).
 
 Cost stays bounded: audio older than the current utterance (plus a short pad) is
 dropped, an utterance is at most 30 s, and a slow consumer that feeds several queued
 chunks at once gets one interim decode for them, not one per chunk (natural backpressure:
-the servicer should drain its queue into one `feed`). A session is not thread-safe; run
-each session's `feed`/`finish` in one worker thread at a time. Many sessions may share
-one engine.
+the servicer drains its queue into one `feed`). A session is not thread-safe; run each
+session's `feed`/`finish` in one worker thread at a time. Many sessions share one engine.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
-from faster_whisper.vad import get_vad_model
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.services.common.errors import Cancelled, InvalidArgument
 from parlons.services.transcription.engine import (
@@ -52,15 +50,15 @@ from parlons.services.transcription.engine import (
     TranscriptionResult,
     Word,
 )
+from parlons.services.transcription.agreement import LocalAgreement
+from parlons.services.transcription.endpointer import EndPointer, Utterance
 from parlons.services.transcription.options import TranscriptionOptions
+from parlons.services.transcription.scheduler import INTERIM_DEADLINE_S, DecodeKind, DecodeSkipped, decode_as
 
-VAD_FRAME: Final = 512  # Silero v6 at 16 kHz: 32 ms frames
-VAD_CONTEXT: Final = 64
 _PROMPT_CHARS: Final = 200
 _MAX_TOKENS: Final = 448  # Whisper's decoder context
 _INTERIM_MAX_TOKENS: Final = 96
 _MIN_INTERIM_LANGUAGE_PROB: Final = 0.5
-_ABANDON_SILENCE: Final = 2 * TARGET_RATE  # a short burst followed by this much silence
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,9 @@ class StreamingConfig:
     """End-pointing and interim settings (per session; defaults suit a counter dialogue)."""
 
     end_of_utterance_ms: int = 500
-    max_utterance_s: float = WINDOW_S
+    # An utterance is cut here (at its quietest recent frame): a counter turn rarely
+    # lasts longer, and a shorter window decodes faster.
+    max_utterance_s: float = 12.0
     interim_results: bool = True
     interim_interval_s: float = 1.0
     vad_threshold: float = 0.5
@@ -123,36 +123,6 @@ class StreamEvent:
     channel: int = 0
 
 
-class _StreamingVad:
-    """Silero VAD over a stream: one speech probability per 512-sample frame."""
-
-    def __init__(self) -> None:
-        self._model = get_vad_model()
-        self._h = np.zeros((1, 1, 128), dtype=np.float32)
-        self._c = np.zeros((1, 1, 128), dtype=np.float32)
-        self._context = np.zeros(VAD_CONTEXT, dtype=np.float32)
-        self._pending = np.zeros(0, dtype=np.float32)
-
-    def process(self, samples: np.ndarray) -> np.ndarray:
-        data = np.concatenate([self._pending, samples])
-        n_frames = data.shape[0] // VAD_FRAME
-        self._pending = data[n_frames * VAD_FRAME :]
-        if n_frames == 0:
-            return np.zeros(0, dtype=np.float32)
-        frames = data[: n_frames * VAD_FRAME].reshape(n_frames, VAD_FRAME)
-        contexts = np.vstack([self._context[np.newaxis, :], frames[:-1, -VAD_CONTEXT:]])
-        self._context = frames[-1, -VAD_CONTEXT:].copy()
-        rows = np.concatenate([contexts, frames], axis=1)
-        probs, self._h, self._c = self._model.session.run(
-            None, {"input": rows, "h": self._h, "c": self._c}
-        )
-        return np.asarray(probs, dtype=np.float32).reshape(-1)
-
-
-def _norm(word: str) -> str:
-    return re.sub(r"[^\w']", "", word.lower())
-
-
 class StreamingSession:
     """One live stream (see module docstring). Feed 16 kHz mono float32 chunks."""
 
@@ -180,18 +150,13 @@ class StreamingSession:
         self.config = replace(config or StreamingConfig(), **settings)
         self.cancel = cancel
         self.channel = channel
-        self._vad = _StreamingVad()
-        self._pad = int(self.config.speech_pad_ms * TARGET_RATE / 1000)
-        self._end_silence = int(self.config.end_of_utterance_ms * TARGET_RATE / 1000)
+        self.endpointer = EndPointer(self.config)
+        self.agreement = LocalAgreement()
         self._early_final = int(self.config.early_final_ms * TARGET_RATE / 1000)
-        self._max_utt = int(self.config.max_utterance_s * TARGET_RATE)
-        self._min_speech = int(self.config.min_speech_ms * TARGET_RATE / 1000)
-        self._release = max(self.config.vad_threshold - 0.15, 0.01)
         # Audio buffer: samples [self._buf_start, self._total) of the stream.
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0
         self._total = 0
-        self._vad_pos = 0  # stream sample where the next VAD frame starts
         self._next_utterance_index = 0
         self._segment_ids = 0
         self._previous_text = ""
@@ -212,7 +177,7 @@ class StreamingSession:
 
     @property
     def in_utterance(self) -> bool:
-        return self._utt_start is not None
+        return self.endpointer.open
 
     def feed(self, chunk: np.ndarray, *, allow_interim: bool = True) -> list[StreamEvent]:
         """Add audio; returns the finals of utterances that ended in it, then at most one
@@ -233,14 +198,18 @@ class StreamingSession:
         self._total += samples.shape[0]
 
         events: list[StreamEvent] = []
-        for prob in self._vad.process(samples):
-            frame_end = self._vad_pos + VAD_FRAME
-            events.extend(self._on_frame(float(prob), self._vad_pos, frame_end))
-            self._vad_pos = frame_end
-        if self._utt_start is None:
-            self._trim(self._vad_pos - self._pad)
+        for utterance in self.endpointer.push(samples, keep_short=self._interims > 0):
+            event = self._final(utterance)
+            self._reset_utterance()
+            if event is not None:
+                events.append(event)
+        start = self.endpointer.start
+        if start is None:
+            self._trim(self.endpointer.position - self.endpointer.pad)
             return events
-        self._trim(self._utt_start)
+        self._trim(start)
+        if self._interim_at is None:
+            self._interim_at = start
         if self._speculate():
             return events  # one decode per feed: the early final replaces the interim
         if allow_interim and self.config.interim_results and self._interim_due():
@@ -255,23 +224,21 @@ class StreamingSession:
             return []
         self._finished = True
         self._check_cancel()
-        if self._utt_start is None:
+        ep = self.endpointer
+        if ep.start is None:
             return []
         # Trailing silence adds nothing; ending at the same cut as an early final lets
         # that decode be reused.
-        event = self._final(min(self._total, self._last_speech_end + self._pad))
+        utterance = Utterance(ep.start, min(self._total, ep.last_speech_end + ep.pad),
+                              ep.last_speech_end, ep.speech_samples)
+        event = self._final(utterance)
         return [event] if event is not None else []
 
-    # -- end-pointing ----------------------------------------------------------------
+    # -- utterance state ---------------------------------------------------------------
 
     def _reset_utterance(self) -> None:
-        self._utt_start: int | None = None
-        self._last_speech_end = 0
-        self._speech_samples = 0
-        self._frame_probs: list[tuple[int, float]] = []
-        self._hypothesis: list[str] = []
-        self._committed: list[str] = []
-        self._interim_at = 0
+        self.agreement.clear()
+        self._interim_at: int | None = None
         self._interims = 0
         self._utt_id: int | None = None
         self._speculative: tuple[tuple[int, str | None], TranscriptionResult] | None = None
@@ -281,58 +248,6 @@ class StreamingSession:
         self._language_locked = self.options.language is not None or not self.engine.is_multilingual
         if not self.engine.is_multilingual:
             self._language, self._language_probability = "en", 1.0
-
-    def _on_frame(self, prob: float, start: int, end: int) -> list[StreamEvent]:
-        if self._utt_start is None:
-            if prob >= self.config.vad_threshold:
-                self._utt_start = max(self._buf_start, start - self._pad)
-                self._last_speech_end = end
-                self._speech_samples = VAD_FRAME
-                self._interim_at = self._utt_start
-                self._frame_probs = [(end, prob)]
-            return []
-
-        self._frame_probs.append((end, prob))
-        if prob >= self.config.vad_threshold:
-            self._last_speech_end = end
-            self._speech_samples += VAD_FRAME
-        elif prob < self._release and end - self._last_speech_end >= self._end_silence:
-            if self._speech_samples >= self._min_speech or self._interims:
-                cut = min(self._last_speech_end + self._pad, end)
-                event = self._final(cut)
-                self._reset_utterance()
-                return [event] if event is not None else []
-            if end - self._last_speech_end >= _ABANDON_SILENCE:
-                self._reset_utterance()  # a click or a breath, not speech
-                return []
-            # Too short to stand alone ("Hello?" can be one VAD frame on a phone line):
-            # keep it open, so that speech resuming soon joins the same utterance.
-
-        if end - self._utt_start >= self._max_utt:
-            cut = self._quietest_cut()
-            tail = [(e, p) for e, p in self._frame_probs if e > cut]
-            speech_tail = sum(VAD_FRAME for _, p in tail if p >= self.config.vad_threshold)
-            event = self._final(cut)
-            self._reset_utterance()
-            # The speech goes on: the next utterance starts where this one was cut.
-            self._utt_start = cut
-            self._last_speech_end = end
-            self._speech_samples = speech_tail
-            self._interim_at = cut
-            self._frame_probs = tail
-            return [event] if event is not None else []
-        return []
-
-    def _quietest_cut(self) -> int:
-        """Where to cut an over-long utterance: the least speech-like frame of its last
-        5 s (a pause between words), not mid-word at the hard limit."""
-        assert self._utt_start is not None
-        horizon = self._utt_start + max(self._max_utt - 5 * TARGET_RATE, self._max_utt // 2)
-        tail = [(e, p) for e, p in self._frame_probs if e > horizon]
-        if not tail:
-            return self._utt_start + self._max_utt
-        end, _ = min(reversed(tail), key=lambda ep: ep[1])  # latest among the quietest
-        return end - VAD_FRAME // 2
 
     def _trim(self, keep_from: int) -> None:
         """Drop audio before `keep_from` (stream samples): memory stays bounded."""
@@ -344,40 +259,82 @@ class StreamingSession:
     def _audio(self, start: int, end: int) -> np.ndarray:
         return self._buf[start - self._buf_start : end - self._buf_start]
 
-    # -- decoding ----------------------------------------------------------------------
+    # -- interims ----------------------------------------------------------------------
 
     def _interim_due(self) -> bool:
-        assert self._utt_start is not None
         interval = int(self.config.interim_interval_s * TARGET_RATE)
-        return (
-            self._total - self._interim_at >= interval
-            and self._speech_samples >= self._min_speech
-        )
+        assert self._interim_at is not None
+        if self._total - self._interim_at < interval:
+            return False
+        if self.endpointer.speech_samples < self.endpointer.min_speech:
+            return False
+        scheduler = self.engine.scheduler
+        # Under load interims make room: the finals of every session come first.
+        return scheduler is None or not scheduler.congested()
 
     def _interim(self) -> StreamEvent | None:
-        assert self._utt_start is not None
+        start = self.endpointer.start
+        assert start is not None
         self._interim_at = self._total
-        audio = self._audio(self._utt_start, self._total)
-        if not self._language_locked:
-            # The first second can sound like anything: identify again at every interim
-            # until confident, and commit nothing before (a wrong language would be
-            # forced into the prefix).
+        audio = self._audio(start, self._total)
+        try:
+            if not self._language_locked and not self._identify(audio):
+                return None
+            with decode_as(DecodeKind.INTERIM):
+                result = self.engine.transcribe(
+                    DecodedAudio.from_array(audio), self._interim_options(), cancel=self.cancel
+                )
+        except DecodeSkipped:
+            return None  # the scheduler was busy with finals; the next interim comes
+        words = result.text.split()
+        if not words:
+            # Silence, or a hypothesis the guards refused (a loop in the cut window): no
+            # interim, and the previous hypothesis stays the one the next is compared to.
+            return None
+        if self._language_locked:
+            self.agreement.insert(words)
+        self._interims += 1
+        committed = self.agreement.committed_text
+        unstable = " ".join(self.agreement.unstable(words))
+        total = len(self.agreement.committed) + len(self.agreement.unstable(words))
+        return StreamEvent(
+            is_final=False,
+            utterance_index=self._utterance_index(),
+            start=start / TARGET_RATE,
+            end=self._total / TARGET_RATE,
+            text=" ".join(x for x in (committed, unstable) if x),
+            committed_text=committed,
+            unstable_text=unstable,
+            stability=len(self.agreement.committed) / total if total else 0.0,
+            language=self._language,
+            language_probability=self._language_probability,
+            channel=self.channel,
+        )
+
+    def _identify(self, audio: np.ndarray) -> bool:
+        """Identify the utterance's language again (the first second can sound like
+        anything) until confident; commit nothing before (a wrong language would be
+        forced into the prefix). Whether an interim may be shown."""
+        with decode_as(DecodeKind.LANGUAGE, max_wait_s=INTERIM_DEADLINE_S):
             detection = self.engine.detect_language(audio, self.options.language_candidates)
-            self._language, self._language_probability = detection.language, detection.probability
-            self._language_locked = detection.probability >= self.config.language_lock_probability
-            if not self._language_locked:
-                self._hypothesis, self._committed = [], []
-                if detection.probability < _MIN_INTERIM_LANGUAGE_PROB:
-                    return None  # no interim at all rather than text in a guessed language
+        self._language, self._language_probability = detection.language, detection.probability
+        self._language_locked = detection.probability >= self.config.language_lock_probability
+        if self._language_locked:
+            return True
+        self.agreement.clear()
+        # No interim at all rather than text in a guessed language.
+        return detection.probability >= _MIN_INTERIM_LANGUAGE_PROB
+
+    def _interim_options(self) -> TranscriptionOptions:
         prompt = self._prompt()
-        prefix = " ".join(self._committed) or None
+        prefix = self.agreement.committed_text or None
         budget = (
             _MAX_TOKENS
             - 8
             - min(self.engine.count_tokens(prompt or ""), _MAX_TOKENS // 2 - 1)
             - self.engine.count_tokens(prefix or "")
         )
-        options = self.options.with_(
+        return self.options.with_(
             language=self._language if self.engine.is_multilingual else None,
             beam_size=self.config.interim_beam_size,
             best_of=1,
@@ -394,62 +351,11 @@ class StreamingSession:
             # Bounded: a hallucination loop must not cost a 448-token decode per interim.
             max_new_tokens=max(1, min(_INTERIM_MAX_TOKENS, budget)),
         )
-        result = self.engine.transcribe(
-            DecodedAudio.from_array(audio), options, cancel=self.cancel
-        )
-        words = result.text.split()
-        if not words:
-            # Silence, or a hypothesis the guards refused (a loop in the cut window): no
-            # interim, and the previous hypothesis stays the one the next is compared to.
-            return None
-        if self._language_locked:
-            self._commit(words)
-            self._hypothesis = words
-        self._interims += 1
-        # When the hypothesis no longer starts with the committed words, the committed
-        # text stays as it is and the rest of the hypothesis is shown after it.
-        tail = words[len(self._committed) :]
-        committed = " ".join(self._committed)
-        unstable = " ".join(tail)
-        total = len(self._committed) + len(tail)
-        return StreamEvent(
-            is_final=False,
-            utterance_index=self._utterance_index(),
-            start=self._utt_start / TARGET_RATE,
-            end=self._total / TARGET_RATE,
-            text=" ".join(x for x in (committed, unstable) if x),
-            committed_text=committed,
-            unstable_text=unstable,
-            stability=len(self._committed) / total if total else 0.0,
-            language=self._language,
-            language_probability=self._language_probability,
-            channel=self.channel,
-        )
 
-    def _agrees(self, words: list[str]) -> bool:
-        """Whether `words` starts with the committed words (normalised)."""
-        n = len(self._committed)
-        return len(words) >= n and all(
-            _norm(a) == _norm(b) for a, b in zip(self._committed, words[:n])
-        )
+    # -- finals ------------------------------------------------------------------------
 
-    def _commit(self, words: list[str]) -> None:
-        """LocalAgreement-2: extend the committed prefix with the words on which this
-        hypothesis and the previous one agree, if both still agree with what is already
-        committed. The last word of the hypothesis is never committed (it sits at the
-        edge of the audio, often cut or punctuated as if the sentence ended there).
-        Committed words take this hypothesis's spelling, the one with more context."""
-        if not self._hypothesis or not self._agrees(words) or not self._agrees(self._hypothesis):
-            return
-        n = len(self._committed)
-        for previous, current in zip(self._hypothesis[n:], words[n : len(words) - 1]):
-            if _norm(previous) != _norm(current):
-                break
-            self._committed.append(current)
-
-    def _decode_final(self, end: int) -> TranscriptionResult:
+    def _decode_final(self, start: int, end: int) -> TranscriptionResult:
         """The full-quality decode of the open utterance up to `end` (caller's options)."""
-        assert self._utt_start is not None
         options = self.options.with_(
             # Unless the client gave it, the final identifies the language on the whole
             # utterance: the identification reads the same encoder output the decode then
@@ -462,8 +368,12 @@ class StreamingSession:
             detect_language_per_segment=False,
             initial_prompt=self._prompt(),
         )
-        audio = self._audio(self._utt_start, end)
-        return self.engine.transcribe(DecodedAudio.from_array(audio), options, cancel=self.cancel)
+        audio = self._audio(start, end)
+        with decode_as(DecodeKind.FINAL):
+            return self.engine.transcribe(DecodedAudio.from_array(audio), options, cancel=self.cancel)
+
+    def _speculation_key(self) -> tuple[int, str | None]:
+        return (self.endpointer.last_speech_end, self._language if self._language_locked else None)
 
     def _speculate(self) -> bool:
         """Decode the final early, during the pause that may end the utterance.
@@ -473,36 +383,34 @@ class StreamingSession:
         Decoding it now, while the end-pointer still waits, takes the decode off the
         latency between the end of speech and the final. If speech resumes the result
         is dropped (one wasted decode per short pause). Returns whether it decoded."""
-        if self._utt_start is None or self.config.early_final_ms <= 0:
+        ep = self.endpointer
+        if ep.start is None or self.config.early_final_ms <= 0:
             return False
-        if self._speech_samples < self._min_speech and self._interims == 0:
+        if ep.speech_samples < ep.min_speech and self._interims == 0:
             return False
-        silence = self._vad_pos - self._last_speech_end
-        cut = self._last_speech_end + self._pad
-        key = (self._last_speech_end, self._language if self._language_locked else None)
-        if silence < self._early_final or cut > self._total:
+        cut = ep.last_speech_end + ep.pad
+        key = self._speculation_key()
+        if ep.silence_samples < self._early_final or cut > self._total:
             return False
         if self._speculative is not None and self._speculative[0] == key:
             return False
-        self._speculative = (key, self._decode_final(cut))
+        self._speculative = (key, self._decode_final(ep.start, cut))
         return True
 
-    def _final(self, end: int) -> StreamEvent | None:
-        assert self._utt_start is not None
-        start = self._utt_start
-        if self._speech_samples < self._min_speech and self._interims == 0:
+    def _final(self, utterance: Utterance) -> StreamEvent | None:
+        if utterance.speech_samples < self.endpointer.min_speech and self._interims == 0:
             return None  # a click or a breath, not speech
-        key = (self._last_speech_end, self._language if self._language_locked else None)
+        key = (utterance.last_speech_end, self._language if self._language_locked else None)
         if (
             self._speculative is not None
             and self._speculative[0] == key
-            and end == self._last_speech_end + self._pad
+            and utterance.end == utterance.last_speech_end + self.endpointer.pad
         ):
             result = self._speculative[1]
         else:
-            result = self._decode_final(end)
+            result = self._decode_final(utterance.start, utterance.end)
         self._speculative = None
-        offset = start / TARGET_RATE
+        offset = utterance.start / TARGET_RATE
         segments = []
         for segment in result.segments:
             self._segment_ids += 1
@@ -516,7 +424,7 @@ class StreamingSession:
             is_final=True,
             utterance_index=self._utterance_index(),
             start=offset,
-            end=end / TARGET_RATE,
+            end=utterance.end / TARGET_RATE,
             text=text,
             committed_text=text,
             stability=1.0,
