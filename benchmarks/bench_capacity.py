@@ -352,7 +352,8 @@ class BacklogSampler:
 
     @property
     def peak(self) -> float | None:
-        return max(self.values) if self.values else None
+        """The largest age seen (an age: never below 0)."""
+        return max(0.0, *self.values) if self.values else None
 
 
 def server_env(model: str, device: str, mode: str, max_streams: int) -> dict[str, str]:

@@ -14,8 +14,9 @@ gRPC commits a call once the server has sent headers, and every parlons server s
 them at once (the request id), so a replica that dies *during* a call is not retried by
 gRPC. `Backend.unary` therefore retries idempotent calls itself, on UNAVAILABLE (replica
 gone) and RESOURCE_EXHAUSTED (replica full), each attempt on the next replica of the
-round robin, within the caller's deadline. Streams are not retried: their state lives
-on the replica.
+round robin, within the caller's deadline. A stream is opened on the next replica when
+one refuses it at once (RESOURCE_EXHAUSTED: full); once it runs, its state lives on its
+replica and it is not moved.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from prometheus_client import Counter
 from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
 from parlons.services.common.gateway_trust import GATEWAY_SECRET_HEADER
 from parlons.services.common.status_details import RETRY_AFTER_KEY, details_of, field_of
+from parlons.services.common.streams import StreamPump
 from parlons.services.common.errors import (
     InvalidArgument,
     ParlonsError,
@@ -335,17 +337,38 @@ class Backend:
         """A bidirectional stream of `invoke` (a stub method) fed from `requests`,
         yielding the backend's responses.
 
-        The requests are written by a task of ours rather than handed to gRPC as an
-        iterator, so that an error raised while producing them (a quota, a bad message)
-        reaches the caller as itself instead of as a cancelled call. Closing this
-        generator (caller gone) cancels the backend call.
+        A replica at its live capacity refuses a stream at once (RESOURCE_EXHAUSTED,
+        right after its config): the stream is then opened on the next replica of the
+        round robin, its first messages replayed, so a desk never sees a full replica
+        while another has room. Once the backend has answered (or more than
+        `_REPLAY_MESSAGES` were sent), the stream is committed to its replica.
         """
+        async with StreamPump(requests) as pump:
+            replay = _Replay(pump)
+            for number in range(1, self.attempts + 1):
+                try:
+                    async for response in self._relay_once(invoke, replay, call):
+                        yield response
+                    return
+                except _Refused as refused:
+                    if number == self.attempts:
+                        raise self.error(refused.error) from None
+                    RETRIES.labels(self.name, refused.error.code().name).inc()
+                    log.info("stream refused; opening it on another replica",
+                             extra={"fields": {"backend": self.name, "attempt": number}})
+
+    async def _relay_once(self, invoke: aio.StreamStreamMultiCallable, replay: _Replay,
+                          call: CallOptions) -> AsyncIterator[Any]:
+        """One attempt of `relay`. The requests are written by a task of ours rather
+        than handed to gRPC as an iterator, so that an error raised while producing them
+        (a quota, a bad message) reaches the caller as itself instead of as a cancelled
+        call. Closing this generator (caller gone) cancels the backend call."""
         stream: aio.StreamStreamCall = invoke(timeout=call.timeout(), metadata=call.metadata() + self.identity)
         failure: list[BaseException] = []
 
         async def pump() -> None:
             try:
-                async for request in requests:
+                async for request in replay.messages():
                     await stream.write(request)
                 await stream.done_writing()
             except (aio.AioRpcError, asyncio.InvalidStateError):
@@ -362,6 +385,8 @@ class Backend:
                 except aio.AioRpcError as exc:
                     if failure:
                         raise failure[0] from None
+                    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and replay.replayable:
+                        raise _Refused(exc) from None
                     raise self.error(exc) from None
                 except asyncio.CancelledError:
                     if failure:
@@ -369,6 +394,7 @@ class Backend:
                     raise
                 if response is aio.EOF:
                     break
+                replay.commit()
                 yield response
             if failure:
                 raise failure[0]
@@ -406,6 +432,46 @@ class Backend:
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+# Messages kept to open a refused stream on another replica (its config and the first
+# audio chunks: a replica refuses right after the config).
+_REPLAY_MESSAGES = 64
+
+
+class _Refused(Exception):
+    """A stream refused by a full replica before it answered anything."""
+
+    def __init__(self, error: aio.AioRpcError) -> None:
+        super().__init__(error.details())
+        self.error = error
+
+
+class _Replay:
+    """The messages of a stream, replayable from the start until the stream is committed
+    to a replica (first answer, or too many messages sent). Reading goes through a pump,
+    so an attempt's writer can be cancelled without losing what it was reading."""
+
+    def __init__(self, pump: StreamPump[Any], limit: int = _REPLAY_MESSAGES) -> None:
+        self._pump = pump
+        self._kept: list[Any] = []
+        self._limit = limit
+        self.replayable = True
+
+    def commit(self) -> None:
+        self.replayable = False
+        self._kept = []
+
+    async def messages(self) -> AsyncIterator[Any]:
+        for message in list(self._kept):
+            yield message
+        while (batch := await self._pump.next_batch()) is not None:
+            if self.replayable:
+                self._kept.extend(batch)  # the whole batch before any of it is written
+                if len(self._kept) > self._limit:
+                    self.commit()
+            for message in batch:
+                yield message
 
 
 class Router:
