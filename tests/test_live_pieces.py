@@ -11,7 +11,7 @@ short and one of 8 frames is not, a short burst is dropped on the 63rd silent fr
 from __future__ import annotations
 
 import random
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,8 +171,8 @@ def script(*runs: tuple[float, int]) -> np.ndarray:
     return np.concatenate([np.full(n * F, p, dtype=np.float32) for p, n in runs])
 
 
-def endpointer(**config: float) -> EndPointer:
-    return EndPointer(StreamingConfig(**config), vad=ScriptedVad())  # type: ignore[arg-type]
+def endpointer(**config: Any) -> EndPointer:
+    return EndPointer(StreamingConfig(**config), vad=ScriptedVad())
 
 
 def feed(ep: EndPointer, signal: np.ndarray, chunk: int, *, keep_short: bool = False) -> list[Utterance]:
@@ -224,6 +224,21 @@ def test_the_end_comes_after_end_of_utterance_ms_of_silence(silence_ms: int) -> 
     k, utterances = frames_until_first(ep, script((0.0, 10), (1.0, 20), (0.0, frames + 10)))
     assert k == 30 + frames - 1
     assert [(u.start, u.end) for u in utterances] == [(10 * F - PAD, 30 * F + PAD)]
+
+
+def test_the_end_pad_stops_at_the_frame_that_ended_the_utterance() -> None:
+    # A 1 s pad after 300 ms of silence: the utterance ends where the silence did (frame 79).
+    utterances = endpointer(speech_pad_ms=1000, end_of_utterance_ms=300).push(script((0.0, 40), (1.0, 30), (0.0, 20)))
+    assert [(u.start, u.end, u.last_speech_end) for u in utterances] == [(40 * F - 16000, 80 * F, 70 * F)]
+
+
+def test_an_utterance_never_starts_inside_the_previous_one() -> None:
+    # Speech resumes 12 frames (384 ms) after the last: the next start (82 * 512 - 16000 =
+    # 25984) is before the first one's end (80 * 512 = 40960); that audio is decoded twice.
+    ep = endpointer(speech_pad_ms=1000, end_of_utterance_ms=300)
+    utterances = ep.push(script((0.0, 40), (1.0, 30), (0.0, 12), (1.0, 30), (0.0, 40)))
+    assert len(utterances) == 2
+    assert utterances[0].end <= utterances[1].start, [(u.start, u.end) for u in utterances]
 
 
 def test_the_end_waits_for_a_frame_under_the_release_threshold() -> None:
@@ -285,16 +300,16 @@ def _long_speech(*dips: tuple[int, float]) -> np.ndarray:
 
 
 def test_an_over_long_utterance_is_cut_at_its_quietest_recent_frame_and_the_next_starts_there() -> None:
-    # A deeper dip at frame 100 is not in the last 5 s; frame 300's is.
+    # A deeper dip on frame 221 is just before the last 5 s; frame 300's is in them.
     ep = endpointer()
-    k, first = frames_until_first(ep, _long_speech((100, 0.1), (300, 0.3)))
+    k, first = frames_until_first(ep, _long_speech((221, 0.1), (300, 0.3)))
     assert k == 378
     cut = 301 * F - F // 2
     assert 300 * F < cut < 301 * F
     assert [(u.start, u.end, u.by_length) for u in first] == [(10 * F - PAD, cut, True)]
     assert ep.open and ep.start == cut
     assert ep.speech_samples == (378 - 300) * F  # frames 301..378, after the cut
-    rest = ep.push(_long_speech((100, 0.1), (300, 0.3))[379 * F :])
+    rest = ep.push(_long_speech((221, 0.1), (300, 0.3))[379 * F :])
     assert rest == [Utterance(start=cut, end=450 * F + PAD, last_speech_end=450 * F, speech_samples=149 * F)]
     assert not ep.open
 
@@ -302,6 +317,8 @@ def test_an_over_long_utterance_is_cut_at_its_quietest_recent_frame_and_the_next
 def test_the_cut_takes_the_latest_of_equally_quiet_frames_and_the_limit_without_a_pause() -> None:
     utterances = endpointer().push(_long_speech((250, 0.3), (300, 0.3), (340, 0.6)))
     assert [(u.start, u.end, u.by_length) for u in utterances] == [(1920, 301 * F - F // 2, True), (301 * F - F // 2, 450 * F + PAD, False)]
+    utterances = endpointer().push(_long_speech((222, 0.1), (300, 0.3)))  # 222: the first frame in the last 5 s
+    assert [u.end for u in utterances][0] == 223 * F - F // 2
     utterances = endpointer().push(_long_speech())
     assert [(u.start, u.end, u.by_length) for u in utterances] == [(1920, 379 * F - F // 2, True), (379 * F - F // 2, 450 * F + PAD, False)]
 

@@ -62,7 +62,7 @@ def _at_once(calls: list[tuple[TranscriptionEngine, np.ndarray, TranscriptionOpt
         try:
             with decode_as(DecodeKind.FINAL):
                 texts[index] = engine.transcribe(DecodedAudio.from_array(clip), options).text
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+        except BaseException as exc:  # handed to the test's thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]

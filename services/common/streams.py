@@ -62,6 +62,7 @@ class StreamLimiter:
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         if self.open >= self.limit:
+            metrics.LIVE_STREAMS_REFUSED.labels(self.service).inc()
             raise ResourceExhausted(f"too many {self.what} ({self.limit} open); retry shortly", 2.0)
         self.open += 1
         metrics.ACTIVE_STREAMS.labels(self.service).inc()

@@ -81,6 +81,9 @@ class EndPointer:
         self._threshold = config.vad_threshold
         self._release = max(config.vad_threshold - 0.15, 0.01)
         self.position = 0  # stream sample where the next VAD frame starts
+        # Where the last utterance ended: the next never starts before (a start pad
+        # longer than half the end silence would reach back into it).
+        self._floor = 0
         self.reset()
 
     def reset(self) -> None:
@@ -116,7 +119,7 @@ class EndPointer:
     def _on_frame(self, prob: float, start: int, end: int, keep_short: bool) -> Utterance | None:
         if self.start is None:
             if prob >= self._threshold:
-                self.start = max(0, start - self.pad)
+                self.start = max(self._floor, start - self.pad)
                 self.last_speech_end = end
                 self.speech_samples = VAD_FRAME
                 self._frame_probs = [(end, prob)]
@@ -129,6 +132,7 @@ class EndPointer:
             if self.speech_samples >= self.min_speech or keep_short:
                 utterance = Utterance(self.start, min(self.last_speech_end + self.pad, end),
                                       self.last_speech_end, self.speech_samples)
+                self._floor = utterance.end
                 self.reset()
                 return utterance
             if end - self.last_speech_end >= _ABANDON_SILENCE:
@@ -144,6 +148,7 @@ class EndPointer:
         cut = self._quietest_cut()
         tail = [(e, p) for e, p in self._frame_probs if e > cut]
         utterance = Utterance(self.start, cut, self.last_speech_end, self.speech_samples, by_length=True)
+        self._floor = cut
         self.start = cut
         self.last_speech_end = end
         self.speech_samples = sum(VAD_FRAME for _, p in tail if p >= self._threshold)

@@ -265,8 +265,9 @@ class LiveDecodeScheduler:
                 low, high = min(low, job.frames), max(high, job.frames)
             chosen = {id(j) for j in batch}
             self._pending = [j for j in self._pending if id(j) not in chosen]
+            now = time.monotonic()
             metrics.LIVE_BACKLOG_SECONDS.labels(self.service).set(
-                time.monotonic() - min((j.queued for j in self._pending), default=time.monotonic())
+                now - min((j.queued for j in self._pending), default=now)
             )
             return batch
 

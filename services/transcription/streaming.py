@@ -161,6 +161,14 @@ class StreamingSession:
         self._segment_ids = 0
         self._previous_text = ""
         self._finished = False
+        # Per utterance (reset at each final):
+        self._interim_at: int | None = None
+        self._interims = 0
+        self._utt_id: int | None = None
+        self._speculative: tuple[tuple[int, str | None], TranscriptionResult] | None = None
+        self._language: str | None = None
+        self._language_probability = 0.0
+        self._language_locked = False
         self._reset_utterance()
 
     # -- public API ----------------------------------------------------------------
@@ -238,11 +246,11 @@ class StreamingSession:
 
     def _reset_utterance(self) -> None:
         self.agreement.clear()
-        self._interim_at: int | None = None
+        self._interim_at = None
         self._interims = 0
-        self._utt_id: int | None = None
-        self._speculative: tuple[tuple[int, str | None], TranscriptionResult] | None = None
-        self._language: str | None = self.options.language
+        self._utt_id = None
+        self._speculative = None
+        self._language = self.options.language
         self._language_probability = 1.0 if self.options.language else 0.0
         # English-only models and a language given by the client need no identification.
         self._language_locked = self.options.language is not None or not self.engine.is_multilingual
