@@ -362,6 +362,13 @@ def server_env(model: str, device: str, mode: str, max_streams: int) -> dict[str
             "PARLONS_TRANSCRIPTION_MAX_STREAMS": str(max_streams), "PARLONS_TRANSCRIPTION_MAX_QUEUED": "256"}
 
 
+def extra_env(args: argparse.Namespace, mode: str) -> dict[str, str]:
+    """`--env-on` / `--env-off` settings (KEY=VALUE) for one mode's server: to compare
+    other settings side by side in one run (e.g. the live finals' levers)."""
+    pairs = (args.env_on if mode == "on" else args.env_off) or []
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 def start_gateway(stack: ExitStack, transcription: str, workdir: Path) -> str:
     """Gateway + translation (test models) in this process, transcription remote."""
     from bench_gateway import _config
@@ -541,7 +548,8 @@ def cpu_part(args: argparse.Namespace, names: list[str], desks: list[int]) -> No
         desk_sets = build_sets(names, args.beam, args.word_timestamps, workdir)
         max_streams = max(16, 2 * max(desks) + 2)
         with ExitStack() as stack:
-            servers = [start_server(stack, mode, server_env(args.model, args.device, mode, max_streams),
+            servers = [start_server(stack, mode, {**server_env(args.model, args.device, mode, max_streams),
+                                                  **extra_env(args, mode)},
                                     workdir if "live" in names else None) for mode in MODES]
             results = run_matrix(servers, desk_sets, desks, args.stagger_s, args.runs)
         for desk_set in desk_sets:
@@ -594,6 +602,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--word-timestamps", action=argparse.BooleanOptionalAction, default=True,
                         help="ask for word times (latency from the last word's end; without: from the final's end)")
+    parser.add_argument("--env-on", action="append", metavar="KEY=VALUE",
+                        help="an extra environment setting of the 'on' server (repeatable)")
+    parser.add_argument("--env-off", action="append", metavar="KEY=VALUE",
+                        help="an extra environment setting of the 'off' server (repeatable)")
     parser.add_argument("--gpu-model", default="large-v3-turbo")
     parser.add_argument("--max-gpu-desks", type=int, default=200)
     parser.add_argument("--gpu-stagger-s", type=float, default=0.1)
@@ -615,6 +627,9 @@ def main() -> int:
           f"{CHUNK_MS}-ms LINEAR16 chunks at real-time pace, N = {', '.join(map(str, desks))} desks starting "
           f"{args.stagger_s} s apart, {args.runs} run(s). Scheduler on/off: PARLONS_TRANSCRIPTION_LIVE_BATCHING=true/false.",
           flush=True)
+    for mode in MODES:
+        if extra_env(args, mode):
+            print(f"Extra settings of the '{mode}' server: {' '.join(f'{k}={v}' for k, v in extra_env(args, mode).items())}")
     if names:
         cpu_part(args, names, desks)
     gpu_part(args)

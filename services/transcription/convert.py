@@ -55,7 +55,12 @@ def streaming_config(
 ) -> StreamingConfig:
     """The session's typed settings from a stream's config; what the client leaves out
     keeps StreamingConfig's defaults (one set of them)."""
-    values: dict[str, Any] = {"dynamic_finals": defaults.dynamic_finals}
+    values: dict[str, Any] = {
+        "dynamic_finals": defaults.dynamic_finals,
+        "early_final_ms": defaults.live_early_final_ms,
+        "sentence_end_ms": defaults.live_sentence_end_ms,
+        "interim_pause_ms": defaults.live_interim_pause_ms,
+    }
     silence_ms = config.end_of_utterance_silence_ms
     if silence_ms:
         if not 100 <= silence_ms <= 10_000:

@@ -116,6 +116,16 @@ class EndPointer:
                 keep_short = False
         return ended
 
+    def end_now(self) -> Utterance:
+        """End the open utterance at its last speech (+ pad) before the pause has lasted
+        `end_of_utterance_ms`: the session knows it ended (a finished sentence)."""
+        assert self.start is not None
+        utterance = Utterance(self.start, min(self.last_speech_end + self.pad, self.position),
+                              self.last_speech_end, self.speech_samples)
+        self._floor = utterance.end
+        self.reset()
+        return utterance
+
     def _on_frame(self, prob: float, start: int, end: int, keep_short: bool) -> Utterance | None:
         if self.start is None:
             if prob >= self._threshold:

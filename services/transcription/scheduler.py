@@ -306,12 +306,26 @@ class LiveDecodeScheduler:
         if method == "detect_language":
             return list(self.model.detect_language(features))
         if method == "generate":
-            return list(self.model.generate(features, [j.item for j in batch], **head.kwargs))
+            return self._generate(features, batch)
         if method == "align":
             start_sequence = list(head.key[1])
             return list(self.model.align(features, start_sequence, [j.item for j in batch],
                                          [j.kwargs["num_frames"] for j in batch], **head.kwargs["options"]))
         raise ValueError(f"unknown model call {method!r}")
+
+
+    def _generate(self, features: ctranslate2.StorageView, batch: list[_Job]) -> list[Any]:
+        """One `generate` for jobs whose token budgets (max_length) differ: it runs to the
+        largest. A decode that ends on its own is the same either way; one that reaches
+        its budget was looping: it writes a few more tokens here and is refused by the
+        same budget guard (window.acceptable: tokens >= budget - 1)."""
+        kwargs = dict(batch[0].kwargs)
+        limits = [j.kwargs.get("max_length") for j in batch]
+        if all(limit is not None for limit in limits):
+            kwargs["max_length"] = max(limits)  # type: ignore[type-var]
+        else:
+            kwargs.pop("max_length", None)  # one has no budget: the model's own limit
+        return list(self.model.generate(features, [j.item for j in batch], **kwargs))
 
 
 class BatchedWhisper:
@@ -346,7 +360,10 @@ class BatchedWhisper:
         prompt = list(prompts[0])
         # CTranslate2 batches prompts only with <|startoftranscript|> at the same place.
         sot = prompt.index(self._sot_id) if self._sot_id in prompt else -1
-        key = ("generate", sot, _freeze(kwargs))
+        # Each clip has its own token budget (max_length): not part of the key, the batch
+        # runs to the largest and each result is cut back to its own (see _generate).
+        shared = {k: v for k, v in kwargs.items() if k != "max_length"}
+        key = ("generate", sot, _freeze(shared))
         return [self._scheduler.submit("generate", key, features, prompt, kwargs)]
 
     def align(self, features: ctranslate2.StorageView, start_sequence: list[int],

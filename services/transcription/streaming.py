@@ -36,6 +36,7 @@ session's `feed`/`finish` in one worker thread at a time. Many sessions share on
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -59,6 +60,9 @@ _PROMPT_CHARS: Final = 200
 _MAX_TOKENS: Final = 448  # Whisper's decoder context
 _INTERIM_MAX_TOKENS: Final = 96
 _MIN_INTERIM_LANGUAGE_PROB: Final = 0.5
+# What ends a sentence in the scripts Whisper writes (Latin, Arabic, CJK, Devanagari...);
+# not "..." or "…", which Whisper writes where speech trails off mid-sentence.
+_SENTENCE_END: Final = re.compile(r"(?:(?<!\.)\.|[?!。？！؟।])['\"”»)\]]*\s*$")
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,13 @@ class StreamingConfig:
     prompt_with_previous: bool = False
     language_lock_probability: float = 0.7
     early_final_ms: int = 250  # 0 disables the early final decode (see _speculate)
+    # Semantic end-pointing: once the pause has lasted this long and the early final's
+    # text ends a sentence (. ? ! ...), the final is sent without waiting for
+    # end_of_utterance_ms. 0: off.
+    sentence_end_ms: int = 0
+    # No interim once the speaker has paused this long: the early final is near, and an
+    # interim decode then would hold the model when the final needs it. 0: off.
+    interim_pause_ms: int = 0
     # Finals decoded with dynamic context (the cut window) rather than exactly as
     # faster-whisper does; interims always are (TranscriptionOptions.preview).
     dynamic_finals: bool = False
@@ -93,6 +104,8 @@ class StreamingConfig:
             ("interim_beam_size", self.interim_beam_size, 1, 16),
             ("language_lock_probability", self.language_lock_probability, 0.0, 1.0),
             ("early_final_ms", self.early_final_ms, 0, 10_000),
+            ("sentence_end_ms", self.sentence_end_ms, 0, 10_000),
+            ("interim_pause_ms", self.interim_pause_ms, 0, 10_000),
         )
         for name, value, low, high in checks:
             if not low <= value <= high:
@@ -219,7 +232,11 @@ class StreamingSession:
         if self._interim_at is None:
             self._interim_at = start
         if self._speculate():
-            return events  # one decode per feed: the early final replaces the interim
+            # One decode per feed: the early final replaces the interim.
+            return events + self._sentence_end()
+        ended = self._sentence_end()
+        if ended:
+            return events + ended
         if allow_interim and self.config.interim_results and self._interim_due():
             event = self._interim()
             if event is not None:
@@ -275,6 +292,9 @@ class StreamingSession:
         if self._total - self._interim_at < interval:
             return False
         if self.endpointer.speech_samples < self.endpointer.min_speech:
+            return False
+        pause_ms = self.config.interim_pause_ms
+        if pause_ms and self.endpointer.silence_samples * 1000 >= pause_ms * TARGET_RATE:
             return False
         scheduler = self.engine.scheduler
         # Under load interims make room: the finals of every session come first.
@@ -404,6 +424,22 @@ class StreamingSession:
             return False
         self._speculative = (key, self._decode_final(ep.start, cut))
         return True
+
+    def _sentence_end(self) -> list[StreamEvent]:
+        """The final now, when the early final ends a sentence and the pause has lasted
+        `sentence_end_ms` (see StreamingConfig); nothing otherwise."""
+        ep = self.endpointer
+        wait_ms = self.config.sentence_end_ms
+        if wait_ms <= 0 or ep.start is None or self._speculative is None:
+            return []
+        key, result = self._speculative
+        if key != self._speculation_key() or ep.silence_samples * 1000 < wait_ms * TARGET_RATE:
+            return []
+        if not _SENTENCE_END.search(result.text):
+            return []
+        event = self._final(ep.end_now())
+        self._reset_utterance()
+        return [event] if event is not None else []
 
     def _final(self, utterance: Utterance) -> StreamEvent | None:
         if utterance.speech_samples < self.endpointer.min_speech and self._interims == 0:
