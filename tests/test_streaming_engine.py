@@ -161,7 +161,7 @@ def test_a_finished_sentence_ends_its_utterance_before_the_end_silence(
     (which ends with a full stop) is final once its early decode is known and the pause
     has lasted 0.3 s; without it, only after the 2 s. Measured in stream samples fed,
     not in time."""
-    session = StreamingSession(tiny, interim_results=False, end_of_utterance_ms=2000,
+    session = StreamingSession(tiny, interim_results=False, end_of_utterance_ms=2000, max_utterance_s=30.0,
                                sentence_end_ms=sentence_end_ms)
     samples = np.concatenate([_mono("jfk.flac"), np.zeros(4 * 16000, np.float32)])
     final_at: list[tuple[float, StreamEvent]] = []
