@@ -60,6 +60,27 @@ def _stream_until_refused(stub, requests: Iterator[object]) -> tuple[grpc.Status
     return info.value.code(), info.value.details(), time.monotonic() - started
 
 
+def test_empty_audio_messages_do_not_keep_a_stream_open(server: BackgroundServer) -> None:
+    """A client that sends empty audio messages every 100 ms holds nothing: the stream is
+    closed at the idle bound as if it sent nothing, and its slot is free again."""
+    channel = open_channel(server.address)
+    stub = TranscriptionClient(channel).stub
+    stop = threading.Event()
+
+    def config_then_empty() -> Iterator[transcription_pb2.StreamingTranscribeRequest]:
+        yield _config_request()
+        while not stop.wait(0.1):
+            yield transcription_pb2.StreamingTranscribeRequest(audio_content=b"")
+
+    try:
+        code, details, _ = _stream_until_refused(stub, config_then_empty())
+        assert code == grpc.StatusCode.OUT_OF_RANGE, details
+        assert f"no message on the stream for {IDLE_S:g} s" in details  # not the maximum duration
+    finally:
+        stop.set()
+        channel.close()
+
+
 def test_a_config_only_stream_is_closed_after_the_idle_timeout(server: BackgroundServer) -> None:
     channel = open_channel(server.address)
     stub = TranscriptionClient(channel).stub

@@ -87,12 +87,14 @@ class StreamBounds:
 
 async def _checked_stream(iterator: AsyncIterator[Any], bounds: StreamBounds) -> AsyncIterator[Any]:
     loop = asyncio.get_running_loop()
-    opened = loop.time()
+    opened = last_data = loop.time()
     source = aiter(iterator)
     while True:
         waits = []
         if bounds.idle_timeout_s > 0:
-            waits.append(bounds.idle_timeout_s)
+            # Counted from the last message that carried something: empty audio messages
+            # cost nothing to send and must not hold a slot past the idle bound.
+            waits.append(max(0.0, last_data + bounds.idle_timeout_s - loop.time()))
         if bounds.max_duration_s > 0:
             waits.append(max(0.0, opened + bounds.max_duration_s - loop.time()))
         try:
@@ -107,7 +109,18 @@ async def _checked_stream(iterator: AsyncIterator[Any], bounds: StreamBounds) ->
             raise OutOfRange(
                 f"no message on the stream for {bounds.idle_timeout_s:g} s: it is closed "
                 "(send audio continuously, silence included, and close the stream when done)") from None
+        if _carries_data(message):
+            last_data = loop.time()
         yield _checked(message)
+
+
+def _carries_data(message: Any) -> bool:
+    """Whether a streamed message holds anything (a config, non-empty audio or text):
+    an `audio_content` of no bytes does not."""
+    list_fields = getattr(message, "ListFields", None)
+    if list_fields is None:
+        return True
+    return any(not isinstance(value, (bytes, str)) or value for _, value in list_fields())
 
 
 # How long a refused stream's remaining messages are read (and dropped) before its
