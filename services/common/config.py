@@ -87,11 +87,13 @@ class TranscriptionSettings:
     # one is ready (milliseconds).
     live_batch_max: int = 8
     live_batch_wait_ms: float = 5.0
-    # Live finals (StreamingConfig): the early final decode starts after this pause;
+    # Live finals (StreamingConfig): the early final decode starts after this pause
+    # (`live_early_final_busy_ms` while the live scheduler is congested);
     # a final whose early decode ends a sentence is sent after `live_sentence_end_ms`
     # of pause instead of the end-of-utterance silence (0: off); no interim once the
     # pause has lasted `live_interim_pause_ms` (0: off). docs/transcription.md.
-    live_early_final_ms: int = 250
+    live_early_final_ms: int = 100
+    live_early_final_busy_ms: int = 250
     live_sentence_end_ms: int = 0
     live_interim_pause_ms: int = 0
     # Batched pipeline: "auto" (GPU only), "on", "off".

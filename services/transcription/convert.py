@@ -58,6 +58,7 @@ def streaming_config(
     values: dict[str, Any] = {
         "dynamic_finals": defaults.dynamic_finals,
         "early_final_ms": defaults.live_early_final_ms,
+        "early_final_busy_ms": defaults.live_early_final_busy_ms,
         "sentence_end_ms": defaults.live_sentence_end_ms,
         "interim_pause_ms": defaults.live_interim_pause_ms,
     }

@@ -10,9 +10,10 @@ How: faster-whisper's decoding loop stays as it is. It calls four methods of the
 CTranslate2 model, always with a batch of one: `encode`, `detect_language`, `generate`
 and `align`. `BatchedWhisper` stands in for the model in the sessions' `WhisperModel`;
 each call becomes a job on the scheduler and the session's thread waits for its result.
-The scheduler's one thread takes the most urgent job (finals, then language
-identification, then interims; oldest first), gathers for a few milliseconds the other
-waiting jobs it can run with it, and makes ONE model call for them:
+The scheduler's one thread waits a few milliseconds for calls to gather, then, among the
+jobs of the most urgent kind (finals, then language identification, then interims), takes
+the call that the most waiting jobs can share (the oldest job's once it waited 0.3 s),
+and makes ONE model call for them:
 
 * `encode`: windows of nearby lengths (the longest at most 4/3 of the shortest), each
   padded to the longest (the cut window is already padded; a little more silence in the
@@ -53,6 +54,9 @@ log = logging.getLogger("parlons.transcription.scheduler")
 MAX_PAD_RATIO: Final = 4 / 3
 # An interim that waited this long is dropped: a newer hypothesis is on its way.
 INTERIM_DEADLINE_S: Final = 1.0
+# The oldest job's call runs first once it has waited this long, whatever else batches
+# better (no job waits behind bigger batches for ever).
+STARVE_S: Final = 0.3
 
 
 class DecodeKind(enum.IntEnum):
@@ -249,20 +253,7 @@ class LiveDecodeScheduler:
             if not self._pending:
                 return []
             self._pending.sort(key=_Job.order)
-            head = self._pending[0]
-            batch = [head]
-            low = high = head.frames
-            for job in self._pending[1:]:
-                if len(batch) >= self.max_batch:
-                    break
-                if job.method != head.method or job.key != head.key:
-                    continue
-                if head.method != "encode" and job.shape != head.shape:
-                    continue
-                if max(high, job.frames) > MAX_PAD_RATIO * min(low, job.frames):
-                    continue
-                batch.append(job)
-                low, high = min(low, job.frames), max(high, job.frames)
+            batch = self._choose()
             chosen = {id(j) for j in batch}
             self._pending = [j for j in self._pending if id(j) not in chosen]
             now = time.monotonic()
@@ -270,6 +261,46 @@ class LiveDecodeScheduler:
                 now - min((j.queued for j in self._pending), default=now)
             )
             return batch
+
+    def _choose(self) -> list[_Job]:
+        """The batch to run: among the jobs of the most urgent kind, the one whose call
+        can take the most waiting jobs along (sessions are at different steps of their
+        decodes, so the oldest job's call is often one that no other job shares); the
+        oldest job's call once it has waited STARVE_S. `_pending` is sorted."""
+        head = self._pending[0]
+        if time.monotonic() - head.queued >= STARVE_S:
+            return self._gather(head)
+        best: list[_Job] = []
+        seen: set[tuple[Any, ...]] = set()
+        for job in self._pending:
+            if job.kind is not head.kind:
+                break
+            group = (job.method, job.key, job.shape if job.method != "encode" else ())
+            if group in seen:
+                continue
+            seen.add(group)
+            batch = self._gather(job)
+            if len(batch) > len(best):
+                best = batch
+        return best
+
+    def _gather(self, head: _Job) -> list[_Job]:
+        """`head` and the waiting jobs that can share its call (any kind, most urgent
+        first), at most `max_batch`."""
+        batch = [head]
+        low = high = head.frames
+        for job in self._pending:
+            if len(batch) >= self.max_batch:
+                break
+            if job is head or job.method != head.method or job.key != head.key:
+                continue
+            if head.method != "encode" and job.shape != head.shape:
+                continue
+            if max(high, job.frames) > MAX_PAD_RATIO * min(low, job.frames):
+                continue
+            batch.append(job)
+            low, high = min(low, job.frames), max(high, job.frames)
+        return batch
 
     def _drop_late_interims(self) -> None:
         now = time.monotonic()

@@ -81,7 +81,12 @@ class StreamingConfig:
     interim_beam_size: int = 1
     prompt_with_previous: bool = False
     language_lock_probability: float = 0.7
-    early_final_ms: int = 250  # 0 disables the early final decode (see _speculate)
+    # The early final decode starts after this pause (0: never; see _speculate), or
+    # after `early_final_busy_ms` while the live scheduler is congested: a decode started
+    # at a pause the speaker then goes on after is wasted, and under load the CPU is
+    # better spent on other desks' finals. Measured in docs/benchmarks.md ("Capacity").
+    early_final_ms: int = 100
+    early_final_busy_ms: int = 250
     # Semantic end-pointing: once the pause has lasted this long and the early final's
     # text ends a sentence (. ? ! ...), the final is sent without waiting for
     # end_of_utterance_ms. 0: off.
@@ -104,6 +109,7 @@ class StreamingConfig:
             ("interim_beam_size", self.interim_beam_size, 1, 16),
             ("language_lock_probability", self.language_lock_probability, 0.0, 1.0),
             ("early_final_ms", self.early_final_ms, 0, 10_000),
+            ("early_final_busy_ms", self.early_final_busy_ms, 0, 10_000),
             ("sentence_end_ms", self.sentence_end_ms, 0, 10_000),
             ("interim_pause_ms", self.interim_pause_ms, 0, 10_000),
         )
@@ -166,6 +172,8 @@ class StreamingSession:
         self.endpointer = EndPointer(self.config)
         self.agreement = LocalAgreement()
         self._early_final = int(self.config.early_final_ms * TARGET_RATE / 1000)
+        self._early_final_busy = int(max(self.config.early_final_busy_ms, self.config.early_final_ms)
+                                     * TARGET_RATE / 1000)
         # Audio buffer: samples [self._buf_start, self._total) of the stream.
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0
@@ -418,7 +426,9 @@ class StreamingSession:
             return False
         cut = ep.last_speech_end + ep.pad
         key = self._speculation_key()
-        if ep.silence_samples < self._early_final or cut > self._total:
+        scheduler = self.engine.scheduler
+        wait = self._early_final_busy if scheduler is not None and scheduler.congested() else self._early_final
+        if ep.silence_samples < wait or cut > self._total:
             return False
         if self._speculative is not None and self._speculative[0] == key:
             return False
