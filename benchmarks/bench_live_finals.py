@@ -35,6 +35,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import jiwer
 import numpy as np
@@ -42,13 +43,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from common import AUDIO, DATA, machine  # noqa: E402
-from speech import stm_turns  # noqa: E402
+from common import AUDIO, DATA, machine
+from speech import stm_turns
 
-from parlons.services.common.audio import DecodedAudio, decode_audio  # noqa: E402
-from parlons.services.transcription.engine import TranscriptionEngine  # noqa: E402
-from parlons.services.transcription.options import TranscriptionOptions  # noqa: E402
-from parlons.services.transcription.window import WindowPolicy  # noqa: E402
+from parlons.services.common.audio import DecodedAudio, decode_audio
+from parlons.services.transcription.engine import TranscriptionEngine
+from parlons.services.transcription.options import TranscriptionOptions
+from parlons.services.transcription.window import WindowPolicy
 
 RATE = 16000
 FLEURS = DATA / "fleurs"
@@ -108,7 +109,7 @@ def meeting_utterances(max_s: float = 12.0, min_s: float = 1.0) -> list[Clip]:
 
 def policies(engine: TranscriptionEngine) -> dict[str, tuple[TranscriptionEngine, bool]]:
     """name -> (engine with its window policy, full_window)."""
-    def with_window(**changes: float) -> TranscriptionEngine:
+    def with_window(**changes: Any) -> TranscriptionEngine:
         view = copy.copy(engine)
         view.window = replace(engine.window, **changes)
         return view

@@ -109,6 +109,10 @@ def test_desk_page_transcribes_translates_clears_and_survives_a_gateway_restart(
                 ".violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))")
             serious = [v for v in violations if v["impact"] in ("serious", "critical")]
             assert not serious, serious
+            # The panels scroll once a conversation fills them (axe flags it only then):
+            # a keyboard reaches them whatever their length.
+            assert page.evaluate("() => ['agent-panel', 'visitor-panel']"
+                                 ".map(id => document.getElementById(id).tabIndex)") == [0, 0]
             # Exports are made in the page, on demand.
             exported = page.evaluate("() => window.parlonsDesk.exportText('srt')")
             assert "-->" in exported and "Usager" in exported
