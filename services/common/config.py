@@ -87,15 +87,15 @@ class TranscriptionSettings:
     # one is ready (milliseconds).
     live_batch_max: int = 8
     live_batch_wait_ms: float = 5.0
-    # Live finals (StreamingConfig): the early final decode starts after this pause
-    # (`live_early_final_busy_ms` while the live scheduler is congested);
-    # a final whose early decode ends a sentence is sent after `live_sentence_end_ms`
-    # of pause instead of the end-of-utterance silence (0: off); no interim once the
-    # pause has lasted `live_interim_pause_ms` (0: off). docs/transcription.md.
-    live_early_final_ms: int = 100
-    live_early_final_busy_ms: int = 250
-    live_sentence_end_ms: int = 0
-    live_interim_pause_ms: int = 0
+    # Live finals, overriding StreamingConfig's defaults (streaming.py, where each is
+    # explained; None keeps them): the early final decode starts after
+    # `live_early_final_ms` of pause (`live_early_final_busy_ms` while the scheduler is
+    # congested); semantic end-pointing after `live_sentence_end_ms` (0: off); no
+    # interim once the pause has lasted `live_interim_pause_ms` (0: off).
+    live_early_final_ms: int | None = None
+    live_early_final_busy_ms: int | None = None
+    live_sentence_end_ms: int | None = None
+    live_interim_pause_ms: int | None = None
     # Batched pipeline: "auto" (GPU only), "on", "off".
     batched: str = "auto"
     batch_size: int = 8
@@ -290,7 +290,13 @@ def _set_field(section: Any, key: str, value: Any, where: str) -> None:
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
-    """Turn a TOML or environment value into the field's type, with a clear error."""
+    """Turn a TOML or environment value into the field's type, with a clear error.
+    `T | None`: an empty value is None (the default of whoever reads it)."""
+    options = typing.get_args(kind)
+    if type(None) in options and len(options) == 2:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        kind = next(option for option in options if option is not type(None))
     try:
         if kind is bool:
             if isinstance(value, bool):

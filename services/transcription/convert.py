@@ -55,13 +55,14 @@ def streaming_config(
 ) -> StreamingConfig:
     """The session's typed settings from a stream's config; what the client leaves out
     keeps StreamingConfig's defaults (one set of them)."""
-    values: dict[str, Any] = {
-        "dynamic_finals": defaults.dynamic_finals,
+    overrides = {
         "early_final_ms": defaults.live_early_final_ms,
         "early_final_busy_ms": defaults.live_early_final_busy_ms,
         "sentence_end_ms": defaults.live_sentence_end_ms,
         "interim_pause_ms": defaults.live_interim_pause_ms,
     }
+    values: dict[str, Any] = {"dynamic_finals": defaults.dynamic_finals}
+    values.update({k: v for k, v in overrides.items() if v is not None})
     silence_ms = config.end_of_utterance_silence_ms
     if silence_ms:
         if not 100 <= silence_ms <= 10_000:

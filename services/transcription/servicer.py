@@ -278,6 +278,8 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
         )
 
     async def load(self) -> None:
+        # A bad live setting fails at start-up with its name, not at the first stream.
+        convert.streaming_config(transcription_pb2.StreamingConfig(), self.settings)
         await super().load()
         engine = self.engine
         assert engine is not None
