@@ -232,3 +232,48 @@ def test_a_cancelled_session_leaves_the_others_alone(
     assert outcome["cancelled"] == "Cancelled"
     assert outcome["kept"] == alone and alone
     assert not scheduler._pending
+
+
+def test_a_cancelled_sessions_waiting_job_is_dropped(base: TranscriptionEngine) -> None:
+    """A job still queued when its session is cancelled leaves without a model call."""
+    scheduler = base.live_scheduler(max_batch=1, wait_s=0.0)
+    view = base.through(scheduler)
+    clip = _clip("fleurs-fr-002.ogg", 3.0)
+    gate = threading.Event()
+    calls: list[str] = []
+    original = scheduler._call
+
+    def held_call(method: str, batch: list) -> list:  # type: ignore[type-arg]
+        gate.wait(timeout=60)
+        calls.append(method)
+        return original(method, batch)
+
+    scheduler._call = held_call  # type: ignore[method-assign]
+    cancel = threading.Event()
+    outcome: list[str] = []
+
+    def decode(name: str, event: threading.Event | None) -> None:
+        try:
+            with decode_as(DecodeKind.FINAL, cancel=event):
+                view.transcribe(DecodedAudio.from_array(clip), _greedy("fr"))
+            outcome.append(f"{name} done")
+        except Cancelled:
+            outcome.append(f"{name} cancelled")
+
+    try:
+        busy = threading.Thread(target=decode, args=("busy", None))
+        busy.start()
+        _wait_for(lambda: scheduler.batches >= 1)
+        gone = threading.Thread(target=decode, args=("gone", cancel))
+        gone.start()
+        _wait_for(lambda: len(scheduler._pending) == 1)
+        cancel.set()
+        gate.set()
+        for thread in (busy, gone):
+            thread.join(timeout=300)
+    finally:
+        gate.set()
+        scheduler.close()
+    # The gone session's decode never reached the model: it was not run then cancelled
+    # (its transcribe call was given no cancel event of its own).
+    assert sorted(outcome) == ["busy done", "gone cancelled"]

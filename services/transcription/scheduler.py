@@ -46,7 +46,7 @@ from typing import Any, Final
 import ctranslate2
 import numpy as np
 from parlons.services.common import metrics
-from parlons.services.common.errors import ParlonsError
+from parlons.services.common.errors import Cancelled, ParlonsError
 
 log = logging.getLogger("parlons.transcription.scheduler")
 
@@ -75,19 +75,22 @@ class DecodeSkipped(ParlonsError):
 class _Context:
     kind: DecodeKind = DecodeKind.FINAL
     deadline: float | None = None
+    cancel: threading.Event | None = None
 
 
 _local = threading.local()
 
 
 @contextlib.contextmanager
-def decode_as(kind: DecodeKind, *, max_wait_s: float | None = None) -> Iterator[None]:
+def decode_as(kind: DecodeKind, *, max_wait_s: float | None = None,
+              cancel: threading.Event | None = None) -> Iterator[None]:
     """Mark the model calls made in this thread inside the block as `kind`; an interim
-    may be dropped once it has waited `max_wait_s` (default INTERIM_DEADLINE_S)."""
+    may be dropped once it has waited `max_wait_s` (default INTERIM_DEADLINE_S); a job
+    still waiting when `cancel` is set is dropped (a desk gone costs no decode)."""
     previous = getattr(_local, "context", None)
     if kind is DecodeKind.INTERIM and max_wait_s is None:
         max_wait_s = INTERIM_DEADLINE_S
-    _local.context = _Context(kind, None if max_wait_s is None else max_wait_s)
+    _local.context = _Context(kind, None if max_wait_s is None else max_wait_s, cancel)
     try:
         yield
     finally:
@@ -107,6 +110,7 @@ class _Job:
     kwargs: dict[str, Any]
     kind: DecodeKind
     deadline: float | None
+    cancel: threading.Event | None = None
     queued: float = field(default_factory=time.monotonic)
     future: Future[Any] = field(default_factory=Future)
 
@@ -197,7 +201,8 @@ class LiveDecodeScheduler:
         """Queue one model call of a batch of one and wait for its result."""
         context = _current()
         deadline = None if context.deadline is None else time.monotonic() + context.deadline
-        job = _Job(method, key, self._arrays.to_array(features), item, kwargs, context.kind, deadline)
+        job = _Job(method, key, self._arrays.to_array(features), item, kwargs, context.kind, deadline,
+                   context.cancel)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the live decode scheduler is closed")
@@ -249,7 +254,7 @@ class LiveDecodeScheduler:
             if len(self._pending) < self.max_batch and self.wait_s > 0:
                 # Other sessions' calls are often a few milliseconds behind.
                 self._cond.wait(self.wait_s)
-            self._drop_late_interims()
+            self._drop_unwanted()
             if not self._pending:
                 return []
             self._pending.sort(key=_Job.order)
@@ -302,14 +307,19 @@ class LiveDecodeScheduler:
             low, high = min(low, job.frames), max(high, job.frames)
         return batch
 
-    def _drop_late_interims(self) -> None:
+    def _drop_unwanted(self) -> None:
+        """Interims past their deadline (DecodeSkipped) and the jobs of cancelled
+        sessions (Cancelled) leave the queue without a model call."""
         now = time.monotonic()
-        late = [j for j in self._pending if j.deadline is not None and now > j.deadline]
-        if not late:
-            return
-        self._pending = [j for j in self._pending if j.deadline is None or now <= j.deadline]
-        for job in late:
-            job.future.set_exception(DecodeSkipped("interim skipped: the model is busy with finals"))
+        kept: list[_Job] = []
+        for job in self._pending:
+            if job.cancel is not None and job.cancel.is_set():
+                job.future.set_exception(Cancelled("the stream was cancelled"))
+            elif job.deadline is not None and now > job.deadline:
+                job.future.set_exception(DecodeSkipped("interim skipped: the model is busy with finals"))
+            else:
+                kept.append(job)
+        self._pending = kept
 
     def _run(self, batch: list[_Job]) -> None:
         if not batch:

@@ -316,7 +316,7 @@ class StreamingSession:
         try:
             if not self._language_locked and not self._identify(audio):
                 return None
-            with decode_as(DecodeKind.INTERIM):
+            with decode_as(DecodeKind.INTERIM, cancel=self.cancel):
                 result = self.engine.transcribe(
                     DecodedAudio.from_array(audio), self._interim_options(), cancel=self.cancel
                 )
@@ -351,7 +351,7 @@ class StreamingSession:
         """Identify the utterance's language again (the first second can sound like
         anything) until confident; commit nothing before (a wrong language would be
         forced into the prefix). Whether an interim may be shown."""
-        with decode_as(DecodeKind.LANGUAGE, max_wait_s=INTERIM_DEADLINE_S):
+        with decode_as(DecodeKind.LANGUAGE, max_wait_s=INTERIM_DEADLINE_S, cancel=self.cancel):
             detection = self.engine.detect_language(audio, self.options.language_candidates)
         self._language, self._language_probability = detection.language, detection.probability
         self._language_locked = detection.probability >= self.config.language_lock_probability
@@ -405,7 +405,7 @@ class StreamingSession:
             initial_prompt=self._prompt(),
         )
         audio = self._audio(start, end)
-        with decode_as(DecodeKind.FINAL):
+        with decode_as(DecodeKind.FINAL, cancel=self.cancel):
             return self.engine.transcribe(DecodedAudio.from_array(audio), options, cancel=self.cancel)
 
     def _speculation_key(self) -> tuple[int, str | None]:
