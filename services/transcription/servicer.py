@@ -285,6 +285,7 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
         assert engine is not None
         limit = self.settings.max_streams or default_live_capacity(engine.name, engine.device)
         self.streams.limit = limit
+        self.live_pool.shutdown(wait=False)  # the start-up pool, sized before the limit was known
         self.live_pool = ThreadPoolExecutor(max_workers=2 * limit + 2, thread_name_prefix="transcription-live")
         if self.settings.live_batching:
             self.scheduler = engine.live_scheduler(
