@@ -58,7 +58,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -82,11 +81,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_transcription import desk_dialogue, pcm_chunks  # noqa: E402
-from common import AUDIO, DATA, free_port, machine, median, percentile, server_process  # noqa: E402
+from common import AUDIO, DATA, free_port, french_normalise, machine, median, percentile, server_process  # noqa: E402
 from speech import stm_text, wer  # noqa: E402
 
 from parlons.clients.sdk import GatewayClient, TranscriptionClient, open_channel  # noqa: E402
 from parlons.services.common.audio import decode_audio  # noqa: E402
+from parlons.services.gateway.live_audio import pcm16  # noqa: E402
 from parlons.v1 import audio_pb2, gateway_pb2, transcription_pb2  # noqa: E402
 
 FLEURS = DATA / "fleurs"
@@ -162,12 +162,6 @@ class Results:
 # --------------------------------------------------------------------------- scoring
 
 
-def french_normalise(text: str) -> str:
-    """Lower case, punctuation removed (hyphens too), apostrophes kept."""
-    text = text.lower().replace("\u2019", "'").replace("-", " ")
-    return " ".join(re.sub(r"[^\w\s']", " ", text).split())
-
-
 def french_wer(reference: str, hypothesis: str) -> float:
     hypothesis = french_normalise(hypothesis)
     return float(jiwer.wer(french_normalise(reference), hypothesis)) if hypothesis else 1.0
@@ -178,10 +172,6 @@ def english_wer(reference: str, hypothesis: str) -> float:
 
 
 # --------------------------------------------------------------------------- sets
-
-
-def pcm16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
 
 
 def fleurs_dialogue() -> tuple[bytes, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -89,3 +90,10 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:  # type: ignore[no-untyp
     started = time.perf_counter()
     result = fn(*args, **kwargs)
     return time.perf_counter() - started, result
+
+
+def french_normalise(text: str) -> str:
+    """What French WER is computed on: lower case, punctuation removed (hyphens too),
+    apostrophes kept (typographic ones made plain)."""
+    text = text.lower().replace("\u2019", "'").replace("-", " ")
+    return " ".join(re.sub(r"[^\w\s']", " ", text).split())

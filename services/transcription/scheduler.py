@@ -26,16 +26,16 @@ and makes ONE model call for them:
 A session has at most one decode waiting (its feed is sequential), so a client that
 sends faster than real time gets one slot in a batch like every other: the per-stream
 share. An interim that waited past its deadline is dropped (`DecodeSkipped`), a newer
-one will come; finals never are. Results are the single calls' results: the same
-windows, the same prompts, the same options (a test holds batched text equal to single
-text, greedy, for sessions of different lengths and languages in one batch).
+one will come; finals never are. Where the windows match, results are the single
+calls' results: the same windows, prompts and options (a test holds batched text equal
+to single text, greedy, for sessions of different lengths and languages in one batch);
+a window padded to a longer one in its batch decodes as with a little more silence.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -47,8 +47,6 @@ import ctranslate2
 import numpy as np
 from parlons.services.common import metrics
 from parlons.services.common.errors import Cancelled, ParlonsError
-
-log = logging.getLogger("parlons.transcription.scheduler")
 
 # A window joins a batch when the longest is at most this times the shortest.
 MAX_PAD_RATIO: Final = 4 / 3
@@ -214,18 +212,13 @@ class LiveDecodeScheduler:
         """Whether finals are waiting or the oldest job waited long: interims should
         make room (fewer of them)."""
         with self._cond:
-            if not self._pending:
-                return False
-            oldest = min(j.queued for j in self._pending)
             finals = any(j.kind is DecodeKind.FINAL for j in self._pending)
-        return finals or time.monotonic() - oldest > INTERIM_DEADLINE_S / 2
+            return finals or self._oldest_wait_s() > INTERIM_DEADLINE_S / 2
 
-    def backlog_s(self) -> float:
-        """Age of the oldest waiting job (0 when none waits)."""
-        with self._cond:
-            if not self._pending:
-                return 0.0
-            return time.monotonic() - min(j.queued for j in self._pending)
+    def _oldest_wait_s(self) -> float:
+        """Age of the oldest waiting job, 0 when none waits (call with the lock held)."""
+        now = time.monotonic()
+        return now - min((j.queued for j in self._pending), default=now)
 
     def close(self) -> None:
         with self._cond:
@@ -261,10 +254,7 @@ class LiveDecodeScheduler:
             batch = self._choose()
             chosen = {id(j) for j in batch}
             self._pending = [j for j in self._pending if id(j) not in chosen]
-            now = time.monotonic()
-            metrics.LIVE_BACKLOG_SECONDS.labels(self.service).set(
-                now - min((j.queued for j in self._pending), default=now)
-            )
+            metrics.LIVE_BACKLOG_SECONDS.labels(self.service).set(self._oldest_wait_s())
             return batch
 
     def _choose(self) -> list[_Job]:
@@ -354,7 +344,6 @@ class LiveDecodeScheduler:
                                          [j.kwargs["num_frames"] for j in batch], **head.kwargs["options"]))
         raise ValueError(f"unknown model call {method!r}")
 
-
     def _generate(self, features: ctranslate2.StorageView, batch: list[_Job]) -> list[Any]:
         """One `generate` for jobs whose token budgets (max_length) differ: it runs to the
         largest. A decode that ends on its own is the same either way; one that reaches
@@ -402,7 +391,7 @@ class BatchedWhisper:
         # CTranslate2 batches prompts only with <|startoftranscript|> at the same place.
         sot = prompt.index(self._sot_id) if self._sot_id in prompt else -1
         # Each clip has its own token budget (max_length): not part of the key, the batch
-        # runs to the largest and each result is cut back to its own (see _generate).
+        # runs to the largest (see LiveDecodeScheduler._generate).
         shared = {k: v for k, v in kwargs.items() if k != "max_length"}
         key = ("generate", sot, _freeze(shared))
         return [self._scheduler.submit("generate", key, features, prompt, kwargs)]

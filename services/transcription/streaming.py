@@ -228,10 +228,7 @@ class StreamingSession:
 
         events: list[StreamEvent] = []
         for utterance in self.endpointer.push(samples, keep_short=self._interims > 0):
-            event = self._final(utterance)
-            self._reset_utterance()
-            if event is not None:
-                events.append(event)
+            events.extend(self._close(utterance))
         start = self.endpointer.start
         if start is None:
             self._trim(self.endpointer.position - self.endpointer.pad)
@@ -447,7 +444,11 @@ class StreamingSession:
             return []
         if not _SENTENCE_END.search(result.text):
             return []
-        event = self._final(ep.end_now())
+        return self._close(ep.end_now())
+
+    def _close(self, utterance: Utterance) -> list[StreamEvent]:
+        """The final of an utterance that ended, and a fresh start for the next."""
+        event = self._final(utterance)
         self._reset_utterance()
         return [event] if event is not None else []
 
