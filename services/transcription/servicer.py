@@ -187,6 +187,7 @@ async def _stream(
     tail = await in_pool(decoder.flush)
     events = await in_pool(session.feed, tail) if tail.size else []
     events = [*events, *await in_pool(session.finish)]
+    arrivals.observe_finals(events)
     yield convert.streaming_response(events, session.audio_seconds)
 
 
