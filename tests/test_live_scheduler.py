@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,8 @@ def base(base_dir: Path) -> TranscriptionEngine:
 
 @pytest.fixture()
 def scheduler(base: TranscriptionEngine) -> Iterator[LiveDecodeScheduler]:
-    # A long gathering wait, so that calls made from several threads at once meet in
-    # one batch whatever the machine's speed.
-    scheduler = base.live_scheduler(max_batch=8, wait_s=0.3)
+    # The tests that count batches use `gathering` below; these only need sharing.
+    scheduler = base.live_scheduler(max_batch=8, wait_s=0.05)
     yield scheduler
     scheduler.close()
 
@@ -75,14 +74,30 @@ def _at_once(calls: list[tuple[TranscriptionEngine, np.ndarray, TranscriptionOpt
     return texts
 
 
+@pytest.fixture()
+def gathering(base: TranscriptionEngine) -> Iterator[Callable[[int], LiveDecodeScheduler]]:
+    """A scheduler that runs a call only once `n` jobs wait (or after 20 s): batches form
+    from the calls the test makes at once, whatever the machine's speed."""
+    made: list[LiveDecodeScheduler] = []
+
+    def make(n: int) -> LiveDecodeScheduler:
+        made.append(base.live_scheduler(max_batch=n, wait_s=20.0))
+        return made[-1]
+
+    yield make
+    for scheduler in made:
+        scheduler.close()
+
+
 @pytest.mark.slow
 def test_batched_decodes_give_the_single_decodes_text(
-    base: TranscriptionEngine, scheduler: LiveDecodeScheduler
+    base: TranscriptionEngine, gathering: Callable[[int], LiveDecodeScheduler]
 ) -> None:
     """Sessions of different lengths and languages in one batch: the same text as each
     decoded alone (greedy), with word timestamps (the alignment is batched too). The
     clips (2.4, 2.1 and 1.9 s) share the window's 3-s floor, so the batch pads none of
     them: it must change nothing."""
+    scheduler = gathering(3)
     view = base.through(scheduler)
     calls = [
         (_clip("fleurs-fr-000.ogg", 2.4, start=1.0), _greedy("fr", word_timestamps=True)),
@@ -99,10 +114,11 @@ def test_batched_decodes_give_the_single_decodes_text(
 
 @pytest.mark.slow
 def test_windows_of_nearby_lengths_share_a_batch(
-    base: TranscriptionEngine, scheduler: LiveDecodeScheduler
+    base: TranscriptionEngine, gathering: Callable[[int], LiveDecodeScheduler]
 ) -> None:
     """A 5-s and a 6-s utterance are encoded together, the shorter padded to the longer
     window: one encoder call, and the padded one's text stays the sentence it was."""
+    scheduler = gathering(2)
     view = base.through(scheduler)
     calls = [(_clip("fleurs-fr-000.ogg", 6.0), _greedy("fr")), (_clip("fleurs-fr-001.ogg", 5.0), _greedy("fr"))]
     singles = [base.transcribe(DecodedAudio.from_array(clip), options).text for clip, options in calls]

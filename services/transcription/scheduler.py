@@ -244,9 +244,16 @@ class LiveDecodeScheduler:
                 self._cond.wait()
             if self._closed:
                 return None
-            if len(self._pending) < self.max_batch and self.wait_s > 0:
-                # Other sessions' calls are often a few milliseconds behind.
-                self._cond.wait(self.wait_s)
+            # Other sessions' calls are often a few milliseconds behind: wait for them
+            # (all of `wait_s`, not only until the next one comes), unless the batch is full.
+            gather_until = time.monotonic() + self.wait_s
+            while len(self._pending) < self.max_batch and not self._closed:
+                left = gather_until - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            if self._closed:
+                return None
             self._drop_unwanted()
             if not self._pending:
                 return []
