@@ -21,6 +21,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("parlons.clients.anonymize_cli", "add_anonymize_command"),
     ("parlons.clients.listen_cli", "add_listen_command"),
     ("parlons.clients.desk.cli", "add_desk_command"),
+    ("parlons.clients.check_gateway_cli", "add_check_gateway_command"),
     ("parlons.services.gateway.cli", "add_tenants_command"),
     ("parlons.health", "add_health_command"),
 )

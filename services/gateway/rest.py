@@ -72,9 +72,27 @@ _CODES = {
 
 def error_response(status: int, message: str, *, kind: str = "invalid_request_error",
                    param: str | None = None, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code or _CODES.get(status)}}
-    return web.json_response(body, status=status, headers=headers)
+                   headers: dict[str, str] | None = None, retry_after_s: float | None = None) -> web.Response:
+    """OpenAI's error shape. A refusal to retry later also carries its delay in the body
+    (`retry_after_s`, and in the message): a gateway in front, OpenGateLLM among them,
+    passes the body on but drops the `Retry-After` header."""
+    error: dict[str, Any] = {"message": message, "type": kind, "param": param, "code": code or _CODES.get(status)}
+    if retry_after_s is not None:
+        seconds = max(1, math.ceil(retry_after_s))
+        error["retry_after_s"] = seconds
+        headers = {**(headers or {}), "Retry-After": str(seconds)}
+        if "retry in" not in message:
+            error["message"] = f"{message.rstrip('. ')}; retry in {seconds} s"
+    return json_response({"error": error}, status=status, headers=headers)
+
+
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer whose Content-Type is exactly `application/json`: OpenGateLLM parses a
+    provider's answer as JSON only on that exact string (a `; charset=utf-8` suffix, which
+    aiohttp's json_response adds, makes it pass the body on as text). JSON is UTF-8 by
+    definition (RFC 8259), so the parameter says nothing a reader needs."""
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return web.Response(body=data, status=status, headers=headers, content_type="application/json")
 
 
 @dataclass
@@ -181,11 +199,10 @@ class RestFacade:
             status = response.status
         except ParlonsError as exc:
             status, kind = _HTTP_STATUS.get(exc.code, (500, "server_error"))
-            headers = {}
+            retry = None
             if isinstance(exc, ResourceExhausted) or exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                 retry = exc.retry_after_s or 1.0
-                headers["Retry-After"] = str(max(1, math.ceil(retry)))
-            response = error_response(status, exc.message, kind=kind, headers=headers,
+            response = error_response(status, exc.message, kind=kind, retry_after_s=retry,
                                       param=_form_field(getattr(exc, "field", "")))
         except _TooLarge as exc:
             status = 413
@@ -252,12 +269,12 @@ class RestFacade:
     # ------------------------------------------------------------------ endpoints
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def list_models(self, request: web.Request) -> web.Response:
         call = self._call(request)
         models, _ = await self._served_models(call)
-        return web.json_response({"object": "list", "data": [_model_entry(m, a) for m, a in models.items()]})
+        return json_response({"object": "list", "data": [_model_entry(m, a) for m, a in models.items()]})
 
     async def get_model(self, request: web.Request) -> web.Response:
         call = self._call(request)
@@ -265,7 +282,7 @@ class RestFacade:
         wanted = request.match_info["model"]
         for model, aliases in models.items():
             if wanted == model or wanted in aliases:
-                return web.json_response(_model_entry(model, aliases))
+                return json_response(_model_entry(model, aliases))
         raise NotFound(f"the model {wanted!r} does not exist here")
 
     def _options(self, form: Form, model: str) -> transcription_pb2.TranscriptionOptions:
@@ -334,10 +351,12 @@ class RestFacade:
         for i, turn in enumerate(conversation.turns):
             label = labels.setdefault(turn.speaker, _speaker_letter(len(labels)))
             segments.append({
-                "type": "transcript.text.segment", "id": f"seg_{i:03d}", "start": round(turn.start_s, 3),
+                # The index written as a string: OpenAI's schema types `id` as a string,
+                # OpenGateLLM's as an integer (its pydantic model reads "3" as 3).
+                "type": "transcript.text.segment", "id": str(i), "start": round(turn.start_s, 3),
                 "end": round(turn.end_s, 3), "text": turn.text, "speaker": label,
             })
-        return web.json_response({
+        return json_response({
             "task": "transcribe",
             "duration": round(conversation.audio_duration_s, 3),
             "text": " ".join(t.text for t in conversation.turns),
@@ -393,10 +412,13 @@ def _anonymization(form: Form) -> anonymization_pb2.AnonymizationOptions | None:
 
 
 def _model_entry(model_id: str, aliases: list[str]) -> dict[str, Any]:
-    """OpenAI's model object, with what Albert API's provider client reads: `aliases`
-    (looked up in every entry) and `type`."""
+    """OpenAI's model object, with what OpenGateLLM's probe reads for each provider type
+    (clients/opengatellm.py): `aliases` (albert, openai), `max_context_length` and vLLM's
+    `max_model_len`, which it requires. Null: no token context applies to a speech route
+    (Whisper keeps the end of a long prompt itself), so providers of one router agree."""
     return {"id": model_id, "object": "model", "created": 0, "owned_by": "parlons",
-            "type": "automatic-speech-recognition", "aliases": aliases, "max_context_length": None}
+            "type": "automatic-speech-recognition", "aliases": aliases, "max_context_length": None,
+            "max_model_len": None}
 
 
 def _ids(models: dict[str, list[str]]) -> list[str]:
@@ -434,7 +456,7 @@ def _render(response: transcription_pb2.TranscribeResponse, fmt: str, task: str,
         return web.Response(text=transcripts.to_vtt(transcripts.cues_from_segments(response.segments)), content_type="text/vtt")
     usage = {"type": "duration", "seconds": math.ceil(response.audio_duration_s)}
     if fmt == "json":
-        return web.json_response({"text": text, "usage": usage})
+        return json_response({"text": text, "usage": usage})
     body: dict[str, Any] = {
         "task": task,
         "language": language_name(response.language),
@@ -458,7 +480,7 @@ def _render(response: transcription_pb2.TranscribeResponse, fmt: str, task: str,
             for s in response.segments for w in s.words
             if (word := w.word.strip().strip(_PUNCTUATION))
         ]
-    return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return json_response(body)
 
 
 __all__ = ["RestFacade", "read_form", "error_response"]
