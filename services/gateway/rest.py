@@ -209,7 +209,7 @@ class RestFacade:
             response = error_response(413, f"the upload is larger than {exc.limit // (1 << 20)} MiB")
         except web.HTTPException as exc:
             status = exc.status
-            response = error_response(exc.status, exc.reason or "error")
+            response = error_response(exc.status, _http_error_message(request, exc))
         except Exception:
             log.exception("REST internal error")
             response = error_response(500, f"internal error; request id {request_id}", kind="server_error")
@@ -409,6 +409,13 @@ def _anonymization(form: Form) -> anonymization_pb2.AnonymizationOptions | None:
     if policy and policy not in ANONYMIZATION_POLICIES:
         raise InvalidArgument(f"anonymize_policy must be one of {', '.join(ANONYMIZATION_POLICIES)}, got {policy!r}")
     return anonymization_pb2.AnonymizationOptions(policy=ANONYMIZATION_POLICIES[policy or "placeholder"])
+
+
+def _http_error_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status in (404, 405):
+        return (f"{request.method} {request.path} is not served here ({exc.reason}); this facade serves "
+                "GET /v1/models, POST /v1/audio/transcriptions and POST /v1/audio/translations")
+    return exc.reason or "error"
 
 
 def _model_entry(model_id: str, aliases: list[str]) -> dict[str, Any]:
