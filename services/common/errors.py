@@ -35,9 +35,13 @@ class InvalidArgument(ParlonsError):
 
 
 class NotFound(ParlonsError):
-    """An unknown model, language or resource was named."""
+    """An unknown model, language or resource was named (`field`, when known, names it)."""
 
     code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class FailedPrecondition(ParlonsError):

@@ -39,12 +39,22 @@ ALIASES: dict[str, str] = {
     "sinhalese": "si", "valencian": "ca",
 }
 
+#: Whisper codes that are not the BCP-47 tag of their language (clients are sent BCP-47).
+WHISPER_TO_BCP47: dict[str, str] = {"jw": "jv"}
+
 _BY_NAME: dict[str, str] = {name: code for code, name in NAMES.items()} | ALIASES
+_NAME_OF: dict[str, str] = NAMES | {tag: NAMES[code] for code, tag in WHISPER_TO_BCP47.items()}
+
+
+def to_bcp47(code: str) -> str:
+    """A Whisper code ("jw") as the BCP-47 tag sent to clients ("jv")."""
+    return WHISPER_TO_BCP47.get(code, code)
 
 
 def language_name(code: str) -> str:
-    """"fr" or "fr-FR" -> "french"; a code the table does not hold is returned as given."""
-    return NAMES.get(code.split("-")[0].lower(), code)
+    """"fr", "fr-FR" -> "french", "jv" or "jw" -> "javanese"; a code the table does not
+    hold is returned as given."""
+    return _NAME_OF.get(code.split("-")[0].lower(), code)
 
 
 def code_of(value: str) -> str | None:

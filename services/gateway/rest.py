@@ -35,7 +35,7 @@ from parlons import transcripts
 from parlons.services.common.audio_request import UploadBuffer
 from parlons.services.common.config import GatewaySettings
 from parlons.services.common.context import REQUEST_ID_HEADER, new_request_id, request_id_var, valid_request_id
-from parlons.services.common.language_names import code_of, language_name
+from parlons.services.common.language_names import code_of, language_name, to_bcp47
 from parlons.services.common.errors import InvalidArgument, NotFound, ParlonsError, ResourceExhausted
 from parlons.services.gateway.auth import Authenticator, peercert_names
 from parlons.services.gateway.core import Call, GatewayCore
@@ -95,6 +95,13 @@ def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | Non
     return web.Response(body=data, status=status, headers=headers, content_type="application/json")
 
 
+@dataclass(frozen=True)
+class ServedModels:
+    models: dict[str, list[str]]  # served model -> its aliases
+    default: str
+    languages: dict[str, frozenset[str]]  # model -> the BCP-47 tags it transcribes
+
+
 @dataclass
 class Form:
     """A parsed multipart body: the file, and every other field as strings."""
@@ -139,7 +146,8 @@ async def read_form(request: web.Request, max_bytes: int) -> Form:
     except Exception as exc:
         raise InvalidArgument(f"malformed multipart body: {exc or type(exc).__name__}") from exc
     if not form.file:
-        raise InvalidArgument("the `file` field is missing or empty: send the audio as multipart field `file`")
+        raise InvalidArgument("the `file` field is missing or empty: send the audio as multipart field `file`",
+                              field="audio")
     return form
 
 
@@ -160,7 +168,7 @@ class RestFacade:
         self.max_upload_bytes = settings.rest_max_upload_mb * 1024 * 1024
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
-        self._models: tuple[float, dict[str, list[str]], str] | None = None
+        self._models: tuple[float, ServedModels] | None = None
         self.app = web.Application(middlewares=[self._middleware], client_max_size=self.max_upload_bytes)
         self.app.router.add_get("/v1/models", self.list_models)
         self.app.router.add_get("/v1/models/{model}", self.get_model)
@@ -227,12 +235,12 @@ class RestFacade:
         timeout = self.settings.backend_timeout_s
         return Call(tenant, CallOptions.from_context(None, tenant.name, timeout))
 
-    async def _served_models(self, call: Call) -> tuple[dict[str, list[str]], str]:
-        """Served model -> its aliases (the default model carries `rest_model_aliases`),
-        and the default model; cached briefly."""
+    async def _served_models(self, call: Call) -> ServedModels:
+        """What the transcription service serves (cached briefly): each model with its
+        aliases (the default model carries `rest_model_aliases`) and its languages."""
         now = time.monotonic()
         if self._models and now - self._models[0] < _MODELS_CACHE_S:
-            return self._models[1], self._models[2]
+            return self._models[1]
         backend = self.core.router.get("transcription")
         response = await backend.unary(backend.stub.ListModels, transcription_pb2.ListModelsRequest(), call.options)
         served = [response.default_model] if response.default_model else []
@@ -240,18 +248,21 @@ class RestFacade:
         models: dict[str, list[str]] = {name: [] for name in served}
         if served:
             models[served[0]] = [a for a in self.settings.rest_model_aliases if a not in models]
-        self._models = (now, models, response.default_model)
-        return models, response.default_model
+        languages = {m.name: frozenset(m.languages) for m in response.models if m.name in models}
+        result = ServedModels(models, response.default_model, languages)
+        self._models = (now, result)
+        return result
 
-    async def _model_option(self, call: Call, requested: str) -> str:
-        """The transcription model for the request: "" (the default) for aliases."""
-        models, default = await self._served_models(call)
-        if not requested or requested in self.settings.rest_model_aliases or requested == default:
-            return ""
-        if requested not in models:
+    async def _model_option(self, call: Call, requested: str) -> tuple[str, frozenset[str]]:
+        """The transcription model for the request ("" for the default, which aliases
+        name) and the languages it knows (empty: not listed, the service judges)."""
+        served = await self._served_models(call)
+        if not requested or requested in self.settings.rest_model_aliases or requested == served.default:
+            return "", served.languages.get(served.default, frozenset())
+        if requested not in served.models:
             raise NotFound(f"the model {requested!r} does not exist here; GET /v1/models lists: "
-                           f"{', '.join(_ids(models))}")
-        return requested
+                           f"{', '.join(_ids(served.models))}", field="model")
+        return requested, served.languages.get(requested, frozenset())
 
     def _check_duration(self, data: bytes) -> None:
         """Refuse at once a recording longer than `rest_max_audio_s` (its header says):
@@ -273,19 +284,19 @@ class RestFacade:
 
     async def list_models(self, request: web.Request) -> web.Response:
         call = self._call(request)
-        models, _ = await self._served_models(call)
+        models = (await self._served_models(call)).models
         return json_response({"object": "list", "data": [_model_entry(m, a) for m, a in models.items()]})
 
     async def get_model(self, request: web.Request) -> web.Response:
         call = self._call(request)
-        models, _ = await self._served_models(call)
+        models = (await self._served_models(call)).models
         wanted = request.match_info["model"]
         for model, aliases in models.items():
             if wanted == model or wanted in aliases:
                 return json_response(_model_entry(model, aliases))
         raise NotFound(f"the model {wanted!r} does not exist here")
 
-    def _options(self, form: Form, model: str) -> transcription_pb2.TranscriptionOptions:
+    def _options(self, form: Form, model: tuple[str, frozenset[str]]) -> transcription_pb2.TranscriptionOptions:
         if _truthy(form.get("stream")):
             raise InvalidArgument(
                 "stream=true is not served here: send the request without `stream` for the whole "
@@ -296,17 +307,25 @@ class RestFacade:
             raise InvalidArgument(
                 f"language {form.get('language')!r} is neither a language code (fr, en, ar...) nor a "
                 "language name (french, english, arabic...)", field="language")
+        name, known = model
+        tag = to_bcp47(language.split("-")[0])
+        if language and known and tag not in known:
+            raise InvalidArgument(
+                f"language {form.get('language')!r} ({language_name(tag)}) is not one the model "
+                f"{name or 'served by default'} transcribes; leave `language` out to have it detected, "
+                "or see GET /v1/models for the models served", field="language")
         options = transcription_pb2.TranscriptionOptions(
-            model=model, language=language, initial_prompt=form.get("prompt"),
+            model=name, language=language, initial_prompt=form.get("prompt"),
         )
         temperature = form.get("temperature").strip()
         if temperature:
             try:
                 value = float(temperature)
             except ValueError:
-                raise InvalidArgument(f"temperature must be a number, got {temperature!r}") from None
+                raise InvalidArgument(f"temperature must be a number, got {temperature!r}",
+                                      field="temperature") from None
             if not 0.0 <= value <= 1.0:
-                raise InvalidArgument("temperature must be between 0 and 1")
+                raise InvalidArgument(f"temperature must be between 0 and 1, got {value:g}", field="temperature")
             if value > 0:
                 options.temperatures.append(value)
         return options
@@ -316,11 +335,13 @@ class RestFacade:
         form = await read_form(request, self.max_upload_bytes)
         fmt = form.get("response_format", "json").strip() or "json"
         if fmt not in RESPONSE_FORMATS:
-            raise InvalidArgument(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got {fmt!r}")
+            raise InvalidArgument(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got {fmt!r}",
+                                  field="response_format")
         granularities = set(form.get_all("timestamp_granularities")) or {"segment"}
         unknown = granularities - {"word", "segment"}
         if unknown:
-            raise InvalidArgument(f"timestamp_granularities takes word and/or segment, got {', '.join(sorted(unknown))}")
+            raise InvalidArgument(f"timestamp_granularities takes word and/or segment, got {', '.join(sorted(unknown))}",
+                                  field="timestamp_granularities")
         self._check_duration(form.file)
         options = self._options(form, await self._model_option(call, form.get("model").strip()))
         options.word_timestamps = "word" in granularities
@@ -340,7 +361,7 @@ class RestFacade:
             value = form.get(name).strip()
             if value:
                 if not value.isdigit():
-                    raise InvalidArgument(f"{name} must be a whole number, got {value!r}")
+                    raise InvalidArgument(f"{name} must be a whole number, got {value!r}", field=name)
                 setattr(diarization, name, int(value))
         request = gateway_pb2.TranscribeConversationRequest(transcription=options, diarization=diarization)
         if anonymization is not None:
@@ -369,7 +390,8 @@ class RestFacade:
         form = await read_form(request, self.max_upload_bytes)
         fmt = form.get("response_format", "json").strip() or "json"
         if fmt not in TRANSLATION_FORMATS:
-            raise InvalidArgument(f"response_format must be one of {', '.join(TRANSLATION_FORMATS)}, got {fmt!r}")
+            raise InvalidArgument(f"response_format must be one of {', '.join(TRANSLATION_FORMATS)}, got {fmt!r}",
+                                  field="response_format")
         self._check_duration(form.file)
         options = self._options(form, await self._model_option(call, form.get("model").strip()))
         target = form.get("target_language", "en").strip() or "en"
@@ -403,11 +425,12 @@ def _anonymization(form: Form) -> anonymization_pb2.AnonymizationOptions | None:
     policy = form.get("anonymize_policy").strip()
     flag = form.get("anonymize").strip().lower()
     if flag not in ("", "true", "1", "yes", "on", "false", "0", "no", "off"):
-        raise InvalidArgument(f"anonymize must be true or false, got {flag!r}")
+        raise InvalidArgument(f"anonymize must be true or false, got {flag!r}", field="anonymize")
     if not _truthy(flag) and not policy:
         return None
     if policy and policy not in ANONYMIZATION_POLICIES:
-        raise InvalidArgument(f"anonymize_policy must be one of {', '.join(ANONYMIZATION_POLICIES)}, got {policy!r}")
+        raise InvalidArgument(f"anonymize_policy must be one of {', '.join(ANONYMIZATION_POLICIES)}, got {policy!r}",
+                              field="anonymize_policy")
     return anonymization_pb2.AnonymizationOptions(policy=ANONYMIZATION_POLICIES[policy or "placeholder"])
 
 

@@ -17,6 +17,7 @@ from typing import Final
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 from parlons.services.common.errors import InvalidArgument, NotFound
+from parlons.services.common.language_names import to_bcp47
 
 WHISPER_LANGUAGES: Final[tuple[str, ...]] = tuple(_LANGUAGE_CODES)
 
@@ -30,7 +31,6 @@ _BCP47_TO_WHISPER: Final = {
     "fil": "tl",  # Filipino -> Tagalog
     "mo": "ro",  # legacy Moldavian
 }
-_WHISPER_TO_BCP47: Final = {"jw": "jv"}
 
 _BCP47_RE: Final = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 
@@ -52,13 +52,11 @@ def to_whisper(tag: str, supported: tuple[str, ...] | list[str] = WHISPER_LANGUA
     return code
 
 
-def to_bcp47(code: str) -> str:
-    """Map a Whisper code back to the BCP-47 tag sent to clients."""
-    return _WHISPER_TO_BCP47.get(code, code)
-
-
 def supported_bcp47(multilingual: bool = True) -> list[str]:
     """The BCP-47 tags a Whisper model accepts (English only for `.en` models)."""
     if not multilingual:
         return ["en"]
     return [to_bcp47(code) for code in WHISPER_LANGUAGES]
+
+
+__all__ = ["LIST_HINT", "WHISPER_LANGUAGES", "supported_bcp47", "to_bcp47", "to_whisper"]
