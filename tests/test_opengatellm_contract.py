@@ -107,6 +107,17 @@ class Served:
     url: str
     tenants: Tenants
     process: subprocess.Popen[bytes]
+    metrics_url: str
+
+    def count(self, method: str, code: str) -> int:
+        """Calls of a gRPC method that ended with `code` (the server's Prometheus counter,
+        gateway and backend together in this embedded layout)."""
+        text = httpx.get(self.metrics_url, timeout=10).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("parlons_requests_total{") and f'code="{code}"' in line and f"/{method}\"" in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
 
     def provider(self, model_name: str = "whisper-1", provider_type: str = "openai", tenant: str = "a") -> ogl.Provider:
         return ogl.Provider(self.url, self.tenants.keys[tenant], model_name, provider_type, TIMEOUT_S)
@@ -116,10 +127,10 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("serve")
     tenants = make_tenants(root / "tenants.toml")
-    port, rest_port = free_port(), free_port()
+    port, rest_port, metrics_port = free_port(), free_port(), free_port()
     config = root / "parlons.toml"
     config.write_text(
-        f'[server]\nport = {port}\n[transcription]\nmodel = "base"\n'
+        f'[server]\nport = {port}\nmetrics_port = {metrics_port}\n[transcription]\nmodel = "base"\n'
         f'[gateway]\ntenants_path = "{tenants.path}"\nrest_port = {rest_port}\nrest_max_upload_mb = 1\n'
     )
     log = (root / "serve.log").open("wb")
@@ -137,7 +148,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             pass
         assert time.monotonic() < deadline, "parlons serve did not start"
         time.sleep(0.5)
-    yield Served(url, tenants, process)
+    yield Served(url, tenants, process, f"http://127.0.0.1:{metrics_port}/metrics")
     process.terminate()
     process.wait(30)
     log.close()
@@ -336,6 +347,21 @@ def test_a_429_keeps_its_delay_in_the_body(served: Served, client: httpx.Client)
     assert "retry in" in error["message"]
     raw = post_as_ogl(client, served, audio, tenant="small")  # direct clients also get the header
     assert raw.status_code == 429 and int(raw.headers["Retry-After"]) == _json_error(raw)["retry_after_s"]
+
+
+def test_a_provider_timeout_is_too_busy_and_stops_the_work(served: Served, client: httpx.Client) -> None:
+    """OpenGateLLM cuts a provider call at its `timeout` and answers its user 503 "too
+    busy"; parlons, its connection closed, cancels the transcription instead of finishing it."""
+    audio = (AUDIO / "sample.wav").read_bytes()  # 30 s: seconds of work for base on a CPU
+    before = served.count("Transcribe", "CANCELLED")
+    impatient = ogl.Provider(served.url, served.tenants.keys["a"], "whisper-1", "openai", timeout=0.5)
+    with pytest.raises(ogl.GatewayError) as info:
+        ogl.transcribe(impatient, audio, client=client, filename="sample.wav", content_type="audio/wav")
+    assert (info.value.status, info.value.detail) == (503, ogl.TOO_BUSY)
+    deadline = time.monotonic() + 60
+    while served.count("Transcribe", "CANCELLED") == before:
+        assert time.monotonic() < deadline, "the transcription was not cancelled"
+        time.sleep(0.2)
 
 
 # --------------------------------------------------------------- the operator's check
