@@ -1,6 +1,8 @@
-"""Albert API registers parlons and transcribes through it (issue 11): the requests its own
-code sends (tests/albert_contract.py, copied from etalab-ia/albert-api), against a real
-gateway with the multilingual default and French speech."""
+"""The older albert-api registers parlons and transcribes through it (issue 11): the
+requests its own code sends (tests/albert_contract.py, from etalab-ia/albert-api at commit
+3c7b965, its releases up to August 2025), against a real gateway with the multilingual
+default and French speech. Kept because an administration may still run that version;
+OpenGateLLM, its successor (September 2026 code), is tests/test_opengatellm_contract.py."""
 
 from __future__ import annotations
 
