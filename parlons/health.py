@@ -17,6 +17,7 @@ def add_health_command(subparsers: argparse._SubParsersAction) -> None:  # type:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--address", default="127.0.0.1:50051")
     parser.add_argument("--service", default="", help="e.g. parlons.v1.TranscriptionService (default: the server)")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS, system roots (implied by --ca)")
     parser.add_argument("--ca", help="CA certificate (PEM): connect with TLS")
     parser.add_argument("--cert", help="client certificate (PEM), for servers that require one")
     parser.add_argument("--key", help="its key (PEM)")
@@ -30,7 +31,7 @@ def run_health(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
-    if args.ca:
+    if args.ca or args.tls:
         credentials = grpc.ssl_channel_credentials(read(args.ca), read(args.key), read(args.cert))
         options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
         channel = grpc.secure_channel(args.address, credentials, options=options)

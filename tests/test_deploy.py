@@ -53,6 +53,34 @@ def test_kubernetes_manifests_use_real_services_and_a_valid_config(tmp_path: Pat
         assert f"parlons-{name}" in protected, name
 
 
+def test_every_pod_is_bounded_unprivileged_and_the_public_door_speaks_tls(tmp_path: Path) -> None:
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "parlons.yaml").read_text()))
+    for deployment in (d for d in documents if d["kind"] == "Deployment"):
+        name = deployment["metadata"]["name"]
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0, name
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for container in pod["containers"]:
+            assert container["resources"]["limits"]["memory"], name  # a runaway request cannot take the node
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True, name
+            assert security["capabilities"]["drop"] == ["ALL"], name
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert "emptyDir" in volumes[mounts["/tmp"]], name  # the one writable place
+    gateway_map = next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "parlons-gateway-config")
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(gateway_map["data"]["parlons.toml"])
+    gateway = load_config(config_file, environ={})
+    assert gateway.server.tls_cert and gateway.server.tls_key  # gRPC and REST in TLS
+    deployment = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "parlons-gateway")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(gateway.server.tls_cert.startswith(path + "/") for path in mounted)
+    probe = container["readinessProbe"]["exec"]["command"]
+    assert "--ca" in probe or "--tls" in probe  # a TLS probe, not the plaintext gRPC one
+    build_parser().parse_args(probe[1:])
+
+
 def backend_policy_selector(policy: dict[str, Any]) -> set[str]:
     return {v for e in policy["spec"]["podSelector"]["matchExpressions"] for v in e["values"]}
 
