@@ -51,12 +51,8 @@ def glossary_from_file(path: str | None) -> translation_pb2.Glossary | None:
 
 def _configure(args: argparse.Namespace) -> Callable[[ParlonsConfig], None]:
     def configure(config: ParlonsConfig) -> None:
-        if args.models:
+        if args.models:  # else every translation model installed in the cache
             config.translation.models = args.models
-        if not config.translation.models:
-            raise SystemExit(
-                "no translation model configured: pass --models NAME_OR_DIR (see `parlons models list --kind "
-                "translation`) or set [translation] models in the config file")
     return configure
 
 

@@ -192,6 +192,25 @@ class ModelManager:
     def info(self, name: str) -> ModelInfo:
         return self._info(self.entry(name))
 
+    def installed(self, kind: str) -> list[ModelInfo]:
+        """Catalog models of `kind` present in the cache, healthy or not (`status` says;
+        a half-downloaded or altered one is `missing`/`corrupt`): what a service serves
+        when its configuration names none."""
+        return [info for info in self.list() if info.kind == kind and info.installed]
+
+    def foreign_entries(self) -> list[Path]:
+        """What sits in the cache under no catalog name: models converted or unpacked by
+        hand (`<cache>/my-opus-mt-fr-de/`, `<cache>/en_fr.argosmodel`). The service that
+        reads them decides what they are."""
+        if not self.cache_dir.is_dir():
+            return []
+        known = {entry.name for entry in self.catalog}
+        return sorted(
+            path for path in self.cache_dir.iterdir()
+            if path.name not in known and not path.name.startswith(".") and not path.name.endswith((".part", ".lock"))
+            and (path.is_dir() or path.suffix == ".argosmodel")
+        )
+
     def _info(self, entry: ModelEntry) -> ModelInfo:
         directory = self.cache_dir / entry.name
         record = InstallRecord.read(directory)

@@ -80,7 +80,7 @@ def test_translate_text_and_document_in_process(tmp_path: Path) -> None:
 def test_translate_without_models_says_what_to_do() -> None:
     result = parlons("translate", "--to", "en", "Bonjour")
     assert result.returncode != 0
-    assert "no translation model configured" in result.stderr
+    assert "no translation model is installed" in result.stderr and "parlons models pull" in result.stderr
 
 
 def test_main_job_speaker_attributed_and_translated(tmp_path: Path) -> None:

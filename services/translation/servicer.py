@@ -20,9 +20,10 @@ from grpc import aio
 from parlons.services.common.module import EngineModule
 from parlons.services.common.config import ParlonsConfig, TranslationSettings
 from parlons.services.common.gateway_trust import current_tenant
-from parlons.services.common.errors import FailedPrecondition, InvalidArgument
+from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
+from parlons.services.translation.discovery import Refused, log_refused, model_sources
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import EngineLimits, TextTranslation, TranslationEngine
 from parlons.services.translation.glossary import Glossary, GlossaryEntry, GlossaryStore
@@ -54,8 +55,9 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
         engine = self._module.ready_engine()
         if not engine.models:
             raise FailedPrecondition(
-                "no translation model is configured on this server; set [translation] models "
-                "(catalog names such as opus-mt-fr-en, or model directories)")
+                "no translation model is installed on this server: pull one (`parlons models pull "
+                "opus-mt-en-fr`, docs/models.md) or put a converted model in the model cache; it is "
+                "served at the next start")
         return engine
 
     async def _glossary(self, options: translation_pb2.TranslationOptions,
@@ -236,20 +238,28 @@ class TranslationModule(EngineModule[TranslationEngine]):
     def _load_engine(self) -> TranslationEngine:
         from parlons.models.manager import ModelManager
 
-        manager = ModelManager()
         runtime = self.runtime_options()
+        sources, refused = model_sources(self.settings.models, ModelManager())
         models: list[TranslationModel] = []
-        for name in self.settings.models:
-            path = manager.resolve(name, kind="translation")
-            is_path = Path(name).expanduser().exists()
-            kwargs: dict[str, object] = {"name": Path(name).name if is_path else name}
-            entry = None if is_path else manager.catalog.get(name)
-            if entry is not None and entry.source_languages and entry.target_languages:
-                kwargs["source_languages"] = list(entry.source_languages)
-                kwargs["target_languages"] = list(entry.target_languages)
-            models.append(TranslationModel(load_layout(path, **kwargs), runtime))  # type: ignore[arg-type]
-        if not models:
-            log.warning("no translation model configured: TranslationService answers FAILED_PRECONDITION")
+        for source in sources:
+            try:
+                layout = load_layout(source.path, name=source.name,
+                                     source_languages=list(source.source_languages) or None,
+                                     target_languages=list(source.target_languages) or None)
+            except ParlonsError as exc:
+                if source.guessed:  # something else in the cache (a converted Whisper model...)
+                    log.info("not a translation model, skipped", extra={"fields": {"path": source.name}})
+                else:
+                    refused.append(Refused(source.name, exc.message))
+                continue
+            models.append(TranslationModel(layout, runtime))
+        log_refused(refused)
+        if models:
+            log.info("translation models", extra={"fields": {
+                "models": [m.name for m in models], "configured": bool(self.settings.models)}})
+        else:
+            log.warning("no translation model installed or configured: TranslationService answers "
+                        "FAILED_PRECONDITION; `parlons models pull opus-mt-en-fr` (docs/models.md)")
         s = self.settings
         limits = EngineLimits(max_chars_per_request=s.max_chars_per_request)
         doc_limits = DocumentLimits(

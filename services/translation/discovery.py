@@ -1,0 +1,88 @@
+"""Which translation models to serve: the configured ones, or else every one installed.
+
+A new user who pulls a translation model (`parlons models pull opus-mt-en-fr`) or unpacks
+one into the model cache gets it served without editing a file: with `[translation]
+models` empty, the service serves every catalog translation model the cache holds, and
+whatever else sits there that reads as a translation model (a directory converted by
+hand, an `.argosmodel`). A `models` list narrows that to the models it names (a catalog
+name or a directory). A model that cannot be loaded, half-downloaded or altered, is
+refused with its name and the check that failed, and the others are served.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from parlons.services.common.errors import ParlonsError
+
+if TYPE_CHECKING:
+    from parlons.models.manager import ModelManager
+
+log = logging.getLogger("parlons.translation")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model to load: its name for clients, its files, and the languages the catalog
+    states for layouts whose files do not record them (OPUS-MT)."""
+
+    name: str
+    path: Path
+    source_languages: tuple[str, ...] = ()
+    target_languages: tuple[str, ...] = ()
+    #: Found in the cache under no catalog name: it may be another kind of model.
+    guessed: bool = False
+
+
+@dataclass(frozen=True)
+class Refused:
+    name: str
+    reason: str
+
+
+def model_sources(configured: list[str], manager: ModelManager) -> tuple[list[ModelSource], list[Refused]]:
+    """The models to load and those refused before loading (missing, corrupt, unknown)."""
+    if configured:
+        return _configured(configured, manager)
+    sources: list[ModelSource] = []
+    refused: list[Refused] = []
+    for info in manager.installed("translation"):
+        if info.status in ("ok", "unpinned"):
+            sources.append(ModelSource(info.name, info.path, info.source_languages, info.target_languages))
+        else:
+            refused.append(Refused(info.name, manager.verify(info.name).message))
+    sources += [ModelSource(path.name, path, guessed=True) for path in manager.foreign_entries()]
+    return sources, refused
+
+
+def _configured(names: list[str], manager: ModelManager) -> tuple[list[ModelSource], list[Refused]]:
+    sources: list[ModelSource] = []
+    refused: list[Refused] = []
+    foreign = {path.name: path for path in manager.foreign_entries()}
+    for name in names:
+        if name in foreign and manager.catalog.get(name) is None:  # converted by hand, in the cache
+            sources.append(ModelSource(name, foreign[name]))
+            continue
+        try:
+            path = manager.resolve(name, kind="translation")
+        except ParlonsError as exc:
+            refused.append(Refused(name, exc.message))
+            continue
+        if Path(name).expanduser().exists():
+            sources.append(ModelSource(Path(name).name, path))
+            continue
+        entry = manager.catalog.get(name)
+        languages = (entry.source_languages, entry.target_languages) if entry else ((), ())
+        sources.append(ModelSource(entry.name if entry else name, path, *languages))
+    return sources, refused
+
+
+def log_refused(refused: list[Refused]) -> None:
+    for item in refused:
+        log.error("translation model refused", extra={"fields": {"model": item.name, "reason": item.reason}})
+
+
+__all__ = ["ModelSource", "Refused", "log_refused", "model_sources"]
