@@ -64,4 +64,17 @@ fi
 say "fetching default models: $DEFAULT_MODELS"
 # shellcheck disable=SC2086
 "$VENV/bin/parlons" models pull $DEFAULT_MODELS
+
+# Translation for a French counter, where a model hub (or $PARLONS_MODEL_MIRROR) answers:
+# French<->English direct (OPUS-MT, CC-BY attribution) and M2M100 (MIT) for ~100 other
+# languages, which an administration may use. Installed models are served as they are
+# (no configuration); without them setup still succeeds and says how to add one.
+TRANSLATION_MODELS="${PARLONS_DEFAULT_TRANSLATION_MODELS-opus-mt-fr-en opus-mt-en-fr m2m100-418m}"
+missing=()
+for model in $TRANSLATION_MODELS; do
+  "$VENV/bin/parlons" models pull "$model" >/dev/null 2>&1 || missing+=("$model")
+done
+if [ -n "$TRANSLATION_MODELS" ] && [ "${#missing[@]}" -gt 0 ]; then
+  say "translation needs a model, and ${missing[*]} could not be fetched here (no model hub): copy a model directory to \$PARLONS_MODEL_MIRROR/<name> and run '$VENV/bin/parlons models pull <name>' (docs/models.md, 'Offline machines and mirrors'); everything else works without it"
+fi
 say "ready: $VENV/bin/parlons"
