@@ -21,6 +21,8 @@ Integrity, and what it costs:
 
 from __future__ import annotations
 
+import builtins
+
 import hashlib
 import json
 import logging
@@ -192,13 +194,13 @@ class ModelManager:
     def info(self, name: str) -> ModelInfo:
         return self._info(self.entry(name))
 
-    def installed(self, kind: str) -> list[ModelInfo]:
+    def installed(self, kind: str) -> builtins.list[ModelInfo]:
         """Catalog models of `kind` present in the cache, healthy or not (`status` says;
         a half-downloaded or altered one is `missing`/`corrupt`): what a service serves
         when its configuration names none."""
         return [info for info in self.list() if info.kind == kind and info.installed]
 
-    def foreign_entries(self) -> list[Path]:
+    def foreign_entries(self) -> builtins.list[Path]:
         """What sits in the cache under no catalog name: models converted or unpacked by
         hand (`<cache>/my-opus-mt-fr-de/`, `<cache>/en_fr.argosmodel`). The service that
         reads them decides what they are."""

@@ -33,7 +33,7 @@ EXPECTED_NAMES = {
     "pyannote-community-1", "wespeaker-voxceleb-resnet34-lm",
     "opus-mt-fr-en", "opus-mt-en-fr", "opus-mt-en-ar", "opus-mt-ar-en",
     "opus-mt-en-uk", "opus-mt-uk-en", "opus-mt-en-es", "opus-mt-es-en",
-    "nllb-200-distilled-600m", "m2m100-418m",
+    "nllb-200-distilled-600m", "m2m100-418m", "madlad400-3b-mt",
     "spacy-fr-core-news-md", "spacy-fr-core-news-sm",
 }
 

@@ -10,6 +10,9 @@ Three kinds, matching the layouts the engine supports:
   like NLLB-200 (`fra_Latn` ...) or M2M100 (`__fr__` ...), with `sentencepiece.bpe.model`.
 * `build_hf_marian_model`: a tiny random Hugging Face `MarianMTModel` saved with its
   tokenizer files and converted by CTranslate2's real `TransformersConverter`.
+* `build_hf_madlad_model`: a tiny random Hugging Face T5 shaped like MADLAD-400 (one
+  SentencePiece model, `spiece.model`, whose pieces include `<2fr>`-style target tokens),
+  converted by the real `TransformersConverter` with the catalog entry's options.
 * `build_argos_package`: an `.argosmodel` zip around a bilingual model.
 
 Weights are random, so translations are gibberish: tests assert structure, not meaning.
@@ -22,6 +25,7 @@ import json
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import ctranslate2
 import numpy as np
@@ -63,10 +67,19 @@ def train_sentencepiece(
     eos_id: int = 2,
     pad_id: int = -1,
     model_type: str = "unigram",
+    user_defined_symbols: tuple[str, ...] = (),
+    byte_fallback: bool = False,
 ) -> bytes:
     """Train a small SentencePiece model in memory and return its serialized bytes."""
     writer = io.BytesIO()
+    # Only when asked, so that the other test models keep their exact bytes.
+    extra: dict[str, Any] = {}
+    if user_defined_symbols:
+        extra["user_defined_symbols"] = list(user_defined_symbols)
+    if byte_fallback:
+        extra["byte_fallback"] = True
     spm.SentencePieceTrainer.train(
+        **extra,
         sentence_iterator=iter(corpus or CORPUS),
         model_writer=writer,
         vocab_size=vocab_size,
@@ -266,6 +279,54 @@ def build_hf_marian_model(out_dir: Path, source: str = "fr", target: str = "en",
     converter.convert(str(out_dir), force=True)
     (out_dir / "parlons.json").write_text(json.dumps(
         {"layout": "marian", "source_languages": [source], "target_languages": [target]}))
+    return out_dir
+
+
+# Target tokens as MADLAD-400's vocabulary writes them, with some of its pieces that name no
+# language (a task tag, a bare script, a variant) and two codes for one tag (`ff`, `fuv`).
+MADLAD_TOKENS = ("<2fr>", "<2en>", "<2uk>", "<2ar>", "<2es>", "<2zh_Hant>", "<2prs>", "<2ff>", "<2fuv>",
+                 "<2translate>", "<2Latn>", "<2en_xx_simple>")
+
+
+def madlad_hf_checkpoint(hf_dir: Path, *, tokens: tuple[str, ...] = MADLAD_TOKENS, d_model: int = 32,
+                         layers: int = 1, seed: int = 6) -> Path:
+    """A tiny random `T5ForConditionalGeneration` laid out like google/madlad400-3b-mt.
+
+    Same shape of config as the real one (gated-GELU T5 v1.1, untied embeddings, decoder
+    start id 0 = `<unk>`, pad 1, eos 2), `spiece.model` with the `<2xx>` tokens as
+    user-defined pieces (so `"<2fr> text"` encodes as `▁ <2fr> ...`) and byte fallback, and
+    the tokenizer config a T5 repo carries; weights in safetensors.
+    """
+    import torch
+    _without_broken_torchaudio()
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    sp_bytes = train_sentencepiece(420, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+                                   user_defined_symbols=tokens, byte_fallback=True)
+    (hf_dir / "spiece.model").write_bytes(sp_bytes)
+    (hf_dir / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "T5Tokenizer", "eos_token": "</s>", "unk_token": "<unk>",
+        "pad_token": "<s>", "extra_ids": 0, "model_max_length": 1_000_000_000,
+    }))
+    torch.manual_seed(seed)
+    settings: dict[str, Any] = {
+        "vocab_size": len(sentencepiece_vocabulary(sp_bytes)), "d_model": d_model, "d_kv": d_model // 2,
+        "d_ff": 2 * d_model, "num_layers": layers, "num_decoder_layers": layers, "num_heads": 2,
+        "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False,
+        "decoder_start_token_id": 0, "pad_token_id": 1, "eos_token_id": 2,
+    }
+    T5ForConditionalGeneration(T5Config(**settings)).save_pretrained(hf_dir)
+    return hf_dir
+
+
+def build_hf_madlad_model(out_dir: Path, *, quantization: str | None = "int8", **kwargs: object) -> Path:
+    """`madlad_hf_checkpoint` in `<out_dir>-hf`, converted into `out_dir` as the catalog's
+    `madlad400-3b-mt` pull does (`TransformersConverter`, `copy_files = ["spiece.model"]`)."""
+    hf_dir = madlad_hf_checkpoint(out_dir.parent / (out_dir.name + "-hf"), **kwargs)  # type: ignore[arg-type]
+    converter = ctranslate2.converters.TransformersConverter(
+        str(hf_dir), copy_files=["spiece.model"], low_cpu_mem_usage=True)
+    converter.convert(str(out_dir), quantization=quantization, force=True)
     return out_dir
 
 

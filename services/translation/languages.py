@@ -1,9 +1,10 @@
 """BCP-47 language tags on the wire, each model family's own codes inside.
 
 NLLB-200 writes `fra_Latn` (ISO 639-3 + script), M2M100 writes `__fr__`, multi-target
-OPUS-MT models write `>>fra<<`, argos packages and lingua use ISO 639-1. Clients only ever
-see BCP-47 (`fr`, `uk`, `pt-BR`, `zh-Hant`); this module maps between the two worlds and
-matches a requested tag to the closest one a model serves (`fr-FR` -> `fr`).
+OPUS-MT models write `>>fra<<`, MADLAD-400 writes `<2fr>`, argos packages and lingua use
+ISO 639-1. Clients only ever see BCP-47 (`fr`, `uk`, `pt-BR`, `zh-Hant`); this module maps
+between the two worlds and matches a requested tag to the closest one a model serves
+(`fr-FR` -> `fr`).
 """
 
 from __future__ import annotations
@@ -190,6 +191,57 @@ def marian_target_codes(tokens: list[str]) -> dict[str, str]:
         else:
             tag = ISO3_TO_ISO1.get(code, code)
         mapping.setdefault(tag, token)
+    return mapping
+
+
+# --- MADLAD-400: `<2fr>` --------------------------------------------------------------
+# Target tokens of MADLAD-400's SentencePiece vocabulary: ISO 639-1 where one exists, else
+# ISO 639-3, some with a script and/or a region (`<2zh_Hant>`, `<2fr_CA>`,
+# `<2ms_Arab_BN>`). The same vocabulary holds tokens that name no language: task tags
+# (`<2translate>`, `<2transliterate>`, `<2back_translated>`), bare scripts (`<2Latn>`)
+# and regions (`<2CA>`), `<2>`, and variants (`<2en_xx_simple>`, `<2zxx_xx_dtynoise>`);
+# those are not languages one can translate into and are left out.
+
+MADLAD_TOKEN = re.compile(r"^<2([a-z]{2,3})((?:_[A-Za-z0-9]+)*)>$")
+_SCRIPT = re.compile(r"^[A-Z][a-z]{3}$")
+_REGION = re.compile(r"^(?:[A-Z]{2}|[0-9]{3})$")
+# MADLAD codes whose BCP-47 form follows another family's convention: Dari is `fa-AF`
+# as for NLLB's `prs_Arab`, so one tag reaches it in every model.
+MADLAD_SPECIAL: dict[str, str] = {"prs": "fa-AF"}
+_NOT_LANGUAGES = {"zxx", "und", "mul", "mis"}
+
+
+def madlad_to_bcp47(token: str) -> str | None:
+    """`<2fr>` -> `fr`, `<2zh_Hant>` -> `zh-Hant`, `<2fuv>` -> `ff`; None for a token
+    that names no language (`<2translate>`, `<2Latn>`, `<2en_xx_simple>`)."""
+    m = MADLAD_TOKEN.match(token)
+    if not m or m.group(1) in _NOT_LANGUAGES:
+        return None
+    code = m.group(1) + m.group(2)
+    if code in MADLAD_SPECIAL:
+        return MADLAD_SPECIAL[code]
+    subtags = m.group(2).split("_")[1:]
+    if any(not (_SCRIPT.match(s) or _REGION.match(s)) for s in subtags):
+        return None
+    try:
+        return normalize(code)
+    except InvalidArgument:
+        return None
+
+
+def madlad_codes(tokens: list[str]) -> dict[str, str]:
+    """BCP-47 -> MADLAD target token for the language tokens in a vocabulary.
+
+    When two tokens give one tag (`<2ff>` and `<2fuv>` are both `ff`), the token written
+    as the tag itself wins.
+    """
+    mapping: dict[str, str] = {}
+    for token in tokens:
+        tag = madlad_to_bcp47(token)
+        if tag is None:
+            continue
+        if tag not in mapping or token[2:-1].replace("_", "-") == tag:
+            mapping[tag] = token
     return mapping
 
 

@@ -7,7 +7,12 @@ Each family wraps SentencePiece pieces differently before CTranslate2 sees them:
 | marian   | model.bin, source.spm, target.spm       | [>>fra<<] pieces </s>              | none          |
 | nllb     | model.bin, sentencepiece.bpe.model      | fra_Latn pieces </s>               | [eng_Latn]    |
 | m2m100   | model.bin, sentencepiece.bpe.model      | __fr__ pieces </s>                 | [__en__]      |
+| madlad   | model.bin, spiece.model                 | ▁ <2fr> pieces </s>                | none          |
 | argos    | metadata.json, model/, sentencepiece.model | pieces                          | metadata's    |
+
+MADLAD-400 (T5) reads any source language and writes the language of its `<2xx>` token:
+the token is written before the sentence and goes through SentencePiece with it, as the
+model's own tokenizer does for `"<2fr> text"` (`▁`, `<2fr>`, then the sentence's pieces).
 
 A directory may carry `parlons.json` (written by the model manager) that names the layout
 and the languages explicitly: `{"layout": "marian", "source_languages": ["fr"],
@@ -31,9 +36,12 @@ from parlons.services.common.errors import InvalidArgument, ModelCorrupt, ModelN
 from parlons.services.translation import languages, safezip
 
 METADATA_FILE = "parlons.json"
-LAYOUTS = ("marian", "nllb", "m2m100", "argos")
+LAYOUTS = ("marian", "nllb", "m2m100", "madlad", "argos")
 # argos-translate's own codes that are not ISO 639-1.
 ARGOS_CODES = {"zt": "zh-Hant", "pb": "pt-BR", "nb": "nb"}
+# MADLAD-400's SentencePiece model: `spiece.model` as its Hugging Face repo names it (copied
+# by the conversion), `sentencepiece.model` in CTranslate2 conversions published as such.
+MADLAD_SP_FILES = ("spiece.model", "sentencepiece.model")
 _OPUS_NAME = re.compile(r"opus-mt-(?:tc-(?:big|base)-)?([a-z]{2,3}(?:_[a-zA-Z]+)?)-([a-z]{2,3}(?:_[a-zA-Z]+)?)$")
 
 
@@ -50,8 +58,11 @@ class ModelLayout:
     target_languages: dict[str, str]
     source_sp: spm.SentencePieceProcessor = field(repr=False)
     target_sp: spm.SentencePieceProcessor = field(repr=False)
-    #: Marian multi-target models put `>>fra<<` at the start of the *source*.
+    #: Marian multi-target models put `>>fra<<` at the start of the *source*, MADLAD `<2fr>`.
     target_token_in_source: bool = False
+    #: That token is text for the SentencePiece model (MADLAD: `<2fr>` is one of its pieces
+    #: and the model was trained on `"<2fr> text"` encoded whole), not a bare vocabulary entry.
+    target_token_encoded: bool = False
     append_eos: bool = True
     #: argos packages may name a fixed prefix for every target.
     fixed_target_prefix: list[str] = field(default_factory=list)
@@ -64,10 +75,17 @@ class ModelLayout:
         pieces: list[str] = self.source_sp.encode(text, out_type=str)
         prefix: list[str] = []
         if self.target_token_in_source and self.target_languages.get(target):
-            prefix.append(self.target_languages[target])
+            prefix = self._target_token(self.target_languages[target])
         elif self.kind in ("nllb", "m2m100"):
             prefix.append(self.source_languages[source])
         return prefix + pieces + (["</s>"] if self.append_eos else [])
+
+    def _target_token(self, token: str) -> list[str]:
+        if self.target_token_encoded:
+            pieces: list[str] = self.source_sp.encode(token, out_type=str)
+            if token in pieces:  # `<2fr>` -> [`▁`, `<2fr>`]: the model's own tokenization
+                return pieces
+        return [token]
 
     def target_prefix(self, target: str) -> list[str] | None:
         if self.kind in ("nllb", "m2m100"):
@@ -145,6 +163,8 @@ def load_layout(
         return _argos(path, model_name, src, tgt)
     _require_model_bin(path)
     vocab = _vocabulary(path)
+    if kind == "madlad":
+        return _madlad(path, model_name, vocab, src, tgt)
     if kind in ("nllb", "m2m100"):
         sp_path = next((path / n for n in ("sentencepiece.bpe.model", "spm.model", "sentencepiece.model")
                         if (path / n).exists()), path / "sentencepiece.bpe.model")
@@ -185,13 +205,30 @@ def _guess_kind(path: Path) -> str:
         return "marian"
     if (path / "model.bin").exists():
         vocab = _vocabulary(path)
+        if any((path / n).exists() for n in MADLAD_SP_FILES) and languages.madlad_codes(vocab):
+            return "madlad"
         if languages.nllb_codes(vocab):
             return "nllb"
         if languages.m2m_codes(vocab):
             return "m2m100"
     raise ModelCorrupt(
-        f"{path}: not a recognised translation model (expected an OPUS-MT/Marian, NLLB-200 or "
-        "M2M100 CTranslate2 directory, or an argos package)")
+        f"{path}: not a recognised translation model (expected an OPUS-MT/Marian, NLLB-200, "
+        "M2M100 or MADLAD-400 CTranslate2 directory, or an argos package)")
+
+
+def _madlad(path: Path, name: str, vocab: list[str], src: list[str] | None,
+            tgt: list[str] | None) -> ModelLayout:
+    """MADLAD-400: targets are the `<2xx>` tokens; the source is never named to the model,
+    so by default it reads every language it writes (a declared list narrows that)."""
+    sp_path = next((path / n for n in MADLAD_SP_FILES if (path / n).exists()), path / MADLAD_SP_FILES[0])
+    sp = _load_sp(sp_path)
+    codes = languages.madlad_codes(vocab)
+    if not codes:
+        raise ModelCorrupt(f"{path}: a MADLAD model without <2xx> language tokens in its vocabulary")
+    src_map = {t: "" for t in (_tags(src, str(path)) if src else codes)}
+    tgt_map = {t: codes[t] for t in (_tags(tgt, str(path)) if tgt else codes) if t in codes}
+    return ModelLayout("madlad", name, path, src_map, tgt_map, sp, sp,
+                       target_token_in_source=True, target_token_encoded=True)
 
 
 def _argos(path: Path, name: str, src: list[str] | None, tgt: list[str] | None) -> ModelLayout:

@@ -64,6 +64,7 @@ class ModelRegistry:
     def __init__(self, models: Sequence[ServesLanguages], pivot_language: str = "en") -> None:
         self.models = list(models)
         self.pivot_language = pivot_language
+        self._pairs: list[PairInfo] | None = None
 
     def by_name(self, name: str) -> ServesLanguages:
         for model in self.models:
@@ -115,7 +116,14 @@ class ModelRegistry:
         return f"cannot translate {source} to {target} with {where}; available pairs: {listed or 'none'}{more}"
 
     def pairs(self) -> list[PairInfo]:
-        """Every pair served, direct first; pivot pairs only where no direct model exists."""
+        """Every pair served, direct first; pivot pairs only where no direct model exists.
+        Computed once: the models do not change after loading, and a multilingual model of
+        450 languages serves 200,000 pairs (half a second to list)."""
+        if self._pairs is None:
+            self._pairs = self._all_pairs()
+        return self._pairs
+
+    def _all_pairs(self) -> list[PairInfo]:
         direct: dict[tuple[str, str], PairInfo] = {}
         for model in sorted(self.models, key=lambda m: m.multilingual):
             for s in sorted(model.source_languages):
