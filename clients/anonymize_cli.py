@@ -9,6 +9,10 @@
 A text file is sent as one request, one text per line, so a name keeps its placeholder
 from line to line and the lines stay as they were. Documents (docx, odt, html, srt, vtt,
 pdf) keep their layout; a PDF comes back as DOCX (`--pdf-as txt` for text).
+
+The mapping (`--mapping`: placeholders back to the personal data) and the anonymised
+file are written 0600 to a new private file beside their target, then renamed over it
+(batch.write_together): a link planted at the target is replaced, never followed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from rich.console import Console
 
 from parlons import anonymized
+from parlons.clients.batch import write_together
 from parlons.clients.connection import add_connection_arguments
 from parlons.clients.errors import ParlonsRpcError
 from parlons.clients.inprocess import connect
@@ -74,7 +79,7 @@ def run_anonymize(args: argparse.Namespace) -> int:
     spans = sum(len(t.spans) for t in response.texts)
     if args.file:
         target = Path(args.output) if args.output else source.with_name(f"{source.stem}.anonymise{source.suffix}")
-        target.write_text("\n".join(out), encoding="utf-8")
+        write_together({target: "\n".join(out)})
         console.print(f"{target} ({spans} spans masked)")
     else:
         for text in out:
@@ -100,7 +105,7 @@ def _run_document(args: argparse.Namespace) -> int:
     for note in response.notes:
         console.print(f"[yellow]{note}")
     target = Path(args.output) if args.output else source.with_name(response.file_name)
-    target.write_bytes(response.content)
+    write_together({target: response.content})
     console.print(f"{target} ({response.spans} spans masked in {response.segments} segments)")
     _write_mapping(args, response.mapping)
     return 0
@@ -108,8 +113,8 @@ def _run_document(args: argparse.Namespace) -> int:
 
 def _write_mapping(args: argparse.Namespace, mapping: Iterable[anonymization_pb2.MappingEntry]) -> None:
     if args.mapping:
-        Path(args.mapping).write_text(json.dumps({m.replacement: m.original for m in mapping},
-                                                 ensure_ascii=False, indent=2), encoding="utf-8")
+        write_together({Path(args.mapping): json.dumps({m.replacement: m.original for m in mapping},
+                                                       ensure_ascii=False, indent=2)})
         console.print(f"[yellow]{args.mapping}: the mapping back to the personal data; keep it safe or delete it")
 
 

@@ -1,12 +1,16 @@
 """Where a client reaches parlons and how it proves who it is: one `Connection` for the
 SDK's sync and asyncio clients and for every client command's `--server`, `--api-key`,
 `--tls`, `--ca`, `--cert`, `--key` options.
+
+An API key is read from `$PARLONS_API_KEY` or `--api-key-file`: `--api-key` still works
+but is warned about, since a command line is visible to every user of the machine (ps).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,11 +83,31 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, what: str = "pa
     group = parser.add_argument_group("connection")
     group.add_argument("--server", help=f"gRPC address (host:port) of a running {what} "
                                         "(default: the services, started in this process)")
-    group.add_argument("--api-key", help=f"the tenant's API key (default: ${API_KEY_ENV})")
+    group.add_argument("--api-key", help=f"the tenant's API key (default: ${API_KEY_ENV}; prefer it or "
+                                         "--api-key-file: a command line is visible to other users)")
+    group.add_argument("--api-key-file", help="a file holding the API key (first line)")
     group.add_argument("--tls", action="store_true", help="TLS to the server (the system's CAs unless --ca)")
     group.add_argument("--ca", help="CA certificate (PEM) the server's certificate is checked against")
     group.add_argument("--cert", help="client certificate (PEM), for mutual TLS")
     group.add_argument("--key", help="the client certificate's private key (PEM)")
+
+
+def warn_secret_in_argv(option: str, env: str, file_option: str) -> None:
+    """Say that a secret given as `option` can be read by anyone on the machine (ps,
+    /proc/PID/cmdline), and where to put it instead."""
+    print(f"warning: {option} on the command line is visible to every user of this machine (ps); "
+          f"use ${env} or {file_option} instead", file=sys.stderr, flush=True)
+
+
+def api_key_from_args(args: argparse.Namespace) -> str | None:
+    """--api-key (warned about), else --api-key-file's first line, else $PARLONS_API_KEY."""
+    if getattr(args, "api_key", None):
+        warn_secret_in_argv("--api-key", API_KEY_ENV, "--api-key-file")
+        return str(args.api_key)
+    if getattr(args, "api_key_file", None):
+        lines = Path(args.api_key_file).read_text(encoding="utf-8").splitlines()
+        return lines[0].strip() if lines and lines[0].strip() else None
+    return os.environ.get(API_KEY_ENV) or None
 
 
 def connection_from_args(args: argparse.Namespace, address: str | None = None) -> Connection:
@@ -92,6 +116,6 @@ def connection_from_args(args: argparse.Namespace, address: str | None = None) -
     if address is not None:
         return Connection(address)
     return Connection.from_files(
-        args.server, api_key=args.api_key or os.environ.get(API_KEY_ENV), tls=args.tls,
+        args.server, api_key=api_key_from_args(args), tls=args.tls,
         ca=args.ca, cert=args.cert, key=args.key,
     )

@@ -3,9 +3,10 @@
 Files, directories (recursive, `--include`/`--exclude` patterns) or list files; `--jobs`
 files at a time; a progress bar in audio hours with the speed (x real time) and the time
 left; outputs written whole or not at all, so an interrupted run resumes where it
-stopped (finished files are skipped); UNAVAILABLE retried with backoff, so a server that
-restarts mid-run only slows it; a summary and a JSON report per run; exit status 1 when
-any file failed, with the reason per file.
+stopped (finished files are skipped when they were made with the options asked now: a
+run again with `--anonymize` redoes clear transcripts); UNAVAILABLE retried with
+backoff, so a server that restarts mid-run only slows it; a summary and a JSON report
+per run; exit status 1 when any file failed, with the reason per file.
 
 Against `--server` (with `--api-key`, `--tls`, `--ca`, `--cert`, `--key`) it is a plain
 gRPC client; without, the services start in this process on a loopback port.
@@ -21,6 +22,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -32,7 +35,11 @@ from parlons.clients.batch import (
     Item,
     RunReport,
     discover,
+    forget_outputs,
+    options_fingerprint,
+    outputs_done,
     probe_duration_s,
+    record_outputs,
     remove_stale_parts,
     run_stamp,
     write_together,
@@ -133,9 +140,36 @@ class Job:
     anonymizer: AnonymizationClient | None = None
     mask_audio: str = ""  # "tone" or "silence": also write the recording with the spans masked
 
-    def run(self, item: Item) -> tuple[dict[Path, str], float, str]:
+    def fingerprint(self) -> str:
+        """The digest of every option that shapes this run's outputs: resume compares it
+        with the one recorded beside each output (batch.outputs_done)."""
+        def plain(message: Message | None) -> object:
+            return None if message is None else json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+        return options_fingerprint({
+            "transcription": plain(self.options), "diarization": plain(self.diarization),
+            "anonymization": plain(self.anonymization), "mask_audio": self.mask_audio,
+            "through_gateway": self.gateway is not None,
+            "subtitles": [self.shape.line_chars, self.shape.lines, self.shape.max_cue_s],
+        })
+
+    def masked_path(self, item: Item) -> Path:
+        return item.out_stem.with_name(f"{item.out_stem.name}.anonymise{item.source.suffix.lower()}")
+
+    def expected(self, item: Item) -> list[list[Path]]:
+        """What a finished file leaves on disk, each with its alternative names: every
+        output, and the masked recording (its own format, or FLAC where that cannot be
+        encoded)."""
+        expected = [[path] for path in item.outputs(self.fmts, self.targets)]
+        if self.mask_audio:
+            target = self.masked_path(item)
+            expected.append([target, target.with_suffix(".flac")])
+        return expected
+
+    def run(self, item: Item) -> tuple[dict[Path, str], float, str, list[Path]]:
         """Transcribe (and diarise, translate) one file: its outputs, rendered, its duration,
-        and the text with its translations for the terminal."""
+        the text with its translations for the terminal, and the files already written
+        (the masked recording)."""
         uri = item.source.stem
         masked: list[tuple[float, float]] = []
         if self.gateway is not None:
@@ -152,10 +186,11 @@ class Job:
                 masked, placeholders = self._anonymize(main, item)
             translations = {language: self._translate(main, language, placeholders) for language in self.targets}
             rttm = ""
+        written: list[Path] = []
         if self.mask_audio:
-            target = item.out_stem.with_name(f"{item.out_stem.name}.anonymise{item.source.suffix.lower()}")
+            target = self.masked_path(item)
             target.parent.mkdir(parents=True, exist_ok=True)
-            mask_recording(item.source, target, masked, self.mask_audio)
+            written.append(mask_recording(item.source, target, masked, self.mask_audio))
         outputs: dict[Path, str] = {}
         for fmt in self.fmts:
             path = item.out_stem.with_name(f"{item.out_stem.name}.{fmt}")
@@ -166,7 +201,7 @@ class Job:
                     path = item.out_stem.with_name(f"{item.out_stem.name}.{language}.{fmt}")
                     outputs[path] = version.render(fmt, shape=self.shape, uri=uri)
         printable = transcripts.to_txt_with_translations(main.proto, {k: v.proto for k, v in translations.items()})
-        return outputs, main.duration_s, printable
+        return outputs, main.duration_s, printable, written
 
     def _warn_names(self, names_checked: bool, item: Item) -> None:
         if not names_checked:
@@ -241,8 +276,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir) if args.output_dir else None
     items, problems = discover(args.inputs, list_files=args.from_list or [], output_dir=output_dir,
                                include=args.include or [], exclude=args.exclude or [])
-    for problem in problems:
-        console.print(f"[red]{problem}: no such file or directory")
+    for problem, reason in problems:
+        console.print(f"[red]{problem}: {reason}", highlight=False)
     if not items:
         console.print("[red]no recording to transcribe" + ("" if problems else " (check --include/--exclude)"))
         return 2
@@ -257,10 +292,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
         return _run(args, connection, items, problems, fmts, shape)
 
 
-def _run(args: argparse.Namespace, connection: Connection, items: list[Item], problems: list[str],
+def _run(args: argparse.Namespace, connection: Connection, items: list[Item], problems: list[tuple[str, str]],
          fmts: list[str], shape: SubtitleShape) -> int:
     report = RunReport(started=run_stamp(), server=args.server or "in-process",
-                       files=[FileReport(p, "failed", "no such file or directory") for p in problems])
+                       files=[FileReport(p, "failed", reason) for p, reason in problems])
     lock = threading.Lock()
 
     def on_retry(error: ParlonsRpcError, delay_s: float) -> None:
@@ -285,12 +320,13 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
     job = Job(transcription, GatewayClient(transcription.channel, metadata=connection.metadata, retry=retry)
               if args.diarize else None, translation, options_from_args(args), diarization, targets, fmts, shape,
               args.timeout, anonymization, anonymizer, args.anonymize_audio or "")
+    fingerprint = report.options_digest = job.fingerprint()
     todo: list[Item] = []
     for item in items:
-        outputs = item.outputs(fmts, targets)
-        if not args.overwrite and all(p.exists() for p in outputs):
-            report.files.append(FileReport(str(item.source), "skipped", "outputs already there",
-                                           outputs=[str(p) for p in outputs]))
+        expected = job.expected(item)
+        if not args.overwrite and outputs_done(item, expected, fingerprint):
+            report.files.append(FileReport(str(item.source), "skipped", "outputs already there, same options",
+                                           outputs=[str(p) for paths in expected for p in paths if p.exists()]))
         else:
             todo.append(item)
     durations = {item: probe_duration_s(item.source) or 0.0 for item in todo}
@@ -299,14 +335,17 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
                         console=console, disable=args.quiet)
     def process(item: Item) -> FileReport:
         began = time.monotonic()
-        outputs, duration, printable = job.run(item)
+        forget_outputs(item, [path for paths in job.expected(item) for path in paths])
+        outputs, duration, printable, written = job.run(item)
         write_together(outputs)
+        record_outputs(item, [*outputs, *written], fingerprint)
         if args.print:
             with lock:
                 sys.stdout.write(printable)
                 sys.stdout.flush()
         return FileReport(str(item.source), "done", audio_s=round(duration, 3),
-                          processing_s=round(time.monotonic() - began, 3), outputs=[str(p) for p in outputs])
+                          processing_s=round(time.monotonic() - began, 3),
+                          outputs=[str(p) for p in [*outputs, *written]])
 
     pool = ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="transcribe")
     pending: dict[Future[FileReport], Item] = {}

@@ -5,11 +5,18 @@ Streamed frame by frame with PyAV (memory does not grow with the recording), wri
 the input's container and codec where PyAV can encode it, else as FLAC. The spans come
 from the masked words' timings (parlons.anonymized), padded a little on each side:
 word timestamps are estimates.
+
+The recording is written to a new private file beside the target (mkstemp: O_EXCL,
+0600, a random name) through its descriptor, then renamed over the target: a link
+planted at a predictable name is never opened, and one at the target is replaced. A
+voice is personal data, so the file stays 0600.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,28 +71,39 @@ def _mask(source: Path, target: Path, windows: list[tuple[float, float]], mode: 
         stream = inp.streams.audio[0]
         rate = stream.rate or stream.codec_context.sample_rate
         layout = stream.layout.name if stream.layout else "mono"
-        tmp = target.with_name(target.name + ".part")
-        with av.open(str(tmp), "w", format=_format_for(target)) as out:
-            encoder = out.add_stream(codec, rate=rate, layout=layout)
-            assert isinstance(encoder, av.audio.stream.AudioStream)
-            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-            rechunk = av.AudioResampler(format=encoder.codec_context.format.name, layout=layout, rate=rate,
-                                        frame_size=encoder.codec_context.frame_size or None)
-            position = 0  # samples written so far
-            for frame in inp.decode(stream):
-                for planar in resampler.resample(frame):
-                    samples = planar.to_ndarray().astype(np.float32)
-                    _apply(samples, position, rate, windows, mode)
-                    position += samples.shape[1]
-                    masked = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
-                    masked.sample_rate = rate
-                    for ready in rechunk.resample(masked):
-                        out.mux(encoder.encode(ready))
-            for ready in rechunk.resample(None):
-                out.mux(encoder.encode(ready))
-            out.mux(encoder.encode(None))
-    tmp.replace(target)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        part = Path(name)
+        try:
+            with os.fdopen(handle, "w+b") as file, av.open(file, "w", format=_format_for(target)) as out:
+                _encode(inp, stream, out, codec, rate, layout, windows, mode)
+            os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
     return target
+
+
+def _encode(inp: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+            out: av.container.OutputContainer, codec: str, rate: int, layout: str,
+            windows: list[tuple[float, float]], mode: str) -> None:
+    """Decode `stream`, mask `windows`, encode to `out` with `codec`, frame by frame."""
+    encoder = out.add_stream(codec, rate=rate, layout=layout)
+    assert isinstance(encoder, av.audio.stream.AudioStream)
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    rechunk = av.AudioResampler(format=encoder.codec_context.format.name, layout=layout, rate=rate,
+                                frame_size=encoder.codec_context.frame_size or None)
+    position = 0  # samples written so far
+    for frame in inp.decode(stream):
+        for planar in resampler.resample(frame):
+            samples = planar.to_ndarray().astype(np.float32)
+            _apply(samples, position, rate, windows, mode)
+            position += samples.shape[1]
+            masked = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
+            masked.sample_rate = rate
+            for ready in rechunk.resample(masked):
+                out.mux(encoder.encode(ready))
+    for ready in rechunk.resample(None):
+        out.mux(encoder.encode(ready))
+    out.mux(encoder.encode(None))
 
 
 def _format_for(target: Path) -> str | None:

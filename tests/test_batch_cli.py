@@ -82,6 +82,45 @@ def _run(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
+# `parlons transcribe` whose files after the first are transcribed but held before their
+# outputs are written, until Ctrl-C: then they fail (nothing written). When a third file
+# reaches its outputs (argv[1] is then created), the first is done and reported, two are
+# held (--jobs 2), the others wait: the run cannot finish before the signal comes, however
+# fast the machine (a run that finished first exited 0, not 130). Test code only.
+_HELD_AFTER_THE_FIRST = """
+import pathlib, signal, sys, threading
+from parlons.cli import main
+from parlons.clients import transcribe_cli
+
+interrupted, lock, writes = threading.Event(), threading.Lock(), []
+write_together = transcribe_cli.write_together
+
+def held(outputs):
+    with lock:
+        writes.append(outputs)
+        count = len(writes)
+    if count == 1:
+        return write_together(outputs)
+    if count == 3:
+        pathlib.Path(sys.argv[1]).touch()
+    interrupted.wait()
+    raise OSError("held until Ctrl-C")
+
+def on_sigint(signum, frame):
+    interrupted.set()
+    signal.default_int_handler(signum, frame)
+
+transcribe_cli.write_together = held
+signal.signal(signal.SIGINT, on_sigint)
+sys.exit(main(["transcribe", *sys.argv[2:]]))
+"""
+
+
+def _run_held(ready: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", _HELD_AFTER_THE_FIRST, str(ready), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def _report(out: Path) -> dict:  # type: ignore[type-arg]
     reports = sorted(out.glob("parlons-transcribe-*.json"))
     assert reports, "no report written"
@@ -102,15 +141,21 @@ def test_a_folder_interrupted_with_sigint_resumes_and_every_output_is_whole(tmp_
     archive = _archive(tmp_path, copies=6)
     out = tmp_path / "out"
     args = (str(archive), "--jobs", "2", "--model", "tiny.en", "--output-dir", str(out), "--quiet")
-    first = _run(*args)
-    _wait_for_outputs(out, 1, first)
+    ready = tmp_path / "held"
+    first = _run_held(ready, *args)
+    deadline = time.monotonic() + 300
+    while not ready.exists():
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "no file was held"
+        time.sleep(0.05)
+    assert len(list(out.rglob("*.vtt"))) == 1
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=120)
     assert first.returncode == 130, stderr
     assert "interrupted" in stderr and "resume" in stderr
     interrupted = _report(out)
-    assert interrupted["interrupted"] and interrupted["counts"]["done"] >= 1
-    assert interrupted["counts"]["interrupted"] >= 1, interrupted["counts"]
+    assert interrupted["interrupted"] and interrupted["counts"]["done"] == 1, interrupted["counts"]
+    assert interrupted["counts"]["interrupted"] == 8, interrupted["counts"]  # 2 held (--jobs 2), 6 not started
     stems = _stems(archive, out)
     assert len(stems) == 9
     whole = [s for s in stems if s.with_name(f"{s.name}.vtt").exists()]

@@ -65,10 +65,13 @@ async def test_malformed_and_oversized_frames_close_with_a_reason(desk_url: str)
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(f"http://{desk_url}/ws", headers=_origin(desk_url)) as ws:
             await ws.send_str("{not json")
+            told = await ws.receive_json(timeout=10)  # the page is told why, then closed
+            assert told["type"] == "error" and "illisible" in told["message"]
             message = await ws.receive()
             assert message.type == aiohttp.WSMsgType.CLOSE and ws.close_code == CLOSE_BAD_MESSAGE
         async with session.ws_connect(f"http://{desk_url}/ws", headers=_origin(desk_url)) as ws:
             await ws.send_str(json.dumps({"type": "launch-missiles"}))
+            assert (await ws.receive_json(timeout=10))["type"] == "error"
             await ws.receive()
             assert ws.close_code == CLOSE_BAD_MESSAGE
         async with session.ws_connect(f"http://{desk_url}/ws", headers=_origin(desk_url),
