@@ -119,7 +119,7 @@ def available_targets(client: TranslationClient, wanted: list[str]) -> list[str]
                 f"[yellow]no translation model into {language!r} is installed: the transcripts come "
                 f"without that translation. Install one, e.g. `parlons models pull "
                 f"opus-mt-{'en' if language == 'fr' else 'fr'}-{language}` "
-                f"(see docs/models.md), and add it to \\[translation] models.")
+                f"(see docs/models.md): installed models are served at the next start.")
     return [language for language in wanted if language in reachable]
 
 

@@ -12,17 +12,19 @@ import pytest
 import srt
 import webvtt
 
+from parlons.models.manager import ModelManager
 from speech import AUDIO, JFK_TEXT, wer
 from translation_models import build_bilingual_model
 
 pytestmark = pytest.mark.slow
 
 
-def parlons(*args: str, cwd: Path | None = None, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def parlons(*args: str, cwd: Path | None = None, stdin: str | None = None, timeout: float = 600,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "parlons.cli", *args],
         capture_output=True, text=True, cwd=cwd, input=stdin, timeout=timeout,
-        env={**os.environ, "PARLONS_SERVER_LOG_LEVEL": "WARNING"},
+        env={**os.environ, "PARLONS_SERVER_LOG_LEVEL": "WARNING", **(env or {})},
     )
 
 
@@ -84,13 +86,21 @@ def test_translate_without_models_says_what_to_do() -> None:
 
 
 def test_main_job_speaker_attributed_and_translated(tmp_path: Path) -> None:
-    """The README's first command, with a (test) en>fr model installed through the config."""
-    model = build_bilingual_model(tmp_path / "opus-mt-en-fr", "en", "fr")
-    config = tmp_path / "parlons.toml"
-    config.write_text(f'[translation]\nmodels = ["{model}"]\n')
+    """The README's first command where setup could pull a translation model (here a test
+    en>fr model from a local mirror, as `scripts/setup.sh` pulls from a hub): nothing to
+    configure, the installed model is served."""
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache"
+    build_bilingual_model(mirror / "opus-mt-en-fr", "en", "fr")
+    cache.mkdir()
+    for installed in ModelManager().cache_dir.iterdir():  # the models setup installed
+        if not installed.name.startswith("."):
+            (cache / installed.name).symlink_to(installed)
+    env = {"PARLONS_MODEL_MIRROR": str(mirror), "PARLONS_MODEL_CACHE": str(cache)}
+    pulled = parlons("models", "pull", "opus-mt-en-fr", env=env)
+    assert pulled.returncode == 0, pulled.stderr
     out = tmp_path / "out"
     result = parlons("transcribe", str(AUDIO / "sample.wav"), "--diarize", "--translate-to", "fr", "--print",
-                     "--config", str(config), "--output-dir", str(out))
+                     "--output-dir", str(out), env={"PARLONS_MODEL_CACHE": str(cache)})
     assert result.returncode == 0, result.stderr
     turns = list(srt.parse((out / "sample.srt").read_text()))
     translated = list(srt.parse((out / "sample.fr.srt").read_text()))
@@ -111,5 +121,5 @@ def test_main_job_without_a_translation_model_says_what_to_install(tmp_path: Pat
     result = parlons("transcribe", str(AUDIO / "english.wav"), "--diarize", "--translate-to", "fr",
                      "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "no translation model into 'fr'" in result.stderr and "[translation] models" in result.stderr
+    assert "no translation model into 'fr'" in result.stderr and "parlons models pull opus-mt-en-fr" in result.stderr
     assert (tmp_path / "english.txt").is_file() and not (tmp_path / "english.fr.txt").exists()
