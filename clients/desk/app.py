@@ -202,6 +202,9 @@ def key_matches(given: str, key: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), key.encode("utf-8", "surrogatepass"))
 
 
+LANGUAGES_CACHE_S = 60.0
+
+
 class Desk:
     """The desk's state: its gateway connection, the tab that holds the conversation, who
     may reach it (origins, key, wrong-key limits)."""
@@ -214,6 +217,18 @@ class Desk:
         self.key_attempts = key_attempts or KeyAttempts()
         self.active: web.WebSocketResponse | None = None
         self.conversations = 0  # counters only: nothing of what is said
+        self._languages: tuple[float, list[dict[str, object]]] | None = None
+        self._languages_lock = asyncio.Lock()
+
+    async def languages(self) -> list[dict[str, object]]:
+        """The visitor languages the gateway's installed models serve both ways with
+        French, asked once a minute at most (each page load would otherwise cost two calls)."""
+        async with self._languages_lock:
+            now = time.monotonic()
+            if self._languages is None or now - self._languages[0] > LANGUAGES_CACHE_S:
+                offers = await self.gateway.visitor_languages("fr")
+                self._languages = (now, [offer.to_json() for offer in offers])
+            return self._languages[1]
 
     async def take_over(self, ws: web.WebSocketResponse) -> None:
         previous, self.active = self.active, ws
@@ -405,12 +420,24 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def languages(request: web.Request) -> web.Response:
+    """The languages the page may offer the visitor (codes; the page names them)."""
+    desk: Desk = request.app[DESK]
+    try:
+        offers = await desk.languages()
+    except Exception as exc:  # the gateway unreachable or refusing: the page says so
+        log.warning("desk: languages unavailable (%s)", type(exc).__name__)
+        return web.json_response({"erreur": "passerelle injoignable : liste des langues indisponible"}, status=503)
+    return web.json_response({"agent": "fr", "langues": offers})
+
+
 def build_app(desk: Desk) -> web.Application:
     app = web.Application(middlewares=[security_headers, own_host_only], client_max_size=MAX_FRAME_BYTES)
     app[DESK] = desk
     app.router.add_get("/", index)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/sante", health)
+    app.router.add_get("/langues", languages)
     app.router.add_static("/static/", STATIC, show_index=False)
 
     async def close_gateway(app: web.Application) -> None:

@@ -22,7 +22,11 @@ import grpc
 from grpc import aio
 
 from parlons.clients.connection import Connection
-from parlons.v1 import audio_pb2, gateway_pb2, gateway_pb2_grpc
+from parlons.clients.desk.languages import Offer, Pair, offered
+from parlons.v1 import (
+    audio_pb2, gateway_pb2, gateway_pb2_grpc, transcription_pb2, transcription_pb2_grpc, translation_pb2,
+    translation_pb2_grpc,
+)
 
 log = logging.getLogger("parlons.desk")
 
@@ -153,6 +157,26 @@ class GatewayConnection:
 
     def open(self, start: DeskStart) -> Conversation:
         return Conversation(self.stub, start, self.metadata)
+
+    async def visitor_languages(self, agent: str = "fr", timeout_s: float = 10.0) -> list[Offer]:
+        """What the gateway's installed models serve both ways with the agent's language
+        (empty when it has no translation service or model)."""
+        transcription = transcription_pb2_grpc.TranscriptionServiceStub(self.channel)
+        translation = translation_pb2_grpc.TranslationServiceStub(self.channel)
+        models = await transcription.ListModels(transcription_pb2.ListModelsRequest(), metadata=self.metadata,
+                                                timeout=timeout_s)
+        default = next((m for m in models.models if m.name == models.default_model), None)
+        heard = list(default.languages) if default else [code for m in models.models for code in m.languages]
+        try:
+            listed = await translation.ListLanguages(translation_pb2.ListLanguagesRequest(), metadata=self.metadata,
+                                                     timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE,
+                              grpc.StatusCode.FAILED_PRECONDITION):
+                return []  # no translation here: nothing to offer a visitor
+            raise
+        pairs = [Pair(p.source_language, p.target_language, p.pivot) for p in listed.pairs]
+        return offered(heard, pairs, agent)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -2,13 +2,15 @@
 // No framework, no build step, nothing fetched from outside this server.
 "use strict";
 
-// Each language by its own name, in its own script.
+// Each language by its own name, in its own script (Intl.DisplayNames for the others).
 const LANGUAGES = [
   ["detect", "Détecter la langue"], ["ar", "العربية"], ["en", "English"], ["uk", "Українська"],
-  ["ru", "Русский"], ["ro", "Română"], ["tr", "Türkçe"], ["fa", "فارسی / دری"], ["ps", "پښتو"],
+  ["ru", "Русский"], ["ro", "Română"], ["tr", "Türkçe"], ["fa", "فارسی"], ["fa-AF", "دری"], ["ps", "پښتو"],
   ["vi", "Tiếng Việt"], ["es", "Español"], ["pt", "Português"], ["it", "Italiano"], ["de", "Deutsch"],
   ["pl", "Polski"], ["sq", "Shqip"], ["ka", "ქართული"], ["hy", "Հայերեն"], ["am", "አማርኛ"],
   ["so", "Soomaali"], ["bn", "বাংলা"], ["ta", "தமிழ்"], ["ur", "اردو"], ["zh", "中文"],
+  ["ti", "ትግርኛ"], ["ku", "Kurdî"], ["ckb", "کوردی"], ["ln", "Lingála"], ["wo", "Wolof"], ["bm", "Bamanankan"],
+  ["ff", "Pulaar"], ["ht", "Kreyòl ayisyen"], ["sr", "Српски"], ["hr", "Hrvatski"], ["bs", "Bosanski"],
 ];
 const RTL = new Set(["ar", "fa", "prs", "ps", "ur", "he", "yi", "ckb"]);
 const NAMES = Object.fromEntries(LANGUAGES);
@@ -27,20 +29,45 @@ function status(text, warn = false) {
   el.classList.toggle("warn", warn);
 }
 
-function languageName(code) { return NAMES[code] || code; }
+function languageName(code) {
+  if (NAMES[code]) return NAMES[code];
+  try {  // the language's name in itself, e.g. "македонски" for mk
+    const name = new Intl.DisplayNames([code], { type: "language" }).of(code);
+    if (name && name !== code) return name.charAt(0).toLocaleUpperCase(code) + name.slice(1);
+  } catch (error) { /* a tag the browser does not know */ }
+  return code;
+}
 function direction(code) { return RTL.has((code || "").split("-")[0]) ? "rtl" : "ltr"; }
 
-function fillLanguages() {
+function addLanguage(select, code, name, note = "") {
+  const option = document.createElement("option");
+  option.value = code;
+  option.textContent = note ? `${name} — ${note}` : name;  // the note, in French, for the agent
+  if (code !== "detect") { option.lang = code; option.dir = direction(code); }
+  select.appendChild(option);
+}
+
+// Only the languages the installed models serve both ways with French (GET /langues).
+async function fillLanguages() {
   const select = $("visitor-language");
-  for (const [code, name] of LANGUAGES) {
-    const option = document.createElement("option");
-    option.value = code;
-    option.textContent = name;
-    if (code !== "detect") { option.lang = code; option.dir = direction(code); }
-    select.appendChild(option);
-  }
+  addLanguage(select, "detect", NAMES.detect);
   select.addEventListener("change", showVisitorLanguage);
   showVisitorLanguage();
+  try {
+    const response = await fetch("/langues", { cache: "no-store" });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.erreur || response.statusText);
+    const offers = body.langues.map((o) => ({ ...o, name: languageName(o.code) }));
+    offers.sort((a, b) => a.name.localeCompare(b.name));
+    for (const offer of offers) {
+      addLanguage(select, offer.code, offer.name, offer.pivot ? "(via l'anglais)" : "");
+    }
+    if (!offers.length) {
+      status("Aucun modèle de traduction installé : la conversation sera transcrite sans traduction.", true);
+    }
+  } catch (error) {
+    status(`Liste des langues indisponible (${error.message}) : « Détecter » reste possible.`, true);
+  }
 }
 
 function showVisitorLanguage() {
