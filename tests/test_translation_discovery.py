@@ -73,3 +73,18 @@ def test_discovery_lists_sources_with_the_catalogs_languages(cache: Path) -> Non
     shutil.rmtree(cache / "mon-modele-fr-en")
     sources, _ = model_sources(["absent-model"], ModelManager(cache_dir=cache, allow_download=False))
     assert sources == []
+
+
+def test_a_pair_no_model_serves_is_not_found_naming_the_models_that_would(cache: Path) -> None:
+    from parlons.services.common.errors import NotFound
+
+    engine = TranslationModule(ParlonsConfig().translation)._load_engine()
+    with pytest.raises(NotFound) as uk:
+        engine.registry.route("fr", "uk")
+    message = str(uk.value)
+    assert "cannot translate fr to uk" in message
+    assert "opus-mt-fr-en and opus-mt-en-uk serve it through English" in message  # fr>en is not installed here
+    assert "m2m100-418m (MIT)" in message and "madlad400-3b-mt (Apache-2.0)" in message
+    with pytest.raises(NotFound) as ar:
+        engine.registry.route("en", "ar")
+    assert "the catalog's opus-mt-en-ar serves it" in str(ar.value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from parlons.services.common.errors import ParlonsError
@@ -80,9 +81,35 @@ def _configured(names: list[str], manager: ModelManager) -> tuple[list[ModelSour
     return sources, refused
 
 
+def catalog_suggestions(manager: ModelManager, loaded: set[str]) -> Callable[[str, str], str]:
+    """What to install for a pair no loaded model serves, from the catalog: the bilingual
+    models for it (directly, or two through English), then the multilingual ones."""
+    entries = [e for e in manager.catalog if e.kind == "translation" and e.name not in loaded]
+
+    def first(tags: tuple[str, ...]) -> set[str]:
+        return {t.replace("_", "-").split("-")[0].lower() for t in tags}
+
+    def suggest(source: str, target: str) -> str:
+        src, tgt = first((source,)).pop(), first((target,)).pop()
+        bilingual = [e for e in entries if e.source_languages and e.target_languages]
+        direct = [e.name for e in bilingual if src in first(e.source_languages) and tgt in first(e.target_languages)]
+        into_en = [e.name for e in bilingual if src in first(e.source_languages) and "en" in first(e.target_languages)]
+        from_en = [e.name for e in bilingual if "en" in first(e.source_languages) and tgt in first(e.target_languages)]
+        multi = [f"{e.name} ({e.licence})" for e in entries if "*" in e.languages]
+        parts = []
+        if direct:
+            parts.append(f"the catalog's {', '.join(direct)} serves it")
+        elif into_en and from_en:
+            parts.append(f"the catalog's {into_en[0]} and {from_en[0]} serve it through English")
+        if multi:
+            parts.append(f"multilingual models that may cover it: {', '.join(multi)} (docs/desk-languages.md)")
+        return ("To add it: `parlons models pull NAME`; " + "; ".join(parts)) if parts else ""
+    return suggest
+
+
 def log_refused(refused: list[Refused]) -> None:
     for item in refused:
         log.error("translation model refused", extra={"fields": {"model": item.name, "reason": item.reason}})
 
 
-__all__ = ["ModelSource", "Refused", "log_refused", "model_sources"]
+__all__ = ["ModelSource", "Refused", "catalog_suggestions", "log_refused", "model_sources"]

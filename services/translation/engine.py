@@ -45,7 +45,7 @@ from parlons.services.translation.detect import Detection, LanguageDetector
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.glossary import Glossary
 from parlons.services.translation.model import RuntimeOptions, TranslationModel
-from parlons.services.translation.registry import Hop, ModelRegistry, PairInfo, Route
+from parlons.services.translation.registry import Hop, ModelRegistry, PairInfo, Route, Suggest
 from parlons.services.translation.text import Part
 
 log = logging.getLogger("parlons.translation")
@@ -112,11 +112,12 @@ class TranslationEngine:
         pivot_language: str = "en",
         default_beam_size: int = 2,
         document_queue: WorkQueue | None = None,
+        suggest: Suggest | None = None,
     ) -> None:
         self.models = list(models)
         # Reading and rebuilding documents: bounded, cancellable, off the default pool.
         self.document_queue = document_queue or WorkQueue("translation-documents", 2, 8)
-        self.registry = ModelRegistry(self.models, pivot_language)
+        self.registry = ModelRegistry(self.models, pivot_language, suggest)
         self.limits = limits or EngineLimits()
         self.document_limits = document_limits or DocumentLimits()
         self.protect_spans = protect_spans

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from parlons.services.common.errors import NotFound
 from parlons.services.translation import languages
@@ -60,10 +60,16 @@ class PairInfo:
     pivot: bool
 
 
+Suggest = Callable[[str, str], str]
+
+
 class ModelRegistry:
-    def __init__(self, models: Sequence[ServesLanguages], pivot_language: str = "en") -> None:
+    def __init__(self, models: Sequence[ServesLanguages], pivot_language: str = "en",
+                 suggest: Suggest | None = None) -> None:
         self.models = list(models)
         self.pivot_language = pivot_language
+        # Which models not loaded here would serve a pair (the catalog's), for NOT_FOUND.
+        self.suggest = suggest
         self._pairs: list[PairInfo] | None = None
 
     def by_name(self, name: str) -> ServesLanguages:
@@ -113,7 +119,9 @@ class ModelRegistry:
         pairs = self.pairs()
         listed = ", ".join(f"{p.source}>{p.target}" for p in pairs[:40])
         more = f" (and {len(pairs) - 40} more; see ListLanguages)" if len(pairs) > 40 else ""
-        return f"cannot translate {source} to {target} with {where}; available pairs: {listed or 'none'}{more}"
+        hint = self.suggest(source, target) if self.suggest and not model_name else ""
+        return (f"cannot translate {source} to {target} with {where}; available pairs: {listed or 'none'}{more}"
+                + (f". {hint}" if hint else ""))
 
     def pairs(self) -> list[PairInfo]:
         """Every pair served, direct first; pivot pairs only where no direct model exists.

@@ -23,7 +23,7 @@ from parlons.services.common.gateway_trust import current_tenant
 from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
-from parlons.services.translation.discovery import Refused, log_refused, model_sources
+from parlons.services.translation.discovery import Refused, catalog_suggestions, log_refused, model_sources
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import EngineLimits, TextTranslation, TranslationEngine
 from parlons.services.translation.glossary import Glossary, GlossaryEntry, GlossaryStore
@@ -239,7 +239,8 @@ class TranslationModule(EngineModule[TranslationEngine]):
         from parlons.models.manager import ModelManager
 
         runtime = self.runtime_options()
-        sources, refused = model_sources(self.settings.models, ModelManager())
+        manager = ModelManager()
+        sources, refused = model_sources(self.settings.models, manager)
         models: list[TranslationModel] = []
         for source in sources:
             try:
@@ -274,6 +275,7 @@ class TranslationModule(EngineModule[TranslationEngine]):
             default_beam_size=s.beam_size,
             pivot_language=s.pivot_language,
             document_queue=WorkQueue("translation-documents", s.max_concurrent_documents, s.max_queued_documents),
+            suggest=catalog_suggestions(manager, {m.name for m in models}),
         )
 
     async def close(self) -> None:
