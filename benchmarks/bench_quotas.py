@@ -10,6 +10,7 @@ a redis-server started here on loopback (a LAN hop adds its round trip).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
@@ -26,14 +27,15 @@ from parlons.services.gateway.tenants import Quotas, Tenant  # noqa: E402
 from redis_helpers import RedisServer  # noqa: E402
 
 
-def _per_call(manager: QuotaManager, calls: int) -> list[float]:
+async def _per_call(manager: QuotaManager, calls: int) -> list[float]:
     tenant = Tenant("bench", quotas=Quotas(audio_seconds_per_minute=1e12, characters_per_minute=10**15))
     times = []
     for _ in range(calls):
         started = time.perf_counter()
-        manager.charge_audio(tenant, 10.0)
-        manager.adjust_audio(tenant, 0.5)
+        await manager.charge_audio(tenant, 10.0)
+        await manager.adjust_audio(tenant, 0.5)
         times.append(time.perf_counter() - started)
+    await manager.close()
     return times
 
 
@@ -44,8 +46,8 @@ def main() -> int:
     print(f"quota check benchmark, {time.strftime('%Y-%m-%d')}, {machine()}, {args.calls} calls each")
     server = RedisServer(Path(tempfile.mkdtemp(prefix="parlons-bench-redis-")))
     try:
-        rows = {"memory": _per_call(QuotaManager(), args.calls),
-                "redis (loopback)": _per_call(QuotaManager(RedisStore(server.url)), args.calls)}
+        rows = {"memory": asyncio.run(_per_call(QuotaManager(), args.calls)),
+                "redis (loopback)": asyncio.run(_per_call(QuotaManager(RedisStore(server.url)), args.calls))}
     finally:
         server.stop()
     for name, times in rows.items():

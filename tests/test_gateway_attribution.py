@@ -269,10 +269,14 @@ class _FakeBackend:
 async def _converse(config: gateway_pb2.LiveConversationConfig, chunks: list[bytes]) -> tuple[LiveConversation, _FakeBackend, float]:
     backend = _FakeBackend()
     charged: list[float] = []
+
+    async def charge_audio(tenant: object, seconds: float, *, under_way: bool = False) -> None:
+        charged.append(seconds)
+
     core = SimpleNamespace(
         check_glossary=lambda glossary: None,
         router=SimpleNamespace(has=lambda name: False, get=lambda name: backend),
-        quotas=SimpleNamespace(charge_audio=lambda tenant, seconds: charged.append(seconds)),
+        quotas=SimpleNamespace(charge_audio=charge_audio),
     )
     conversation = LiveConversation(cast(GatewayCore, core), cast(Call, SimpleNamespace(tenant="t", options=None)), config)
 

@@ -152,23 +152,23 @@ def test_debt_bucket_admits_then_waits_for_the_debt() -> None:
     assert 89.0 < wait <= 90.1  # ...then the tenant waits until the debt is repaid
 
 
-def test_quota_manager_refuses_with_retry_information() -> None:
+async def test_quota_manager_refuses_with_retry_information() -> None:
     tenant = Tenant("t", quotas=Quotas(audio_seconds_per_minute=30, characters_per_minute=100, concurrent_streams=1))
     quotas = QuotaManager()
-    quotas.charge_audio(tenant, 40.0)
+    await quotas.charge_audio(tenant, 40.0)
     with pytest.raises(ResourceExhausted) as info:
-        quotas.charge_audio(tenant, 1.0)
+        await quotas.charge_audio(tenant, 1.0)
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     retry_after_s = info.value.retry_after_s
     assert retry_after_s is not None and 19.0 < retry_after_s <= 20.1
-    quotas.adjust_audio(tenant, -40.0)  # refund (failed work): admitted again
-    quotas.charge_audio(tenant, 1.0)
-    quotas.charge_characters(tenant, 150)
+    await quotas.adjust_audio(tenant, -40.0)  # refund (failed work): admitted again
+    await quotas.charge_audio(tenant, 1.0)
+    await quotas.charge_characters(tenant, 150)
     with pytest.raises(ResourceExhausted, match="characters"):
-        quotas.charge_characters(tenant, 1)
+        await quotas.charge_characters(tenant, 1)
     unlimited = Tenant("u")
     for _ in range(100):
-        quotas.charge_audio(unlimited, 3600.0)
+        await quotas.charge_audio(unlimited, 3600.0)
 
 
 async def test_concurrent_stream_limit() -> None:
@@ -179,8 +179,8 @@ async def test_concurrent_stream_limit() -> None:
             async with quotas.stream(tenant):
                 pass
     async with quotas.stream(tenant):
-        assert quotas.open_streams("t") == 1
-    assert quotas.open_streams("t") == 0
+        assert await quotas.open_streams("t") == 1
+    assert await quotas.open_streams("t") == 0
 
 
 def test_audio_duration_is_estimated_without_decoding() -> None:

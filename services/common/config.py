@@ -52,6 +52,9 @@ class ServerSettings:
     # OUT_OF_RANGE after this long without a message, or this long open (0 = no bound).
     stream_idle_timeout_s: float = 60.0
     stream_max_duration_s: float = 4 * 3600.0
+    # gRPC server reflection (grpcurl, buf curl list every service without the protos). It
+    # answers without a key: unset, on only when `host` is loopback; true/false to choose.
+    reflection: bool | None = None
 
 
 @dataclass
@@ -174,6 +177,8 @@ class AnonymizationSettings:
     # One request: characters over all its texts, and how many texts.
     max_chars_per_request: int = 200_000
     max_texts: int = 10_000
+    # Seconds one request (or document) may take once it runs; INVALID_ARGUMENT beyond.
+    time_budget_s: float = 60.0
     max_concurrent: int = 2
     max_queued: int = 16
     # Server-wide terms always masked / never masked (a request adds its own).

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from parlons.hosts import is_loopback
 from parlons.services.common.config import ServerSettings
 from parlons.services.common.gateway_trust import GatewayTrust
-from parlons.services.common.interceptors import ServiceInterceptor, stream_bounds
+from parlons.services.common.interceptors import Admission, ServiceInterceptor, stream_bounds
 from parlons.services.common.metrics import start_metrics_server
 
 log = logging.getLogger("parlons.server")
@@ -116,6 +116,24 @@ class RunningServer:
             await module.close()
 
 
+def reflection_enabled(settings: ServerSettings) -> bool:
+    """`[server] reflection`, or when unset: on a loopback listener only. Reflection
+    answers without a key and lists every service and message of the port; on a public
+    listener that is a map for whoever scans it, so it is asked for explicitly there."""
+    if settings.reflection is not None:
+        return settings.reflection
+    return is_loopback(settings.host)
+
+
+def _admission(modules: list[ServiceModule]) -> Admission | None:
+    """The module's check on metadata before a request is read (the gateway's), if any."""
+    for module in modules:
+        admission: Admission | None = getattr(module, "admission", None)
+        if admission is not None:
+            return admission
+    return None
+
+
 async def start_server(
     settings: ServerSettings, modules: list[ServiceModule], *, load: bool = True
 ) -> RunningServer:
@@ -127,7 +145,7 @@ async def start_server(
                     "trusted_gateway_identities (mTLS) or gateway_secret so that only the gateway "
                     "speaks for a tenant", settings.host)
     server = aio.server(
-        interceptors=[ServiceInterceptor(stream_bounds(settings), trust)],
+        interceptors=[ServiceInterceptor(stream_bounds(settings), trust, _admission(modules))],
         options=channel_options(settings.max_message_mb)
         + [("grpc.so_reuseport", 0), ("grpc.max_concurrent_streams", 256)],
     )
@@ -139,9 +157,10 @@ async def start_server(
         names.extend(module.service_names)
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    if reflection_enabled(settings):
+        reflection.enable_server_reflection(
+            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
     address = f"{settings.host}:{settings.port}"
     credentials = server_credentials(settings)
     port = (

@@ -53,7 +53,10 @@ async def first_failure(*awaitables: Awaitable[Any]) -> list[Any]:
 
 
 class AudioCharge:
-    """Charge a tenant for audio before the work; correct or refund after it."""
+    """Charge a tenant for audio before the work; correct or refund after it.
+
+    `async with AudioCharge(...) as charge:` around the work, `await charge.settle(s)`
+    with the measured duration once it is known."""
 
     def __init__(self, quotas: QuotaManager, tenant: Tenant, data: bytes, config: audio_pb2.AudioConfig) -> None:
         self._quotas = quotas
@@ -61,23 +64,23 @@ class AudioCharge:
         self.estimate = estimate_audio_seconds(data, config) or 0.0
         self._settled = False
 
-    def __enter__(self) -> AudioCharge:
-        self._quotas.charge_audio(self._tenant, self.estimate)
+    async def __aenter__(self) -> AudioCharge:
+        await self._quotas.charge_audio(self._tenant, self.estimate)
         return self
 
-    def settle(self, measured_s: float) -> None:
+    async def settle(self, measured_s: float) -> None:
         if not self._settled:
             self._settled = True
-            self._quotas.adjust_audio(self._tenant, measured_s - self.estimate)
+            await self._quotas.adjust_audio(self._tenant, measured_s - self.estimate)
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    async def __aexit__(self, exc_type: object, *rest: object) -> None:
         if not self._settled:
             self._settled = True
             # Refused work is not charged. A call cancelled by its client (or its
             # deadline) had work under way: it keeps the estimate, so cancelling just
             # before the answer is not a way to get work for free.
             if not (isinstance(exc_type, type) and issubclass(exc_type, asyncio.CancelledError)):
-                self._quotas.adjust_audio(self._tenant, -self.estimate)
+                await self._quotas.adjust_audio(self._tenant, -self.estimate)
 
 
 def _chunks(data: bytes) -> Iterator[bytes]:
@@ -213,9 +216,9 @@ class GatewayCore:
         config: audio_pb2.AudioConfig,
         options: transcription_pb2.TranscriptionOptions,
     ) -> transcription_pb2.TranscribeResponse:
-        with AudioCharge(self.quotas, call.tenant, data, config) as charge:
+        async with AudioCharge(self.quotas, call.tenant, data, config) as charge:
             response = await self.transcribe_raw(call, data, config, options)
-            charge.settle(response.audio_duration_s)
+            await charge.settle(response.audio_duration_s)
         return response
 
     async def translate_texts(
@@ -225,8 +228,11 @@ class GatewayCore:
         source_language: str,
         target_language: str,
         glossary: translation_pb2.Glossary | None = None,
+        *,
+        under_way: bool = False,
     ) -> list[translation_pb2.Translation]:
-        """Translate with the tenant's glossary and characters quota; empty texts stay empty."""
+        """Translate with the tenant's glossary and characters quota; empty texts stay empty.
+        `under_way`: for a stream already open (its quota store may be unreachable a moment)."""
         wanted = [(i, t) for i, t in enumerate(texts) if t.strip()]
         out = [translation_pb2.Translation(text="") for _ in texts]
         if not wanted:
@@ -237,7 +243,7 @@ class GatewayCore:
         if glossary is not None and (glossary.entries or glossary.name):
             options.glossary.CopyFrom(self.resolve_glossary(call.tenant, glossary))
         characters = sum(len(t) for _, t in wanted)
-        self.quotas.charge_characters(call.tenant, characters)
+        await self.quotas.charge_characters(call.tenant, characters, under_way=under_way)
         try:
             backend = self.router.get("translation")
             response = await backend.unary(
@@ -246,7 +252,7 @@ class GatewayCore:
                 call.options,
             )
         except BaseException:
-            self.quotas.adjust_characters(call.tenant, -characters)
+            await self.quotas.adjust_characters(call.tenant, -characters)
             raise
         for (i, _), translation in zip(wanted, response.translations):
             out[i] = translation
@@ -264,7 +270,7 @@ class GatewayCore:
         options.CopyFrom(request.transcription)
         options.word_timestamps = True
         channel_mode = request.diarization.mode == diarization_pb2.CHANNEL
-        with AudioCharge(self.quotas, call.tenant, data, request.config) as charge:
+        async with AudioCharge(self.quotas, call.tenant, data, request.config) as charge:
             if channel_mode:
                 options.per_channel = True
                 transcript = await self.transcribe_raw(call, data, request.config, options)
@@ -282,7 +288,7 @@ class GatewayCore:
                 rttm = diarization.rttm
                 similarity = {s.speaker: s.reference_similarity for s in diarization.speakers
                               if s.reference_similarity}
-            charge.settle(transcript.audio_duration_s)
+            await charge.settle(transcript.audio_duration_s)
         response = gateway_pb2.TranscribeConversationResponse(
             language=transcript.language,
             audio_duration_s=transcript.audio_duration_s,

@@ -154,7 +154,8 @@ class LiveConversation:
                     before = audio.decoded_seconds
                     data = b"".join(chunks)
                     chunk = await asyncio.to_thread(audio.feed, data) if audio.decodes else audio.feed(data)
-                    self.core.quotas.charge_audio(self.call.tenant, audio.decoded_seconds - before)
+                    await self.core.quotas.charge_audio(self.call.tenant, audio.decoded_seconds - before,
+                                                        under_way=True)
                     self._dispatch(chunk)
             self._dispatch(await asyncio.to_thread(audio.flush) if audio.decodes else audio.flush())
             for lane in self.lanes:
@@ -218,7 +219,7 @@ class LiveConversation:
             for party in self.parties:
                 seconds = await self.attributor.enrol(party)
                 if seconds:
-                    self.core.quotas.charge_audio(self.call.tenant, seconds)
+                    await self.core.quotas.charge_audio(self.call.tenant, seconds, under_way=True)
         tasks = [asyncio.create_task(self._read_client(requests))]
         tasks += [asyncio.create_task(self._run_lane(lane)) for lane in self.lanes]
         for task in tasks:
@@ -302,7 +303,7 @@ class LiveConversation:
             return
         try:
             (translation,) = await self.core.translate_texts(
-                self.call, [utterance.text], source, target, self.config.glossary
+                self.call, [utterance.text], source, target, self.config.glossary, under_way=True
             )
             utterance.translation = translation.text
         except ParlonsError as exc:

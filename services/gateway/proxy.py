@@ -24,7 +24,7 @@ from parlons.services.common.errors import InvalidArgument
 from parlons.services.common.streams import in_stream_order
 from parlons.services.gateway.auth import Authenticator
 from parlons.services.gateway.core import UPLOAD_CHUNK_BYTES, AudioCharge, Call, GatewayCore
-from parlons.services.gateway.quotas import document_read_charge, seconds_in_stream_chunk
+from parlons.services.gateway.quotas import StreamAudioMeter, document_read_charge
 from parlons.services.gateway.routing import CallOptions
 from parlons.v1 import (
     anonymization_pb2,
@@ -105,17 +105,17 @@ class Proxy:
             async def upload(request_iterator: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
                 call = self._call(context)
                 backend = self.core.router.get(backend_name)
-                config, data = await read_upload(request_iterator, self.max_upload_bytes,
-                                                 admit=lambda: self.core.quotas.check_audio(call.tenant))
+                await self.core.quotas.check_audio(call.tenant)  # before any audio is held
+                config, data = await read_upload(request_iterator, self.max_upload_bytes)
 
                 def requests() -> Iterator[Any]:
                     yield request_cls(config=config)
                     for i in range(0, len(data), UPLOAD_CHUNK_BYTES):
                         yield request_cls(audio_content=data[i : i + UPLOAD_CHUNK_BYTES])
 
-                with AudioCharge(self.core.quotas, call.tenant, data, config.config) as charge:
+                async with AudioCharge(self.core.quotas, call.tenant, data, config.config) as charge:
                     response = await backend.stream_unary(getattr(backend.stub, name), requests, call.options)
-                    charge.settle(getattr(response, "audio_duration_s", 0.0))
+                    await charge.settle(getattr(response, "audio_duration_s", 0.0))
                 return response
 
             return grpc.stream_unary_rpc_method_handler(upload, **kwargs)
@@ -143,46 +143,46 @@ class Proxy:
         quotas = self.core.quotas
         if name in ("Transcribe", "Diarize"):
             content = request.audio.content if request.audio.WhichOneof("source") == "content" else b""
-            with AudioCharge(quotas, call.tenant, content, request.config) as charge:
+            async with AudioCharge(quotas, call.tenant, content, request.config) as charge:
                 response = await invoke(request)
-                charge.settle(response.audio_duration_s)
+                await charge.settle(response.audio_duration_s)
             return response
         if name == "TranslateText":
             request.options.CopyFrom(self.core.resolve_translation_options(call.tenant, request.options))
             characters = sum(len(t) for t in request.texts)
-            quotas.charge_characters(call.tenant, characters)
+            await quotas.charge_characters(call.tenant, characters)
             try:
                 if request.options.HasField("anonymization"):
                     return await self._anonymized_translation(call, request, invoke)
                 return await invoke(request)
             except BaseException:
-                quotas.adjust_characters(call.tenant, -characters)
+                await quotas.adjust_characters(call.tenant, -characters)
                 raise
         if name in ("AnonymizeText", "AnonymizeDocument"):
             request.options.CopyFrom(self.core.resolve_anonymization(call.tenant, request.options))
         if name == "AnonymizeDocument":
             read_charge = document_read_charge(request.content)
-            quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for
+            await quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for
             response = await invoke(request)
-            quotas.adjust_characters(call.tenant, max(response.characters - read_charge, 0))
+            await quotas.adjust_characters(call.tenant, max(response.characters - read_charge, 0))
             return response
         if name == "AnonymizeText":
             characters = sum(len(t) for t in request.texts)
-            quotas.charge_characters(call.tenant, characters)
+            await quotas.charge_characters(call.tenant, characters)
             try:
                 return await invoke(request)
             except BaseException:
-                quotas.adjust_characters(call.tenant, -characters)
+                await quotas.adjust_characters(call.tenant, -characters)
                 raise
         if name == "TranslateDocument":
             request.options.CopyFrom(self.core.resolve_translation_options(call.tenant, request.options))
             read_charge = document_read_charge(request.content)
-            quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for
+            await quotas.charge_characters(call.tenant, read_charge)  # admission, and the reading is paid for
             if request.options.HasField("anonymization"):
                 response = await self._anonymized_document_translation(call, request, invoke)
             else:
                 response = await invoke(request)
-            quotas.adjust_characters(call.tenant, max(response.characters - read_charge, 0))
+            await quotas.adjust_characters(call.tenant, max(response.characters - read_charge, 0))
             return response
         return await invoke(request)
 
@@ -220,7 +220,7 @@ class Proxy:
         masked = await self.core.anonymize_document(call, anonymization_pb2.AnonymizeDocumentRequest(
             content=request.content, file_name=request.file_name or _name_for(request.format),
             mime_type=request.mime_type, options=options, pdf_output_format=pdf_output))
-        self.core.quotas.adjust_characters(call.tenant, masked.characters)  # the anonymiser read it too
+        await self.core.quotas.adjust_characters(call.tenant, masked.characters)  # the anonymiser read it too
         request.content = masked.content
         request.file_name = masked.file_name
         request.mime_type = masked.mime_type
@@ -239,20 +239,30 @@ class Proxy:
         return response
 
     async def _relay(self, name: str, call: Call, request_iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Client messages to the backend, with glossary resolution and quota charges."""
-        audio_config = None
+        """Client messages to the backend, with glossary resolution and quota charges.
+        Audio is charged by its decoded seconds, whatever its encoding (`StreamAudioMeter`),
+        each chunk before it is forwarded; the stream is open, so a quota store that is
+        unreachable a moment does not stop it (`under_way`)."""
+        quotas = self.core.quotas
+        meter: StreamAudioMeter | None = None
         then = "texts" if name == "StreamingTranslate" else "audio chunks"
-        async for request in in_stream_order(request_iterator, then):
-            kind = request.WhichOneof("request")
-            if kind == "config":
-                if name == "StreamingTranscribe":
-                    audio_config = request.config.config
-                elif name == "StreamingTranslate":
-                    request.config.options.CopyFrom(
-                        self.core.resolve_translation_options(call.tenant, request.config.options)
-                    )
-            elif kind == "audio_content" and audio_config is not None:
-                self.core.quotas.charge_audio(call.tenant, seconds_in_stream_chunk(request.audio_content, audio_config))
-            elif kind == "text":
-                self.core.quotas.charge_characters(call.tenant, len(request.text))
-            yield request
+        try:
+            async for request in in_stream_order(request_iterator, then):
+                kind = request.WhichOneof("request")
+                if kind == "config":
+                    if name == "StreamingTranscribe":
+                        meter = StreamAudioMeter(request.config.config)
+                    elif name == "StreamingTranslate":
+                        request.config.options.CopyFrom(
+                            self.core.resolve_translation_options(call.tenant, request.config.options)
+                        )
+                elif kind == "audio_content" and meter is not None:
+                    await quotas.charge_audio(call.tenant, await meter.feed(request.audio_content), under_way=True)
+                elif kind == "text":
+                    await quotas.charge_characters(call.tenant, len(request.text), under_way=True)
+                yield request
+            if meter is not None:  # the decoder's tail: audio the backend has, charged whatever the debt
+                await quotas.adjust_audio(call.tenant, await meter.finish())
+        finally:
+            if meter is not None:
+                await meter.close()

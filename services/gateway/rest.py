@@ -13,7 +13,9 @@ and backends. Endpoints:
   asks for another language.
 
 Uploads are read into memory part by part (aiohttp's `request.post()` would spool files
-to a temporary file on disk, which the privacy rules forbid). Errors have OpenAI's shape:
+to a temporary file on disk, which the privacy rules forbid), at most MAX_FORM_PARTS
+parts, each option at most MAX_FIELD_BYTES; the key (and the tenant's audio debt) is
+checked before the body is read. Errors have OpenAI's shape:
 `{"error": {"message", "type", "param", "code"}}`.
 """
 
@@ -25,11 +27,11 @@ import math
 import string
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from collections.abc import Awaitable, Callable
 
 import grpc
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
 
 from parlons import transcripts
 from parlons.services.common.audio_request import UploadBuffer
@@ -118,20 +120,63 @@ class Form:
         return self.fields.get(name, []) + self.fields.get(f"{name}[]", [])
 
 
-async def read_form(request: web.Request, max_bytes: int) -> Form:
+# A transcription form is a file and a dozen options: more parts, or an option longer
+# than a page, is not a client of this endpoint. aiohttp parses parts and header lines
+# in Python on the event loop (400,000 empty fields, 22 MB, took 34 s of gateway CPU and
+# every health check failed meanwhile), so what it parses per request is bounded.
+MAX_FORM_PARTS = 64
+MAX_FIELD_BYTES = 64 * 1024
+MAX_PART_HEADERS = 32
+# Lines read one by one (preamble, boundaries, part headers); file contents are read in
+# chunks and do not count.
+MAX_FORM_LINES = MAX_FORM_PARTS * (MAX_PART_HEADERS + 2) + 64
+
+
+class _CountedLines:
+    """The body stream, its line reads counted: each is a turn of aiohttp's parser in
+    Python, and a preamble of millions of empty lines would hold the event loop."""
+
+    def __init__(self, stream: StreamReader, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self.lines = 0
+
+    async def readline(self, *args: Any, **kwargs: Any) -> bytes:
+        self.lines += 1
+        if self.lines > self._limit:
+            raise InvalidArgument(
+                f"malformed multipart body: more than {self._limit} lines of preamble, boundaries "
+                "and part headers; send the file and its options as form fields only")
+        return await self._stream.readline(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+async def read_form(request: web.Request, max_bytes: int, *, max_parts: int = MAX_FORM_PARTS,
+                    max_field_bytes: int = MAX_FIELD_BYTES) -> Form:
+    """The multipart body, parts and option sizes bounded (see MAX_FORM_PARTS)."""
     if request.content_type != "multipart/form-data":
         raise InvalidArgument(
             f"expected a multipart/form-data body with a `file` field, got {request.content_type or 'no content type'}"
         )
     form = Form()
     total = 0
+    parts = 0
     try:
-        reader = await request.multipart()
+        content = cast(StreamReader, _CountedLines(request.content, MAX_FORM_LINES))
+        reader = MultipartReader(request.headers, content, max_headers=MAX_PART_HEADERS)
         while (part := await reader.next()) is not None:
+            parts += 1
+            if parts > max_parts:
+                raise InvalidArgument(
+                    f"the form has more than {max_parts} parts; this endpoint reads at most {max_parts} "
+                    "(the file and its options)")
             if not isinstance(part, BodyPartReader):
                 raise InvalidArgument("nested multipart bodies are not supported")
             name = part.name or ""
-            buffer = UploadBuffer(max_bytes - total, lambda _: _TooLarge(max_bytes))
+            limit = max_bytes - total if name == "file" else min(max_field_bytes, max_bytes - total)
+            buffer = UploadBuffer(limit, _part_too_large(name, limit == max_field_bytes, max_bytes))
             while chunk := await part.read_chunk(1 << 16):
                 buffer.append(chunk)
             total += len(buffer)
@@ -151,10 +196,25 @@ async def read_form(request: web.Request, max_bytes: int) -> Form:
     return form
 
 
+def _part_too_large(name: str, field_limit: bool, max_bytes: int) -> Callable[[int], Exception]:
+    """The 413 for a part over its limit: an option's own (named), or the upload's."""
+
+    def error(limit: int) -> Exception:
+        if name != "file" and field_limit:
+            return _TooLarge(f"the form field `{name[:64]}` is larger than {limit // 1024} KiB, "
+                             "the limit of a field other than `file`", param=name[:64] or None)
+        return _TooLarge(f"the upload is larger than {max_bytes // (1 << 20)} MiB")
+
+    return error
+
+
 class _TooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
+    """A body, or one of its fields, over its limit: 413 with this message."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -214,7 +274,7 @@ class RestFacade:
                                       param=_form_field(getattr(exc, "field", "")))
         except _TooLarge as exc:
             status = 413
-            response = error_response(413, f"the upload is larger than {exc.limit // (1 << 20)} MiB")
+            response = error_response(413, exc.message, param=exc.param)
         except web.HTTPException as exc:
             status = exc.status
             response = error_response(exc.status, _http_error_message(request, exc))
@@ -330,8 +390,14 @@ class RestFacade:
                 options.temperatures.append(value)
         return options
 
-    async def transcriptions(self, request: web.Request) -> web.Response:
+    async def _admitted(self, request: web.Request) -> Call:
+        """The caller, authenticated and not in audio debt, before its body is read."""
         call = self._call(request)
+        await self.core.quotas.check_audio(call.tenant)
+        return call
+
+    async def transcriptions(self, request: web.Request) -> web.Response:
+        call = await self._admitted(request)
         form = await read_form(request, self.max_upload_bytes)
         fmt = form.get("response_format", "json").strip() or "json"
         if fmt not in RESPONSE_FORMATS:
@@ -358,11 +424,7 @@ class RestFacade:
                         anonymization: anonymization_pb2.AnonymizationOptions | None) -> web.Response:
         diarization = diarization_pb2.DiarizationOptions(mode=diarization_pb2.NEURAL)
         for name in ("num_speakers", "min_speakers", "max_speakers"):
-            value = form.get(name).strip()
-            if value:
-                if not value.isdigit():
-                    raise InvalidArgument(f"{name} must be a whole number, got {value!r}", field=name)
-                setattr(diarization, name, int(value))
+            setattr(diarization, name, _speaker_count(form, name))
         request = gateway_pb2.TranscribeConversationRequest(transcription=options, diarization=diarization)
         if anonymization is not None:
             request.anonymization.CopyFrom(anonymization)
@@ -386,7 +448,7 @@ class RestFacade:
         })
 
     async def translations(self, request: web.Request) -> web.Response:
-        call = self._call(request)
+        call = await self._admitted(request)
         form = await read_form(request, self.max_upload_bytes)
         fmt = form.get("response_format", "json").strip() or "json"
         if fmt not in TRANSLATION_FORMATS:
@@ -461,6 +523,23 @@ def _form_field(grpc_field: str) -> str | None:
         return None
     name = grpc_field.removeprefix("options.").removeprefix("transcription.")
     return "file" if name == "audio" else name
+
+
+# The most speakers a diarized_json request may name (a meeting, not a crowd).
+MAX_SPEAKERS = 100
+
+
+def _speaker_count(form: Form, name: str) -> int:
+    """A speaker count field: ASCII digits from 0 to MAX_SPEAKERS (0 or absent: not set).
+    str.isdigit alone accepts "²" (which int() refuses) and any length (which the
+    proto's int32 refuses): both were a 500."""
+    value = form.get(name).strip()
+    if not value:
+        return 0
+    if not (value.isascii() and value.isdigit() and len(value) <= 3 and int(value) <= MAX_SPEAKERS):
+        raise InvalidArgument(f"{name} must be a whole number from 0 to {MAX_SPEAKERS}, got {value[:20]!r}",
+                              field=name)
+    return int(value)
 
 
 def _truthy(value: str) -> bool:

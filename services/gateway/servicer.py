@@ -33,7 +33,7 @@ from parlons.services.common.interceptors import ServiceInterceptor, stream_boun
 from parlons.services.common.server import RunningServer, ServiceModule, channel_options
 from parlons.services.common.streams import read_config
 from parlons.hosts import is_loopback
-from parlons.services.gateway.auth import Authenticator, resolve_mode
+from parlons.services.gateway.auth import Authenticator, GatewayAdmission, resolve_mode
 from parlons.services.gateway.quota_store import RedisStore
 from parlons.services.gateway.core import Call, GatewayCore
 from parlons.services.gateway.live import LiveConversation
@@ -73,8 +73,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         context: aio.ServicerContext,
     ) -> gateway_pb2.TranscribeConversationResponse:
         call = self._call(context)
-        config, data = await read_upload(request_iterator, self._module.max_upload_bytes,
-                                         admit=lambda: self._module.quotas.check_audio(call.tenant))
+        await self._module.quotas.check_audio(call.tenant)  # before any audio is held
+        config, data = await read_upload(request_iterator, self._module.max_upload_bytes)
         if config.HasField("audio") and config.audio.WhichOneof("source"):
             raise InvalidArgument("an upload's config carries no audio: send it in the audio_content chunks")
         if not data:
@@ -146,6 +146,10 @@ class GatewayModule:
             store = RedisStore(self.settings.quota_redis_url, failure=self.settings.quota_redis_failure,
                                timeout_s=self.settings.quota_redis_timeout_s)
         self.quotas = QuotaManager(store)
+        # Keys and quota debt checked on the metadata, before grpc reads a request (the
+        # server's interceptor calls it); the handlers check again and read certificates.
+        self.admission = GatewayAdmission(self.auth, self.quotas,
+                                          client_certificates=bool(config.server.tls_client_ca))
         self.router = Router({}, ready=False)
         self.core = GatewayCore(self.router, self.quotas, max_message_mb=config.server.max_message_mb,
                                 max_target_languages=self.settings.max_target_languages,
@@ -218,6 +222,7 @@ class GatewayModule:
         if self.rest is not None:
             await self.rest.stop()
         await self.router.close()
+        await self.quotas.close()
         if self._internal is not None:
             await self._internal.stop(self.config.server.grace_s)
             self._internal = None

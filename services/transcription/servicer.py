@@ -60,9 +60,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServiceServicer)
     def _engine_for(self, model: str) -> TranscriptionEngine:
         engine = self._module.ready_engine()
         if model and model not in self._module.served_names:
-            raise NotFound(
-                f"model {model!r} is not served here; served: {', '.join(sorted(self._module.served_names))}"
-            )
+            raise NotFound(f"model {model[:100]!r} is not served here; served: {', '.join(self._module.public_names())}")
         return engine
 
     async def _run(
@@ -312,8 +310,18 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
     def stream_slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self.streams.slot()
 
+    def public_names(self) -> list[str]:
+        """The names a caller may use, as said in messages: model names, never the
+        server's paths (a model directory is accepted as a name, not shown)."""
+        return sorted({Path(name).name if _is_path(name) else name for name in self.served_names})
+
     def describe_models(self) -> transcription_pb2.ListModelsResponse:
         return convert.describe_models(self)
+
+
+def _is_path(name: str) -> bool:
+    """Whether a served name is a filesystem path (a directory setting), not a model name."""
+    return "/" in name or "\\" in name or Path(name).is_absolute()
 
 
 def module_from_config(config: ParlonsConfig) -> TranscriptionModule:
