@@ -4,14 +4,22 @@ the text segments, the engine masks them as one conversation, the reader rebuild
 
 The readers live with translation, which wrote them for the same job (text out, text
 back in); this module only borrows `extract` and the format helpers.
+
+A document holds as many characters as a text request may (`max_chars_per_request`): the
+reader stops there. Its segments are bounded by the document limits instead of
+`max_texts` (runs and cells are many and short: the work follows the characters). The
+engine reads long segments (a TXT file is one) in bounded pieces, and the cancel event
+and a time budget reach it as they reach the reader.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+from parlons.services.common.budget import WorkBudget
 from parlons.services.common.errors import InvalidArgument
 from parlons.services.translation import documents
 from parlons.services.translation.documents import DocFormat, DocumentLimits
@@ -42,12 +50,13 @@ def anonymize_document(engine: AnonymizationEngine, data: bytes, limits: Documen
         raise InvalidArgument(f"pdf_output_format must be docx or txt, got {pdf_output!r}", field="pdf_output_format")
     fmt = documents.detect_format(data, DocFormat.UNSPECIFIED, file_name, mime_type)
     out_fmt = documents.output_format(fmt, pdf_format)
+    limits = dataclasses.replace(limits, max_chars=min(limits.max_chars, engine.limits.max_chars_per_request))
     extracted = documents.extract(data, fmt, limits, mime_type=mime_type, pdf_output=pdf_format,
                                   target_language=language, cancel=cancel)
     segments = extracted.segments
-    # a document is bounded by the document limits (checked by `extract`), not a text request's
-    engine = engine.with_limits(max_chars_per_request=limits.max_chars, max_texts=limits.max_segments)
-    result = engine.anonymize(segments, language, options)
+    budget = WorkBudget(engine.limits.time_budget_s, cancel, what="anonymising the document",
+                        advice="split it and retry", field="content")
+    result = engine.with_limits(max_texts=limits.max_segments).anonymize(segments, language, options, budget=budget)
     content = extracted.rebuild(result.texts)
     notes = []
     if fmt == DocFormat.PDF:

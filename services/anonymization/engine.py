@@ -4,21 +4,31 @@ rules, overlaps resolved, names followed through the text, then replaced.
 No gRPC here. `AnonymizationEngine.anonymize` takes the texts of one conversation or
 document (segments, paragraphs) so that a name or number keeps one placeholder across
 all of them.
+
+Every pass is linear in the request: a text longer than `MAX_PIECE_CHARS` is read in
+pieces cut at line ends (spaCy sees them in bounded batches through `nlp.pipe`); names,
+always-mask and never-mask terms are compiled once per request and each text is scanned
+once for all of them. A `WorkBudget` (time, and the cancel event `WorkQueue` sets when the
+caller goes away) is checked between pieces and batches, well within a second.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parlons.services.common.budget import WorkBudget
 from parlons.services.common.errors import InvalidArgument
+from parlons.services.common.trie_regex import trie_pattern
 
 from .entities import (
     ADDRESS,
@@ -37,7 +47,7 @@ from .entities import (
     Finding,
     Recent,
 )
-from .names import extend_and_filter, find_names, repeat_mentions, trim_name
+from .names import NameMentions, extend_and_filter, find_names, trim_name
 from .numbers import token_runs
 from .presidio_import import import_presidio_analyzer
 from .replace import PLACEHOLDER, POLICIES, Replacer
@@ -57,6 +67,16 @@ RECENT_TEXTS = 6
 # form ("FT-572-NM", then "F T, 572, N M ?") is the same personal data.
 NUMBER_TYPES = frozenset({NIR, IBAN, PHONE, CAF_NUMBER, TAX_NUMBER, ID_DOCUMENT, LICENSE_PLATE})
 MIN_VALUE_CHARS = 6
+# A text longer than this is read in pieces cut at line ends (else sentence ends, else
+# spaces), each piece as one turn of the conversation: spaCy on a 1 MB text held
+# gigabytes, and a cancel waited for the whole text.
+MAX_PIECE_CHARS = 4_000
+# Pieces given to spaCy together (`nlp.pipe`): about half a second of NER on a loaded
+# 2-core machine, the longest a cancel waits.
+NER_BATCH_CHARS = 8_000
+# A term longer than this is refused: the terms' trie regex nests a group per branching
+# character (and no name or place is that long).
+MAX_TERM_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,8 @@ class AnonymizeOptions:
 class AnonymizeLimits:
     max_chars_per_request: int = 200_000
     max_texts: int = 10_000
+    # Seconds one request may take once it runs (queueing aside).
+    time_budget_s: float = 60.0
 
 
 @dataclass
@@ -128,10 +150,12 @@ class AnonymizationEngine:
                                                    supported_languages=[lang])
         self.load_seconds = time.perf_counter() - started
 
-    def with_limits(self, **limits: int) -> AnonymizationEngine:
+    def with_limits(self, *, max_texts: int | None = None, time_budget_s: float | None = None) -> AnonymizationEngine:
         """The same loaded models under other request limits (documents have their own)."""
         other = copy.copy(self)
-        other.limits = dataclasses.replace(self.limits, **limits)
+        other.limits = dataclasses.replace(
+            self.limits, max_texts=self.limits.max_texts if max_texts is None else max_texts,
+            time_budget_s=self.limits.time_budget_s if time_budget_s is None else time_budget_s)
         return other
 
     def names_checked(self, language: str) -> bool:
@@ -147,22 +171,48 @@ class AnonymizationEngine:
         only for the rules' context words: "mon numéro fiscal ?" then "c'est le 1 23 45
         678 901 23". `recent`: the types found in those turns."""
         options = options or AnonymizeOptions()
-        findings = self._rules(text, context[-CONTEXT_CHARS:], recent)
-        lang = _base(language)
-        if lang in self._analyzers:
-            for r in self._analyzers[lang].analyze(text=text, language=lang, entities=[PERSON]):
-                trimmed = trim_name(text, Finding(r.start, r.end, PERSON, float(r.score), "spacy"))
-                if trimmed is not None:
-                    findings.append(trimmed)
+        ner = self._ner([text], language, WorkBudget(self.limits.time_budget_s))[0]
+        return self._analyze(text, ner, options, compiled_terms(options.always_mask, options.never_mask),
+                             context, recent)
+
+    def _analyze(self, text: str, ner: list[Finding], options: AnonymizeOptions, terms: Terms,
+                 context: str = "", recent: Recent = NOTHING_RECENT) -> list[Finding]:
+        """`analyze` with the names spaCy found in `text` and the request's terms given."""
+        findings = self._rules(text, context[-CONTEXT_CHARS:], recent) + ner
         names = extend_and_filter(text, [f for f in findings if f.entity_type == PERSON])
         findings = [f for f in findings if f.entity_type != PERSON] + names
-        findings.extend(_terms(text, options.always_mask))
+        findings.extend(terms.always(text))
         strong = [f for f in names if f.score >= options.score_threshold]
-        findings.extend(extend_and_filter(text, repeat_mentions(text, [text[f.start:f.end] for f in strong])))
+        if strong:
+            mentions = NameMentions(text[f.start:f.end] for f in strong)
+            findings.extend(extend_and_filter(text, mentions.find(text)))
         kept = [f for f in findings if f.score >= options.score_threshold
                 and (not options.entity_types or f.entity_type in options.entity_types or f.entity_type == CUSTOM)]
-        kept = _without_allowed(text, kept, options.never_mask)
+        kept = terms.without_allowed(text, kept)
         return resolve_overlaps(_without_straddling_names(kept))
+
+    def _ner(self, texts: Sequence[str], language: str, budget: WorkBudget) -> list[list[Finding]]:
+        """The names spaCy finds in each text (through Presidio's analyzer), civilities
+        trimmed. Texts go in pieces of at most `MAX_PIECE_CHARS`, batched through
+        `nlp.pipe` up to `NER_BATCH_CHARS`; the budget is checked between batches."""
+        found: list[list[Finding]] = [[] for _ in texts]
+        lang = _base(language)
+        analyzer = self._analyzers.get(lang)
+        if analyzer is None:
+            return found
+        pieces = [(i, offset, piece) for i, text in enumerate(texts)
+                  for offset, piece in pieces_of(text) if piece.strip()]
+        for batch in _batches(pieces, NER_BATCH_CHARS):
+            budget.check("names")
+            artifacts = analyzer.nlp_engine.process_batch([piece for _, _, piece in batch], lang,
+                                                          batch_size=len(batch))
+            for (i, offset, piece), (_, nlp_artifacts) in zip(batch, artifacts, strict=True):
+                for r in analyzer.analyze(text=piece, language=lang, entities=[PERSON], nlp_artifacts=nlp_artifacts):
+                    name = Finding(offset + r.start, offset + r.end, PERSON, float(r.score), "spacy")
+                    trimmed = trim_name(texts[i], name)
+                    if trimmed is not None:
+                        found[i].append(trimmed)
+        return found
 
     def check(self, texts: Sequence[str], options: AnonymizeOptions) -> None:
         """Refuse what the limits do not allow, before any work."""
@@ -181,6 +231,10 @@ class AnonymizationEngine:
         if unknown:
             raise InvalidArgument(f"unknown entity type(s) {', '.join(unknown)}; known: {', '.join(ENTITY_TYPES)}",
                                   field="options.entity_types")
+        for name in ("always_mask", "never_mask"):
+            if any(len(term) > MAX_TERM_CHARS for term in getattr(options, name)):
+                raise InvalidArgument(f"a term in options.{name} is over {MAX_TERM_CHARS} characters",
+                                      field=f"options.{name}")
 
     @staticmethod
     def _rules(text: str, context: str = "", recent: Recent = NOTHING_RECENT) -> list[Finding]:
@@ -199,32 +253,96 @@ class AnonymizationEngine:
                      + find_dates_of_birth(text, token_runs(text), recent))
         return kept
 
-    def anonymize(self, texts: Sequence[str], language: str = "fr",
-                  options: AnonymizeOptions | None = None) -> AnonymizedTexts:
+    def anonymize(self, texts: Sequence[str], language: str = "fr", options: AnonymizeOptions | None = None, *,
+                  cancel: threading.Event | None = None, budget: WorkBudget | None = None) -> AnonymizedTexts:
         """Each text analysed, then replaced with one `Replacer` for all of them. A name
         found in one text is looked for in the others too (a name said once in full is
-        masked when it comes back alone, later in the conversation)."""
+        masked when it comes back alone, later in the conversation).
+
+        `cancel` set (the caller went away) or the time budget spent (`limits`, or
+        `budget` when given) stops the work at its next check with Cancelled or
+        INVALID_ARGUMENT."""
         options = options or AnonymizeOptions()
         self.check(texts, options)
-        per_text: list[list[Finding]] = []
-        for i, text in enumerate(texts):
-            context = "\n".join(" ".join(texts[j].split()) for j in range(max(0, i - CONTEXT_TEXTS), i))
-            recent = {f.entity_type: i - j for j in range(max(0, i - RECENT_TEXTS), i) for f in per_text[j]}
-            per_text.append(self.analyze(text, language, options, context=context, recent=recent))
-        names = {texts[i][f.start:f.end] for i, fs in enumerate(per_text) for f in fs if f.entity_type == PERSON}
-        values = _number_values(texts, per_text)
-        for i, text in enumerate(texts):
-            extra = extend_and_filter(text, repeat_mentions(text, names)) if names else []
-            extra += _value_mentions(text, values, options)
+        budget = budget or WorkBudget(self.limits.time_budget_s, cancel, what="anonymising these texts",
+                                      advice="send them in several requests", field="texts")
+        terms = compiled_terms(options.always_mask, options.never_mask)
+        pieces = [(i, offset, piece) for i, text in enumerate(texts) for offset, piece in pieces_of(text)]
+        units = [piece for _, _, piece in pieces]  # the turns of the conversation, as read
+        ner = self._ner(units, language, budget)
+        per_unit: list[list[Finding]] = []
+        for u, unit in enumerate(units):
+            budget.check()
+            context = "\n".join(" ".join(units[j].split()) for j in range(max(0, u - CONTEXT_TEXTS), u))
+            recent = {f.entity_type: u - j for j in range(max(0, u - RECENT_TEXTS), u) for f in per_unit[j]}
+            per_unit.append(self._analyze(unit, ner[u], options, terms, context=context, recent=recent))
+        mentions = NameMentions(units[u][f.start:f.end] for u, fs in enumerate(per_unit) for f in fs
+                                if f.entity_type == PERSON)
+        values = _number_values(units, per_unit)
+        for u, unit in enumerate(units):
+            budget.check()
+            extra = extend_and_filter(unit, mentions.find(unit)) + _value_mentions(unit, values, options)
             if extra:
-                per_text[i] = resolve_overlaps(per_text[i] + _without_allowed(text, extra, options.never_mask))
+                per_unit[u] = resolve_overlaps(per_unit[u] + terms.without_allowed(unit, extra))
+        per_text: list[list[Finding]] = [[] for _ in texts]
+        for (i, offset, _), findings in zip(pieces, per_unit, strict=True):
+            per_text[i].extend(_shifted(findings, offset))
         replacer = Replacer(policy=options.policy, seed=options.seed)
-        applied = [replacer.apply(text, fs) for text, fs in zip(texts, per_text, strict=True)]
+        applied = replacer.apply_all(texts, per_text)
         return AnonymizedTexts(
             texts=[a[0] for a in applied], findings=per_text, replacements=[a[1] for a in applied],
             names_checked=self.names_checked(language),
             mapping=dict(replacer.mapping) if options.return_mapping else {}, language=_base(language),
         )
+
+
+def pieces_of(text: str, limit: int = MAX_PIECE_CHARS) -> list[tuple[int, str]]:
+    """`text` cut into (offset, piece) of at most `limit` characters: after the last line
+    end in the second half of the limit, else the last sentence end, else the last space,
+    else at the limit. A text within the limit is one piece."""
+    out: list[tuple[int, str]] = []
+    start = 0
+    while len(text) - start > limit:
+        end = _cut(text, start + limit // 2, start + limit)
+        out.append((start, text[start:end]))
+        start = end
+    out.append((start, text[start:]))
+    return out
+
+
+_SENTENCE_END_RE = re.compile(r"[.!?…]+[»\"]?\s")
+
+
+def _cut(text: str, low: int, high: int) -> int:
+    """Where to cut `text` between `low` and `high`."""
+    newline = text.rfind("\n", low, high)
+    if newline >= 0:
+        return newline + 1
+    ends = [m.end() for m in _SENTENCE_END_RE.finditer(text, low, high)]
+    if ends:
+        return ends[-1]
+    space = max(text.rfind(" ", low, high), text.rfind("\t", low, high))
+    return space + 1 if space >= 0 else high
+
+
+def _batches(pieces: list[tuple[int, int, str]], max_chars: int) -> Iterator[list[tuple[int, int, str]]]:
+    """Consecutive pieces grouped up to `max_chars` characters (one piece at least)."""
+    batch: list[tuple[int, int, str]] = []
+    chars = 0
+    for piece in pieces:
+        if batch and chars + len(piece[2]) > max_chars:
+            yield batch
+            batch, chars = [], 0
+        batch.append(piece)
+        chars += len(piece[2])
+    if batch:
+        yield batch
+
+
+def _shifted(findings: list[Finding], offset: int) -> list[Finding]:
+    if not offset:
+        return findings
+    return [Finding(f.start + offset, f.end + offset, f.entity_type, f.score, f.recognizer) for f in findings]
 
 
 def _base(language: str) -> str:
@@ -274,20 +392,45 @@ def _value_mentions(text: str, values: dict[str, str], options: AnonymizeOptions
 _ANY = re.compile(r".+")
 
 
-def _terms(text: str, terms: Sequence[str]) -> list[Finding]:
-    found = []
-    for term in terms:
-        if term.strip():
-            for m in re.finditer(rf"(?<!\w){re.escape(term.strip())}(?!\w)", text, re.IGNORECASE):
-                found.append(Finding(m.start(), m.end(), CUSTOM, 1.0, "always-mask"))
-    return found
+@dataclass(frozen=True)
+class Terms:
+    """A request's always-mask and never-mask terms, compiled once: the always-mask terms
+    as one case-insensitive trie regex (`trie_regex`), scanned once per text; the
+    never-mask terms as a set of their lowercase forms."""
+
+    always_pattern: re.Pattern[str] | None
+    never: frozenset[str]
+
+    def always(self, text: str) -> list[Finding]:
+        """Every mention of an always-mask term, whole words, overlapping ones included
+        ("Jean Moulin" and "Moulin Rouge" in "Jean Moulin Rouge")."""
+        if self.always_pattern is None:
+            return []
+        return [Finding(start, end, CUSTOM, 1.0, "always-mask") for start, end in _each_start(self.always_pattern, text)]
+
+    def without_allowed(self, text: str, findings: list[Finding]) -> list[Finding]:
+        """The findings that are not a never-mask term."""
+        if not self.never:
+            return findings
+        return [f for f in findings if text[f.start:f.end].strip().lower() not in self.never]
 
 
-def _without_allowed(text: str, findings: list[Finding], allowed: Sequence[str]) -> list[Finding]:
-    if not allowed:
-        return findings
-    keep = {a.strip().lower() for a in allowed if a.strip()}
-    return [f for f in findings if text[f.start:f.end].strip().lower() not in keep]
+@functools.lru_cache(maxsize=64)
+def compiled_terms(always: tuple[str, ...], never: tuple[str, ...]) -> Terms:
+    """The terms compiled; a tenant's and the server's lists come back with each request,
+    so the same lists are compiled once, not per request nor per text."""
+    words = sorted({term.strip() for term in always if term.strip()})
+    pattern = re.compile(rf"(?<!\w)(?:{trie_pattern(words)})(?!\w)", re.IGNORECASE) if words else None
+    return Terms(pattern, frozenset(term.strip().lower() for term in never if term.strip()))
+
+
+def _each_start(pattern: re.Pattern[str], text: str) -> Iterator[tuple[int, int]]:
+    """The longest match at each position where one starts, overlapping ones included;
+    linear: the text between matches is read once."""
+    position = 0
+    while (m := pattern.search(text, position)) is not None:
+        yield m.start(), m.end()
+        position = m.start() + 1
 
 
 def resolve_overlaps(findings: list[Finding]) -> list[Finding]:

@@ -12,6 +12,8 @@ import functools
 import re
 from collections.abc import Iterable
 
+from parlons.services.common.trie_regex import trie_pattern
+
 from .entities import PERSON, Finding
 from .numbers import NUMBER_WORDS
 
@@ -46,7 +48,10 @@ INTRO_RE = re.compile(
     rf"mari|femme|fils|fille|frère|soeur|sœur|mère|père|enfant))[^\S\n]*[:,]?[^\S\n]+(?P<name>{FULL_NAME})",
 )
 # A name said with its birth: "Aaruran, il est né le", "Nila, née le" (children listed).
-BORN_NAME_RE = re.compile(rf"(?P<name>{FULL_NAME}),?[^\S\n]+(?:(?:(?:il|elle)[^\S\n]+est[^\S\n]+)?née?s?[^\S\n]+(?:le|en|à)\b"
+# Tried at word starts only (after an elided "d'", "l'" too): unanchored, a 100 KB word
+# of capitals was read from each of its letters to its end.
+BORN_NAME_RE = re.compile(rf"(?<![\w'’-])(?:[a-zà-ÿ]{{1,2}}['’])?(?P<name>{FULL_NAME}),?[^\S\n]+"
+                          rf"(?:(?:(?:il|elle)[^\S\n]+est[^\S\n]+)?née?s?[^\S\n]+(?:le|en|à)\b"
                           rf"|(?:il|elle)[^\S\n]+a[^\S\n]+\d{{1,2}}[^\S\n]+ans\b)")
 # "D-U-P-O-N-T", "D, U, P, O, N, T", "B.E.N.A.L.I": three letters or more, one by one;
 # a letter may be "Q comme Quintal", "E accent aigu", "deux T" (never "J'ai", "L'adresse").
@@ -237,24 +242,51 @@ def trim_name(text: str, finding: Finding) -> Finding | None:
     return Finding(start, finding.end, PERSON, finding.score, finding.recognizer)
 
 
-def repeat_mentions(text: str, names: Iterable[str]) -> list[Finding]:
-    """Every mention in `text` of a word of a name already found ("Benali" said again
-    later, alone); a spelled name ("B-E-N-A-L-I") finds the word it spells."""
+# A word of a name followed through a conversation is at most this long: a longer "word"
+# (a run of capitals) is no one's name, and the matcher's regex stays small.
+MAX_NAME_WORD = 64
+
+
+def name_words(names: Iterable[str]) -> set[str]:
+    """The words of names already found that are looked for again: capitalised, three
+    letters or more, not a stop word; a spelled name ("B-E-N-A-L-I") gives the word it
+    spells."""
     words: set[str] = set()
     for name in names:
         letters = spelled_letters(name)
         if SPELLED_RE.fullmatch(name.strip()) and len(letters) >= 3:
-            words.add(letters.capitalize())
+            if len(letters) <= MAX_NAME_WORD:
+                words.add(letters.capitalize())
             continue
         for w in re.findall(r"[\w'’-]+", name):
-            if len(w) >= 3 and w[0].isupper() and w not in NOT_NAMES and w.lower() not in _stop_words():
+            if 3 <= len(w) <= MAX_NAME_WORD and w[0].isupper() and w not in NOT_NAMES \
+                    and w.lower() not in _stop_words():
                 words.add(w)
-    found = []
-    for w in words:
-        for m in re.finditer(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text, re.IGNORECASE):
-            if m.group()[0].isupper() and not names_a_place(text, m.start(), m.end()):
-                found.append(Finding(m.start(), m.end(), PERSON, 0.7, "repeat"))
-    return found
+    return words
+
+
+class NameMentions:
+    """The words of the names found, compiled once (one trie regex, `trie_regex`) and
+    found in any number of texts with one scan each: a request with thousands of names
+    reads each text once, not once per name."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        words = name_words(names)
+        self._pattern = re.compile(rf"(?<![\w-])(?:{trie_pattern(sorted(words))})(?![\w-])",
+                                   re.IGNORECASE) if words else None
+
+    def find(self, text: str) -> list[Finding]:
+        """Every capitalised mention of one of the words in `text`, not as a place."""
+        if self._pattern is None:
+            return []
+        return [Finding(m.start(), m.end(), PERSON, 0.7, "repeat") for m in self._pattern.finditer(text)
+                if m.group()[0].isupper() and not names_a_place(text, m.start(), m.end())]
+
+
+def repeat_mentions(text: str, names: Iterable[str]) -> list[Finding]:
+    """Every mention in `text` of a word of a name already found ("Benali" said again
+    later, alone); a spelled name ("B-E-N-A-L-I") finds the word it spells."""
+    return NameMentions(names).find(text)
 
 
 # A capitalised word right before or after a name is part of it ("Tharshini Sivakumar").

@@ -6,6 +6,11 @@ recogniser needs the digits and, to mask them, where each came from. `token_runs
 text into runs of number-like tokens (digit groups, number words read as one group,
 capital letters and short capital/digit chunks), and `Run.alnum` gives their characters
 joined with, for each character, the token it came from.
+
+A run may be read more than one way (a correction, tens and units written apart): each
+other reading is a window of the run around what it changes, never a copy of the whole
+run, and a run's readings together hold at most a few times its own tokens, so a long
+dictation full of corrections costs time in proportion to its length.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ TENS = {"vingt": 20, "vingts": 20, "trente": 30, "quarante": 40, "cinquante": 50
 HUNDRED = {"cent", "cents"}
 THOUSAND = {"mille", "mil"}
 NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | HUNDRED | THOUSAND
+# No identifier is longer (an IBAN has at most 34 characters): a match never spans more,
+# so another reading of a run is read this far on either side of what it changes.
+MAX_IDENTIFIER_CHARS = 40
+# The tokens of a run's other readings, all together: at most this many times the run's
+# own, plus a few (a dictation with a correction or two is always read every way).
+READINGS_PER_TOKEN = 4
+READINGS_EXTRA_TOKENS = 64
 
 # A word of letters (with accents, apostrophes and inner hyphens), a digit group, or one
 # other non-space character.
@@ -56,17 +68,22 @@ class Token:
 
 @dataclass(frozen=True)
 class Run:
-    """Consecutive number-like tokens, only separators or spaces between them."""
+    """Consecutive number-like tokens, only separators or spaces between them.
+
+    `said`: for another reading of a run (a window around a correction), the span of the
+    whole run as said, so that its start and end (where context words, an amount after
+    it, are read) are the run's own."""
 
     tokens: tuple[Token, ...]
+    said: tuple[int, int] | None = None
 
     @property
     def start(self) -> int:
-        return self.tokens[0].start
+        return self.said[0] if self.said is not None else self.tokens[0].start
 
     @property
     def end(self) -> int:
-        return self.tokens[-1].end
+        return self.said[1] if self.said is not None else self.tokens[-1].end
 
     def alnum(self) -> tuple[str, list[int]]:
         """The tokens' values joined, and for each character the index of its token."""
@@ -202,9 +219,21 @@ def _spelled_tokens(text: str, letters: bool) -> dict[int, Token]:
         if letters else {}
     for m in _REPEATED_DIGIT_RE.finditer(text):
         how, digit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-        value = digit if digit.isdigit() else str(UNITS[digit.lower()])
-        found[m.start()] = Token(m.start(), m.end(), value * (3 if how.lower().startswith("tr") else 2), spoken=True)
+        value = digit if digit.isdigit() else _unit(digit)
+        if value is not None:
+            times = 3 if how.casefold().startswith("tr") else 2
+            found[m.start()] = Token(m.start(), m.end(), value * times, spoken=True)
     return found
+
+
+# The unit words folded as the regex module folds them under IGNORECASE ("ſept" matches
+# "sept", "ZÉRO" "zéro"): a word the pattern matched is always found here.
+_FOLDED_UNITS = {word.casefold(): str(value) for word, value in UNITS.items()}
+
+
+def _unit(word: str) -> str | None:
+    """The digit a unit word stands for, whatever its case; None if it is none."""
+    return _FOLDED_UNITS.get(word.casefold())
 
 
 def _glued_to_digits(text: str, start: int, end: int) -> bool:
@@ -254,16 +283,7 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
     def close() -> None:
         if current:
             runs.append(Run(tuple(current)))
-            for position, tokens in alternatives:
-                greedy_end = next((i for i in range(position, len(current))
-                                   if current[i].end >= tokens[-1].end), len(current) - 1) + 1
-                runs.append(Run(tuple(current[:position] + tokens + current[greedy_end:])))
-            for position in corrections:
-                # the group(s) just before the correction replaced by what follows; the
-                # first and last tokens stay, so a match still spans the whole dictation
-                for dropped in (1, 2):
-                    if 0 < position - dropped and position < len(current):
-                        runs.append(Run(tuple(current[:position - dropped] + current[position:])))
+            runs.extend(_other_readings(current, alternatives, corrections))
             current.clear()
             alternatives.clear()
         corrections.clear()
@@ -308,3 +328,54 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
     flush_words()
     close()
     return runs
+
+
+def _other_readings(tokens: list[Token], alternatives: list[tuple[int, list[Token]]],
+                    corrections: list[int]) -> list[Run]:
+    """The run's other readings, each a window around what it changes: a strict reading
+    of words ("cinquante huit" as 50 then 8) in place of the greedy one, or the group(s)
+    said just before a correction replaced by what follows ("816 37 46, non pardon, 64").
+
+    Within `MAX_IDENTIFIER_CHARS` on either side (and one neighbour more, which the rules
+    look at) lies everything a match that includes the change can use. Readings stop when
+    their tokens reach `READINGS_PER_TOKEN` times the run's own: a dictation of a
+    thousand corrections is not read a thousand ways."""
+    said = (tokens[0].start, tokens[-1].end)
+    allowance = READINGS_PER_TOKEN * len(tokens) + READINGS_EXTRA_TOKENS
+    readings: list[Run] = []
+    windows: list[tuple[int, list[Token], int]] = []  # (kept before, new tokens, kept from)
+    for position, strict in alternatives:
+        greedy_end = next((i for i in range(position, len(tokens)) if tokens[i].end >= strict[-1].end),
+                          len(tokens) - 1) + 1
+        windows.append((position, strict, greedy_end))
+    for position in corrections:
+        # the first and last tokens stay, so a match still spans the whole dictation
+        windows.extend((position - dropped, [], position) for dropped in (1, 2)
+                       if 0 < position - dropped and position < len(tokens))
+    for before, new, after in windows:
+        first, last = _reach_left(tokens, before), _reach_right(tokens, after)
+        size = (before - first) + len(new) + (last - after)
+        if size > allowance:
+            break
+        allowance -= size
+        readings.append(Run(tuple(tokens[first:before]) + tuple(new) + tuple(tokens[after:last]), said))
+    return readings
+
+
+def _reach_left(tokens: list[Token], end: int) -> int:
+    """Where a window that ends at `end` starts: `MAX_IDENTIFIER_CHARS` of values back,
+    and one token more (a match's neighbour, which the rules look at)."""
+    chars, i = 0, end
+    while i > 0 and chars < MAX_IDENTIFIER_CHARS:
+        i -= 1
+        chars += len(tokens[i].value)
+    return max(0, i - 1)
+
+
+def _reach_right(tokens: list[Token], start: int) -> int:
+    """Where a window that starts at `start` ends (see `_reach_left`)."""
+    chars, i = 0, start
+    while i < len(tokens) and chars < MAX_IDENTIFIER_CHARS:
+        chars += len(tokens[i].value)
+        i += 1
+    return min(len(tokens), i + 1)

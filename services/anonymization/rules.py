@@ -34,7 +34,7 @@ from .entities import (
     Recent,
 )
 from .names import ELIDED
-from .numbers import NUMBER_WORDS, Run, glued
+from .numbers import MAX_IDENTIFIER_CHARS, NUMBER_WORDS, Run, glued
 
 # ------------------------------------------------------------------ context
 
@@ -78,9 +78,8 @@ def has_context(text: str, start: int, words: tuple[str, ...], window: int = CON
 
 # ------------------------------------------------------------------ number runs
 
-# No identifier is longer (an IBAN has at most 34 characters): a stretch is never longer,
-# which keeps a run of thousands of tokens linear.
-MAX_IDENTIFIER_CHARS = 40
+# A stretch is never longer than an identifier (`MAX_IDENTIFIER_CHARS`), which keeps a
+# run of thousands of tokens linear.
 
 
 def aligned_matches(run: Run, pattern: re.Pattern[str],
@@ -88,28 +87,35 @@ def aligned_matches(run: Run, pattern: re.Pattern[str],
     """Longest token-aligned stretches of the run whose characters fully match `pattern`
     and that `accept` scores (None = no): (first token, end token, characters, score).
     A stretch never starts or ends inside a token or a written word ("0612345678" is
-    not cut out of a longer digit group, nor "2B45KL917" out of "0A2B45KL917")."""
-    chars, owners = run.alnum()
+    not cut out of a longer digit group, nor "2B45KL917" out of "0A2B45KL917").
+
+    A start where `pattern` matches nothing at all is skipped without trying its ends:
+    the patterns here have no anchor, word boundary or negative lookaround, so a stretch
+    that matches in full is also a match of the pattern at its start."""
+    chars, _ = run.alnum()
     tokens = run.tokens
     offsets = [0]
     for token in tokens:
         offsets.append(offsets[-1] + len(token.value))
+    # joined[i]: token i is glued to the next one (one written word: no stretch ends there)
+    joined = [glued(left, right) for left, right in zip(tokens, tokens[1:], strict=False)] + [False]
     last_end = 0  # the last end whose stretch from `first` is short enough to be an identifier
     found: list[tuple[int, int, str, float]] = []
     first = 0
     while first < len(tokens):
         best: tuple[int, int, str, float] | None = None
-        if first and glued(tokens[first - 1], tokens[first]):
+        if first and joined[first - 1]:
             first += 1
             continue
         last_end = max(last_end, first + 1)
         while last_end < len(tokens) and offsets[last_end + 1] - offsets[first] <= MAX_IDENTIFIER_CHARS:
             last_end += 1
-        for end in range(last_end, first, -1):
-            if end < len(tokens) and glued(tokens[end - 1], tokens[end]):
-                continue
-            candidate = chars[offsets[first]:offsets[end]]
-            if pattern.fullmatch(candidate):
+        start = offsets[first]
+        if pattern.match(chars, start, offsets[last_end]) is not None:
+            for end in range(last_end, first, -1):
+                if joined[end - 1] or not pattern.fullmatch(chars, start, offsets[end]):
+                    continue
+                candidate = chars[start:offsets[end]]
                 score = accept(candidate)
                 if score is not None:
                     best = (first, end, candidate, score)

@@ -1,7 +1,10 @@
 """AnonymizationService over gRPC: proto in, engine call, proto out.
 
 The engine finds and replaces; this layer maps the options, bounds the request before
-any work (characters, texts, the work queue) and adds the server's term lists.
+any work (characters, texts, the work queue) and adds the server's term lists. Each job
+gets a cancel event, which the work queue sets when the caller goes away (deadline,
+cancel, shutdown): the engine stops at its next check and the worker is free again.
+An unexpected error leaves without its message, which may quote the texts.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from grpc import aio
 
@@ -16,7 +21,7 @@ from parlons.services.anonymization.documents import anonymize_document
 from parlons.services.anonymization.engine import AnonymizationEngine, AnonymizeLimits, AnonymizeOptions
 from parlons.services.anonymization.replace import PLACEHOLDER, PSEUDONYM, REDACT
 from parlons.services.common.config import AnonymizationSettings, ParlonsConfig
-from parlons.services.common.errors import InvalidArgument
+from parlons.services.common.errors import InvalidArgument, ParlonsError
 from parlons.services.common.module import EngineModule
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation.documents import DocumentLimits
@@ -31,6 +36,31 @@ POLICY_NAMES = {
     anonymization_pb2.ANONYMIZATION_POLICY_PSEUDONYM: PSEUDONYM,
 }
 MAX_TERMS = 2000  # a request's own terms plus its tenant's (the gateway adds those)
+T = TypeVar("T")
+
+
+class AnonymizationFault(RuntimeError):
+    """An unexpected error in the anonymisation engine, without its message: a KeyError
+    or a ValueError may quote the text it choked on, and logs hold no content. The
+    traceback (files, lines, code) is kept for the log."""
+
+
+def without_content(work: Callable[[], T]) -> Callable[[], T]:
+    """`work` whose unexpected errors come out as `AnonymizationFault`, naming only the
+    error's type; the errors a client can act on (`ParlonsError`) pass as they are."""
+
+    @functools.wraps(work)
+    def run() -> T:
+        try:
+            return work()
+        except ParlonsError:
+            raise
+        except Exception as exc:
+            fault = AnonymizationFault(f"{type(exc).__name__} in the anonymisation engine (message withheld: "
+                                       "it may quote the texts)")
+            raise fault.with_traceback(exc.__traceback__) from None
+
+    return run
 
 
 def options_from_proto(message: anonymization_pb2.AnonymizationOptions,
@@ -66,7 +96,9 @@ class AnonymizationServicer(anonymization_pb2_grpc.AnonymizationServiceServicer)
         texts = list(request.texts)
         language = request.options.language or "fr"
         engine.check(texts, options)
-        result = await self._module.queue.run(engine.anonymize, texts, language, options)
+        cancel = threading.Event()
+        work = functools.partial(engine.anonymize, texts, language, options, cancel=cancel)
+        result = await self._module.queue.run(without_content(work), cancel=cancel)
         response = anonymization_pb2.AnonymizeTextResponse(names_checked=result.names_checked,
                                                             language=result.language)
         for text, findings, replacements in zip(result.texts, result.findings, result.replacements, strict=True):
@@ -88,7 +120,7 @@ class AnonymizationServicer(anonymization_pb2_grpc.AnonymizationServiceServicer)
             anonymize_document, engine, request.content, self._module.document_limits, file_name=request.file_name,
             mime_type=request.mime_type, language=request.options.language or "fr", options=options,
             pdf_output=request.pdf_output_format, cancel=cancel)
-        document = await self._module.queue.run(work, cancel=cancel)
+        document = await self._module.queue.run(without_content(work), cancel=cancel)
         response = anonymization_pb2.AnonymizeDocumentResponse(
             content=document.content, file_name=document.file_name, mime_type=document.mime_type,
             format=document.format, segments=document.segments, spans=document.spans,
@@ -122,7 +154,7 @@ class AnonymizationModule(EngineModule[AnonymizationEngine]):
     def _load_engine(self) -> AnonymizationEngine:
         s = self.settings
         return AnonymizationEngine(self.ner_models, limits=AnonymizeLimits(
-            max_chars_per_request=s.max_chars_per_request, max_texts=s.max_texts))
+            max_chars_per_request=s.max_chars_per_request, max_texts=s.max_texts, time_budget_s=s.time_budget_s))
 
 
 def parse_ner_models(entries: list[str]) -> dict[str, str]:

@@ -4,29 +4,23 @@ A crafted file can be small and expensive: an ODT whose `<text:s text:c="4000000
 asks for 400 million spaces, HTML nested thousands deep, a PDF whose pages take seconds
 each. Limits checked after extraction come too late, so every format reader charges
 this budget as it goes: characters *before* it builds them, and time at regular
-checkpoints, where a cancelled call (client gone, deadline) also stops.
+checkpoints, where a cancelled call (client gone, deadline) also stops. Time and
+cancellation are the shared `WorkBudget`'s; the characters are this reader's own.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass, field
 
-from parlons.services.common.errors import Cancelled, InvalidArgument
-
-# Checkpoints between two clock reads: cheap enough for every element of a tree.
-_CHECK_EVERY = 256
+from parlons.services.common.budget import WorkBudget
+from parlons.services.common.errors import Cancelled, InvalidArgument, ParlonsError
 
 
-@dataclass
-class ReadBudget:
-    max_chars: int
-    time_budget_s: float
-    cancel: threading.Event | None = None
-    chars: int = 0
-    _started: float = field(default_factory=time.monotonic)
-    _ticks: int = 0
+class ReadBudget(WorkBudget):
+    def __init__(self, max_chars: int, time_budget_s: float, cancel: threading.Event | None = None) -> None:
+        super().__init__(time_budget_s, cancel)
+        self.max_chars = max_chars
+        self.chars = 0
 
     def charge(self, n: int) -> None:
         """Account for `n` characters of text about to be built."""
@@ -36,16 +30,10 @@ class ReadBudget:
                 f"the document holds more than {self.max_chars:,} characters of text (the limit): "
                 "split it and retry")
 
-    def tick(self) -> None:
-        """One unit of work (an element, a page); every few, the clock and the cancel flag."""
-        self._ticks += 1
-        if self._ticks % _CHECK_EVERY == 0:
-            self.check()
+    def cancelled(self) -> ParlonsError:
+        return Cancelled("the document translation was cancelled")
 
-    def check(self, where: str = "") -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled("the document translation was cancelled")
-        if time.monotonic() - self._started > self.time_budget_s:
-            raise InvalidArgument(
-                f"the document is too complex to read within {self.time_budget_s:g} s"
-                + (f" (stopped at {where})" if where else "") + "; simplify or split it and retry")
+    def over_time(self, where: str) -> ParlonsError:
+        return InvalidArgument(
+            f"the document is too complex to read within {self.time_budget_s:g} s"
+            + (f" (stopped at {where})" if where else "") + "; simplify or split it and retry")

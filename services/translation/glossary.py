@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parlons.services.common.errors import InvalidArgument, NotFound
+from parlons.services.common.trie_regex import trie_pattern
 from parlons.services.translation.text import Span
 
 MAX_ENTRIES = 10_000
@@ -95,45 +96,13 @@ class Glossary:
 
 
 def _compile(entries: list[GlossaryEntry], flags: int) -> re.Pattern[str] | None:
-    """One regex for all terms, factored as a trie of their characters.
-
-    A flat alternation of N terms makes the regex engine try every term at every
-    position of the text (10,000 entries over 100,000 characters: seconds); the trie
-    tries one branch per character. Longer terms still win: at each node the
-    continuation is tried before stopping there (greedy), and the whole-word check
-    after the match backtracks to a shorter term when the longer one ends mid-word.
-    """
+    """One regex for all terms, factored as a trie of their characters (`trie_regex`):
+    the longest whole-word term wins, one scan of the text for all of them."""
     if not entries:
         return None
     fold = bool(flags & re.IGNORECASE)
-    trie: dict[str, dict] = {}  # type: ignore[type-arg]
-    for entry in entries:
-        node = trie
-        for char in entry.source.lower() if fold else entry.source:
-            node = node.setdefault(char, {})
-        node[""] = {}
-    return re.compile(rf"(?<!\w)(?:{_trie_regex(trie)})(?!\w)", flags)
-
-
-def _trie_regex(node: dict) -> str:  # type: ignore[type-arg]
-    """The regex of a trie node: its branches, optional when a term may end here."""
-    branches = []
-    for char, child in node.items():
-        if not char:
-            continue
-        # Runs of single-child nodes become plain text, without a group each.
-        text = re.escape(char)
-        while len(child) == 1 and "" not in child:
-            (char, child), = child.items()
-            text += re.escape(char)
-        rest = _trie_regex(child)
-        branches.append(text + rest)
-    if not branches:
-        return ""
-    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-    if "" in node:
-        return "(?:" + body + ")?"
-    return body
+    terms = (entry.source.lower() if fold else entry.source for entry in entries)
+    return re.compile(rf"(?<!\w)(?:{trie_pattern(terms)})(?!\w)", flags)
 
 
 class GlossaryStore:
