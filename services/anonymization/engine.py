@@ -51,7 +51,7 @@ from .names import NameMentions, extend_and_filter, find_names, trim_name
 from .numbers import token_runs
 from .presidio_import import import_presidio_analyzer
 from .replace import PLACEHOLDER, POLICIES, Replacer
-from .rules import aligned_matches, find_addresses, find_dates_of_birth, find_emails, find_in_runs
+from .rules import aligned_matches, continued_numbers, find_addresses, find_dates_of_birth, find_emails, find_in_runs
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +276,9 @@ class AnonymizationEngine:
             context = "\n".join(" ".join(units[j].split()) for j in range(max(0, u - CONTEXT_TEXTS), u))
             recent = {f.entity_type: u - j for j in range(max(0, u - RECENT_TEXTS), u) for f in per_unit[j]}
             per_unit.append(self._analyze(unit, ner[u], options, terms, context=context, recent=recent))
+        for u, finding in continued_numbers(units):  # a number said over two turns
+            if not options.entity_types or finding.entity_type in options.entity_types:
+                per_unit[u] = resolve_overlaps(per_unit[u] + terms.without_allowed(units[u], [finding]))
         mentions = NameMentions(units[u][f.start:f.end] for u, fs in enumerate(per_unit) for f in fs
                                 if f.entity_type == PERSON)
         values = _number_values(units, per_unit)

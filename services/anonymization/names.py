@@ -136,6 +136,87 @@ def find_gazetteer_names(text: str) -> list[Finding]:
     return found
 
 
+# Notes dictated by an agent come back in lower case, without punctuation: "rdv avec mme
+# dufresne-morel pour...", "m nguyen van thanh né le...", "sa fille yasmina el amrani tél...",
+# "usager mercier gérard numéro fiscal...". After a civility in lower case (any line), or a
+# relative or a role in a note line (a line that starts in lower case), the words up to the
+# first common word are a name: a stop word, a number, a word of the notes' vocabulary.
+_LOWER_CIVILITY = r"(?:m|mme|mmes|mlle|monsieur|madame|mademoiselle)"
+_NOTE_CUE = (r"(?:(?:son|sa|ses|leur|leurs)[^\S\n]+(?:fils|fille|filles|mère|père|mari|femme|épouse|époux|frère|"
+             r"sœur|soeur|compagnon|compagne|conjoint|conjointe|enfant|enfants|petit-fils|petite-fille|neveu|nièce|"
+             r"oncle|tante|tuteur|tutrice)|témoins?|usager|usagère|couple|famille|veuve|veuf|épouse|époux|"
+             r"(?:naissance|décès|reconnaissance)[^\S\n]+d[eu])")
+_ANY_WORD = r"[\w'’]+(?:-[\w'’]+){0,4}"
+LOWER_NAME_RE = re.compile(
+    rf"(?<![\w'’.-])(?:(?P<civility>{_LOWER_CIVILITY})|(?P<cue>{_NOTE_CUE}))"
+    rf"(?=(?P<name>(?:[^\S\n]+{_ANY_WORD}){{1,4}}))")
+_NAME_PARTICLES = frozenset({"de", "du", "des", "van", "von", "der", "den", "ben", "bin", "ibn", "el", "al", "da",
+                             "dos", "das", "di", "le", "la", "ould", "abou", "abu", "bou", "ait", "aït", "de la"})
+# Words of an agent's notes that follow a name: never part of it.
+_NOTE_WORDS = frozenset({
+    "né", "née", "nés", "nées", "domicilié", "domiciliée", "domiciliés", "allocataire", "allocataires", "nir",
+    "numéro", "numéros", "num", "no", "dossier", "dossiers", "demande", "demandes", "tél", "tel", "téléphone",
+    "portable", "mail", "email", "e-mail", "courriel", "rdv", "rendez-vous", "appel", "appelle", "rappeler",
+    "pièces", "pièce", "passe", "passé", "passée", "venu", "venue", "venus", "iban", "rib", "prime", "courrier",
+    "compte", "attestation", "carte", "cni", "passeport", "titre", "adresse", "habite", "réside", "demeurant",
+    "nouvel", "nouvelle", "nouveau", "ancien", "ancienne", "renouvellement", "déclaration", "dépôt", "dépose",
+    "absent", "absente", "présent", "présente", "souhaite", "veut", "voudrait", "demandé", "signale", "signalé",
+    "fiscal", "fiscale", "fiscaux", "sécu", "caf", "cpam", "msa", "apl", "rsa", "aah", "css", "ehpad", "tribunal",
+    "mariage", "divorce", "décès", "décédé", "décédée", "veuf", "veuve", "marié", "mariée", "pacsé", "pacsée",
+    "séparé", "séparée", "divorcé", "divorcée", "épouse", "époux", "mari", "femme", "fils", "fille", "enfant",
+    "enfants", "mère", "père", "témoin", "témoins", "avec", "chez", "sans", "ok", "rappel", "relance", "mois",
+    "an", "ans", "euros", "euro", "ce", "cette", "aujourd'hui", "hier", "demain", "matin", "soir", "midi",
+    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche", "tout", "toute", "tous", "toutes",
+    "le", "la", "les", "un", "une", "des", "et", "ou", "qui", "que", "quoi", "est", "sont", "a", "ont",
+})
+
+
+def _lower_case_names(text: str) -> list[Finding]:
+    """Names after a civility in lower case, or a relative or a role in a note line (see
+    `LOWER_NAME_RE`); in a note, "x et y" after a role gives both ("témoins ousmane traoré
+    et jean-baptiste lemaire")."""
+    found = []
+    for m in LOWER_NAME_RE.finditer(text):
+        if m.group("civility"):
+            if m.group("civility") == "m" and re.search(r"\d[^\S\n]*\Z", text[max(0, m.start() - 3):m.start()]):
+                continue  # "à 5 m de chez moi"
+        else:
+            line_start = text.rfind("\n", 0, m.start()) + 1
+            first = text[line_start:line_start + 1]
+            if not first.islower():
+                continue
+        found.extend(_name_words_at(text, m.start("name"), m.end("name"), and_more=m.group("cue") is not None))
+    return found
+
+
+def _name_words_at(text: str, start: int, end: int, and_more: bool) -> list[Finding]:
+    """The name words that open text[start:end) (at most four), up to a common word."""
+    words = list(re.finditer(r"[\w'’]+(?:-[\w'’]+)*", text[start:end]))
+    taken: list[re.Match[str]] = []
+    for i, w in enumerate(words):
+        word = w.group().lower()
+        if word in _NAME_PARTICLES:
+            if not taken and (i + 1 >= len(words) or words[i + 1].group().lower() in _NAME_PARTICLES):
+                break
+            taken.append(w)
+            continue
+        if (word in _NOTE_WORDS or word in _stop_words() or word in _COMMON_WORDS or word in NUMBER_WORDS
+                or any(ch.isdigit() for ch in word) or len(word) < 2 or word.capitalize() in NOT_NAMES):
+            break
+        taken.append(w)
+    while taken and taken[-1].group().lower() in _NAME_PARTICLES:
+        taken.pop()
+    if not taken or max(len(w.group()) for w in taken) < 3:
+        return []
+    found = [Finding(start + taken[0].start(), start + taken[-1].end(), PERSON, 0.7, "lower-case")]
+    if and_more:
+        rest = re.match(r"[^\S\n]+et[^\S\n]+", text[start + taken[-1].end():end + 60])
+        if rest:
+            after = start + taken[-1].end() + rest.end()
+            found.extend(_name_words_at(text, after, min(len(text), after + 60), and_more=False))
+    return found
+
+
 def find_names(text: str) -> list[Finding]:
     found: list[Finding] = find_gazetteer_names(text)
     for m in CIVILITY_RE.finditer(text):
@@ -152,6 +233,7 @@ def find_names(text: str) -> list[Finding]:
         if len(letters) >= 3 and (any(w in before for w in _PLAIN_SPELL_CONTEXT) or re.search(r"[-.,]", m.group())):
             found.append(Finding(m.start(), m.end(), PERSON, 0.75, "spelled"))
     found.extend(_answers_to_name_questions(text))
+    found.extend(_lower_case_names(text))
     return found
 
 

@@ -34,7 +34,7 @@ from .entities import (
     Recent,
 )
 from .names import ELIDED
-from .numbers import MAX_IDENTIFIER_CHARS, NUMBER_WORDS, Run, glued
+from .numbers import MAX_IDENTIFIER_CHARS, NUMBER_WORDS, Run, glued, token_runs
 
 # ------------------------------------------------------------------ context
 
@@ -166,7 +166,7 @@ _AMOUNT_AFTER_RE = re.compile(
     r"(?i:(?:[ \t,]*+(?:(?:et|ou)[ \t]++)?\d[\d \t.,]*+)*+[ \t]*(?:euros?|€|eur\b|centimes|%|pour[ \t]*cent))")
 # Numbers that belong to no one: "le numéro de l'envoi, c'est 1A 195 862 4403 7", "le SIRET".
 _OTHER_NUMBER_RE = re.compile(
-    r"(?i:(?<!\w)(?:envoi|suivi|colis|recommandée?|siret|siren|ine|facture|commande|contrat|référence|"
+    r"(?i:(?<!\w)(?:envoi|suivie?|colis|recommandée?|siret|siren|ine|facture|commande|contrat|référence|"
     r"ticket|guichet|bureau|salle|ligne|vol|train|numéro\s+unique|enregistrement)(?!\w))")
 TAX_RE = re.compile(r"[0-3]\d{12}")
 PASSPORT_RE = re.compile(r"\d{2}[A-Z]{2}\d{5}")
@@ -174,6 +174,29 @@ NEW_ID_RE = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{9}")
 DIGITS_ID_RE = re.compile(r"\d{10}|\d{12}")
 PLATE_SIV_RE = re.compile(r"[A-HJ-NP-TV-Z]{2}\d{3}[A-HJ-NP-TV-Z]{2}")
 PLATE_FNI_RE = re.compile(r"\d{1,4}[A-Z]{1,3}(?:\d{2}|2A|2B|97\d)")
+
+
+FOREIGN_PASSPORT_RE = re.compile(r"[A-Z]{1,2}\d{6,8}")
+PASSPORT_CONTEXT = ("passeport", "passport")
+_CODE_PREFIX_RE = re.compile(r"[A-Za-z]{2,}-\Z")
+# What makes a number near an identity word something else, when said after it: "j'instruis
+# votre dossier, le 2023-031-N-04418", "lettre suivie, numéro 1L 004..." (but "la facture
+# EDF et ma carte, l'ancienne, 1411..." is the card's number: the nearest cue counts).
+_NOT_IDENTITY_RE = re.compile(r"(?i:(?<!\w)(?:dossier|demande|pré-demande|avis|convocation)(?!\w))")
+
+
+def _other_than_identity(text: str, at: int) -> bool:
+    """A law or form reference just before the number, or a cue of another number
+    (tracking, invoice, file...) said after the last identity word of its sentence."""
+    if _LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None:
+        return True
+    sentence = _sentence_before(text, at).lower()
+    other = max((m.end() for m in _OTHER_NUMBER_RE.finditer(sentence)), default=-1)
+    other = max(other, max((m.end() for m in _NOT_IDENTITY_RE.finditer(sentence)), default=-1))
+    if other < 0:
+        return False
+    identity = max((m.end() for m in _context_re(ID_CONTEXT).finditer(sentence)), default=-1)
+    return identity < other
 
 
 def find_in_runs(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) -> list[Finding]:
@@ -260,7 +283,7 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
     for first, end, _, score in aligned_matches(run, TAX_RE, tax_score):
         add(run, first, end, TAX_NUMBER, score, "tax")
 
-    identity = context(ID_CONTEXT, ID_DOCUMENT) and not reference
+    identity = context(ID_CONTEXT, ID_DOCUMENT) and not _other_than_identity(text, at)
     for first, end, _, score in aligned_matches(run, PASSPORT_RE, lambda chars: 0.85 if identity else 0.6):
         add(run, first, end, ID_DOCUMENT, score, "passport")
     if identity:
@@ -268,6 +291,13 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
             add(run, first, end, ID_DOCUMENT, score, "id-card")
         for first, end, _, score in aligned_matches(run, DIGITS_ID_RE, lambda chars: 0.8):
             add(run, first, end, ID_DOCUMENT, score, "id-digits")
+        # a foreign passport: "FE 418273" (Ukraine), "B1427963", "R0418873"
+        if has_context(text, at, PASSPORT_CONTEXT, end=run.end):
+            for first, end, _, score in aligned_matches(run, FOREIGN_PASSPORT_RE, lambda chars: 0.8):
+                add(run, first, end, ID_DOCUMENT, score, "passport-foreign")
+    # a code glued to letters ("ANEF-2024-13-0578812", "L2024-0611") is a file's reference
+    findings = [f for f in findings if f.entity_type not in (TAX_NUMBER, CAF_NUMBER, ID_DOCUMENT)
+                or _CODE_PREFIX_RE.search(text, max(0, f.start - 12), f.start) is None]
 
     for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.85):
         add(run, first, end, LICENSE_PLATE, score, "plate")
@@ -275,6 +305,55 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
         for first, end, _, score in aligned_matches(run, PLATE_FNI_RE, lambda chars: 0.8):
             add(run, first, end, LICENSE_PLATE, score, "plate-fni")
     return findings
+
+
+# ------------------------------------------------------------------ numbers said over two turns
+
+# A turn that stops on a number ("C'est le sept, six, neuf, cinq..."), the other side's
+# prompt ("Oui ?", "Ensuite ?"), and the rest of the number ("quatre, six, huit."): the
+# two parts together are one identifier.
+_SAID_ON_RE = re.compile(r"(?:\.\.\.|…)\s*$")
+_PROMPT_MAX_CHARS = 40
+_OPENING_MAX_WORDS = 3
+
+
+def continued_numbers(units: list[str]) -> list[tuple[int, Finding]]:
+    """(turn, finding) for each part of a NIR or a CAF number said over two turns: the
+    first part ends its turn with "..." and the second opens the next turn, or the one
+    after a short prompt without digits; the digits together must be a NIR (with its
+    key, or 13 digits where social security was spoken of) or a CAF number (6 to 8
+    digits where the CAF was). Each turn's number runs are read once."""
+    found: list[tuple[int, Finding]] = []
+    for u, unit in enumerate(units):
+        if not _SAID_ON_RE.search(unit[-12:]):
+            continue
+        runs = token_runs(unit)
+        if not runs or unit[runs[-1].end:].strip(" \t,.…") or len(runs[-1].tokens) > 40:
+            continue
+        head = runs[-1]
+        for v in (u + 1, u + 2):
+            if v >= len(units):
+                break
+            if v == u + 2 and (len(units[u + 1]) > _PROMPT_MAX_CHARS or any(c.isdigit() for c in units[u + 1])):
+                break
+            tail_runs = token_runs(units[v][:200])
+            if not tail_runs or len(units[v][:tail_runs[0].start].split()) > _OPENING_MAX_WORDS:
+                continue
+            tail = tail_runs[0]
+            chars = head.alnum()[0] + tail.alnum()[0]
+            context = " ".join(units[max(0, u - 2):v + 1])
+            kind = None
+            if NIR_RE.fullmatch(chars) and (
+                    (len(chars) == 15 and stdnum_nir.is_valid(chars))
+                    or (len(chars) == 13 and has_context(context, len(context), SOCIAL_CONTEXT, window=len(context)))):
+                kind = NIR
+            elif CAF_RE.fullmatch(chars) and has_context(context, len(context), CAF_CONTEXT, window=len(context)):
+                kind = CAF_NUMBER
+            if kind is not None:
+                found.append((u, Finding(head.start, head.end, kind, 0.85, "continued")))
+                found.append((v, Finding(tail.start, tail.end, kind, 0.85, "continued")))
+            break
+    return found
 
 
 # ------------------------------------------------------------------ e-mail
@@ -286,9 +365,11 @@ _AT_WORDS = r"(?:arobase|arrobase|arobas|at|@)"
 _SPACES_COMMA = r"[ \t]*+(?:,[ \t]*+)?"
 _CONNECTOR = (rf"(?:{_SPACES_COMMA}(?:point|tiret[ \t]+(?:du[ \t]+)?bas|tiret[ \t]+du[ \t]+milieu|tiret|underscore|"
               rf"moins)\b{_SPACES_COMMA}|[._-]"
-              r"|[ \t]*+,[ \t]*+(?=(?:[A-Za-z]|\d+(?:-\d+)*)[ \t]*,?[ \t]*(?:point|arobase|arrobase|arobas|at|\d)\b))")
-# A part: a word, or letters or digits spelled with hyphens ("j-o-a-n-a", "8-1").
-_PART = r"\w++(?:-\w++)*+"
+              r"|[ \t]*+,[ \t]*+(?=(?:[A-Za-z](?:[ \t]+[A-Za-z](?![\w'’]))*|\d+(?:-\d+)*)[ \t]*,?[ \t]*"
+              r"(?:point|arobase|arrobase|arobas|at|\d)\b))")
+# A part: a word, or letters or digits spelled with hyphens ("j-o-a-n-a", "8-1") or
+# spaces ("cris.rodrigues, C R I S point R O D R I G U E S, arobase...").
+_PART = r"(?:[A-Za-z](?![\w'’])(?:[ \t]++[A-Za-z](?![\w'’])){2,40}+|\w++(?:-\w++)*+)"
 TLDS = r"(?:fr|com|net|org|eu|info|be|ch|de|es|it|pt|uk|ma|dz|tn|sn|io|gouv|re|ro|pl|ua)"
 
 
@@ -304,8 +385,10 @@ _SPOKEN_DIGITS = rf"(?:{_NUMBER_WORDS_RE})(?!\w)(?:[ \t-]++(?:{_NUMBER_WORDS_RE}
 _LOCAL_PART = rf"{_PART}(?:[ \t]++{_SPOKEN_DIGITS}(?:[ \t]++[a-z](?![\w'’]))?+)?+"
 _DOMAIN_PART = rf"(?:{_SPOKEN_DIGITS}(?=[ \t]*(?:point|\.))|{_PART})"
 # Spaces only, never a line break: a spoken address stays in its turn.
+# "leila.bouaziz, tout attaché, arobase...": said to be written as one word.
+_ALL_ONE_WORD = r"(?:[ \t]*+,?[ \t]*+(?:tout|en[ \t]+un[ \t]+seul[ \t]+mot)[ \t]++(?:attachée?s?|attachee?s?|collée?s?)\b)"
 SPOKEN_EMAIL_RE = re.compile(
-    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART}){{0,12}}(?:[ \t]*+,)?[ \t]++{_AT_WORDS}[ \t]++{_DOMAIN_PART}"
+    rf"\b{_LOCAL_PART}(?:{_CONNECTOR}{_LOCAL_PART}){{0,12}}{_ALL_ONE_WORD}?(?:[ \t]*+,)?[ \t]++{_AT_WORDS}[ \t]++{_DOMAIN_PART}"
     rf"(?:{_CONNECTOR}{_PART}){{0,8}}?[ \t]*+(?:point|\.)[ \t]*+{TLDS}\b",
     re.IGNORECASE | re.UNICODE,
 )
@@ -361,7 +444,7 @@ DATE_RE = re.compile(
 _BIRTH_CUE_RE = re.compile(
     r"(?i:(?<!\w)(?:née?s?|date\s+de\s+naissance)(?!\w)(?P<gap>(?:[\s,:]+[\w'’-]+){0,5}?)[\s,:]*$"
     r"|(?<!acte de )(?<!extrait de )(?<!certificat de )(?<!congé de )(?<!prime de )(?<!\w)naissance(?!\w)"
-    r"(?P<short>(?:[\s,:]+[\w'’-]+){0,2}?)[\s,:]*$)")
+    r"(?P<short>(?:[\s,:]+[\w'’-]+){0,3}?)[\s,:]*$)")
 # A birth mentioned in the previous turn: "Votre date de naissance ?", "Date et lieu de
 # naissance ?", "Vous êtes née en novembre 92 ? Le combien ?", "Leurs dates de naissance ?"
 # (not "un acte de naissance").
@@ -407,15 +490,26 @@ def _is_birth_date(text: str, start: int, end: int, year: int | None, recent: Re
     return answer and (_BIRTH_WORD_RE.search(previous_turn) is not None or recent.get(DATE_OF_BIRTH) == 1)
 
 
+# Birth dates listed in one turn: "Tiago né le 12 avril 2014 et Leonor le 1er septembre 2017".
+_LISTED_BIRTH_RE = re.compile(r"(?i:[^\S\n]*[,;]?[^\S\n]*(?:et[^\S\n]+)?(?:[\w'’-]+[^\S\n]*,?[^\S\n]+){0,3}?"
+                              r"(?:le|en)[^\S\n]+)")
+
+
 def find_dates_of_birth(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) -> list[Finding]:
     """Dates said as someone's birth date (see `_is_birth_date`)."""
     found = []
+    last_birth_end = -1
     for m in DATE_RE.finditer(text):
         year = _YEAR_RE.search(m.group())
         said = m.group().lower()
         said_year = int(year.group(1)) if year else (0 if "mille" in said or re.search(r"\s\d{2}$", said) else None)
-        if _is_birth_date(text, m.start(), m.end(), said_year, recent):
+        listed = (last_birth_end >= 0 and m.start() - last_birth_end <= 60
+                  and _LISTED_BIRTH_RE.fullmatch(text, last_birth_end, m.start()) is not None
+                  and not _NOT_BIRTH_RE.search(text, last_birth_end, m.start())
+                  and not (said_year is not None and said_year > datetime.date.today().year))
+        if listed or _is_birth_date(text, m.start(), m.end(), said_year, recent):
             found.append(Finding(m.start(), m.end(), DATE_OF_BIRTH, 0.85, "birth-date"))
+            last_birth_end = m.end()
     # dictated digits: "douze zéro quatre quatre-vingt-dix", "12 04 1990"
     for run in runs:
         for first, end, chars, score in aligned_matches(run, re.compile(r"\d{6}|\d{8}"), _date_digits):
@@ -494,6 +588,17 @@ NAMED_PLACE_ADDRESS_RE = re.compile(
 COMPOUND_STREET_RE = re.compile(
     rf"\b[A-ZÄÖÜ][\w-]{{0,40}}?(?:straße|strasse|str\.|weg|platz|gasse|allee|ring|damm|straat|laan|plein)\s+"
     rf"\d{{1,4}}[a-z]?{COMPLEMENT}{{0,5}}+{POSTCODE_CITY}")
+# An agent's note in lower case: "domiciliée 3 impasse du moulin 59100 roubaix", "a déménagé
+# au résidence les érables bâtiment b 69200 vénissieux" (a number or a named place, the
+# postal code and the town close it).
+LOWER_ADDRESS_RE = re.compile(
+    rf"(?i:(?<![\w'’])(?:\d{{1,4}}(?:[^\S\n]+(?:bis|ter))?[^\S\n]+(?:{STREET_TYPES})"
+    rf"|résidence|residence|lieu-dit|lieudit|lotissement|hameau)"
+    rf"(?:[^\S\n]+[\w'’-]+){{1,8}}?[^\S\n]+\d{{5}}[^\S\n]+[a-zà-öø-ÿ][\w'’-]*+)")
+# A home's postal code and town said without a street: "j'habite à 69008 Lyon", "code
+# postal 59200 Tourcoing" (with a personal address cue just before).
+POSTCODE_TOWN_RE = re.compile(rf"(?<![\w'’])\d{{5}}[^\S\n]+(?:{_CITY}|[a-zà-öø-ÿ][\w'’]*+(?:-[\w'’]++){{0,6}}+)")
+_POSTCODE_CONTEXT = ("code postal", "cp")
 ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis", "vit", "demeure", "réside", "reside", "déménag",
                    "demenag", "logement", "loge", "hébergé", "heberge", "chez moi")
 # A person's own address, not an office's: "j'habite", "votre adresse" (not "l'adresse du CCAS").
@@ -552,6 +657,13 @@ def find_addresses(text: str) -> list[Finding]:
         if (m.group("complements") or has_context(text, m.start(), PERSONAL_ADDRESS_CONTEXT, window=60)) \
                 and not _office_address(text, m.start(), m.end()):
             found.append(Finding(m.start(), m.end(), ADDRESS, 0.75, "named-place-address"))
+    for m in LOWER_ADDRESS_RE.finditer(text):
+        if not _office_address(text, m.start(), m.end()):
+            found.append(Finding(m.start(), m.end(), ADDRESS, 0.75, "address-lower-case"))
+    for m in POSTCODE_TOWN_RE.finditer(text):
+        if (has_context(text, m.start(), PERSONAL_ADDRESS_CONTEXT + _POSTCODE_CONTEXT, window=60)
+                and not _office_address(text, m.start(), m.end())):
+            found.append(Finding(m.start(), m.end(), ADDRESS, 0.7, "postcode-town"))
     for m in COMPOUND_STREET_RE.finditer(text):
         if not _office_address(text, m.start(), m.end()):
             found.append(Finding(m.start(), m.end(), ADDRESS, 0.85, "address"))
