@@ -31,9 +31,9 @@ from google.protobuf import descriptor as pbd
 from google.protobuf import message_factory
 from hypothesis import strategies as st
 
-from parlons.v1 import diarization_pb2, gateway_pb2, transcription_pb2, translation_pb2
+from parlons.v1 import anonymization_pb2, diarization_pb2, gateway_pb2, transcription_pb2, translation_pb2
 
-FILES = (transcription_pb2, diarization_pb2, translation_pb2, gateway_pb2)
+FILES = (transcription_pb2, diarization_pb2, translation_pb2, gateway_pb2, anonymization_pb2)
 BAD_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 CALL_DEADLINE_S = 30.0
 FieldD: TypeAlias = pbd.FieldDescriptor
@@ -107,7 +107,11 @@ def _scalar(field_d: FieldD) -> st.SearchStrategy[Any]:
         return st.booleans()
     if kind == FieldD.TYPE_STRING:
         return st.one_of(st.text(max_size=40), st.sampled_from(["", "fr", "en", "detect", "agent", "x" * 10_000,
-                                                                 "fr-FR", "base", "tiny.en", "é\u202e\u0000"]))
+                                                                 "fr-FR", "base", "tiny.en", "é\u202e\u0000",
+                                                                 # the anonymiser's pathological shapes
+                                                                 "1 non 1 non " * 300, "cinquante huit 1 " * 200,
+                                                                 "double ſept", "Né" + "A" * 5000,
+                                                                 "Mme Benali, 06 12 34 56 78, NIR 1 84 12 75 "]))
     if kind == FieldD.TYPE_BYTES:
         return st.one_of(st.binary(max_size=256), st.sampled_from(SEEDS), st.sampled_from(SEEDS).flatmap(mutated))
     if kind == FieldD.TYPE_ENUM:

@@ -4,6 +4,7 @@ run); benchmarks/bench_fuzz.py runs >= 1000 per entry point. See tests/fuzz.py."
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from collections.abc import Iterator
@@ -12,10 +13,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fuzz
 from desk_helpers import free_port
 from gateway_helpers import diarization_available, gateway_config, start_embedded
+from parlons.clients.desk.app import read_command
 from parlons.services.common.server import BackgroundServer
 
 pytestmark = pytest.mark.slow
@@ -30,7 +33,7 @@ def fuzz_server(models: Path) -> tuple[BackgroundServer, int]:
     config = gateway_config(None, models, transcription_model="tiny.en")
     config.transcription.max_audio_s = 60
     config.gateway.rest_port = free_port()
-    services = ["transcription", "translation"] + (["diarization"] if diarization_available() else [])
+    services = ["transcription", "translation", "anonymization"] + (["diarization"] if diarization_available() else [])
     return start_embedded(config, services), config.gateway.rest_port
 
 
@@ -84,3 +87,21 @@ def test_every_rest_endpoint_answers_fuzzed_input_without_a_server_error(server:
 
     one()
     assert _serving(channel)
+
+
+@settings(FUZZ_SETTINGS, max_examples=EXAMPLES * 25)
+@given(st.one_of(
+    st.text(max_size=200),
+    st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+                 lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                 max_leaves=30).map(json.dumps),
+    st.integers(1, 20_000).map(lambda n: "[" * n),
+    st.sampled_from(['{"type": "start", "agent": "fr", "visitor": "en", "microphones": 1}', '{"type": "stop"}']),
+))
+def test_the_desk_reads_every_frame_or_refuses_it_plainly(frame: str) -> None:
+    """The desk's entry point for a browser's frames: a command or ValueError, nothing else."""
+    try:
+        command = read_command(frame)
+    except ValueError:
+        return
+    assert isinstance(command, dict)
