@@ -40,26 +40,22 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServ
     server.stop()
 
 
-@pytest.mark.slow
-async def test_the_desk_lists_what_the_gateways_models_serve(gateway: BackgroundServer) -> None:
-    desk = Desk(GatewayConnection(gateway.address))
+async def _languages(desk: Desk) -> tuple[int, dict[str, object]]:
+    """GET /langues from a real desk server on a loopback port."""
     runner = web.AppRunner(build_app(desk))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/langues") as response:
-            assert response.status == 200
-            assert await response.json() == {"agent": "fr", "langues": [{"code": "en", "pivot": False}]}
+            return response.status, await response.json()
     finally:
         await runner.cleanup()
-    nowhere = Desk(GatewayConnection(f"127.0.0.1:{free_port()}"))
-    runner = web.AppRunner(build_app(nowhere))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/langues") as response:
-            assert response.status == 503 and "passerelle" in (await response.json())["erreur"]
-    finally:
-        await runner.cleanup()
+
+
+@pytest.mark.slow
+async def test_the_desk_lists_what_the_gateways_models_serve(gateway: BackgroundServer) -> None:
+    status, body = await _languages(Desk(GatewayConnection(gateway.address)))
+    assert (status, body) == (200, {"agent": "fr", "langues": [{"code": "en", "pivot": False}]})
+    status, body = await _languages(Desk(GatewayConnection(f"127.0.0.1:{free_port()}")))  # no gateway there
+    assert status == 503 and "passerelle" in str(body["erreur"])
