@@ -74,10 +74,15 @@ def ordinary(lines: list[str], size: int) -> str:
     return text[:size]
 
 
-def seconds(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+def seconds(fn: Callable[[], object], runs: int = 3) -> float:
+    """The best of a few runs: a busy machine (CI, a full suite beside other work) slows
+    one run, rarely all; the bounds below are ratios far from the old code's."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def peak_mib(fn: Callable[[], object]) -> float:
@@ -146,7 +151,7 @@ def test_many_distinct_names_cost_as_much_as_one_name_said_many_times(rules: Ano
     distinct = [f"Bonjour, je suis Madame {n}." for n in names]
     repeated = [f"Bonjour, je suis Madame {names[0]}." for _ in names]
     rules.anonymize(repeated)
-    assert seconds(lambda: rules.anonymize(distinct)) <= 3 * seconds(lambda: rules.anonymize(repeated)) + 0.5
+    assert seconds(lambda: rules.anonymize(distinct)) <= 10 * seconds(lambda: rules.anonymize(repeated)) + 0.5  # was 220x
     result = rules.anonymize(distinct[:3] + [f"{names[1]} est venu hier, et {names[2].upper()} aussi."])
     assert result.texts[3] == "[PERSONNE_2] est venu hier, et [PERSONNE_3] aussi."
 
@@ -178,7 +183,7 @@ def test_the_same_person_is_found_for_all_names_at_once() -> None:
 def test_always_mask_terms_are_compiled_once_and_read_once_per_text(rules: AnonymizationEngine,
                                                                      lines: list[str]) -> None:
     """2,000 terms x 100 texts took 31 s (a regex per term per text, case-insensitive,
-    past the regex cache); now within 3x of the same texts without terms."""
+    past the regex cache, 70x the same texts without terms); now within 10x (1.0x here, compiled once and cached)."""
     rng = random.Random(5)
     terms = tuple(" ".join("".join(rng.choices(string.ascii_lowercase, k=7)) for _ in range(2)) for _ in range(2000))
     texts = lines[:150]
@@ -186,7 +191,7 @@ def test_always_mask_terms_are_compiled_once_and_read_once_per_text(rules: Anony
     rules.anonymize(texts)
     plain = seconds(lambda: rules.anonymize(texts))
     with_terms = seconds(lambda: rules.anonymize(texts, options=AnonymizeOptions(always_mask=terms)))
-    assert with_terms <= 3 * plain + 0.3, (with_terms, plain)
+    assert with_terms <= 10 * plain + 0.5, (with_terms, plain)  # was 70x
     assert compiled_terms.cache_info().misses == 2  # none, then the 2,000 terms: once for 150 texts
 
 
@@ -355,7 +360,7 @@ def test_a_large_document_with_spacy_stays_bounded_in_memory_and_time(lines: lis
     plain = docx([line[:12].replace("&", "et").replace("<", "").replace(">", "") for line in lines[:1500]])
     anonymize_document(engine, plain, DocumentLimits(), file_name="a.docx")
     named = seconds(lambda: anonymize_document(engine, names, DocumentLimits(), file_name="a.docx"))
-    assert named <= 3 * seconds(lambda: anonymize_document(engine, plain, DocumentLimits(), file_name="a.docx")) + 1
+    assert named <= 10 * seconds(lambda: anonymize_document(engine, plain, DocumentLimits(), file_name="a.docx")) + 1  # was 100x
 
 
 # ------------------------------------------------------------------ 6. a word of capitals
@@ -364,8 +369,8 @@ def test_a_large_document_with_spacy_stays_bounded_in_memory_and_time(lines: lis
 def test_a_long_word_of_capitals_is_read_once() -> None:
     """BORN_NAME_RE had no left anchor: 100 KB of capitals took 21 s (20 KB: 0.7 s)."""
     word = "A" * 50_000
-    assert seconds(lambda: list(BORN_NAME_RE.finditer(word))) < 0.2
-    assert seconds(lambda: find_names(word)) < 0.5
+    assert seconds(lambda: list(BORN_NAME_RE.finditer(word))) < 1.0  # 0.06 s here; 21 s before
+    assert seconds(lambda: find_names(word)) < 2.0
     for text, name in [("Aaruran, il est né le 3 mai", "Aaruran"), ("Nila, née le 12 juin", "Nila"),
                        ("avec d'Artagnan, né en 1611", "Artagnan"), ("O'Brien, né le 2 mai", "O'Brien")]:
         assert [m.group("name") for m in BORN_NAME_RE.finditer(text)] == [name], text
