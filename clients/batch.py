@@ -24,13 +24,14 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import av
+
+from parlons.private_files import private_part
 
 #: What a directory is searched for when no --include is given.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".aiff", ".aif",
@@ -152,15 +153,6 @@ def probe_duration_s(path: Path) -> float | None:
     except Exception:
         return None
     return None
-
-
-def private_part(target: Path) -> tuple[int, Path]:
-    """A new temporary file beside `target`, created 0600 with O_EXCL under a random
-    name (tempfile.mkstemp): nothing planted can be opened through it. Renamed over
-    `target` once written, it replaces a link there rather than following it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    return handle, Path(name)
 
 
 def write_together(outputs: Mapping[Path, str | bytes]) -> None:

@@ -15,13 +15,13 @@ voice is personal data, so the file stays 0600.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import av
 import numpy as np
+
+from parlons.private_files import replaced_privately
 
 log = logging.getLogger("parlons.audio_mask")
 
@@ -71,14 +71,8 @@ def _mask(source: Path, target: Path, windows: list[tuple[float, float]], mode: 
         stream = inp.streams.audio[0]
         rate = stream.rate or stream.codec_context.sample_rate
         layout = stream.layout.name if stream.layout else "mono"
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        part = Path(name)
-        try:
-            with os.fdopen(handle, "w+b") as file, av.open(file, "w", format=_format_for(target)) as out:
-                _encode(inp, stream, out, codec, rate, layout, windows, mode)
-            os.replace(part, target)
-        finally:
-            part.unlink(missing_ok=True)
+        with replaced_privately(target) as file, av.open(file, "w", format=_format_for(target)) as out:
+            _encode(inp, stream, out, codec, rate, layout, windows, mode)
     return target
 
 

@@ -41,10 +41,8 @@ import datetime
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 import tomllib
@@ -55,6 +53,7 @@ from collections.abc import Iterable, Mapping
 
 import tomli_w
 
+from parlons.private_files import replaced_privately
 from parlons.services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from parlons.v1 import translation_pb2
 
@@ -364,16 +363,8 @@ def _now() -> str:
 
 def _write_atomically(path: Path, document: Mapping[str, Any]) -> None:
     """Write then rename, so the gateway never reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            tomli_w.dump(document, handle)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replaced_privately(path) as handle:
+        tomli_w.dump(document, handle)
 
 
 class TenantStore:
