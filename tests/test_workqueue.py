@@ -30,23 +30,31 @@ async def test_refuses_at_once_when_running_and_queued_are_full() -> None:
     queue.shutdown()
 
 
+class _Counted:
+    """Jobs that count how many of them run at once (now and at the most)."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def job(self, hold: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            with self._lock:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+            hold()
+            with self._lock:
+                self.active -= 1
+        return run
+
+
 async def test_never_runs_more_than_max_concurrent() -> None:
     queue = WorkQueue("test", max_concurrent=2, max_queued=10)
-    active = 0
-    peak = 0
-    lock = threading.Lock()
-
-    def job() -> None:
-        nonlocal active, peak
-        with lock:
-            active += 1
-            peak = max(peak, active)
-        time.sleep(0.02)
-        with lock:
-            active -= 1
-
+    counted = _Counted()
+    job = counted.job(lambda: time.sleep(0.02))
     await asyncio.gather(*(queue.run(job) for _ in range(8)))
-    assert peak == 2
+    assert counted.peak == 2
     queue.shutdown()
 
 
@@ -86,21 +94,10 @@ async def test_a_cancelled_caller_returns_at_once_and_its_slot_counts_until_the_
     another replica) rather than waiting unseen behind an abandoned one."""
     queue = WorkQueue("test", max_concurrent=2, max_queued=0)
     release = threading.Event()
-    peak = 0
-    active = 0
-    lock = threading.Lock()
-
-    def stubborn() -> None:  # ignores cancellation, like a model call with no checkpoint
-        nonlocal active, peak
-        with lock:
-            active += 1
-            peak = max(peak, active)
-        release.wait(60)
-        with lock:
-            active -= 1
-
+    counted = _Counted()
+    stubborn = counted.job(lambda: release.wait(60))  # ignores cancellation, like a model call with no checkpoint
     tasks = [asyncio.create_task(queue.run(stubborn, cancel=threading.Event())) for _ in range(2)]
-    await _until(lambda: active == 2)
+    await _until(lambda: counted.active == 2)
     for task in tasks:
         task.cancel()
     done, _ = await asyncio.wait(tasks, timeout=30)
@@ -115,7 +112,7 @@ async def test_a_cancelled_caller_returns_at_once_and_its_slot_counts_until_the_
     await _until(lambda: queue.admitted == 0)
     assert queue.running_threads == 0
     assert await asyncio.gather(*(queue.run(stubborn) for _ in range(2))) == [None, None]
-    assert peak == 2  # never more threads than max_concurrent
+    assert counted.peak == 2  # never more threads than max_concurrent
     queue.shutdown()
 
 

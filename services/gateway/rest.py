@@ -444,7 +444,7 @@ class RestFacade:
             "duration": round(conversation.audio_duration_s, 3),
             "text": " ".join(t.text for t in conversation.turns),
             "segments": segments,
-            "usage": {"type": "duration", "seconds": math.ceil(conversation.audio_duration_s)},
+            "usage": _duration_usage(conversation.audio_duration_s),
         })
 
     async def translations(self, request: web.Request) -> web.Response:
@@ -542,6 +542,11 @@ def _speaker_count(form: Form, name: str) -> int:
     return int(value)
 
 
+def _duration_usage(seconds: float) -> dict[str, Any]:
+    """OpenAI's usage of a transcription billed by duration (whole seconds, rounded up)."""
+    return {"type": "duration", "seconds": math.ceil(seconds)}
+
+
 def _truthy(value: str) -> bool:
     return value.strip().lower() in ("true", "1", "yes", "on")
 
@@ -563,7 +568,7 @@ def _render(response: transcription_pb2.TranscribeResponse, fmt: str, task: str,
         return web.Response(text=transcripts.to_srt(transcripts.cues_from_segments(response.segments)), content_type="text/plain")
     if fmt == "vtt":
         return web.Response(text=transcripts.to_vtt(transcripts.cues_from_segments(response.segments)), content_type="text/vtt")
-    usage = {"type": "duration", "seconds": math.ceil(response.audio_duration_s)}
+    usage = _duration_usage(response.audio_duration_s)
     if fmt == "json":
         return json_response({"text": text, "usage": usage})
     body: dict[str, Any] = {

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from parlons.services.common.errors import ParlonsError
+from parlons.services.common.language_names import language_name
+from parlons.services.translation import languages
 
 if TYPE_CHECKING:
     from parlons.models.manager import ModelManager
@@ -81,26 +83,26 @@ def _configured(names: list[str], manager: ModelManager) -> tuple[list[ModelSour
     return sources, refused
 
 
-def catalog_suggestions(manager: ModelManager, loaded: set[str]) -> Callable[[str, str], str]:
+def catalog_suggestions(manager: ModelManager, loaded: set[str], pivot: str = "en") -> Callable[[str, str], str]:
     """What to install for a pair no loaded model serves, from the catalog: the bilingual
-    models for it (directly, or two through English), then the multilingual ones."""
+    models for it (directly, or two through the pivot), then the multilingual ones. Tags
+    match as routing matches them (`languages.closest`)."""
     entries = [e for e in manager.catalog if e.kind == "translation" and e.name not in loaded]
+    bilingual = [e for e in entries if e.source_languages and e.target_languages]
+    multi = [f"{e.name} ({e.licence})" for e in entries if "*" in e.languages]
 
-    def first(tags: tuple[str, ...]) -> set[str]:
-        return {t.replace("_", "-").split("-")[0].lower() for t in tags}
+    def serving(source: str, target: str) -> list[str]:
+        return [e.name for e in bilingual if languages.closest(source, frozenset(e.source_languages))
+                and languages.closest(target, frozenset(e.target_languages))]
 
     def suggest(source: str, target: str) -> str:
-        src, tgt = first((source,)).pop(), first((target,)).pop()
-        bilingual = [e for e in entries if e.source_languages and e.target_languages]
-        direct = [e.name for e in bilingual if src in first(e.source_languages) and tgt in first(e.target_languages)]
-        into_en = [e.name for e in bilingual if src in first(e.source_languages) and "en" in first(e.target_languages)]
-        from_en = [e.name for e in bilingual if "en" in first(e.source_languages) and tgt in first(e.target_languages)]
-        multi = [f"{e.name} ({e.licence})" for e in entries if "*" in e.languages]
         parts = []
+        direct = serving(source, target)
+        into_pivot, from_pivot = serving(source, pivot), serving(pivot, target)
         if direct:
             parts.append(f"the catalog's {', '.join(direct)} serves it")
-        elif into_en and from_en:
-            parts.append(f"the catalog's {into_en[0]} and {from_en[0]} serve it through English")
+        elif into_pivot and from_pivot:
+            parts.append(f"the catalog's {into_pivot[0]} and {from_pivot[0]} serve it through {language_name(pivot).title()}")
         if multi:
             parts.append(f"multilingual models that may cover it: {', '.join(multi)} (docs/desk-languages.md)")
         return ("To add it: `parlons models pull NAME`; " + "; ".join(parts)) if parts else ""

@@ -275,7 +275,7 @@ class TranslationModule(EngineModule[TranslationEngine]):
             default_beam_size=s.beam_size,
             pivot_language=s.pivot_language,
             document_queue=WorkQueue("translation-documents", s.max_concurrent_documents, s.max_queued_documents),
-            suggest=catalog_suggestions(manager, {m.name for m in models}),
+            suggest=catalog_suggestions(manager, {m.name for m in models}, s.pivot_language),
         )
 
     async def close(self) -> None:
