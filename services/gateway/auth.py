@@ -160,7 +160,7 @@ class GatewayAdmission:
         if name in AUDIO_METHODS:
             await self.quotas.check_audio(tenant)
         elif name in CHARACTER_METHODS:
-            await self.quotas.charge_characters(tenant, 0)  # charges nothing: refuses a debt
+            await self.quotas.check_characters(tenant)
 
 
 def peercert_names(peercert: Mapping[str, object] | None) -> list[str]:

@@ -73,6 +73,10 @@ class QuotaManager:
         """Correct an earlier charge (measured duration minus estimate); never refuses."""
         await self._take(tenant, "audio seconds", tenant.quotas.audio_seconds_per_minute, delta_s, admit=False)
 
+    async def check_characters(self, tenant: Tenant) -> None:
+        """Refuse now a tenant in character debt (a text about to be read); charges nothing."""
+        await self._take(tenant, "characters", tenant.quotas.characters_per_minute, 0.0, admit=True)
+
     async def charge_characters(self, tenant: Tenant, characters: int, *, under_way: bool = False) -> None:
         await self._take(tenant, "characters", tenant.quotas.characters_per_minute, float(max(characters, 0)),
                          admit=True, under_way=under_way)
