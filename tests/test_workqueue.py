@@ -52,7 +52,8 @@ class _Counted:
 async def test_never_runs_more_than_max_concurrent() -> None:
     queue = WorkQueue("test", max_concurrent=2, max_queued=10)
     counted = _Counted()
-    job = counted.job(lambda: time.sleep(0.02))
+    pairs = threading.Barrier(2)  # each job waits for a second one to run beside it: however
+    job = counted.job(lambda: pairs.wait(timeout=30))  # slow the machine, two do run at once
     await asyncio.gather(*(queue.run(job) for _ in range(8)))
     assert counted.peak == 2
     queue.shutdown()
