@@ -55,7 +55,7 @@ from sacrebleu.metrics import BLEU, CHRF  # noqa: E402
 from common import machine  # noqa: E402
 from parlons.models.manager import ModelManager  # noqa: E402
 from parlons.services.common.config import load_config  # noqa: E402
-from parlons.services.common.errors import ParlonsError  # noqa: E402
+from parlons.errors import ParlonsError  # noqa: E402
 from parlons.services.translation import languages  # noqa: E402
 from parlons.services.translation.discovery import model_sources  # noqa: E402
 from parlons.services.translation.engine import TranslationEngine  # noqa: E402

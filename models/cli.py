@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from parlons.services.common.errors import ParlonsError
+from parlons.errors import ParlonsError
 
 from .manager import ModelManager
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from parlons.services.common.errors import ModelCorrupt, ModelNotFound, Unavailable
+from parlons.errors import ModelCorrupt, ModelNotFound, Unavailable
 
 from .catalog import Catalog, FileSpec, ModelEntry, load_catalog
 from .progress import ProgressCallback, Reporter, SilentReporter, make_reporter

@@ -7,7 +7,7 @@ import pytest
 
 from parlons.services.anonymization.engine import AnonymizationEngine, AnonymizeLimits, AnonymizeOptions
 from parlons.services.anonymization.numbers import token_runs
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,7 @@ def test_translate_speech_anonymizes_before_translating(channel: grpc.Channel, s
 
 def test_the_translation_service_alone_refuses_anonymization(server: BackgroundServer) -> None:
     from parlons.services.translation.servicer import refuse_anonymization
-    from parlons.services.common.errors import FailedPrecondition
+    from parlons.errors import FailedPrecondition
     from parlons.v1 import translation_pb2
 
     with pytest.raises(FailedPrecondition, match="gateway"):

@@ -18,7 +18,7 @@ from parlons.services.common.audio import (
     RawPcmFormat,
     decode_audio,
 )
-from parlons.services.common.errors import InvalidArgument, InvalidAudio
+from parlons.errors import InvalidArgument, InvalidAudio
 from speech import AUDIO
 
 ENGLISH_VARIANTS = (

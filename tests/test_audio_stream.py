@@ -10,7 +10,7 @@ import pytest
 from parlons.services.common.audio import decode_audio
 from parlons.services.common.audio_request import StreamAudioDecoder
 from parlons.services.common.audio_stream import ContainerStreamDecoder
-from parlons.services.common.errors import InvalidAudio
+from parlons.errors import InvalidAudio
 from parlons.v1 import audio_pb2
 from speech import AUDIO, opus_bytes
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from parlons.services.common.config import load_config
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 
 def test_defaults_then_file_then_environment(tmp_path: Path) -> None:

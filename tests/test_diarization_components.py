@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from parlons.services.common.audio import decode_audio
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.diarization.options import DEFAULT_PIPELINE_FILE, DiarizationConfig
 
 

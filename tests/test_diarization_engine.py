@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from parlons.services.common.audio import DecodedAudio, decode_audio
-from parlons.services.common.errors import Cancelled, InvalidArgument, InvalidAudio
+from parlons.errors import Cancelled, InvalidArgument, InvalidAudio
 from parlons.services.diarization.engine import (
     DiarizationEngine,
     DiarizationResult,

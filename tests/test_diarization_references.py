@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.diarization.references import VoiceReference, check_reference_names, name_speakers
 from parlons.services.diarization.results import count_note
 from parlons.services.diarization.speaker_count import count_report

@@ -17,7 +17,7 @@ import pytest
 
 from parlons.services.common.audio import DecodedAudio, decode_audio
 from parlons.services.common.config import ParlonsConfig
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.transcription import convert
 from parlons.services.transcription.engine import (
     TranscriptionEngine,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from parlons.services.common.audio_request import StreamAudioDecoder
-from parlons.services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from parlons.errors import FailedPrecondition, InvalidArgument, Unavailable
 from parlons.services.gateway.attribution import RATE, Attributor, Party
 from parlons.services.gateway.compose import SpeakerSpan
 from parlons.services.gateway.core import Call, GatewayCore

@@ -117,7 +117,7 @@ def test_backend_down_is_unavailable_quickly_naming_the_service() -> None:
 
 def test_half_set_backend_tls_is_a_start_up_error(tmp_path: Path) -> None:
     """Issue 10: `backend_cert` without `backend_ca` was silently ignored (plaintext)."""
-    from parlons.services.common.errors import InvalidArgument
+    from parlons.errors import InvalidArgument
     from parlons.services.gateway.routing import BackendTls
 
     cert, key, ca = (tmp_path / n for n in ("c.pem", "k.pem", "ca.pem"))

@@ -10,11 +10,10 @@ import time
 import wave
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 
-from parlons.services.common.errors import NotFound, PermissionDenied, ResourceExhausted, Unauthenticated
+from parlons.errors import NotFound, PermissionDenied, ResourceExhausted, Status, Unauthenticated
 from parlons.services.gateway import cli
 from parlons.services.gateway.auth import Authenticator, resolve_mode
 from parlons.services.gateway.quota_store import DebtBucket
@@ -158,7 +157,7 @@ async def test_quota_manager_refuses_with_retry_information() -> None:
     await quotas.charge_audio(tenant, 40.0)
     with pytest.raises(ResourceExhausted) as info:
         await quotas.charge_audio(tenant, 1.0)
-    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert info.value.code is Status.RESOURCE_EXHAUSTED
     retry_after_s = info.value.retry_after_s
     assert retry_after_s is not None and 19.0 < retry_after_s <= 20.1
     await quotas.adjust_audio(tenant, -40.0)  # refund (failed work): admitted again

@@ -211,7 +211,7 @@ def test_a_backend_requiring_the_gateway_refuses_others_and_a_split_gateway_gets
 
 def test_trust_settings_that_cannot_work_stop_the_server() -> None:
     from parlons.services.common.config import ServerSettings
-    from parlons.services.common.errors import InvalidArgument
+    from parlons.errors import InvalidArgument
     from parlons.services.common.gateway_trust import GatewayTrust
 
     with pytest.raises(InvalidArgument, match="needs tls_client_ca"):

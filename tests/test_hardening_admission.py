@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from parlons.services.common import interceptors
 from parlons.services.common.config import ParlonsConfig, ServerSettings, TranscriptionSettings
-from parlons.services.common.errors import NotFound, ResourceExhausted
+from parlons.errors import NotFound, ResourceExhausted
 from parlons.services.common.server import BackgroundServer, reflection_enabled
 from parlons.services.gateway.servicer import GatewayModule
 from parlons.services.gateway.tenants import TenantStore

@@ -47,7 +47,7 @@ from parlons.services.anonymization.numbers import READINGS_PER_TOKEN, token_run
 from parlons.services.anonymization.replace import Replacer, first_related
 from parlons.services.anonymization.servicer import AnonymizationFault, AnonymizationServicer, without_content
 from parlons.services.common.config import AnonymizationSettings
-from parlons.services.common.errors import Cancelled, InvalidArgument
+from parlons.errors import Cancelled, InvalidArgument
 from parlons.services.common.logs import JsonFormatter
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation.documents import DocumentLimits

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from parlons.services.common.audio import RawPcmFormat, decode_audio
-from parlons.services.common.errors import InvalidAudio
+from parlons.errors import InvalidAudio
 from crafted import crafted_wav, measured
 from speech import AUDIO, wav_bytes
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from parlons.services.common.errors import Cancelled, InvalidArgument, ResourceExhausted
+from parlons.errors import Cancelled, InvalidArgument, ResourceExhausted
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation import documents
 from parlons.services.translation.documents import DocFormat, DocumentLimits

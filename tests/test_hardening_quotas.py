@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from parlons.services.common.audio import decode_audio
-from parlons.services.common.errors import ResourceExhausted
+from parlons.errors import ResourceExhausted
 from parlons.services.gateway.auth import Authenticator
 from parlons.services.gateway.core import AudioCharge, Call, GatewayCore
 from parlons.services.gateway.proxy import Proxy

@@ -282,7 +282,7 @@ def test_an_upload_is_held_once_in_memory_not_twice() -> None:
     limit it refuses before growing."""
     from crafted import measured
     from parlons.services.common.audio_request import read_upload
-    from parlons.services.common.errors import InvalidAudio
+    from parlons.errors import InvalidAudio
 
     chunk = b"\x01" * (1 << 16)
     size_mib = 64

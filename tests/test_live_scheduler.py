@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from parlons.services.common.audio import DecodedAudio, decode_audio
-from parlons.services.common.errors import Cancelled
+from parlons.errors import Cancelled
 from parlons.services.transcription.engine import TranscriptionEngine
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.scheduler import (

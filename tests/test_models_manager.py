@@ -23,7 +23,7 @@ from parlons.models.catalog import CatalogError, HubSource, LocalSource, Package
 from parlons.models.cli import main as models_cli
 from parlons.models.manager import MANIFEST, InstallRecord, ModelManager, default_cache_dir
 from parlons.models.progress import ProgressEvent
-from parlons.services.common.errors import ModelCorrupt, ModelNotFound, Unavailable
+from parlons.errors import ModelCorrupt, ModelNotFound, Unavailable
 
 DATA = Path(os.environ.get("PARLONS_TEST_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 

@@ -20,7 +20,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway_helpers import gateway_config, make_tenants, start_embedded
-from parlons.services.common.errors import Unavailable
+from parlons.errors import Unavailable
 from parlons.services.gateway import quota_store
 from parlons.services.gateway import quotas as quotas_module
 from parlons.services.gateway.auth import Authenticator
@@ -31,7 +31,7 @@ from parlons.services.gateway.quota_store import RedisStore
 from parlons.services.gateway.quotas import QuotaManager
 from parlons.services.gateway.routing import CallOptions
 from parlons.services.gateway.tenants import Quotas, Tenant
-from parlons.services.common.errors import ResourceExhausted
+from parlons.errors import ResourceExhausted
 from parlons.v1 import audio_pb2, gateway_pb2, transcription_pb2, translation_pb2, translation_pb2_grpc
 from redis_helpers import RedisServer
 

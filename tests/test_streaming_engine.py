@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from faster_whisper.vad import get_vad_model
 from parlons.services.common.audio import DecodedAudio, decode_audio
-from parlons.services.common.errors import Cancelled, InvalidArgument
+from parlons.errors import Cancelled, InvalidArgument
 from parlons.services.transcription.engine import TranscriptionEngine
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.streaming import (

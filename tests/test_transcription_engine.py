@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from parlons.services.common.audio import DecodedAudio, decode_audio
-from parlons.services.common.errors import (
+from parlons.errors import (
     Cancelled,
     InvalidArgument,
     ModelCorrupt,

@@ -11,7 +11,7 @@ import ctranslate2
 import pytest
 import sentencepiece as spm
 
-from parlons.services.common.errors import ResourceExhausted, Unavailable
+from parlons.errors import ResourceExhausted, Unavailable
 from parlons.services.translation.batcher import BatchItem, MicroBatcher
 from translation_models import CORPUS, translation_model_dirs  # noqa: F401
 

@@ -76,7 +76,7 @@ def test_discovery_lists_sources_with_the_catalogs_languages(cache: Path) -> Non
 
 
 def test_a_pair_no_model_serves_is_not_found_naming_the_models_that_would(cache: Path) -> None:
-    from parlons.services.common.errors import NotFound
+    from parlons.errors import NotFound
 
     engine = TranslationModule(ParlonsConfig().translation)._load_engine()
     with pytest.raises(NotFound) as uk:

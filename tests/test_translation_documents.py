@@ -15,7 +15,7 @@ from odf import opendocument, teletype
 from odf.text import H, P, Span
 from pypdf import PdfReader
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.translation import documents
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 from parlons.services.translation.engine import TranslationEngine

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from parlons.services.common.errors import InvalidArgument, ModelCorrupt, ModelNotFound, NotFound
+from parlons.errors import InvalidArgument, ModelCorrupt, ModelNotFound, NotFound
 from parlons.services.translation import text as textmod
 from parlons.services.translation.engine import EngineLimits, TranslationEngine
 from parlons.services.translation.glossary import Glossary, GlossaryEntry

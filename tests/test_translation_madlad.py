@@ -18,7 +18,7 @@ import pytest
 
 from parlons.models.catalog import HubSource, load_catalog
 from parlons.models.manager import ModelManager
-from parlons.services.common.errors import NotFound
+from parlons.errors import NotFound
 from parlons.services.translation import languages
 from parlons.services.translation.engine import TranslationEngine
 from parlons.services.translation.layouts import load_layout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parlons.services.common.errors import InvalidArgument, NotFound
+from parlons.errors import InvalidArgument, NotFound
 from parlons.services.translation import languages, text
 from parlons.services.translation.engine import locate_fixed
 from parlons.services.translation.glossary import Glossary, GlossaryEntry, GlossaryStore, parse_json

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parlons.services.common.errors import ResourceExhausted, Unavailable
+from parlons.errors import ResourceExhausted, Unavailable
 from parlons.services.common.workqueue import WorkQueue
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from parlons.services.common.budget import WorkBudget
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.translation import documents
 from parlons.services.translation.documents import DocFormat, DocumentLimits
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from parlons.services.common.budget import WorkBudget
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.common.trie_regex import trie_pattern
 
 from .entities import (

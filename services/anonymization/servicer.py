@@ -21,7 +21,7 @@ from parlons.services.anonymization.documents import anonymize_document
 from parlons.services.anonymization.engine import AnonymizationEngine, AnonymizeLimits, AnonymizeOptions
 from parlons.services.anonymization.replace import PLACEHOLDER, PSEUDONYM, REDACT
 from parlons.services.common.config import AnonymizationSettings, ParlonsConfig
-from parlons.services.common.errors import InvalidArgument, ParlonsError
+from parlons.errors import InvalidArgument, ParlonsError
 from parlons.services.common.module import EngineModule
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation.documents import DocumentLimits

@@ -30,7 +30,7 @@ from typing import Final, cast
 import av
 import av.error
 import numpy as np
-from parlons.services.common.errors import InvalidAudio
+from parlons.errors import InvalidAudio
 
 TARGET_RATE: Final = 16000
 MIN_SAMPLE_RATE: Final = 8000

@@ -23,7 +23,7 @@ from parlons.services.common.audio import (
     decode_audio,
 )
 from parlons.services.common.audio_stream import ContainerStreamDecoder
-from parlons.services.common.errors import InvalidArgument, InvalidAudio
+from parlons.errors import InvalidArgument, InvalidAudio
 from parlons.v1 import audio_pb2
 
 RAW_ENCODING_NAMES: dict[int, str] = {

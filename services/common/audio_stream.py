@@ -34,7 +34,7 @@ from parlons.services.common.audio import (
     container_frames,
     resampled_frames,
 )
-from parlons.services.common.errors import InvalidAudio
+from parlons.errors import InvalidAudio
 
 # Container name on the wire -> FFmpeg demuxer.
 STREAM_CONTAINERS: Final = {"ogg": "ogg", "webm": "matroska"}

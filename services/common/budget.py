@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-from parlons.services.common.errors import Cancelled, InvalidArgument, ParlonsError
+from parlons.errors import Cancelled, InvalidArgument, ParlonsError
 
 # Units of work between two reads of the clock (`tick`): cheap enough for every element
 # of a tree, often enough for a cancel to be honoured well within a second.

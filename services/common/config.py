@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 
 @dataclass

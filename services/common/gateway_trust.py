@@ -26,7 +26,7 @@ from typing import Any
 from collections.abc import Iterable
 
 from parlons.services.common.context import TENANT_HEADER
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 GATEWAY_SECRET_HEADER = "x-parlons-gateway-secret"
 

@@ -27,8 +27,8 @@ from parlons.services.common.context import (
 )
 from google.protobuf.message import DecodeError
 
-from parlons.services.common.status_details import trailing_metadata
-from parlons.services.common.errors import (
+from parlons.services.common.status_details import grpc_code, trailing_metadata
+from parlons.errors import (
     InvalidArgument,
     OutOfRange,
     ParlonsError,
@@ -186,8 +186,8 @@ class _Call:
     async def fail(self, context: aio.ServicerContext, exc: BaseException) -> None:
         """Abort with the status the exception stands for (this raises)."""
         if isinstance(exc, ParlonsError):
-            self.code = exc.code
-            await context.abort(exc.code, exc.message, trailing_metadata(exc))
+            self.code = grpc_code(exc.code)
+            await context.abort(self.code, exc.message, trailing_metadata(exc))
         self.code = grpc.StatusCode.INTERNAL
         log.error(
             "internal error",

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 from grpc import aio
 
 from parlons.services.common import metrics
-from parlons.services.common.errors import Unavailable
+from parlons.errors import Unavailable
 
 EngineT = TypeVar("EngineT")
 # The RetryInfo delay while a model loads (loads take seconds to minutes).

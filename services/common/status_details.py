@@ -8,18 +8,29 @@ others still have the plain message and, for retries, the `retry-after-ms` trail
 
 from __future__ import annotations
 
+import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from parlons.services.common.errors import InvalidArgument, ParlonsError
+from parlons.errors import InvalidArgument, ParlonsError, Status
 
 DETAILS_KEY = "grpc-status-details-bin"
 RETRY_AFTER_KEY = "retry-after-ms"
 
 
+def grpc_code(status: Status) -> grpc.StatusCode:
+    """The gRPC code a parlons status stands for (the same name)."""
+    return grpc.StatusCode[status.name]
+
+
+def parlons_status(code: grpc.StatusCode) -> Status:
+    """The parlons status a gRPC code stands for (a backend's answer passed on)."""
+    return Status[code.name]
+
+
 def trailing_metadata(error: ParlonsError) -> tuple[tuple[str, str | bytes], ...]:
     """The trailers that carry `error`'s details (and its retry delay, plainly)."""
-    status = status_pb2.Status(code=error.code.value[0], message=error.message)
+    status = status_pb2.Status(code=error.code.value, message=error.message)
     metadata: list[tuple[str, str | bytes]] = []
     retry_after = error.retry_after_s
     if retry_after is not None:
@@ -57,4 +68,4 @@ def field_of(status: status_pb2.Status | None) -> str:
     return ""
 
 
-__all__ = ["DETAILS_KEY", "RETRY_AFTER_KEY", "details_of", "field_of", "trailing_metadata"]
+__all__ = ["DETAILS_KEY", "RETRY_AFTER_KEY", "details_of", "field_of", "grpc_code", "parlons_status", "trailing_metadata"]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 from parlons.services.common import metrics
-from parlons.services.common.errors import InvalidArgument, ResourceExhausted
+from parlons.errors import InvalidArgument, ResourceExhausted
 
 T = TypeVar("T")
 _END = object()

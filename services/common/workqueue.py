@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from collections.abc import Callable
 
 from parlons.services.common import metrics
-from parlons.services.common.errors import ResourceExhausted, Unavailable
+from parlons.errors import ResourceExhausted, Unavailable
 
 T = TypeVar("T")
 

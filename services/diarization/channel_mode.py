@@ -26,7 +26,7 @@ import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
-from parlons.services.common.errors import Cancelled, InvalidArgument, InvalidAudio
+from parlons.errors import Cancelled, InvalidArgument, InvalidAudio
 from parlons.services.diarization.options import ChannelModeConfig, DiarizationConfig
 from parlons.services.diarization.results import DiarizationResult, finish
 

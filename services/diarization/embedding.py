@@ -32,7 +32,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Final, Literal
 
-from parlons.services.common.errors import ModelCorrupt, ModelNotFound
+from parlons.errors import ModelCorrupt, ModelNotFound
 from parlons.services.diarization.torch_compat import prepare_pyannote_import
 
 prepare_pyannote_import()  # speechbrain imports torchaudio too

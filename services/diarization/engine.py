@@ -32,7 +32,7 @@ from typing import Any, Final
 import numpy as np
 
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
-from parlons.services.common.errors import Cancelled, InvalidArgument, InvalidAudio, ModelCorrupt
+from parlons.errors import Cancelled, InvalidArgument, InvalidAudio, ModelCorrupt
 from parlons.services.diarization.channel_mode import diarize_channels
 from parlons.services.diarization.options import DiarizationConfig
 from parlons.services.diarization.references import (

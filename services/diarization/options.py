@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from collections.abc import Mapping
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 DEFAULT_PIPELINE_FILE = Path(__file__).with_name("pipeline.toml")
 

@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 MAX_REFERENCES: Final = 8
 MAX_NAME_CHARS: Final = 64

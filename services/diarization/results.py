@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 Mode = Literal["neural", "channel"]
 

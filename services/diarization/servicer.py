@@ -21,7 +21,7 @@ from parlons.services.common.module import EngineModule
 from parlons.services.common import metrics
 from parlons.services.common.audio_request import audio_bytes, decode_request_audio, read_upload
 from parlons.services.common.config import DiarizationSettings, ParlonsConfig
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.diarization.channel_mode import diarize_channels
 from parlons.services.diarization.options import DiarizationConfig

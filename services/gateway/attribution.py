@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parlons.services.common.audio import decode_audio
-from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ParlonsError
+from parlons.errors import FailedPrecondition, InvalidArgument, ParlonsError
 from parlons.services.gateway import compose
 from parlons.services.gateway.voices import VoicePrints, pause_cuts
 from parlons.v1 import transcription_pb2

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from grpc import aio
 
 from parlons.hosts import is_loopback
-from parlons.services.common.errors import InvalidArgument, Unauthenticated
+from parlons.errors import InvalidArgument, Unauthenticated
 from parlons.services.gateway.tenants import ANONYMOUS, Tenant, TenantRegistry, anonymous_tenant
 
 if TYPE_CHECKING:

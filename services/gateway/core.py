@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from collections.abc import Awaitable, Iterator, Sequence
 
 from parlons import anonymized
-from parlons.services.common.errors import InvalidArgument, ParlonsError
+from parlons.errors import InvalidArgument, ParlonsError
 from parlons.services.gateway import compose
 from parlons.services.gateway.quotas import QuotaManager, estimate_audio_seconds
 from parlons.services.gateway.routing import CallOptions, Router

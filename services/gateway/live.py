@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 
-from parlons.services.common.errors import InvalidArgument, ParlonsError
+from parlons.errors import InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamPump
 from parlons.services.gateway import compose
 from parlons.services.gateway.attribution import (

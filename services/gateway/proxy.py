@@ -20,7 +20,7 @@ from grpc import aio
 
 from parlons import anonymized
 from parlons.services.common.audio_request import read_upload
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.common.streams import in_stream_order
 from parlons.services.gateway.auth import Authenticator
 from parlons.services.gateway.core import UPLOAD_CHUNK_BYTES, AudioCharge, Call, GatewayCore

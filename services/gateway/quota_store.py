@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 from collections.abc import Awaitable, Callable
 
-from parlons.services.common.errors import Unavailable
+from parlons.errors import Unavailable
 
 log = logging.getLogger("parlons.gateway.quotas")
 

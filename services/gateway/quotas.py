@@ -24,7 +24,7 @@ from prometheus_client import Counter
 
 from parlons.services.common.audio import ALLOWED_DEMUXERS
 from parlons.services.common.audio_request import StreamAudioDecoder, raw_format
-from parlons.services.common.errors import ResourceExhausted
+from parlons.errors import ResourceExhausted
 from parlons.services.gateway.quota_store import STREAM_LEASE_S, MemoryStore, QuotaStore
 from parlons.services.gateway.tenants import Tenant
 from parlons.v1 import audio_pb2

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from collections.abc import Awaitable, Callable
 
-import grpc
 from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
 
 from parlons import transcripts
@@ -38,7 +37,7 @@ from parlons.services.common.audio_request import UploadBuffer
 from parlons.services.common.config import GatewaySettings
 from parlons.services.common.context import REQUEST_ID_HEADER, new_request_id, request_id_var, valid_request_id
 from parlons.services.common.language_names import code_of, language_name, to_bcp47
-from parlons.services.common.errors import InvalidArgument, NotFound, ParlonsError, ResourceExhausted
+from parlons.errors import InvalidArgument, NotFound, ParlonsError, ResourceExhausted, Status
 from parlons.services.gateway.auth import Authenticator, peercert_names
 from parlons.services.gateway.core import Call, GatewayCore
 from parlons.services.gateway.quotas import estimate_audio_seconds
@@ -54,16 +53,16 @@ _MODELS_CACHE_S = 10.0
 _PUNCTUATION = string.punctuation.replace("'", "") + "«»¿¡…“”„‘’"
 
 _HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
-    grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
-    grpc.StatusCode.UNAUTHENTICATED: (401, "invalid_request_error"),
-    grpc.StatusCode.PERMISSION_DENIED: (403, "invalid_request_error"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "requests"),
-    grpc.StatusCode.FAILED_PRECONDITION: (400, "invalid_request_error"),
-    grpc.StatusCode.UNAVAILABLE: (503, "server_error"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "server_error"),
-    grpc.StatusCode.CANCELLED: (499, "server_error"),
-    grpc.StatusCode.UNIMPLEMENTED: (501, "server_error"),
+    Status.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    Status.NOT_FOUND: (404, "invalid_request_error"),
+    Status.UNAUTHENTICATED: (401, "invalid_request_error"),
+    Status.PERMISSION_DENIED: (403, "invalid_request_error"),
+    Status.RESOURCE_EXHAUSTED: (429, "requests"),
+    Status.FAILED_PRECONDITION: (400, "invalid_request_error"),
+    Status.UNAVAILABLE: (503, "server_error"),
+    Status.DEADLINE_EXCEEDED: (504, "server_error"),
+    Status.CANCELLED: (499, "server_error"),
+    Status.UNIMPLEMENTED: (501, "server_error"),
 }
 _CODES = {
     401: "invalid_api_key",
@@ -268,7 +267,7 @@ class RestFacade:
         except ParlonsError as exc:
             status, kind = _HTTP_STATUS.get(exc.code, (500, "server_error"))
             retry = None
-            if isinstance(exc, ResourceExhausted) or exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            if isinstance(exc, ResourceExhausted) or exc.code is Status.RESOURCE_EXHAUSTED:
                 retry = exc.retry_after_s or 1.0
             response = error_response(status, exc.message, kind=kind, retry_after_s=retry,
                                       param=_form_field(getattr(exc, "field", "")))

@@ -38,9 +38,9 @@ from prometheus_client import Counter
 
 from parlons.services.common.context import REQUEST_ID_HEADER, TENANT_HEADER, current_request_id
 from parlons.services.common.gateway_trust import GATEWAY_SECRET_HEADER
-from parlons.services.common.status_details import RETRY_AFTER_KEY, details_of, field_of
+from parlons.services.common.status_details import RETRY_AFTER_KEY, details_of, field_of, parlons_status
 from parlons.services.common.streams import StreamPump
-from parlons.services.common.errors import (
+from parlons.errors import (
     InvalidArgument,
     ParlonsError,
     ResourceExhausted,
@@ -83,7 +83,7 @@ class BackendError(ParlonsError):
 
     def __init__(self, code: grpc.StatusCode, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = parlons_status(code)
         self.retry_after_s = retry_after_s
 
 

@@ -28,7 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from parlons.services.common.audio_request import audio_bytes, read_upload
 from parlons.services.common.config import GatewaySettings, ParlonsConfig, ServerSettings
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.common.interceptors import ServiceInterceptor, stream_bounds
 from parlons.services.common.server import RunningServer, ServiceModule, channel_options
 from parlons.services.common.streams import read_config

@@ -54,7 +54,7 @@ from collections.abc import Iterable, Mapping
 import tomli_w
 
 from parlons.private_files import replaced_privately
-from parlons.services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from parlons.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from parlons.v1 import translation_pb2
 
 log = logging.getLogger("parlons.gateway.tenants")

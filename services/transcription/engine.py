@@ -41,7 +41,7 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
-from parlons.services.common.errors import (
+from parlons.errors import (
     Cancelled,
     InvalidArgument,
     ModelCorrupt,

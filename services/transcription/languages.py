@@ -16,7 +16,7 @@ import re
 from typing import Final
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES
-from parlons.services.common.errors import InvalidArgument, NotFound
+from parlons.errors import InvalidArgument, NotFound
 from parlons.services.common.language_names import to_bcp47
 
 WHISPER_LANGUAGES: Final[tuple[str, ...]] = tuple(_LANGUAGE_CODES)

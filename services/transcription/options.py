@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from parlons.services.common.errors import InvalidArgument, NotFound
+from parlons.errors import InvalidArgument, NotFound
 from parlons.services.transcription.languages import to_whisper
 
 Task = Literal["transcribe", "translate"]

@@ -46,7 +46,7 @@ from typing import Any, Final
 import ctranslate2
 import numpy as np
 from parlons.services.common import metrics
-from parlons.services.common.errors import Cancelled, ParlonsError
+from parlons.errors import Cancelled, ParlonsError
 
 # A window joins a batch when the longest is at most this times the shortest.
 MAX_PAD_RATIO: Final = 4 / 3

@@ -29,7 +29,7 @@ from parlons.services.common.audio_request import (
     read_upload,
 )
 from parlons.services.common.config import ParlonsConfig, TranscriptionSettings
-from parlons.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from parlons.errors import InvalidArgument, NotFound, ResourceExhausted
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.transcription import convert

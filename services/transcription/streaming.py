@@ -43,7 +43,7 @@ from typing import Any, Final
 
 import numpy as np
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
-from parlons.services.common.errors import Cancelled, InvalidArgument
+from parlons.errors import Cancelled, InvalidArgument
 from parlons.services.transcription.engine import (
     WINDOW_S,
     Segment,

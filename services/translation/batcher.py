@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable, Hashable, Sequence
 
 from parlons.services.common import metrics
-from parlons.services.common.errors import ParlonsError, ResourceExhausted, Unavailable
+from parlons.errors import ParlonsError, ResourceExhausted, Unavailable
 
 log = logging.getLogger("parlons.translation.batcher")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from parlons.services.common.budget import WorkBudget
-from parlons.services.common.errors import Cancelled, InvalidArgument, ParlonsError
+from parlons.errors import Cancelled, InvalidArgument, ParlonsError
 
 
 class ReadBudget(WorkBudget):

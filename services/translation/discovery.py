@@ -17,7 +17,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from parlons.services.common.errors import ParlonsError
+from parlons.errors import ParlonsError
 from parlons.services.common.language_names import language_name
 from parlons.services.translation import languages
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import lxml.html
 from lxml import etree
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.translation import doc_xml
 from parlons.services.translation.budget import ReadBudget
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.translation import doc_xml, safezip
 from parlons.services.translation.budget import ReadBudget
 

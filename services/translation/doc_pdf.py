@@ -17,7 +17,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from parlons.services.common.errors import Cancelled, FailedPrecondition, InvalidArgument
+from parlons.errors import Cancelled, FailedPrecondition, InvalidArgument
 from parlons.services.translation.budget import ReadBudget
 
 log = logging.getLogger("parlons.translation.pdf")

@@ -17,7 +17,7 @@ import srt
 import webvtt
 from webvtt import errors as webvtt_errors
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 _TAG = re.compile(r"(<[^>\n]*>|\{\\[^}\n]*\})")
 

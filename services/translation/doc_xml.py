@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 from lxml import etree
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.translation.budget import ReadBudget
 
 

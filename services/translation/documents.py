@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Protocol
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 from parlons.services.translation import doc_html, doc_office, doc_pdf, doc_subtitles, safezip
 from parlons.services.translation.budget import ReadBudget
 

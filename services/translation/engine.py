@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
 
-from parlons.services.common.errors import InvalidArgument, NotFound
+from parlons.errors import InvalidArgument, NotFound
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation import documents, languages, text as textmod
 from parlons.services.translation.detect import Detection, LanguageDetector

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parlons.services.common.errors import InvalidArgument, NotFound
+from parlons.errors import InvalidArgument, NotFound
 from parlons.services.common.trie_regex import trie_pattern
 from parlons.services.translation.text import Span
 

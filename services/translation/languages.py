@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 # ISO 639-3 -> ISO 639-1 for every language that has a two-letter code and appears in
 # NLLB-200, M2M100 or OPUS-MT. Codes NLLB uses for a macrolanguage member are mapped to

@@ -32,7 +32,7 @@ from typing import Any
 
 import sentencepiece as spm
 
-from parlons.services.common.errors import InvalidArgument, ModelCorrupt, ModelNotFound
+from parlons.errors import InvalidArgument, ModelCorrupt, ModelNotFound
 from parlons.services.translation import languages, safezip
 
 METADATA_FILE = "parlons.json"

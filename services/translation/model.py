@@ -16,7 +16,7 @@ from collections.abc import Hashable, Sequence
 import ctranslate2
 
 from parlons.services.common import metrics
-from parlons.services.common.errors import InvalidArgument, ModelCorrupt
+from parlons.errors import InvalidArgument, ModelCorrupt
 from parlons.services.translation.batcher import BatchItem, MicroBatcher
 from parlons.services.translation.layouts import ModelLayout, load_layout
 

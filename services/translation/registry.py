@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from collections.abc import Callable, Sequence
 
-from parlons.services.common.errors import NotFound
+from parlons.errors import NotFound
 from parlons.services.translation import languages
 
 

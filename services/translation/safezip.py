@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from parlons.services.common.errors import InvalidArgument
+from parlons.errors import InvalidArgument
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from grpc import aio
 from parlons.services.common.module import EngineModule
 from parlons.services.common.config import ParlonsConfig, TranslationSettings
 from parlons.services.common.gateway_trust import current_tenant
-from parlons.services.common.errors import FailedPrecondition, InvalidArgument, ParlonsError
+from parlons.errors import FailedPrecondition, InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.translation.discovery import Refused, catalog_suggestions, log_refused, model_sources

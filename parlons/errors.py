@@ -1,19 +1,42 @@
-"""Errors that input can trigger, each mapped to the gRPC status a client can act on.
+"""Errors that input can trigger, each carrying the status a client can act on as data.
 
-Engines raise these plain exceptions (no gRPC import needed); the servicer layer turns
-them into statuses with `status_for`. Anything else is a bug and surfaces as INTERNAL
-with a request id, never as a stack trace on the wire.
+Engines, the model manager and the clients' shared code raise these plain exceptions; this
+module imports no gRPC. The servicer runtime maps `Status` onto `grpc.StatusCode` by name
+(`services/common/interceptors.py`), the REST facade onto HTTP. Anything else is a bug and
+surfaces as INTERNAL with a request id, never as a stack trace on the wire.
 """
 
 from __future__ import annotations
 
-import grpc
+import enum
+
+
+class Status(enum.Enum):
+    """The canonical status codes (google.rpc.Code), named as gRPC names them."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class ParlonsError(Exception):
     """Base of every error that carries a gRPC status code."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code: Status = Status.INTERNAL
     # Seconds a client should wait before retrying (RetryInfo, `retry-after-ms`); None: no advice.
     retry_after_s: float | None = None
 
@@ -27,7 +50,7 @@ class InvalidArgument(ParlonsError):
 
     `field`, when known, names the request field at fault (`google.rpc.BadRequest`)."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = Status.INVALID_ARGUMENT
 
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
@@ -37,7 +60,7 @@ class InvalidArgument(ParlonsError):
 class NotFound(ParlonsError):
     """An unknown model, language or resource was named (`field`, when known, names it)."""
 
-    code = grpc.StatusCode.NOT_FOUND
+    code = Status.NOT_FOUND
 
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
@@ -47,13 +70,13 @@ class NotFound(ParlonsError):
 class FailedPrecondition(ParlonsError):
     """The system is not in a state to serve this (e.g. model files corrupt)."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = Status.FAILED_PRECONDITION
 
 
 class ResourceExhausted(ParlonsError):
     """Overload or quota: retry later."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = Status.RESOURCE_EXHAUSTED
 
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
@@ -63,7 +86,7 @@ class ResourceExhausted(ParlonsError):
 class Unavailable(ParlonsError):
     """A backend or model is not available right now."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = Status.UNAVAILABLE
 
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
@@ -71,24 +94,24 @@ class Unavailable(ParlonsError):
 
 
 class Unauthenticated(ParlonsError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = Status.UNAUTHENTICATED
 
 
 class PermissionDenied(ParlonsError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = Status.PERMISSION_DENIED
 
 
 class Cancelled(ParlonsError):
     """The caller went away or the deadline passed; the work was stopped."""
 
-    code = grpc.StatusCode.CANCELLED
+    code = Status.CANCELLED
 
 
 class OutOfRange(ParlonsError):
     """A stream went past a bound of time: idle too long, or open too long (as Google's
     speech API answers the same cases)."""
 
-    code = grpc.StatusCode.OUT_OF_RANGE
+    code = Status.OUT_OF_RANGE
 
 
 class InvalidAudio(InvalidArgument):
