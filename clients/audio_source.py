@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
+from parlons.audio_constants import SAMPLE_RATE as RATE
 from parlons.v1 import audio_pb2
 
-RATE = 16000
 LIVE_AUDIO_CONFIG = audio_pb2.AudioConfig(encoding=audio_pb2.LINEAR16, sample_rate_hz=RATE, channels=1)
 
 

@@ -102,7 +102,8 @@ def test_language_hints_become_candidates_and_bad_hints_are_named() -> None:
     options = convert.options_from_proto(
         transcription_pb2.TranscriptionOptions(), audio_pb2.AudioConfig(language_hints=["fr", "ar-MA", "fr"])
     )
-    assert options.language is None and options.language_candidates == ("fr", "ar")
+    assert options.language is None and options.model_candidates == ("fr", "ar")
+    assert options.language_candidates == ("fr", "ar-MA")  # the tags as given, one per language
     single = convert.options_from_proto(
         transcription_pb2.TranscriptionOptions(), audio_pb2.AudioConfig(language_hints=["fr"])
     )

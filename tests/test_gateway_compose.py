@@ -98,11 +98,6 @@ def test_subtitles_carry_speaker_names_and_summaries_add_up() -> None:
     assert [s.speaker for s in plain.segments] == ["SPEAKER_00", "SPEAKER_01"]
 
 
-def test_language_tags_compare_by_primary_subtag() -> None:
-    assert compose.same_language("en", "en-GB") and compose.same_language("pt_BR", "pt")
-    assert not compose.same_language("fr", "en") and not compose.same_language("", "en")
-
-
 def test_an_ambiguous_change_moves_onto_punctuation() -> None:
     # "and" straddles the end of SPEAKER_00's turn (to 4.6) and the start of SPEAKER_01's
     # (from 4.4); overlap alone gives it to SPEAKER_00, mid-clause. It moves after the comma.

@@ -38,7 +38,7 @@ from desk_helpers import free_port
 from gateway_helpers import Tenants, make_tenants
 from parlons.clients import check_gateway_cli, opengatellm as ogl
 from parlons.services.common.audio import decode_audio
-from parlons.services.common.language_names import ALIASES, NAMES
+from parlons.language_names import ALIASES, NAMES
 from speech import AUDIO, DATA, normalise, opus_bytes
 
 pytestmark = pytest.mark.slow

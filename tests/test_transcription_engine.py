@@ -18,9 +18,9 @@ from parlons.errors import (
     NotFound,
 )
 from parlons.services.transcription.engine import TranscriptionEngine
+from parlons.languages import tag_of_whisper
 from parlons.services.transcription.languages import (
     supported_bcp47,
-    to_bcp47,
     to_whisper,
 )
 from parlons.services.transcription.options import TranscriptionOptions
@@ -56,15 +56,21 @@ def french(tmp_path_factory: pytest.TempPathFactory) -> DecodedAudio:
 
 
 def test_options_map_bcp47_to_whisper_codes() -> None:
-    assert TranscriptionOptions(language="fr-FR").language == "fr"
-    assert TranscriptionOptions(language="pt-BR").language == "pt"
-    assert TranscriptionOptions(language="pt_BR").language == "pt"
-    assert TranscriptionOptions(language="zh-Hant-TW").language == "zh"
-    assert TranscriptionOptions(language="jv").language == "jw"
-    assert TranscriptionOptions(language="nb").language == "no"
+    # The options keep the client's tag; the Whisper code is derived from it once.
+    assert TranscriptionOptions(language="fr-FR").model_language == "fr"
+    assert TranscriptionOptions(language="pt-BR").model_language == "pt"
+    assert TranscriptionOptions(language="pt_BR").model_language == "pt"
+    assert TranscriptionOptions(language="zh-Hant-TW").model_language == "zh"
+    assert TranscriptionOptions(language="jv").model_language == "jw"
+    assert TranscriptionOptions(language="nb").model_language == "no"
+    assert TranscriptionOptions(language="pt_br").language == "pt-BR"
+    assert TranscriptionOptions(language="jv").with_(beam_size=1).language == "jv"
+    assert TranscriptionOptions(language="jv").with_(beam_size=1).model_language == "jw"
+    assert TranscriptionOptions(language_candidates=("fr-FR", "fr", "jv")).model_candidates == ("fr", "jw")
     assert TranscriptionOptions(language="  ").language is None
+    assert TranscriptionOptions(language="  ").model_language is None
     assert TranscriptionOptions().language is None
-    assert to_bcp47("jw") == "jv" and to_bcp47("fr") == "fr"
+    assert tag_of_whisper("jw") == "jv" and tag_of_whisper("fr") == "fr"
     assert to_whisper("UK") == "uk"
 
 
@@ -110,7 +116,8 @@ def test_bad_option_values_are_invalid_argument(field: str, value: object) -> No
 def test_options_copy_revalidates() -> None:
     options = TranscriptionOptions(language="fr-FR", beam_size=3)
     copy = options.with_(beam_size=1)
-    assert (copy.language, copy.beam_size) == ("fr", 1)
+    assert (copy.model_language, copy.beam_size) == ("fr", 1)
+    assert copy.language == "fr-FR"  # the client's tag is kept
     with pytest.raises(InvalidArgument):
         options.with_(beam_size=-1)
 

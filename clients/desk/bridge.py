@@ -21,7 +21,9 @@ from collections.abc import AsyncIterator
 import grpc
 from grpc import aio
 
+from parlons.audio_constants import SAMPLE_RATE as RATE
 from parlons.clients.connection import Connection
+from parlons.languages import DETECT, is_tag
 from parlons.clients.desk.languages import Offer, Pair, offered
 from parlons.v1 import (
     audio_pb2, gateway_pb2, gateway_pb2_grpc, transcription_pb2, transcription_pb2_grpc, translation_pb2,
@@ -30,8 +32,6 @@ from parlons.v1 import (
 
 log = logging.getLogger("parlons.desk")
 
-RATE = 16000
-DETECT = "detect"
 # Audio frames held for the gateway, at most (about 6 s at the page's 100-ms frames):
 # beyond, the page is sending faster than real time and its reader waits.
 MAX_QUEUED_FRAMES = 64
@@ -65,7 +65,7 @@ class DeskStart:
         if microphones not in (1, 2):
             raise DeskError("Nombre de microphones invalide : 1 (partagé) ou 2.")
         for code in (agent, visitor):
-            if len(code) > 16 or not all(c.isalnum() or c == "-" for c in code):
+            if code != DETECT and not is_tag(code):
                 raise DeskError(f"Langue invalide : {code[:16]!r}.")
         return cls(agent, visitor, int(microphones))
 

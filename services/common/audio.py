@@ -30,9 +30,9 @@ from typing import Final, cast
 import av
 import av.error
 import numpy as np
+from parlons.audio_constants import SAMPLE_RATE as TARGET_RATE
 from parlons.errors import InvalidAudio
 
-TARGET_RATE: Final = 16000
 MIN_SAMPLE_RATE: Final = 8000
 MIN_RAW_RATE: Final = MIN_SAMPLE_RATE
 MAX_RAW_RATE: Final = 192000

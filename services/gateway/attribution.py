@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parlons.audio_constants import SAMPLE_RATE as RATE
+from parlons.languages import DETECT, same_language
 from parlons.services.common.audio import decode_audio
 from parlons.errors import FailedPrecondition, InvalidArgument, ParlonsError
 from parlons.services.gateway import compose
@@ -35,8 +37,6 @@ from parlons.v1 import transcription_pb2
 # The logger LiveConversation has always used: operators filter on it.
 log = logging.getLogger("parlons.gateway.live")
 
-DETECT = "detect"
-RATE = 16000
 # Shared microphone: the last seconds of audio kept to embed finals' voices (an
 # utterance is cut by the transcription service at 30 s at most).
 VOICE_WINDOW_S = 32.0
@@ -197,7 +197,7 @@ class Attributor:
     def _by_language(self, language: str) -> Party | None:
         if not language:
             return None
-        matching = [p for p in self.parties if compose.same_language(p.known_language, language)]
+        matching = [p for p in self.parties if same_language(p.known_language, language)]
         if len(matching) == 1:
             return matching[0]
         # A language no one is known to speak: the visitor whose language is still

@@ -292,7 +292,3 @@ def complete_transcripts(response: gateway_pb2.TranscribeConversationResponse, t
             transcripts.translated_transcript(response.transcript, response.turns, language))
 
 
-def same_language(a: str, b: str) -> bool:
-    """BCP-47 tags naming the same language for translation purposes ("en" ~ "en-GB")."""
-    return bool(a) and bool(b) and a.replace("_", "-").split("-")[0].lower() == b.replace("_", "-").split("-")[0].lower()
-

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 
+from parlons.languages import same_language
 from parlons.errors import InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamPump
 from parlons.services.gateway import compose
@@ -298,7 +299,7 @@ class LiveConversation:
             return
         utterance.translation_language = target
         source = utterance.language
-        if compose.same_language(source, target):
+        if same_language(source, target):
             utterance.translation = utterance.text
             return
         try:

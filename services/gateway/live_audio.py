@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parlons.audio_constants import SAMPLE_RATE as RATE
 from parlons.services.common.audio_request import StreamAudioDecoder, raw_format
 from parlons.v1 import audio_pb2
 
-RATE = 16000
 _INT16_SCALE = np.float32(1 / 32768)  # exact in float32, as FFmpeg converts s16 to flt
 
 

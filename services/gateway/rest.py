@@ -36,7 +36,8 @@ from parlons import transcripts
 from parlons.services.common.audio_request import UploadBuffer
 from parlons.services.common.config import GatewaySettings
 from parlons.services.common.context import REQUEST_ID_HEADER, new_request_id, request_id_var, valid_request_id
-from parlons.services.common.language_names import code_of, language_name, to_bcp47
+from parlons.language_names import code_of, language_name
+from parlons.languages import primary, tag_of_whisper
 from parlons.errors import InvalidArgument, NotFound, ParlonsError, ResourceExhausted, Status
 from parlons.services.gateway.auth import Authenticator, peercert_names
 from parlons.services.gateway.core import Call, GatewayCore
@@ -367,7 +368,7 @@ class RestFacade:
                 f"language {form.get('language')!r} is neither a language code (fr, en, ar...) nor a "
                 "language name (french, english, arabic...)", field="language")
         name, known = model
-        tag = to_bcp47(language.split("-")[0])
+        tag = tag_of_whisper(primary(language))
         if language and known and tag not in known:
             raise InvalidArgument(
                 f"language {form.get('language')!r} ({language_name(tag)}) is not one the model "

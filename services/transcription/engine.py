@@ -48,11 +48,8 @@ from parlons.errors import (
     ModelNotFound,
     NotFound,
 )
-from parlons.services.transcription.languages import (
-    LIST_HINT,
-    WHISPER_LANGUAGES,
-    to_bcp47,
-)
+from parlons.languages import LanguageTag, WhisperCode, tag_of_whisper, whisper_code
+from parlons.services.transcription.languages import LIST_HINT, WHISPER_LANGUAGES
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.scheduler import BatchedWhisper, LiveDecodeScheduler
 from parlons.services.transcription.window import (
@@ -122,7 +119,7 @@ class TranscriptionResult:
 
 @dataclass(frozen=True)
 class LanguageDetection:
-    language: str  # BCP-47
+    language: LanguageTag
     probability: float
     all_probabilities: tuple[tuple[str, float], ...]
 
@@ -268,17 +265,17 @@ class TranscriptionEngine:
 
     # -- discovery -------------------------------------------------------------------
 
-    def _model_languages(self) -> tuple[str, ...]:
+    def _model_languages(self) -> tuple[WhisperCode, ...]:
         """Whisper codes this model has a language token for (`yue` is large-v3 only)."""
         if not self.is_multilingual:
-            return ("en",)
+            return (WhisperCode("en"),)
         tokenizer = self._model.hf_tokenizer
-        return tuple(c for c in WHISPER_LANGUAGES if tokenizer.token_to_id(f"<|{c}|>") is not None)
+        return tuple(WhisperCode(c) for c in WHISPER_LANGUAGES if tokenizer.token_to_id(f"<|{c}|>") is not None)
 
     @property
     def supported_languages(self) -> tuple[str, ...]:
         """BCP-47 tags this model can transcribe."""
-        return tuple(to_bcp47(c) for c in self._languages)
+        return tuple(tag_of_whisper(c) for c in self._languages)
 
     def count_tokens(self, text: str) -> int:
         """Whisper tokens in `text` (to keep prompts inside the 448-token context)."""
@@ -302,7 +299,7 @@ class TranscriptionEngine:
     def check_options(self, options: TranscriptionOptions) -> None:
         """Refuse what this model cannot do, instead of silently doing something else
         (faster-whisper would transcribe French as English with a `.en` model)."""
-        if options.language is not None and options.language not in self._languages:
+        if options.model_language is not None and options.model_language not in self._languages:
             if not self.is_multilingual:
                 raise NotFound(
                     f"model {self.name} is English-only; language {options.language!r} "
@@ -312,7 +309,7 @@ class TranscriptionEngine:
                 f"language {options.language!r} is not supported by model {self.name}; "
                 f"{LIST_HINT}"
             )
-        unknown = [c for c in options.language_candidates if c not in self._languages]
+        unknown = [t for t, c in zip(options.language_candidates, options.model_candidates) if c not in self._languages]
         if unknown:
             raise InvalidArgument(
                 f"language hint(s) {', '.join(map(repr, unknown))} not supported by model "
@@ -327,31 +324,31 @@ class TranscriptionEngine:
     # -- language identification ------------------------------------------------------
 
     def detect_language(
-        self, audio: DecodedAudio | np.ndarray, candidates: tuple[str, ...] = ()
+        self, audio: DecodedAudio | np.ndarray, candidates: tuple[WhisperCode, ...] = ()
     ) -> LanguageDetection:
         """Identify the spoken language from the first 30 s (mono mix), among
         `candidates` (Whisper codes) when given (see `_identify`)."""
         samples = audio.mono() if isinstance(audio, DecodedAudio) else np.asarray(audio)
         if not self.is_multilingual:
-            return LanguageDetection("en", 1.0, (("en", 1.0),))
+            return LanguageDetection(LanguageTag("en"), 1.0, (("en", 1.0),))
         clip = np.ascontiguousarray(samples[: int(WINDOW_S * TARGET_RATE)], dtype=np.float32)
         _, code, prob, probabilities = self._identify(clip, candidates)
         return LanguageDetection(
-            to_bcp47(code),
+            tag_of_whisper(code),
             float(prob),
-            tuple((to_bcp47(c), float(p)) for c, p in probabilities),
+            tuple((tag_of_whisper(c), float(p)) for c, p in probabilities),
         )
 
     def _identify(
-        self, clip: np.ndarray, candidates: tuple[str, ...]
-    ) -> tuple[Encoded, str, float, list[tuple[str, float]]]:
+        self, clip: np.ndarray, candidates: tuple[WhisperCode, ...]
+    ) -> tuple[Encoded, WhisperCode, float, list[tuple[str, float]]]:
         """(encoding, Whisper code, its probability, every probability) of a clip of at
         most 30 s, identified in the language window (it needs more context than
         decoding); the caller may decode that same encoding."""
         encoded = encode(self._model, clip, self.window.for_language())
         probabilities = language_probabilities(self._model, encoded)
         code, probability = choose_language(probabilities, candidates)
-        return encoded, code, probability, probabilities
+        return encoded, WhisperCode(code), probability, probabilities
 
     # -- transcription -------------------------------------------------------------------
 
@@ -414,7 +411,7 @@ class TranscriptionEngine:
     ) -> tuple[list[Segment], str, float, float]:
         """One channel: (segments, language, its probability, seconds after VAD)."""
         samples = np.ascontiguousarray(samples, dtype=np.float32)
-        if options.detect_language_per_segment and options.language is None and self.is_multilingual:
+        if options.detect_language_per_segment and options.model_language is None and self.is_multilingual:
             return self._transcribe_utterances(samples, options, channel, cancel)
         duration = samples.shape[0] / TARGET_RATE
         if not self.batched and self.window.enabled and not options.full_window:
@@ -425,10 +422,10 @@ class TranscriptionEngine:
                 return segments, language, probability, duration
             if options.vad_filter:
                 return self._transcribe_speech_chunks(samples, options, channel, cancel)
-        language_code = options.language
-        if language_code is None and options.language_candidates and self.is_multilingual:
-            detection = self.detect_language(samples, options.language_candidates)
-            language_code = detection.language
+        language_code = options.model_language
+        if language_code is None and options.model_candidates and self.is_multilingual:
+            detection = self.detect_language(samples, options.model_candidates)
+            language_code = whisper_code(detection.language)
         kwargs = self._decode_kwargs(options, language_code)
         if options.vad_filter:
             kwargs["vad_filter"] = True
@@ -450,7 +447,7 @@ class TranscriptionEngine:
         else:
             runner = self._model
         generator, info = runner.transcribe(samples, **kwargs)
-        language = to_bcp47(info.language)
+        language = tag_of_whisper(info.language)
         probability = float(info.language_probability)
         segments = self._collect(generator, channel, language, probability, 0.0, duration, cancel)
         return segments, language, probability, float(info.duration_after_vad)
@@ -464,20 +461,20 @@ class TranscriptionEngine:
         limit: float,
         cancel: threading.Event | None,
         *,
-        language: str | None = None,
+        language: WhisperCode | None = None,
         probability: float = 1.0,
     ) -> tuple[list[Segment], str, float]:
         """A clip of at most 30 s with dynamic context: identify its language on the
         clip's own encoding when none is known, then decode it (window.transcribe_clip)."""
         _raise_if_cancelled(cancel)
-        language = language or options.language
+        language = language or options.model_language
         encoded = None
         if not self.is_multilingual:
-            language, probability = "en", 1.0
+            language, probability = WhisperCode("en"), 1.0
         elif language is None:
-            encoded, language, probability, _ = self._identify(clip, options.language_candidates)
+            encoded, language, probability, _ = self._identify(clip, options.model_candidates)
         raw = self._decode_clip(clip, options, language, encoded=encoded)
-        bcp47 = to_bcp47(language)
+        bcp47 = tag_of_whisper(language)
         segments = self._collect(raw, channel, bcp47, probability, offset, limit, cancel)
         return segments, bcp47, float(probability)
 
@@ -485,7 +482,7 @@ class TranscriptionEngine:
         self,
         clip: np.ndarray,
         options: TranscriptionOptions,
-        language: str | None,
+        language: WhisperCode | None,
         *,
         prompt_tokens: list[int] | None = None,
         encoded: Encoded | None = None,
@@ -531,11 +528,11 @@ class TranscriptionEngine:
             return [], ("en" if not self.is_multilingual else ""), 0.0, 0.0
         grouped = _group_chunks(chunks, int(WINDOW_S * TARGET_RATE))
         groups = [np.concatenate([samples[c["start"] : c["end"]] for c in group]) for group in grouped]
-        language, probability = options.language, 1.0
+        language, probability = options.model_language, 1.0
         first = None  # the first group's encoding, when identification made it
         if language is None and self.is_multilingual:
-            first, language, probability, _ = self._identify(groups[0], options.language_candidates)
-        tag = to_bcp47(language or "en")
+            first, language, probability, _ = self._identify(groups[0], options.model_candidates)
+        tag = tag_of_whisper(language or "en")
         segments: list[Segment] = []
         previous: list[int] = []
         pending = [(group_chunks, first if number == 0 else None) for number, group_chunks in enumerate(grouped)]
@@ -625,7 +622,7 @@ class TranscriptionEngine:
         language = max(speech_by_language, key=lambda k: speech_by_language[k][0])
         return segments, language, speech_by_language[language][1], kept / TARGET_RATE
 
-    def _decode_kwargs(self, options: TranscriptionOptions, language: str | None) -> dict[str, Any]:
+    def _decode_kwargs(self, options: TranscriptionOptions, language: WhisperCode | None) -> dict[str, Any]:
         """faster-whisper's transcribe() arguments for these options (VAD off)."""
         return {
             "language": language,

@@ -1,8 +1,8 @@
-"""BCP-47 on the wire, Whisper's own codes inside the engine.
+"""The languages a Whisper model knows, and a client's BCP-47 tag checked against them.
 
-Whisper uses ISO 639-1 codes for almost every language, with a few exceptions (`jw` for
-Javanese, `haw`, `yue`); clients send BCP-47 tags (`fr`, `fr-FR`, `pt-BR`, `zh-Hant`).
-Region and script subtags do not change what Whisper recognises, so they are dropped.
+Tags are parsed by the one parser (`parlons.languages.parse_tag`); Whisper's own code is
+derived from the tag once (`whisper_code`: `jv` -> `jw`, `pt-BR` -> `pt`); results go back
+to clients as BCP-47 (`tag_of_whisper`).
 
 Error policy (design.md: NOT_FOUND for unknown languages, INVALID_ARGUMENT for bad input):
 a tag that is not BCP-47 at all (`"french"`, `"f r"`) is InvalidArgument; a well-formed tag
@@ -12,51 +12,35 @@ how to list the supported languages.
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES
-from parlons.errors import InvalidArgument, NotFound
-from parlons.services.common.language_names import to_bcp47
+from parlons.errors import NotFound
+from parlons.languages import LanguageTag, WhisperCode, parse_tag, tag_of_whisper, whisper_code
 
 WHISPER_LANGUAGES: Final[tuple[str, ...]] = tuple(_LANGUAGE_CODES)
-
-# BCP-47 primary subtag -> Whisper code, where they differ (legacy ISO codes included).
-_BCP47_TO_WHISPER: Final = {
-    "jv": "jw",  # Javanese
-    "iw": "he",  # legacy Hebrew
-    "in": "id",  # legacy Indonesian
-    "ji": "yi",  # legacy Yiddish
-    "nb": "no",  # Norwegian Bokmal -> Whisper's Norwegian
-    "fil": "tl",  # Filipino -> Tagalog
-    "mo": "ro",  # legacy Moldavian
-}
-
-_BCP47_RE: Final = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 
 LIST_HINT: Final = "call ListLanguages (or `parlons models list`) for the supported codes"
 
 
-def to_whisper(tag: str, supported: tuple[str, ...] | list[str] = WHISPER_LANGUAGES) -> str:
+def parse_language(text: str, *, field: str = "language") -> LanguageTag:
+    """A client's tag, parsed, and known to Whisper (some Whisper model knows it)."""
+    tag = parse_tag(text, field=field, hint=LIST_HINT)
+    if whisper_code(tag) not in WHISPER_LANGUAGES:
+        raise NotFound(f"language {text!r} is not supported by this model; {LIST_HINT}")
+    return tag
+
+
+def to_whisper(text: str) -> WhisperCode:
     """Map a BCP-47 tag (`fr-FR`, `pt_BR`, `yue-HK`) to the Whisper code the model knows."""
-    cleaned = tag.strip()
-    if not _BCP47_RE.match(cleaned):
-        raise InvalidArgument(
-            f"language {tag!r} is not a BCP-47 language tag (e.g. 'fr', 'en', 'pt-BR'); "
-            f"{LIST_HINT}"
-        )
-    primary = cleaned.replace("_", "-").split("-")[0].lower()
-    code = _BCP47_TO_WHISPER.get(primary, primary)
-    if code not in supported:
-        raise NotFound(f"language {tag!r} is not supported by this model; {LIST_HINT}")
-    return code
+    return whisper_code(parse_language(text))
 
 
 def supported_bcp47(multilingual: bool = True) -> list[str]:
     """The BCP-47 tags a Whisper model accepts (English only for `.en` models)."""
     if not multilingual:
         return ["en"]
-    return [to_bcp47(code) for code in WHISPER_LANGUAGES]
+    return [tag_of_whisper(code) for code in WHISPER_LANGUAGES]
 
 
-__all__ = ["LIST_HINT", "WHISPER_LANGUAGES", "supported_bcp47", "to_bcp47", "to_whisper"]
+__all__ = ["LIST_HINT", "WHISPER_LANGUAGES", "parse_language", "supported_bcp47", "to_whisper"]

@@ -13,11 +13,12 @@ and 8x faster. Clients can still turn it off.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from parlons.errors import InvalidArgument, NotFound
-from parlons.services.transcription.languages import to_whisper
+from parlons.languages import LanguageTag, WhisperCode, whisper_code
+from parlons.services.transcription.languages import parse_language
 
 Task = Literal["transcribe", "translate"]
 TASKS: Final = ("transcribe", "translate")
@@ -34,12 +35,14 @@ class TranscriptionOptions:
 
     `language`: BCP-47 tag or None for automatic identification (on the first 30 s, as
     Whisper does; `detect_language_per_segment` adds a cheap per-segment identification).
-    After construction `language` holds the Whisper code (`pt-BR` -> `pt`).
+    It stays the client's tag (canonical casing, `pt_br` -> `pt-BR`); `model_language` is
+    the Whisper code derived from it once (`pt-BR` -> `pt`, `jv` -> `jw`), what the engine
+    gives faster-whisper.
     `per_channel`: transcribe every channel on its own (one speaker per microphone) and
     merge the segments by time, each tagged with its channel index.
     """
 
-    language: str | None = None
+    language: LanguageTag | str | None = None
     task: Task = "transcribe"
     beam_size: int = 5
     best_of: int = 5
@@ -62,7 +65,7 @@ class TranscriptionOptions:
     # committed words of an utterance this way, so interim hypotheses cannot reword them.
     prefix: str | None = None
     # Languages identification may choose from when `language` is None (a desk's French
-    # and the visitor's language); empty = any language the model knows.
+    # and the visitor's language), as tags; empty = any language the model knows.
     language_candidates: tuple[str, ...] = ()
     # A cheap hypothesis (live interims, set by the server, not by clients): one pass in
     # the cut window, and no text rather than the full-window fallback when its guards
@@ -71,12 +74,17 @@ class TranscriptionOptions:
     # Decode exactly as faster-whisper does, in 30-s windows, whatever the engine's
     # window policy (live finals, unless the server's `dynamic_finals` is on).
     full_window: bool = False
+    # Derived once from `language` and `language_candidates`: Whisper's own codes.
+    model_language: WhisperCode | None = field(init=False, default=None)
+    model_candidates: tuple[WhisperCode, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
-        if self.language is not None:
-            language = self.language.strip()
-            object.__setattr__(self, "language", to_whisper(language) if language else None)
-        object.__setattr__(self, "language_candidates", _candidates(self.language_candidates))
+        tag = parse_language(self.language) if self.language is not None and self.language.strip() else None
+        object.__setattr__(self, "language", tag)
+        object.__setattr__(self, "model_language", whisper_code(tag) if tag is not None else None)
+        tags = _candidates(self.language_candidates)
+        object.__setattr__(self, "language_candidates", tags)
+        object.__setattr__(self, "model_candidates", tuple(whisper_code(t) for t in tags))
         if self.task not in TASKS:
             raise InvalidArgument(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         _check_range("beam_size", self.beam_size, 1, MAX_BEAM_SIZE)
@@ -111,31 +119,30 @@ class TranscriptionOptions:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _candidates(hints: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Whisper codes of language hints, deduplicated in order; a hint that is no
+def _candidates(hints: tuple[str, ...] | list[str]) -> tuple[LanguageTag, ...]:
+    """Language hints as tags, one per Whisper language, in order; a hint that is no
     language tag, or one Whisper does not know, is named in the error."""
     if len(hints) > MAX_LANGUAGE_CANDIDATES:
         raise InvalidArgument(
             f"at most {MAX_LANGUAGE_CANDIDATES} language hints, got {len(hints)}"
         )
-    codes: list[str] = []
+    tags: dict[WhisperCode, LanguageTag] = {}
     bad: list[str] = []
     for hint in hints:
         if not hint.strip():
             continue
         try:
-            code = to_whisper(hint)
+            tag = parse_language(hint)
         except (InvalidArgument, NotFound):
             bad.append(hint)
             continue
-        if code not in codes:
-            codes.append(code)
+        tags.setdefault(whisper_code(tag), tag)
     if bad:
         raise InvalidArgument(
             f"language hint(s) {', '.join(map(repr, bad))} unknown to Whisper; "
             "give BCP-47 tags of supported languages (e.g. 'fr', 'ar'); call ListLanguages"
         )
-    return tuple(codes)
+    return tuple(tags.values())
 
 
 def _check_range(

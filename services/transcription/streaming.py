@@ -349,7 +349,7 @@ class StreamingSession:
         anything) until confident; commit nothing before (a wrong language would be
         forced into the prefix). Whether an interim may be shown."""
         with decode_as(DecodeKind.LANGUAGE, max_wait_s=INTERIM_DEADLINE_S, cancel=self.cancel):
-            detection = self.engine.detect_language(audio, self.options.language_candidates)
+            detection = self.engine.detect_language(audio, self.options.model_candidates)
         self._language, self._language_probability = detection.language, detection.probability
         self._language_locked = detection.probability >= self.config.language_lock_probability
         if self._language_locked:

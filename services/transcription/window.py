@@ -41,7 +41,8 @@ from faster_whisper.transcribe import Segment as WhisperSegment
 from faster_whisper.transcribe import TranscriptionOptions as WhisperOptions
 from faster_whisper.transcribe import get_suppressed_tokens
 
-SAMPLE_RATE: Final = 16000
+from parlons.audio_constants import SAMPLE_RATE
+
 HOP: Final = 160  # samples per mel frame (10 ms)
 FULL_FRAMES: Final = 3000  # 30 s
 # Above 24 s a cut window saves little and a refused short result costs a second decode:

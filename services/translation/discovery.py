@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from parlons.errors import ParlonsError
-from parlons.services.common.language_names import language_name
+from parlons.language_names import language_name
 from parlons.services.translation import languages
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from parlons.errors import InvalidArgument
+from parlons.languages import parse_tag, primary
 
 # ISO 639-3 -> ISO 639-1 for every language that has a two-letter code and appears in
 # NLLB-200, M2M100 or OPUS-MT. Codes NLLB uses for a macrolanguage member are mapped to
@@ -81,34 +82,17 @@ NLLB_PREFERRED: dict[str, str] = {
     "qu": "quy_Latn", "or": "ory_Orya", "ay": "ayr_Latn", "kr": "knc_Arab",
 }
 
-_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
-
-
 def normalize(tag: str) -> str:
-    """Canonical BCP-47 casing: `FR_fr` -> `fr-FR`, `zh-hant` -> `zh-Hant`.
+    """Canonical BCP-47 casing (`FR_fr` -> `fr-FR`, `zh-hant` -> `zh-Hant`; the one parser,
+    `parlons.languages.parse_tag`), and one spelling per language (`fra` -> `fr`).
 
     Raises InvalidArgument for something that is not a language tag at all.
     """
-    tag = tag.strip()
-    if not _TAG.match(tag):
-        raise InvalidArgument(f"{tag!r} is not a BCP-47 language tag (examples: fr, en, uk, pt-BR)")
-    parts = tag.replace("_", "-").split("-")
-    out = [parts[0].lower()]
-    for part in parts[1:]:
-        if len(part) == 4 and part.isalpha():
-            out.append(part.title())  # script
-        elif len(part) in (2, 3) and (part.isalpha() or part.isdigit()):
-            out.append(part.upper())  # region
-        else:
-            out.append(part.lower())
-    primary = out[0]
-    if len(primary) == 3 and primary in ISO3_TO_ISO1:
-        out[0] = ISO3_TO_ISO1[primary]  # `fra` -> `fr`: one spelling per language
-    return "-".join(out)
+    parts = parse_tag(tag, field="").split("-")
+    if len(parts[0]) == 3 and parts[0] in ISO3_TO_ISO1:
+        parts[0] = ISO3_TO_ISO1[parts[0]]
+    return "-".join(parts)
 
-
-def primary(tag: str) -> str:
-    return tag.split("-")[0]
 
 
 def closest(requested: str, available: set[str] | frozenset[str]) -> str | None:

@@ -8,6 +8,8 @@ here so the REST facade and the clients agree on one table.
 
 from __future__ import annotations
 
+from parlons.languages import WHISPER_TO_BCP47
+
 #: Whisper's language table: code -> its name (the name OpenAI answers with).
 NAMES: dict[str, str] = {
     "af": "afrikaans", "am": "amharic", "ar": "arabic", "as": "assamese", "az": "azerbaijani",
@@ -39,16 +41,8 @@ ALIASES: dict[str, str] = {
     "sinhalese": "si", "valencian": "ca",
 }
 
-#: Whisper codes that are not the BCP-47 tag of their language (clients are sent BCP-47).
-WHISPER_TO_BCP47: dict[str, str] = {"jw": "jv"}
-
 _BY_NAME: dict[str, str] = {name: code for code, name in NAMES.items()} | ALIASES
 _NAME_OF: dict[str, str] = NAMES | {tag: NAMES[code] for code, tag in WHISPER_TO_BCP47.items()}
-
-
-def to_bcp47(code: str) -> str:
-    """A Whisper code ("jw") as the BCP-47 tag sent to clients ("jv")."""
-    return WHISPER_TO_BCP47.get(code, code)
 
 
 def language_name(code: str) -> str:
