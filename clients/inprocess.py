@@ -1,7 +1,9 @@
 """Client commands without `--server`: the services they need, started in this process.
 
 Same code path as against a remote server (a real gRPC server on a loopback port), so
-the CLI behaves the same in both modes.
+the CLI behaves the same in both modes. This is the one client module that imports the
+services (by design: it starts them); the commands reach the server configuration only
+through it (`InProcessConfig`), so no other client depends on a service.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from collections.abc import Callable, Iterator
 from parlons.clients.connection import Connection, connection_from_args
 from parlons.services.common.config import ParlonsConfig, load_config
 from rich.console import Console
+
+#: The server configuration a command may adjust before its in-process services start.
+InProcessConfig = ParlonsConfig
 
 
 @contextlib.contextmanager

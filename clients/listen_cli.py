@@ -17,9 +17,8 @@ from rich.console import Console
 from parlons.clients.audio_source import file_chunks, microphone_chunks
 from parlons.clients.connection import add_connection_arguments
 from parlons.clients.errors import ParlonsRpcError
-from parlons.clients.inprocess import connect
+from parlons.clients.inprocess import InProcessConfig, connect
 from parlons.clients.sdk import TranscriptionClient, TranslationClient, wait_until_serving
-from parlons.services.common.config import ParlonsConfig
 from parlons.v1 import transcription_pb2
 
 console = Console(stderr=True)
@@ -32,7 +31,7 @@ def _chunks(args: argparse.Namespace) -> Iterator[bytes]:
 
 
 def run_listen(args: argparse.Namespace) -> int:
-    def configure(config: ParlonsConfig) -> None:
+    def configure(config: InProcessConfig) -> None:
         if args.model:
             config.transcription.model = args.model
 

@@ -46,7 +46,7 @@ from parlons.clients.batch import (
 )
 from parlons.clients.connection import Connection, add_connection_arguments
 from parlons.clients.errors import ParlonsRpcError
-from parlons.clients.inprocess import connect
+from parlons.clients.inprocess import InProcessConfig, connect
 from parlons.clients.results import Transcript
 from parlons.clients.retry import RetryPolicy
 from parlons.clients.sdk import (
@@ -56,7 +56,6 @@ from parlons.clients.sdk import (
     TranslationClient,
     wait_until_serving,
 )
-from parlons.services.common.config import ParlonsConfig
 from parlons.transcripts import SubtitleShape
 from parlons.v1 import anonymization_pb2, diarization_pb2, transcription_pb2, translation_pb2
 
@@ -283,7 +282,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         return 2
     remove_stale_parts(items)
 
-    def configure(config: ParlonsConfig) -> None:
+    def configure(config: InProcessConfig) -> None:
         if args.model:
             config.transcription.model = args.model
         config.transcription.max_queued = max(config.transcription.max_queued, args.jobs * 2)

@@ -15,9 +15,8 @@ from collections.abc import Callable
 
 from parlons.clients.connection import add_connection_arguments
 from parlons.clients.errors import ParlonsRpcError
-from parlons.clients.inprocess import connect
+from parlons.clients.inprocess import InProcessConfig, connect
 from parlons.clients.sdk import TranslationClient, wait_until_serving
-from parlons.services.common.config import ParlonsConfig
 from rich.console import Console
 
 from parlons.v1 import translation_pb2
@@ -49,8 +48,8 @@ def glossary_from_file(path: str | None) -> translation_pb2.Glossary | None:
     )
 
 
-def _configure(args: argparse.Namespace) -> Callable[[ParlonsConfig], None]:
-    def configure(config: ParlonsConfig) -> None:
+def _configure(args: argparse.Namespace) -> Callable[[InProcessConfig], None]:
+    def configure(config: InProcessConfig) -> None:
         if args.models:  # else every translation model installed in the cache
             config.translation.models = args.models
     return configure

@@ -21,6 +21,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from parlons.torch_compat import prepare_pyannote_import
+
 from .catalog import FileSpec, HubSource, LocalSource, ModelEntry, PackageSource, Source
 from .progress import Reporter
 
@@ -200,14 +202,10 @@ def convert_ctranslate2(
 def _prepare_torchaudio() -> None:
     """Let transformers import on a CPU torch next to a CUDA-built torchaudio wheel.
 
-    transformers imports torchaudio whenever it is installed; the diarisation service's
-    shim imports it without its native library (which cannot load there). Best effort:
-    when the shim is absent or fails, the conversion reports the import error itself.
+    transformers imports torchaudio whenever it is installed; the core's shim imports it
+    without its native library (which cannot load there). Best effort: when the shim
+    fails, the conversion reports the import error itself.
     """
-    try:
-        from parlons.services.diarization.torch_compat import prepare_pyannote_import
-    except ImportError:
-        return
     try:
         prepare_pyannote_import()
     except Exception as exc:

@@ -39,7 +39,10 @@ def _factory(name: str) -> Callable[..., ServiceModule]:
 def build_modules(config: ParlonsConfig, names: list[str]) -> list[ServiceModule]:
     """The modules to serve. With "gateway" among the names, the gateway is the one
     public module and the others become its in-process backends."""
-    modules = [_factory(name)(config) for name in names if name != "gateway"]
+    from parlons.models.manager import ModelManager
+
+    models = ModelManager()  # one for the process, handed to every module that loads models
+    modules = [_factory(name)(config, models) for name in names if name != "gateway"]
     if "gateway" in names:
         return [_factory("gateway")(config, modules)]
     return modules

@@ -41,7 +41,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_pyannote_imports_on_cpu_torch() -> None:
-    from parlons.services.diarization.torch_compat import prepare_pyannote_import
+    from parlons.torch_compat import prepare_pyannote_import
 
     mode = prepare_pyannote_import()
     assert mode in ("native", "python-only")
@@ -195,7 +195,7 @@ def test_pyannote_embedding_with_vbx_plumbing(tmp_path: Path, audio_dir: Path) -
     import lightning
     import torch
 
-    from parlons.services.diarization.torch_compat import prepare_pyannote_import
+    from parlons.torch_compat import prepare_pyannote_import
 
     prepare_pyannote_import()
     from pyannote.audio.core.task import Problem, Resolution, Specifications

@@ -21,6 +21,7 @@ from parlons.services.anonymization.documents import anonymize_document
 from parlons.services.anonymization.engine import AnonymizationEngine, AnonymizeLimits, AnonymizeOptions
 from parlons.services.anonymization.replace import PLACEHOLDER, PSEUDONYM, REDACT
 from parlons.services.common.config import AnonymizationSettings, ParlonsConfig
+from parlons.models.manager import ModelManager
 from parlons.errors import InvalidArgument, ParlonsError
 from parlons.services.common.module import EngineModule
 from parlons.services.common.workqueue import WorkQueue
@@ -137,8 +138,9 @@ class AnonymizationModule(EngineModule[AnonymizationEngine]):
     kind = "anonymization"
     what_loads = "the anonymisation NER model"
 
-    def __init__(self, settings: AnonymizationSettings, document_limits: DocumentLimits | None = None) -> None:
-        super().__init__()
+    def __init__(self, settings: AnonymizationSettings, document_limits: DocumentLimits | None = None,
+                 models: ModelManager | None = None) -> None:
+        super().__init__(models)
         self.settings = settings
         self.document_limits = document_limits or DocumentLimits()
         self.ner_models = parse_ner_models(settings.ner_models)
@@ -153,7 +155,7 @@ class AnonymizationModule(EngineModule[AnonymizationEngine]):
 
     def _load_engine(self) -> AnonymizationEngine:
         s = self.settings
-        return AnonymizationEngine(self.ner_models, limits=AnonymizeLimits(
+        return AnonymizationEngine(self.ner_models, resolve_model=self._resolve, limits=AnonymizeLimits(
             max_chars_per_request=s.max_chars_per_request, max_texts=s.max_texts, time_budget_s=s.time_budget_s))
 
 
@@ -168,10 +170,10 @@ def parse_ner_models(entries: list[str]) -> dict[str, str]:
     return models
 
 
-def module_from_config(config: ParlonsConfig) -> AnonymizationModule:
+def module_from_config(config: ParlonsConfig, models: ModelManager | None = None) -> AnonymizationModule:
     """Documents get the translation service's limits and read budget (one setting each)."""
     t = config.translation
     limits = DocumentLimits(max_bytes=min(t.max_document_mb, config.server.max_message_mb) * 1024 * 1024,
                             max_pdf_pages=t.max_pdf_pages, max_chars=t.max_document_chars,
                             time_budget_s=t.document_time_budget_s)
-    return AnonymizationModule(config.anonymization, limits)
+    return AnonymizationModule(config.anonymization, limits, models=models)

@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from grpc import aio
 
-from parlons.services.common import metrics
 from parlons.errors import Unavailable
+from parlons.models.manager import ModelManager
+from parlons.services.common import metrics
 
 EngineT = TypeVar("EngineT")
 # The RetryInfo delay while a model loads (loads take seconds to minutes).
 LOADING_RETRY_S = 2.0
 
 
-class EngineModule(Generic[EngineT]):
-    """A service as the shared server sees it (server.ServiceModule): register, load, close."""
+class EngineModule(ABC, Generic[EngineT]):
+    """A service as the shared server sees it (server.ServiceModule): register, load, close.
+
+    `models` is the process's one model manager, made at start-up (`parlons.serve`) and
+    handed to every module; a module made alone (tests, benchmarks) makes its own."""
 
     #: Full proto service names, e.g. ("parlons.v1.TranscriptionService",).
     service_names: tuple[str, ...] = ()
@@ -32,15 +38,21 @@ class EngineModule(Generic[EngineT]):
     #: What is loading, for the UNAVAILABLE message ("the transcription model").
     what_loads: str = "the model"
 
-    def __init__(self) -> None:
+    def __init__(self, models: ModelManager | None = None) -> None:
         self.engine: EngineT | None = None
+        self.models = models if models is not None else ModelManager()
 
+    @abstractmethod
     def register(self, server: aio.Server) -> None:
-        raise NotImplementedError
+        """Add the service's servicer to the server."""
 
+    @abstractmethod
     def _load_engine(self) -> EngineT:
         """Build the engine (blocking: runs in a worker thread)."""
-        raise NotImplementedError
+
+    def _resolve(self, name: str, kind: str) -> Path:
+        """The installed directory of a model (the engines' `resolve_model`)."""
+        return self.models.resolve(name, kind=kind)
 
     def model_label(self) -> str:
         """The model's name in the load-time metric."""

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from parlons.errors import ModelCorrupt, ModelNotFound
-from parlons.services.diarization.torch_compat import prepare_pyannote_import
+from parlons.torch_compat import prepare_pyannote_import
 
 prepare_pyannote_import()  # speechbrain imports torchaudio too
 

@@ -53,7 +53,7 @@ from parlons.services.diarization.results import (
     finish,
     make_turns,
 )
-from parlons.services.diarization.torch_compat import prepare_pyannote_import
+from parlons.torch_compat import prepare_pyannote_import
 
 prepare_pyannote_import()
 
@@ -64,11 +64,7 @@ from parlons.services.diarization.pipeline import (  # noqa: E402
     FastSpeakerDiarization,
     LocalSpeakerDiarization,
 )
-from parlons.services.diarization.speaker_count import (  # noqa: E402
-    CountingAgglomerativeClustering,
-    clear_count_report,
-    take_count_report,
-)
+from parlons.services.diarization.speaker_count import CountingAgglomerativeClustering  # noqa: E402
 
 log = logging.getLogger("parlons.diarization")
 
@@ -258,9 +254,8 @@ class DiarizationEngine:
         if cancel is not None and cancel.is_set():
             raise Cancelled("diarisation cancelled")
         file = {"waveform": torch.from_numpy(samples)[None], "sample_rate": SAMPLE_RATE, "uri": "audio"}
-        clear_count_report()
         output = self._pipeline(file, num_speakers=num, min_speakers=low, max_speakers=high, hook=hook)
-        report = take_count_report()
+        report = output.count_report  # type: ignore[union-attr]
         # pyannote types __call__ as possibly an iterator (its streaming mode); not with these arguments
         raw = self._raw_turns(output.speaker_diarization, duration)  # type: ignore[union-attr]
         dominant = self._raw_turns(output.exclusive_speaker_diarization, duration)  # type: ignore[union-attr]

@@ -21,11 +21,12 @@ Each choice is measured separately in benchmarks/bench_diarization.py.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
 
-from parlons.services.diarization.torch_compat import prepare_pyannote_import
+from parlons.torch_compat import prepare_pyannote_import
 
 prepare_pyannote_import()
 
@@ -36,15 +37,27 @@ from pyannote.audio import Audio, Inference, Model  # noqa: E402
 from pyannote.audio.core.pipeline import Pipeline as PyannotePipeline  # noqa: E402
 from pyannote.audio.core.plda import PLDA  # noqa: E402
 from pyannote.audio.pipelines.clustering import Clustering  # noqa: E402
-from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization  # noqa: E402
+from pyannote.audio.pipelines.speaker_diarization import DiarizeOutput, SpeakerDiarization  # noqa: E402
 from pyannote.core import SlidingWindowFeature  # noqa: E402
 from pyannote.pipeline.parameter import ParamDict, Uniform  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from parlons.services.diarization.embedding import SpeakerEmbedding  # noqa: E402
-from parlons.services.diarization.speaker_count import CountingAgglomerativeClustering  # noqa: E402
+from parlons.services.diarization.speaker_count import (  # noqa: E402
+    CountingAgglomerativeClustering,
+    CountReport,
+    collect_count_reports,
+)
 
 CLUSTERING_METHODS = tuple(Clustering.__members__)
+
+
+@dataclasses.dataclass
+class CountedDiarizeOutput(DiarizeOutput):
+    """pyannote's output, with the clustering's speaker-count report of this call (None
+    when the clustering makes none: VBx, or no speech to cluster)."""
+
+    count_report: CountReport | None = None
 
 
 class LocalSpeakerDiarization(SpeakerDiarization):
@@ -108,6 +121,15 @@ class LocalSpeakerDiarization(SpeakerDiarization):
         self._expects_num_speakers = self.clustering.expects_num_clusters
         self.device = device
 
+    def apply(self, file: Any, **kwargs: Any) -> CountedDiarizeOutput:  # type: ignore[override]
+        """pyannote's diarisation of one file, with the count report in the output."""
+        with collect_count_reports() as reports:
+            output = super().apply(file, **kwargs)
+        if not isinstance(output, DiarizeOutput):  # pyannote's legacy mode: an Annotation alone
+            return output  # type: ignore[no-any-return]
+        fields = {f.name: getattr(output, f.name) for f in dataclasses.fields(output)}
+        return CountedDiarizeOutput(**fields, count_report=reports[-1] if reports else None)
+
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
@@ -149,6 +171,7 @@ class FastSpeakerDiarization(LocalSpeakerDiarization):
     #: > 0: borrow only when both embedded neighbours hold the voice with embeddings at
     #: least this similar (cosine); a window where they disagree is embedded itself.
     neighbour_agreement: float = 0.0
+
 
     def _speech_signals(
         self,

@@ -21,6 +21,7 @@ from parlons.services.common.module import EngineModule
 from parlons.services.common import metrics
 from parlons.services.common.audio_request import audio_bytes, decode_request_audio, read_upload
 from parlons.services.common.config import DiarizationSettings, ParlonsConfig
+from parlons.models.manager import ModelManager
 from parlons.errors import InvalidArgument
 from parlons.services.common.workqueue import WorkQueue
 from parlons.services.diarization.channel_mode import diarize_channels
@@ -220,8 +221,9 @@ class DiarizationModule(EngineModule["DiarizationEngine"]):
     kind = "diarization"
     what_loads = "the diarisation pipeline"
 
-    def __init__(self, settings: DiarizationSettings, *, pipeline_config: DiarizationConfig | None = None) -> None:
-        super().__init__()
+    def __init__(self, settings: DiarizationSettings, *, pipeline_config: DiarizationConfig | None = None,
+                 models: ModelManager | None = None) -> None:
+        super().__init__(models)
         self.settings = settings
         # Read at construction so a bad file fails `parlons serve` at once, not at load.
         self.pipeline_config = pipeline_config or DiarizationConfig.from_file(settings.pipeline_config or None)
@@ -240,12 +242,12 @@ class DiarizationModule(EngineModule["DiarizationEngine"]):
     def _load_engine(self) -> DiarizationEngine:
         from parlons.services.diarization.engine import DiarizationEngine
 
-        return DiarizationEngine(self.pipeline_config)
+        return DiarizationEngine(self.pipeline_config, resolve_model=self._resolve)
 
     async def close(self) -> None:
         self.queue.shutdown()
         await super().close()
 
 
-def module_from_config(config: ParlonsConfig) -> DiarizationModule:
-    return DiarizationModule(config.diarization)
+def module_from_config(config: ParlonsConfig, models: ModelManager | None = None) -> DiarizationModule:
+    return DiarizationModule(config.diarization, models=models)

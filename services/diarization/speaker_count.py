@@ -7,17 +7,20 @@ cluster size) at thresholds spread around the configured one, and reports the sh
 give each count: the estimate is the count at the configured threshold, its confidence
 the share of the band that agrees with it. The clustering itself is pyannote's, unchanged.
 
-The report is per call and per thread (one pipeline serves concurrent requests from
-worker threads): the engine takes it with `take_count_report` after the pipeline ran.
+The report travels in the pipeline's output (`pipeline.CountedDiarizeOutput`): the
+pipeline collects what its clustering reports during one call (`collect_count_reports`,
+a context variable, so concurrent calls from worker threads never see each other's).
 """
 
 from __future__ import annotations
 
-import threading
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from parlons.services.diarization.torch_compat import prepare_pyannote_import
+from parlons.torch_compat import prepare_pyannote_import
 
 prepare_pyannote_import()
 
@@ -39,18 +42,18 @@ class CountReport:
     distribution: dict[int, float] = field(default_factory=dict)
 
 
-_reports = threading.local()
+_collected: ContextVar[list[CountReport] | None] = ContextVar("parlons_count_reports", default=None)
 
 
-def take_count_report() -> CountReport | None:
-    """The report of the last clustering run on this thread (then forgotten)."""
-    report: CountReport | None = getattr(_reports, "value", None)
-    _reports.value = None
-    return report
-
-
-def clear_count_report() -> None:
-    _reports.value = None
+@contextlib.contextmanager
+def collect_count_reports() -> Iterator[list[CountReport]]:
+    """The reports the clustering makes within the block (one per clustering run)."""
+    reports: list[CountReport] = []
+    token = _collected.set(reports)
+    try:
+        yield reports
+    finally:
+        _collected.reset(token)
 
 
 def large_cluster_counts(
@@ -92,7 +95,8 @@ def count_report(embeddings: np.ndarray, *, threshold: float, method: str, metri
 
 
 class CountingAgglomerativeClustering(AgglomerativeClustering):
-    """pyannote's AgglomerativeClustering; each call also leaves a CountReport."""
+    """pyannote's AgglomerativeClustering; each call also reports a CountReport to the
+    pipeline call it runs in (`collect_count_reports`)."""
 
     #: Half-width of the band of thresholds the count is checked over.
     count_band: float = 0.1
@@ -101,9 +105,11 @@ class CountingAgglomerativeClustering(AgglomerativeClustering):
                  min_clusters: int | None = None, max_clusters: int | None = None,
                  **kwargs: Any) -> Any:
         train, _, _ = self.filter_embeddings(embeddings, segmentations=segmentations)
-        _reports.value = count_report(
-            np.array(train, dtype=np.float64), threshold=float(self.threshold), method=str(self.method),
-            metric=str(self.metric), min_cluster_size=int(self.min_cluster_size), band=self.count_band,
-        )
+        reports = _collected.get()
+        if reports is not None:
+            reports.append(count_report(
+                np.array(train, dtype=np.float64), threshold=float(self.threshold), method=str(self.method),
+                metric=str(self.metric), min_cluster_size=int(self.min_cluster_size), band=self.count_band,
+            ))
         return super().__call__(embeddings, segmentations=segmentations, num_clusters=num_clusters,
                                 min_clusters=min_clusters, max_clusters=max_clusters, **kwargs)

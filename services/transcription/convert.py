@@ -142,13 +142,11 @@ def _streaming_result(event: Any) -> transcription_pb2.StreamingResult:
 
 def describe_models(module: TranscriptionModule) -> transcription_pb2.ListModelsResponse:
     """The catalog's Whisper models, with the one this server has loaded."""
-    from parlons.models.manager import ModelManager
-
     engine = module.engine
     loaded = engine.info() if engine is not None else None
     descriptions = []
     seen_loaded = False
-    for info in ModelManager().list():
+    for info in module.models.list():
         if info.kind != "whisper":
             continue
         is_loaded = loaded is not None and info.name in module.served_names

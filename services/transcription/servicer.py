@@ -29,6 +29,7 @@ from parlons.services.common.audio_request import (
     read_upload,
 )
 from parlons.services.common.config import ParlonsConfig, TranscriptionSettings
+from parlons.models.manager import ModelManager
 from parlons.errors import InvalidArgument, NotFound, ResourceExhausted
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
@@ -227,8 +228,8 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
     kind = "transcription"
     what_loads = "the transcription model"
 
-    def __init__(self, settings: TranscriptionSettings, *, max_message_mb: int = 64) -> None:
-        super().__init__()
+    def __init__(self, settings: TranscriptionSettings, *, max_message_mb: int = 64, models: ModelManager | None = None) -> None:
+        super().__init__(models)
         self.settings = settings
         self.model_name = settings.model
         self.served_names: set[str] = {settings.model}
@@ -249,9 +250,7 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
         return self.model_name
 
     def _load_engine(self) -> TranscriptionEngine:
-        from parlons.models.manager import ModelManager
-
-        manager = ModelManager()
+        manager = self.models
         name = default_model(self.settings.model, resolve_device(self.settings.device), manager)
         model_dir = manager.resolve(name)
         self.model_name = name
@@ -324,5 +323,5 @@ def _is_path(name: str) -> bool:
     return "/" in name or "\\" in name or Path(name).is_absolute()
 
 
-def module_from_config(config: ParlonsConfig) -> TranscriptionModule:
-    return TranscriptionModule(config.transcription, max_message_mb=config.server.max_message_mb)
+def module_from_config(config: ParlonsConfig, models: ModelManager | None = None) -> TranscriptionModule:
+    return TranscriptionModule(config.transcription, max_message_mb=config.server.max_message_mb, models=models)

@@ -20,6 +20,7 @@ from grpc import aio
 from parlons.services.common.module import EngineModule
 from parlons.services.common.config import ParlonsConfig, TranslationSettings
 from parlons.services.common.gateway_trust import current_tenant
+from parlons.models.manager import ModelManager
 from parlons.errors import FailedPrecondition, InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamLimiter, StreamPump, read_config
 from parlons.services.common.workqueue import WorkQueue
@@ -211,8 +212,8 @@ class TranslationModule(EngineModule[TranslationEngine]):
     kind = "translation"
     what_loads = "the translation models"
 
-    def __init__(self, settings: TranslationSettings, *, max_message_mb: int = 64) -> None:
-        super().__init__()
+    def __init__(self, settings: TranslationSettings, *, max_message_mb: int = 64, models: ModelManager | None = None) -> None:
+        super().__init__(models)
         self.settings = settings
         self.max_message_mb = max_message_mb
         glossary_dir = settings.glossaries_dir
@@ -236,10 +237,8 @@ class TranslationModule(EngineModule[TranslationEngine]):
         )
 
     def _load_engine(self) -> TranslationEngine:
-        from parlons.models.manager import ModelManager
-
         runtime = self.runtime_options()
-        manager = ModelManager()
+        manager = self.models
         sources, refused = model_sources(self.settings.models, manager)
         models: list[TranslationModel] = []
         for source in sources:
@@ -289,5 +288,5 @@ class TranslationModule(EngineModule[TranslationEngine]):
         return self.streams.slot()
 
 
-def module_from_config(config: ParlonsConfig) -> TranslationModule:
-    return TranslationModule(config.translation, max_message_mb=config.server.max_message_mb)
+def module_from_config(config: ParlonsConfig, models: ModelManager | None = None) -> TranslationModule:
+    return TranslationModule(config.translation, max_message_mb=config.server.max_message_mb, models=models)
