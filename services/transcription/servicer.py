@@ -235,7 +235,7 @@ class TranscriptionModule(EngineModule[TranscriptionEngine]):
         self.served_names: set[str] = {settings.model}
         self.queue = WorkQueue("transcription", settings.max_concurrent, settings.max_queued)
         self.max_upload_bytes = settings.max_upload_mb << 20
-        self.max_stream_buffer_s = 60.0
+        self.max_stream_buffer_s = settings.max_stream_buffer_s
         self.streams = StreamLimiter("transcription", settings.max_streams or 1)
         # Each open session runs its feed in this pool; sized with the limit (load).
         self.live_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="transcription-live")
