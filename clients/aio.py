@@ -20,7 +20,7 @@ import grpc
 from grpc import aio
 
 from parlons.clients import sdk
-from parlons.clients.connection import Connection
+from parlons.clients.connection import Connection, StubClient
 from parlons.clients.errors import ParlonsRpcError
 from parlons.clients.results import Conversation, Diarization, SpeechTranslation, TextTranslation, Transcript
 from parlons.clients.retry import RetryPolicy, acall_with_retries
@@ -50,18 +50,14 @@ async def _messages(first: Any, wrap: Callable[..., Any], chunks: Chunks, field:
             yield wrap(**{field: chunk})
 
 
-class _AsyncClient:
+class _AsyncClient(StubClient):
+    """An asyncio client (StubClient) with the retry policy of idempotent calls."""
+
+    asyncio_channel = True
+
     def __init__(self, target: aio.Channel | Connection, stub: Callable[[aio.Channel], Any], *,
                  metadata: Iterable[tuple[str, str]] = (), retry: RetryPolicy | None = None) -> None:
-        if isinstance(target, Connection):
-            self.channel = target.aio_channel()
-            self._owned = True
-            metadata = (*target.metadata, *metadata)
-        else:
-            self.channel = target
-            self._owned = False
-        self.stub = stub(self.channel)
-        self.metadata = tuple(metadata)
+        super().__init__(target, stub, metadata=metadata)
         self.retry = retry or RetryPolicy()
 
     async def _idempotent(self, call: Callable[[], Awaitable[T]]) -> T:

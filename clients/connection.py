@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import grpc
 from grpc import aio
@@ -119,3 +121,23 @@ def connection_from_args(args: argparse.Namespace, address: str | None = None) -
         args.server, api_key=api_key_from_args(args), tls=args.tls,
         ca=args.ca, cert=args.cert, key=args.key,
     )
+
+
+class StubClient:
+    """A stub on a channel (given, or opened from a Connection and closed with the client)
+    and the metadata every call carries: what the sync SDK (`sdk.py`) and the asyncio SDK
+    (`aio.py`) share; each adds its own calls, retries and closing."""
+
+    #: Open an asyncio channel (aio.py) rather than a blocking one (sdk.py).
+    asyncio_channel: ClassVar[bool] = False
+
+    def __init__(self, target: Any, stub: Callable[[Any], Any], *, metadata: Iterable[tuple[str, str]] = ()) -> None:
+        if isinstance(target, Connection):
+            self.channel = target.aio_channel() if self.asyncio_channel else target.channel()
+            self._owned = True
+            metadata = (*target.metadata, *metadata)
+        else:
+            self.channel = target
+            self._owned = False
+        self.stub = stub(self.channel)
+        self.metadata = tuple(metadata)

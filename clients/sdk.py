@@ -29,7 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from parlons.clients.audio_source import LIVE_AUDIO_CONFIG, file_chunks, microphone_chunks
-from parlons.clients.connection import Connection
+from parlons.clients.connection import Connection, StubClient
 from parlons.clients.errors import ParlonsRpcError
 from parlons.clients.results import Conversation, Diarization, SpeechTranslation, TextTranslation, Transcript
 from parlons.clients.retry import RetryPolicy, call_with_retries
@@ -186,21 +186,12 @@ class ResponseStream(Generic[T]):
         return bool(self._call.cancel())
 
 
-class _Client:
-    """A stub on a channel (given, or opened from a Connection and closed with the client),
-    the metadata every call carries, and the retry policy of idempotent calls."""
+class _Client(StubClient):
+    """A blocking client (StubClient) with the retry policy of idempotent calls."""
 
     def __init__(self, target: grpc.Channel | Connection, stub: Callable[[grpc.Channel], Any], *,
                  metadata: Iterable[tuple[str, str]] = (), retry: RetryPolicy | None = None) -> None:
-        if isinstance(target, Connection):
-            self.channel = target.channel()
-            self._owned = True
-            metadata = (*target.metadata, *metadata)
-        else:
-            self.channel = target
-            self._owned = False
-        self.stub = stub(self.channel)
-        self.metadata = tuple(metadata)
+        super().__init__(target, stub, metadata=metadata)
         self.retry = retry or RetryPolicy()
 
     def _idempotent(self, call: Callable[[], T]) -> T:

@@ -9,6 +9,7 @@ UNKNOWN with a stack trace on the wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -216,27 +217,37 @@ class _Call:
         )
 
 
+@contextlib.asynccontextmanager
+async def _answered(call: _Call, context: aio.ServicerContext, request_or_iterator: Any,
+                    streaming_request: bool) -> AsyncIterator[None]:
+    """The one error mapping of every handler, unary or streamed: a ParlonsError becomes its
+    status, anything else INTERNAL with the request id; a cancelled call is counted as such;
+    a streamed request is drained first so its sender is not left blocked."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        call.code = grpc.StatusCode.CANCELLED
+        raise
+    except aio.AbortError:
+        raise
+    except Exception as exc:
+        if streaming_request:
+            await _drain(request_or_iterator)
+        await call.fail(context, exc)
+    finally:
+        call.finish(context)
+
+
 def _wrap_unary_response(
     behavior: Callable[..., Awaitable[Any]], method: str, metadata: Any, streaming_request: bool,
     bounds: StreamBounds, trust: GatewayTrust,
 ) -> Any:
     async def handler(request_or_iterator: Any, context: aio.ServicerContext) -> Any:
         call = _Call(method, metadata)
-        try:
+        async with _answered(call, context, request_or_iterator, streaming_request):
             await call.begin(context, trust)
             request = _checked_request(request_or_iterator, streaming_request, bounds)
             return await behavior(request, context)
-        except asyncio.CancelledError:
-            call.code = grpc.StatusCode.CANCELLED
-            raise
-        except aio.AbortError:
-            raise
-        except Exception as exc:
-            if streaming_request:
-                await _drain(request_or_iterator)
-            await call.fail(context, exc)
-        finally:
-            call.finish(context)
 
     return handler
 
@@ -247,22 +258,11 @@ def _wrap_stream_response(
 ) -> Any:
     async def handler(request_or_iterator: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, metadata)
-        try:
+        async with _answered(call, context, request_or_iterator, streaming_request):
             await call.begin(context, trust)
             request = _checked_request(request_or_iterator, streaming_request, bounds)
             async for response in behavior(request, context):
                 yield response
-        except asyncio.CancelledError:
-            call.code = grpc.StatusCode.CANCELLED
-            raise
-        except aio.AbortError:
-            raise
-        except Exception as exc:
-            if streaming_request:
-                await _drain(request_or_iterator)
-            await call.fail(context, exc)
-        finally:
-            call.finish(context)
 
     return handler
 

@@ -11,7 +11,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+from google.protobuf.message import Message
 
 from parlons.languages import parse_tag, same_language
 from parlons import anonymized
@@ -153,21 +155,14 @@ class GatewayCore:
         options: transcription_pb2.TranscriptionOptions,
     ) -> transcription_pb2.TranscribeResponse:
         """Transcription without quota accounting (the caller charges once)."""
-        backend = self.router.get("transcription")
-        if len(data) <= self.unary_limit:
-            request = transcription_pb2.TranscribeRequest(
-                config=config, options=options, audio=audio_pb2.Audio(content=data)
-            )
-            return await backend.unary(backend.stub.Transcribe, request, call.options)
-
-        def requests() -> Iterator[transcription_pb2.TranscribeUploadRequest]:
-            yield transcription_pb2.TranscribeUploadRequest(
-                config=transcription_pb2.TranscribeUploadConfig(config=config, options=options)
-            )
-            for chunk in _chunks(data):
-                yield transcription_pb2.TranscribeUploadRequest(audio_content=chunk)
-
-        return await backend.stream_unary(backend.stub.TranscribeUpload, requests, call.options)
+        response: transcription_pb2.TranscribeResponse = await self._send_audio(
+            call, "transcription", data, unary="Transcribe", upload="TranscribeUpload",
+            single=lambda audio: transcription_pb2.TranscribeRequest(config=config, options=options, audio=audio),
+            opening=transcription_pb2.TranscribeUploadRequest(
+                config=transcription_pb2.TranscribeUploadConfig(config=config, options=options)),
+            chunk=lambda piece: transcription_pb2.TranscribeUploadRequest(audio_content=piece),
+        )
+        return response
 
     async def diarize_raw(
         self,
@@ -178,21 +173,39 @@ class GatewayCore:
         *,
         uri: str = "",
     ) -> diarization_pb2.DiarizeResponse:
-        backend = self.router.get("diarization")
+        response: diarization_pb2.DiarizeResponse = await self._send_audio(
+            call, "diarization", data, unary="Diarize", upload="DiarizeUpload",
+            single=lambda audio: diarization_pb2.DiarizeRequest(config=config, options=options, audio=audio, uri=uri),
+            opening=diarization_pb2.DiarizeUploadRequest(
+                config=diarization_pb2.DiarizeUploadConfig(config=config, options=options, uri=uri)),
+            chunk=lambda piece: diarization_pb2.DiarizeUploadRequest(audio_content=piece),
+        )
+        return response
+
+    async def _send_audio(
+        self,
+        call: Call,
+        service: str,
+        data: bytes,
+        *,
+        unary: str,
+        upload: str,
+        single: Callable[[audio_pb2.Audio], Message],
+        opening: Message,
+        chunk: Callable[[bytes], Message],
+    ) -> Any:
+        """Audio to a backend: one request (`unary`) when it fits a message, else the
+        client-streamed `upload`, its opening message then the audio in chunks."""
+        backend = self.router.get(service)
         if len(data) <= self.unary_limit:
-            request = diarization_pb2.DiarizeRequest(
-                config=config, options=options, audio=audio_pb2.Audio(content=data), uri=uri
-            )
-            return await backend.unary(backend.stub.Diarize, request, call.options)
+            return await backend.unary(getattr(backend.stub, unary), single(audio_pb2.Audio(content=data)), call.options)
 
-        def requests() -> Iterator[diarization_pb2.DiarizeUploadRequest]:
-            yield diarization_pb2.DiarizeUploadRequest(
-                config=diarization_pb2.DiarizeUploadConfig(config=config, options=options, uri=uri)
-            )
-            for chunk in _chunks(data):
-                yield diarization_pb2.DiarizeUploadRequest(audio_content=chunk)
+        def requests() -> Iterator[Message]:
+            yield opening
+            for piece in _chunks(data):
+                yield chunk(piece)
 
-        return await backend.stream_unary(backend.stub.DiarizeUpload, requests, call.options)
+        return await backend.stream_unary(getattr(backend.stub, upload), requests, call.options)
 
     async def embed_voices(
         self,
@@ -371,6 +384,33 @@ class GatewayCore:
                 raise InvalidArgument("target_languages contains an empty language code", field="target_languages")
             parse_tag(target, field="target_languages")
 
+    async def translate_grouped(
+        self,
+        call: Call,
+        texts: Sequence[str],
+        languages: Sequence[str],
+        targets: Sequence[str],
+        glossary: translation_pb2.Glossary,
+    ) -> dict[str, list[str]]:
+        """Texts, each in its own language, into every target: one batched request per
+        (source, target) pair, all at once; a text already in a target is kept as it is.
+        Returns target -> the texts' translations, in the texts' order."""
+        by_source: dict[str, list[int]] = {}
+        for i, language in enumerate(languages):
+            by_source.setdefault(language, []).append(i)
+        out = {target: list(texts) for target in dict.fromkeys(targets)}
+        jobs = [
+            (target, indices, self.translate_texts(call, [texts[i] for i in indices], source, target, glossary))
+            for target in out
+            for source, indices in by_source.items()
+            if not same_language(source, target)
+        ]
+        results = await first_failure(*(job for _, _, job in jobs))
+        for (target, indices, _), translations in zip(jobs, results):
+            for i, translation in zip(indices, translations):
+                out[target][i] = translation.text
+        return out
+
     async def _translate_turns(
         self,
         call: Call,
@@ -378,29 +418,13 @@ class GatewayCore:
         targets: list[str],
         glossary: translation_pb2.Glossary,
     ) -> None:
-        """Each turn into each target, one batched request per (source, target) pair."""
-        by_source: dict[str, list[int]] = {}
-        for i, turn in enumerate(response.turns):
-            by_source.setdefault(turn.language or response.language, []).append(i)
-        jobs = []
-        for target in dict.fromkeys(targets):
-            for source, indices in by_source.items():
-                if same_language(source, target):
-                    for i in indices:
-                        response.turns[i].translations.add(language=target, text=response.turns[i].text)
-                    continue
-                jobs.append((target, indices, self.translate_texts(
-                    call, [response.turns[i].text for i in indices], source, target, glossary,
-                )))
-        results = await first_failure(*(job for _, _, job in jobs))
-        for (target, indices, _), translations in zip(jobs, results):
-            for i, translation in zip(indices, translations):
-                response.turns[i].translations.add(language=target, text=translation.text)
-        rank = {target: i for i, target in reversed(list(enumerate(targets)))}
-        for turn in response.turns:  # keep the order of target_languages in every turn
-            ordered = sorted(turn.translations, key=lambda t: rank[t.language])
-            del turn.translations[:]
-            turn.translations.extend(ordered)
+        """Each turn into each target, in the order of target_languages."""
+        turns = response.turns
+        translated = await self.translate_grouped(
+            call, [t.text for t in turns], [t.language or response.language for t in turns], targets, glossary)
+        for i, turn in enumerate(turns):
+            for target, texts in translated.items():
+                turn.translations.add(language=target, text=texts[i])
 
     async def translate_speech(
         self, call: Call, request: gateway_pb2.TranslateSpeechRequest, data: bytes
@@ -420,27 +444,13 @@ class GatewayCore:
             summary, placeholders = await self.anonymize_timed(call, segments, request.anonymization, source)
             transcript.text = anonymized.joined_text(segments)
             glossary = anonymized.keep_placeholders(glossary, placeholders)
+        texts = [s.text.strip() for s in segments]
         if same_language(source, target):
-            translated = [s.text.strip() for s in segments]
+            translated = texts
         else:
-            by_source: dict[str, list[int]] = {}
-            for i, s in enumerate(segments):
-                by_source.setdefault(s.language or source, []).append(i)
-            translated = [""] * len(segments)
-            jobs = [
-                (indices, self.translate_texts(
-                    call, [segments[i].text.strip() for i in indices], lang, target, glossary))
-                for lang, indices in by_source.items()
-                if not same_language(lang, target)
-            ]
-            for lang, indices in by_source.items():
-                if same_language(lang, target):
-                    for i in indices:
-                        translated[i] = segments[i].text.strip()
-            results = await first_failure(*(job for _, job in jobs))
-            for (indices, _), translations in zip(jobs, results):
-                for i, t in zip(indices, translations):
-                    translated[i] = t.text
+            grouped = await self.translate_grouped(
+                call, texts, [s.language or source for s in segments], [target], glossary)
+            translated = grouped[target]
         response = gateway_pb2.TranslateSpeechResponse(
             text=transcript.text.strip(),
             translated_text=" ".join(t for t in translated if t),
