@@ -22,9 +22,9 @@ from parlons.services.transcription import convert
 from parlons.services.transcription.engine import (
     TranscriptionEngine,
     TranscriptionResult,
-    chunks_after,
     default_model,
 )
+from parlons.services.transcription.speech_chunks import chunks_after
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.streaming import StreamingSession
 from faster_whisper import WhisperModel

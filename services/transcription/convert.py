@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from parlons.services.common.config import TranscriptionSettings
 from parlons.errors import InvalidArgument
-from parlons.services.transcription.engine import Segment, TranscriptionResult, Word
+from parlons.services.transcription.results import Segment, TranscriptionResult, Word
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.streaming import StreamingConfig
 

@@ -29,8 +29,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,105 +37,39 @@ import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import restore_speech_timestamps
-from faster_whisper.vad import VadOptions, get_speech_timestamps
+from faster_whisper.vad import VadOptions
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
-from parlons.errors import (
-    Cancelled,
-    InvalidArgument,
-    ModelCorrupt,
-    ModelNotFound,
-    NotFound,
-)
+from parlons.errors import InvalidArgument, ModelCorrupt, ModelNotFound, NotFound
 from parlons.languages import LanguageTag, WhisperCode, tag_of_whisper, whisper_code
+from parlons.services.transcription.decode_options import clip_arguments, transcribe_arguments
 from parlons.services.transcription.languages import LIST_HINT, WHISPER_LANGUAGES
 from parlons.services.transcription.options import TranscriptionOptions
+from parlons.services.transcription.results import (
+    LanguageDetection,
+    ModelInfo,
+    Segment,
+    TranscriptionResult,
+    Word,
+    collect_segments,
+    raise_if_cancelled,
+)
 from parlons.services.transcription.scheduler import BatchedWhisper, LiveDecodeScheduler
+from parlons.services.transcription.speech_chunks import transcribe_speech_chunks
+from parlons.services.transcription.utterances import transcribe_utterances
 from parlons.services.transcription.window import (
+    WINDOW_S,
     Encoded,
     WindowPolicy,
     choose_language,
     encode,
     language_probabilities,
-    loops,
     transcribe_clip,
     whisper_options,
 )
 
 log = logging.getLogger(__name__)
 
-WINDOW_S: Final = 30.0  # Whisper's input window
 _REQUIRED_FILES: Final = ("model.bin", "config.json", "tokenizer.json")
-_TURN_SILENCE_MS: Final = 500  # a pause this long may change speaker, so language
-
-
-@dataclass(frozen=True)
-class Word:
-    start: float
-    end: float
-    word: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One transcribed segment; times in seconds from the start of the audio."""
-
-    id: int
-    start: float
-    end: float
-    text: str
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-    language: str  # BCP-47
-    language_probability: float
-    channel: int = 0
-    words: tuple[Word, ...] = ()
-    temperature: float | None = None
-
-
-@dataclass(frozen=True)
-class TranscriptionResult:
-    segments: tuple[Segment, ...]
-    # BCP-47; the language of the channel with the most speech ("" when nothing could be
-    # identified: no samples, or no speech in per-segment mode)
-    language: str
-    language_probability: float
-    duration_s: float
-    processing_s: float
-    model: str = ""
-    duration_after_vad_s: float | None = None
-
-    @property
-    def text(self) -> str:
-        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
-
-    @property
-    def real_time_factor(self) -> float:
-        return self.processing_s / self.duration_s if self.duration_s else 0.0
-
-
-@dataclass(frozen=True)
-class LanguageDetection:
-    language: LanguageTag
-    probability: float
-    all_probabilities: tuple[tuple[str, float], ...]
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What ListModels / ListLanguages report about the loaded model."""
-
-    name: str
-    path: str
-    device: str
-    compute_type: str
-    multilingual: bool
-    languages: tuple[str, ...]  # BCP-47
-    batched: bool
-    load_s: float
-    dynamic_context: bool = True
 
 
 def resolve_device(device: str) -> str:
@@ -332,14 +265,14 @@ class TranscriptionEngine:
         if not self.is_multilingual:
             return LanguageDetection(LanguageTag("en"), 1.0, (("en", 1.0),))
         clip = np.ascontiguousarray(samples[: int(WINDOW_S * TARGET_RATE)], dtype=np.float32)
-        _, code, prob, probabilities = self._identify(clip, candidates)
+        _, code, prob, probabilities = self.identify(clip, candidates)
         return LanguageDetection(
             tag_of_whisper(code),
             float(prob),
             tuple((tag_of_whisper(c), float(p)) for c, p in probabilities),
         )
 
-    def _identify(
+    def identify(
         self, clip: np.ndarray, candidates: tuple[WhisperCode, ...]
     ) -> tuple[Encoded, WhisperCode, float, list[tuple[str, float]]]:
         """(encoding, Whisper code, its probability, every probability) of a clip of at
@@ -365,7 +298,7 @@ class TranscriptionEngine:
             raise ValueError(f"audio must be at {TARGET_RATE} Hz, got {audio.sample_rate}")
         self.check_options(options)
         started = time.perf_counter()
-        _raise_if_cancelled(cancel)
+        raise_if_cancelled(cancel)
 
         if audio.num_samples == 0:
             channels = []
@@ -378,7 +311,7 @@ class TranscriptionEngine:
         best: tuple[float, str, float] | None = None  # (speech seconds, lang, prob)
         after_vad = 0.0
         for index, samples in channels:
-            _raise_if_cancelled(cancel)
+            raise_if_cancelled(cancel)
             channel_segments, language, probability, vad_s = self._transcribe_mono(
                 samples, options, index, cancel
             )
@@ -412,21 +345,21 @@ class TranscriptionEngine:
         """One channel: (segments, language, its probability, seconds after VAD)."""
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         if options.detect_language_per_segment and options.model_language is None and self.is_multilingual:
-            return self._transcribe_utterances(samples, options, channel, cancel)
+            return transcribe_utterances(self, samples, options, channel, cancel)
         duration = samples.shape[0] / TARGET_RATE
         if not self.batched and self.window.enabled and not options.full_window:
             if not options.vad_filter and duration <= WINDOW_S:
-                segments, language, probability = self._transcribe_clip(
+                segments, language, probability = self.transcribe_short(
                     samples, options, channel, 0.0, duration, cancel
                 )
                 return segments, language, probability, duration
             if options.vad_filter:
-                return self._transcribe_speech_chunks(samples, options, channel, cancel)
+                return transcribe_speech_chunks(self, samples, options, channel, cancel)
         language_code = options.model_language
         if language_code is None and options.model_candidates and self.is_multilingual:
             detection = self.detect_language(samples, options.model_candidates)
             language_code = whisper_code(detection.language)
-        kwargs = self._decode_kwargs(options, language_code)
+        kwargs = transcribe_arguments(options, language_code)
         if options.vad_filter:
             kwargs["vad_filter"] = True
             kwargs["vad_parameters"] = VadOptions(
@@ -449,10 +382,10 @@ class TranscriptionEngine:
         generator, info = runner.transcribe(samples, **kwargs)
         language = tag_of_whisper(info.language)
         probability = float(info.language_probability)
-        segments = self._collect(generator, channel, language, probability, 0.0, duration, cancel)
+        segments = collect_segments(generator, channel, language, probability, 0.0, duration, cancel)
         return segments, language, probability, float(info.duration_after_vad)
 
-    def _transcribe_clip(
+    def transcribe_short(
         self,
         clip: np.ndarray,
         options: TranscriptionOptions,
@@ -466,19 +399,26 @@ class TranscriptionEngine:
     ) -> tuple[list[Segment], str, float]:
         """A clip of at most 30 s with dynamic context: identify its language on the
         clip's own encoding when none is known, then decode it (window.transcribe_clip)."""
-        _raise_if_cancelled(cancel)
+        raise_if_cancelled(cancel)
         language = language or options.model_language
         encoded = None
         if not self.is_multilingual:
             language, probability = WhisperCode("en"), 1.0
         elif language is None:
-            encoded, language, probability, _ = self._identify(clip, options.model_candidates)
-        raw = self._decode_clip(clip, options, language, encoded=encoded)
+            encoded, language, probability, _ = self.identify(clip, options.model_candidates)
+        raw = self.decode_clip(clip, options, language, encoded=encoded)
         bcp47 = tag_of_whisper(language)
-        segments = self._collect(raw, channel, bcp47, probability, offset, limit, cancel)
+        segments = collect_segments(raw, channel, bcp47, probability, offset, limit, cancel)
         return segments, bcp47, float(probability)
 
-    def _decode_clip(
+    def initial_prompt_tokens(self, options: TranscriptionOptions) -> list[int] | None:
+        """The client's initial prompt as tokens (the chunk path prompts with tokens)."""
+        if not options.initial_prompt:
+            return None
+        text = " " + options.initial_prompt.strip()
+        return list(self._model.hf_tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def decode_clip(
         self,
         clip: np.ndarray,
         options: TranscriptionOptions,
@@ -492,238 +432,18 @@ class TranscriptionEngine:
         tokenizer = Tokenizer(
             self._model.hf_tokenizer, self.is_multilingual, task=options.task, language=language
         )
-        kwargs = self._decode_kwargs(options, language)
-        for name in ("language", "task", "temperature", "vad_filter"):
-            kwargs.pop(name)
-        kwargs["temperatures"] = list(options.temperatures)
-        if prompt_tokens:
-            kwargs["initial_prompt"] = prompt_tokens
-        whisper = whisper_options(self._model, tokenizer, **kwargs)
+        whisper = whisper_options(self._model, tokenizer, **clip_arguments(options, prompt_tokens))
         return transcribe_clip(
             self._model, clip, tokenizer, whisper, self.window, encoded=encoded, fallback=not options.preview
         )
 
-    def _transcribe_speech_chunks(
-        self,
-        samples: np.ndarray,
-        options: TranscriptionOptions,
-        channel: int,
-        cancel: threading.Event | None,
-    ) -> tuple[list[Segment], str, float, float]:
-        """A file with the VAD filter: speech chunks joined into groups of at most 30 s
-        (as faster-whisper's `collect_chunks`, whose metadata loses the first chunk of
-        every group after the first: not used), each group decoded in a window cut to its
-        length, times mapped back to the file (`restore_speech_timestamps`). A file
-        with less than 30 s of speech costs one short window instead of a full one.
-        Measured: one window per chunk instead is slower on meetings (many sub-second
-        chunks, each its own decode) and no more accurate (docs/transcription.md).
-        The language, when not given, is identified once on the first group, as
-        faster-whisper does on the first 30 s of speech; the previous group's tokens
-        prompt the next when `condition_on_previous_text`."""
-        chunks = get_speech_timestamps(
-            samples,
-            VadOptions(min_silence_duration_ms=options.vad_min_silence_ms, max_speech_duration_s=WINDOW_S),
-        )
-        if not chunks:
-            return [], ("en" if not self.is_multilingual else ""), 0.0, 0.0
-        grouped = _group_chunks(chunks, int(WINDOW_S * TARGET_RATE))
-        groups = [np.concatenate([samples[c["start"] : c["end"]] for c in group]) for group in grouped]
-        language, probability = options.model_language, 1.0
-        first = None  # the first group's encoding, when identification made it
-        if language is None and self.is_multilingual:
-            first, language, probability, _ = self._identify(groups[0], options.model_candidates)
-        tag = tag_of_whisper(language or "en")
-        segments: list[Segment] = []
-        previous: list[int] = []
-        pending = [(group_chunks, first if number == 0 else None) for number, group_chunks in enumerate(grouped)]
-        while pending:
-            _raise_if_cancelled(cancel)
-            group_chunks, encoded = pending.pop(0)
-            group = np.concatenate([samples[c["start"] : c["end"]] for c in group_chunks])
-            raw = self._decode_clip(group, options, language, prompt_tokens=previous or None, encoded=encoded)
-            looped = next((i for i, segment in enumerate(raw) if loops([segment])), None)
-            if looped is not None:
-                # Keep what came before the loop and decode the rest of the group anew
-                # (a loop that opens the clip is skipped): a fresh window rarely loops.
-                resume = raw[looped].start if looped > 0 else raw[looped].end
-                rest = chunks_after(group_chunks, int(resume * TARGET_RATE))
-                if rest:
-                    pending.insert(0, (rest, None))
-                raw = raw[:looped]
-            restored = list(restore_speech_timestamps(raw, group_chunks, TARGET_RATE))
-            segments.extend(
-                self._collect(restored, channel, tag, probability, 0.0,
-                              samples.shape[0] / TARGET_RATE, cancel)
-            )
-            previous = self._next_prompt(options, raw, previous)
-        kept = sum(g.shape[0] for g in groups)
-        return segments, tag, float(probability), kept / TARGET_RATE
-
-    def _next_prompt(
-        self, options: TranscriptionOptions, raw: list[Any], previous: list[int]
-    ) -> list[int]:
-        """The prompt of the next group: the initial prompt and the text so far (at most
-        223 tokens, Whisper's prompt half), reset after a high-temperature decode."""
-        if not options.condition_on_previous_text or any((s.temperature or 0.0) > 0.5 for s in raw):
-            return self._initial_prompt_tokens(options) or []
-        tokens = previous or (self._initial_prompt_tokens(options) or [])
-        for segment in raw:
-            tokens = tokens + list(segment.tokens)
-        return tokens[-223:]
-
-    def _initial_prompt_tokens(self, options: TranscriptionOptions) -> list[int] | None:
-        if not options.initial_prompt:
-            return None
-        text = " " + options.initial_prompt.strip()
-        return list(self._model.hf_tokenizer.encode(text, add_special_tokens=False).ids)
-
-    def _transcribe_utterances(
-        self,
-        samples: np.ndarray,
-        options: TranscriptionOptions,
-        channel: int,
-        cancel: threading.Event | None,
-    ) -> tuple[list[Segment], str, float, float]:
-        """Language per segment: split at pauses (VAD), identify each utterance's
-        language and transcribe it in that language. Whisper itself picks one language
-        per 30-s window, which loses the second speaker at a bilingual counter.
-        Costs one extra encoder pass per utterance."""
-        chunks = get_speech_timestamps(
-            samples,
-            VadOptions(
-                min_silence_duration_ms=_TURN_SILENCE_MS,
-                max_speech_duration_s=WINDOW_S,
-                speech_pad_ms=200,
-            ),
-        )
-        segments: list[Segment] = []
-        speech_by_language: dict[str, tuple[float, float]] = {}
-        kept = 0
-        for chunk in chunks:
-            _raise_if_cancelled(cancel)
-            clip = samples[chunk["start"] : chunk["end"]]
-            kept += clip.shape[0]
-            found, language, probability = self._transcribe_clip(
-                clip,
-                options.with_(condition_on_previous_text=False),
-                channel,
-                chunk["start"] / TARGET_RATE,
-                chunk["end"] / TARGET_RATE,
-                cancel,
-            )
-            segments.extend(found)
-            seconds, best = speech_by_language.get(language, (0.0, 0.0))
-            speech_by_language[language] = (
-                seconds + clip.shape[0] / TARGET_RATE,
-                max(best, float(probability)),
-            )
-        if not speech_by_language:  # no speech: no language either
-            return [], "", 0.0, 0.0
-        language = max(speech_by_language, key=lambda k: speech_by_language[k][0])
-        return segments, language, speech_by_language[language][1], kept / TARGET_RATE
-
-    def _decode_kwargs(self, options: TranscriptionOptions, language: WhisperCode | None) -> dict[str, Any]:
-        """faster-whisper's transcribe() arguments for these options (VAD off)."""
-        return {
-            "language": language,
-            "task": options.task,
-            "beam_size": options.beam_size,
-            "best_of": options.best_of,
-            "patience": options.patience,
-            "temperature": list(options.temperatures),
-            "compression_ratio_threshold": options.compression_ratio_threshold,
-            "log_prob_threshold": options.log_prob_threshold,
-            "no_speech_threshold": options.no_speech_threshold,
-            "condition_on_previous_text": options.condition_on_previous_text,
-            "initial_prompt": options.initial_prompt,
-            "hotwords": options.hotwords,
-            "word_timestamps": options.word_timestamps,
-            "without_timestamps": options.without_timestamps,
-            "vad_filter": False,
-            "max_new_tokens": options.max_new_tokens,
-            "prefix": options.prefix,
-        }
-
-    @staticmethod
-    def _collect(
-        generator: Iterable[Any],
-        channel: int,
-        language: str,
-        probability: float,
-        offset: float,
-        limit: float,
-        cancel: threading.Event | None,
-    ) -> list[Segment]:
-        """Drain faster-whisper's lazy generator, checking `cancel` between segments.
-
-        Times are shifted by `offset` and clamped to `limit` (the end of the audio):
-        Whisper's timestamps can run past the end of a short clip."""
-
-        def at(t: float) -> float:
-            return round(min(float(t) + offset, limit), 3)
-
-        segments: list[Segment] = []
-        try:
-            for raw in generator:
-                _raise_if_cancelled(cancel)
-                segments.append(
-                    Segment(
-                        id=0,
-                        start=at(raw.start),
-                        end=at(raw.end),
-                        text=raw.text,
-                        avg_logprob=float(raw.avg_logprob),
-                        no_speech_prob=float(raw.no_speech_prob),
-                        compression_ratio=float(raw.compression_ratio),
-                        language=language,
-                        language_probability=probability,
-                        channel=channel,
-                        words=tuple(
-                            Word(at(w.start), at(w.end), w.word, float(w.probability))
-                            for w in (raw.words or ())
-                        ),
-                        temperature=raw.temperature,
-                    )
-                )
-        finally:
-            close = getattr(generator, "close", None)
-            if close is not None:
-                close()
-        return segments
-
-
-def _group_chunks(chunks: list[dict[str, int]], max_samples: int) -> list[list[dict[str, int]]]:
-    """Consecutive speech chunks in groups of at most `max_samples` (each chunk is at
-    most that long itself: the VAD cuts longer speech)."""
-    groups: list[list[dict[str, int]]] = []
-    size = 0
-    for chunk in chunks:
-        length = chunk["end"] - chunk["start"]
-        if not groups or size + length > max_samples:
-            groups.append([])
-            size = 0
-        groups[-1].append(chunk)
-        size += length
-    return groups
-
-
-def chunks_after(chunks: list[dict[str, int]], offset: int) -> list[dict[str, int]]:
-    """The speech chunks of a group from `offset` samples of its joined audio on (the
-    chunk that holds it cut there); nothing when less than 0.5 s is left."""
-    rest: list[dict[str, int]] = []
-    for chunk in chunks:
-        length = chunk["end"] - chunk["start"]
-        if offset < length:
-            rest.append({"start": chunk["start"] + max(0, offset), "end": chunk["end"]})
-        offset -= length
-    left = sum(c["end"] - c["start"] for c in rest)
-    return rest if left >= TARGET_RATE // 2 else []
-
-
-def _raise_if_cancelled(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("the transcription was cancelled")
 
 
 def _renumber(segment: Segment, new_id: int) -> Segment:
     return replace(segment, id=new_id)
+
+
+__all__ = [
+    "LanguageDetection", "ModelInfo", "Segment", "TranscriptionEngine", "TranscriptionResult", "Word",
+    "default_model", "resolve_compute_type", "resolve_device",
+]

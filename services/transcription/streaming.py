@@ -44,13 +44,9 @@ from typing import Any, Final
 import numpy as np
 from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.errors import Cancelled, InvalidArgument
-from parlons.services.transcription.engine import (
-    WINDOW_S,
-    Segment,
-    TranscriptionEngine,
-    TranscriptionResult,
-    Word,
-)
+from parlons.services.transcription.engine import TranscriptionEngine
+from parlons.services.transcription.results import Segment, TranscriptionResult, Word
+from parlons.services.transcription.window import WINDOW_S
 from parlons.services.transcription.agreement import LocalAgreement
 from parlons.services.transcription.endpointer import EndPointer, Utterance
 from parlons.services.transcription.options import TranscriptionOptions

@@ -45,6 +45,7 @@ from parlons.audio_constants import SAMPLE_RATE
 
 HOP: Final = 160  # samples per mel frame (10 ms)
 FULL_FRAMES: Final = 3000  # 30 s
+WINDOW_S: Final = 30.0  # Whisper's input window, in seconds
 # Above 24 s a cut window saves little and a refused short result costs a second decode:
 # such clips go straight to the full window.
 SHORT_LIMIT_FRAMES: Final = 2400
