@@ -51,7 +51,15 @@ from .names import NameMentions, extend_and_filter, find_names, trim_name
 from .numbers import token_runs
 from .presidio_import import import_presidio_analyzer
 from .replace import PLACEHOLDER, POLICIES, Replacer
-from .rules import aligned_matches, continued_numbers, find_addresses, find_dates_of_birth, find_emails, find_in_runs
+from .rules import (
+    aligned_matches,
+    continued_numbers,
+    find_addresses,
+    find_dates_of_birth,
+    find_emails,
+    find_in_runs,
+    find_lower_case_identifiers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +249,9 @@ class AnonymizationEngine:
         prefix = f"{context}\n" if context else ""
         whole = prefix + text
         runs = [r for r in token_runs(whole) if r.start >= len(prefix)]
+        lower_runs = [r for r in token_runs(whole, lower_letters=True) if r.start >= len(prefix)]
         found = (find_in_runs(whole, runs, recent) + find_emails(whole) + find_dates_of_birth(whole, runs, recent)
-                 + find_addresses(whole) + find_names(whole))
+                 + find_addresses(whole) + find_names(whole) + find_lower_case_identifiers(whole, lower_runs, recent))
         shift = len(prefix)
         kept = [Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.recognizer)
                 for f in found if f.start >= shift]

@@ -45,7 +45,7 @@ INTRO_RE = re.compile(
     rf"(?i:\b(?:je[^\S\n]+m['’]appelle|je[^\S\n]+me[^\S\n]+nomme|moi[^\S\n]+c['’]est|mon[^\S\n]+nom(?:[^\S\n]+de[^\S\n]+famille)?(?:[^\S\n]+c['’]est|[^\S\n]+est|,)?|"
     rf"mon[^\S\n]+prénom(?:[^\S\n]+c['’]est|[^\S\n]+est|,)?|nom[^\S\n]+de[^\S\n]+(?:jeune[^\S\n]+fille|naissance|famille)(?:[^\S\n]+c['’]est|,)?|"
     rf"prénom(?:[^\S\n]+c['’]est|,)?|au[^\S\n]+nom[^\S\n]+de|s['’]appelle|je[^\S\n]+suis|c['’]est[^\S\n]+moi|voisin|voisine|petit|petite|épouse|époux|née|fils[^\S\n]+de|fille[^\S\n]+de|"
-    rf"mari|femme|fils|fille|frère|soeur|sœur|mère|père|enfant))[^\S\n]*[:,]?[^\S\n]+(?P<name>{FULL_NAME})",
+    rf"mari|femme|fils|fille|frère|soeur|sœur|mère|père|enfants|enfant))[^\S\n]*[:,]?[^\S\n]+(?P<name>{FULL_NAME})",
 )
 # A name said with its birth: "Aaruran, il est né le", "Nila, née le" (children listed).
 # Tried at word starts only (after an elided "d'", "l'" too): unanchored, a 100 KB word
@@ -142,13 +142,14 @@ def find_gazetteer_names(text: str) -> list[Finding]:
 # relative or a role in a note line (a line that starts in lower case), the words up to the
 # first common word are a name: a stop word, a number, a word of the notes' vocabulary.
 _LOWER_CIVILITY = r"(?:m|mme|mmes|mlle|monsieur|madame|mademoiselle)"
-_NOTE_CUE = (r"(?:(?:son|sa|ses|leur|leurs)[^\S\n]+(?:fils|fille|filles|mère|père|mari|femme|épouse|époux|frère|"
+_NOTE_CUE = (r"(?:(?:son|sa|ses|leur|leurs)[^\S\n]+(?:ex-)?(?:fils|fille|filles|mère|père|mari|femme|épouse|époux|frère|"
              r"sœur|soeur|compagnon|compagne|conjoint|conjointe|enfant|enfants|petit-fils|petite-fille|neveu|nièce|"
-             r"oncle|tante|tuteur|tutrice)|témoins?|usager|usagère|couple|famille|veuve|veuf|épouse|époux|"
+             r"oncle|tante|tuteur|tutrice)|ex-(?:mari|femme|épouse|époux|compagnon|compagne|conjoint|conjointe)|"
+             r"témoins?|usager|usagère|couple|famille|veuve|veuf|épouse|époux|"
              r"(?:naissance|décès|reconnaissance)[^\S\n]+d[eu])")
 _ANY_WORD = r"[\w'’]+(?:-[\w'’]+){0,4}"
 LOWER_NAME_RE = re.compile(
-    rf"(?<![\w'’.-])(?:(?P<civility>{_LOWER_CIVILITY})|(?P<cue>{_NOTE_CUE}))"
+    rf"(?<![\w'’.-])(?:(?P<civility>{_LOWER_CIVILITY})|(?P<cue>{_NOTE_CUE})|(?P<list>enfants|petits-enfants))"
     rf"(?=(?P<name>(?:[^\S\n]+{_ANY_WORD}){{1,4}}))")
 _NAME_PARTICLES = frozenset({"de", "du", "des", "van", "von", "der", "den", "ben", "bin", "ibn", "el", "al", "da",
                              "dos", "das", "di", "le", "la", "ould", "abou", "abu", "bou", "ait", "aït", "de la"})
@@ -176,31 +177,66 @@ def _lower_case_names(text: str) -> list[Finding]:
     `LOWER_NAME_RE`); in a note, "x et y" after a role gives both ("témoins ousmane traoré
     et jean-baptiste lemaire")."""
     found = []
+    note = _NoteLines(text)
     for m in LOWER_NAME_RE.finditer(text):
         if m.group("civility"):
             if m.group("civility") == "m" and re.search(r"\d[^\S\n]*\Z", text[max(0, m.start() - 3):m.start()]):
                 continue  # "à 5 m de chez moi"
-        else:
-            line_start = text.rfind("\n", 0, m.start()) + 1
-            first = text[line_start:line_start + 1]
-            if not first.islower():
-                continue
-        found.extend(_name_words_at(text, m.start("name"), m.end("name"), and_more=m.group("cue") is not None))
+        elif not note.at(m.start()):
+            continue
+        names = _name_words_at(text, m.start("name"), m.end("name"), and_more=True)
+        if m.group("list") and len(names) < 2:
+            continue  # "enfants kwame ama et kofi", never "enfants scolarisés"
+        found.extend(names)
     return found
 
 
-def _name_words_at(text: str, start: int, end: int, and_more: bool) -> list[Finding]:
-    """The name words that open text[start:end) (at most four), up to a common word."""
+class _NoteLines:
+    """Whether the line at a position is an agent's note (it starts in lower case), for
+    positions given in increasing order: each line is looked up once, so a text is read
+    once however many matches it holds."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._end = -1  # where the line last looked up ends
+        self._begin = 0
+        self._note = False
+
+    def at(self, position: int) -> bool:
+        if position > self._end or position < self._begin:
+            text = self._text
+            self._begin = text.rfind("\n", max(0, self._end), position) + 1 if position > self._end else \
+                text.rfind("\n", 0, position) + 1
+            end = text.find("\n", position)
+            self._end = len(text) if end < 0 else end
+            self._note = text[self._begin:self._begin + 1].islower()
+        return self._note
+
+
+_CIVILITY_WORDS = frozenset({"m", "mme", "mmes", "mlle", "monsieur", "madame", "mademoiselle", "messieurs", "mesdames"})
+# "un monsieur m'a donné", "mme l'a appelé": an elided pronoun, no name.
+_ELIDED_PRONOUN_RE = re.compile(r"(?:[mlsjcnt]|qu)['’]")
+
+
+def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: int = 2) -> list[Finding]:
+    """The name words that open text[start:end) (at most four), up to a common word; a
+    third or fourth word only when it is a known name ("m nguyen van thanh", but "m
+    martin paul vérifier la date" is two words); after "et", the second word too
+    ("et kofi inscrits" is one name)."""
     words = list(re.finditer(r"[\w'’]+(?:-[\w'’]+)*", text[start:end]))
     taken: list[re.Match[str]] = []
     for i, w in enumerate(words):
         word = w.group().lower()
+        own = [t for t in taken if t.group().lower() not in _NAME_PARTICLES]
+        if len(own) >= free_words and word not in _NAME_PARTICLES and not _known_lower(word):
+            break
         if word in _NAME_PARTICLES:
             if not taken and (i + 1 >= len(words) or words[i + 1].group().lower() in _NAME_PARTICLES):
                 break
             taken.append(w)
             continue
-        if (word in _NOTE_WORDS or word in _stop_words() or word in _COMMON_WORDS or word in NUMBER_WORDS
+        if (word in _NOTE_WORDS or word in _stop_words() or _ELIDED_PRONOUN_RE.match(word) or word in _CIVILITY_WORDS
+                or word in _COMMON_WORDS or word in NUMBER_WORDS
                 or any(ch.isdigit() for ch in word) or len(word) < 2 or word.capitalize() in NOT_NAMES):
             break
         taken.append(w)
@@ -213,12 +249,69 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool) -> list[Find
         rest = re.match(r"[^\S\n]+et[^\S\n]+", text[start + taken[-1].end():end + 60])
         if rest:
             after = start + taken[-1].end() + rest.end()
-            found.extend(_name_words_at(text, after, min(len(text), after + 60), and_more=False))
+            found.extend(_name_words_at(text, after, min(len(text), after + 60), and_more=False, free_words=1))
+    return found
+
+
+@functools.cache
+def lower_gazetteer() -> frozenset[str]:
+    return frozenset(n.lower() for n in gazetteer())
+
+
+def _known_lower(word: str) -> bool:
+    """A known name in lower case ("lemaire", "jean-baptiste")."""
+    known = lower_gazetteer()
+    return word in known or all(part in known for part in word.split("-"))
+
+
+# In a note in lower case, a first name and a family name that are both known names, and
+# no word of the notes: "dossier remis à karim haddad sur présentation", "allocataire
+# 4417263 ngozi adaeze demande de prime".
+_LOWER_WORD_PAIR_RE = re.compile(r"(?<![\w'’-])(?=([a-zà-öø-ÿ][a-zà-öø-ÿ'’-]{2,})[^\S\n]+([a-zà-öø-ÿ][a-zà-öø-ÿ'’-]{2,})(?![\w'’-]))")
+
+
+def _known_lower_case_pairs(text: str) -> list[Finding]:
+    known = lower_gazetteer()
+    found = []
+    note = _NoteLines(text)
+    for m in _LOWER_WORD_PAIR_RE.finditer(text):
+        if not note.at(m.start()):
+            continue
+        words = (m.group(1), m.group(2))
+        if all(w in known and w not in _NOTE_WORDS and w not in _stop_words() and w not in _COMMON_WORDS
+               and w not in NUMBER_WORDS for w in words):
+            found.append(Finding(m.start(1), m.end(2), PERSON, 0.6, "lower-case-known"))
+    return found
+
+
+# Children named in a list: "les enfants, Seydou et Mariétou", "Oui, deux : Moussa et Fanta"
+# (a count, or a list alone, after a question about children).
+_LISTED_WORD = rf"[{_UPPER}][a-zà-öø-ÿ'’]+(?:-[{_UPPER}][a-zà-öø-ÿ'’]+)?"
+_NAME_LIST_RE = re.compile(
+    rf"(?P<cue>(?i:enfants?|fils|filles|petits-enfants)[^\S\n]*[:,]?|(?i:deux|trois|quatre|cinq|six|sept)[^\S\n]*[:,]"
+    rf"|^(?:(?i:oui|alors|euh|donc|ils\s+s['’]appellent|elles\s+s['’]appellent)[^\S\n]*[,.:]?[^\S\n]*)?)"
+    rf"[^\S\n]*(?P<list>{_LISTED_WORD}(?:,[^\S\n]+{_LISTED_WORD}){{0,8}}+,?[^\S\n]+et[^\S\n]+{_LISTED_WORD})(?![\w'’-])", re.MULTILINE)
+_CHILD_RE = re.compile(r"(?i:(?<!\w)(?:enfants?|fils|filles?)(?!\w))")
+
+
+def _listed_names(text: str) -> list[Finding]:
+    found = []
+    for m in _NAME_LIST_RE.finditer(text):
+        if not m.group("cue").lower().startswith(("enfant", "fils", "fille", "petits-enfants")):
+            # a count, or an answer: children spoken of just before (this turn and the last,
+            # read within a bounded window)
+            before = text[max(0, m.start() - 400):m.start()]
+            line_start = before.rfind("\n")
+            if not _CHILD_RE.search(before[before.rfind("\n", 0, max(0, line_start)) + 1:]):
+                continue
+        for w in re.finditer(_LISTED_WORD, m.group("list")):
+            if w.group() not in NOT_NAMES and w.group().lower() not in _COMMON_WORDS:
+                found.append(Finding(m.start("list") + w.start(), m.start("list") + w.end(), PERSON, 0.75, "listed"))
     return found
 
 
 def find_names(text: str) -> list[Finding]:
-    found: list[Finding] = find_gazetteer_names(text)
+    found: list[Finding] = find_gazetteer_names(text) + _known_lower_case_pairs(text) + _listed_names(text)
     for m in CIVILITY_RE.finditer(text):
         found.extend(_name_finding(m, 0.85, "civility"))
     for m in INTRO_RE.finditer(text):
@@ -292,18 +385,26 @@ def _after_last_civility(span: str) -> int:
     return civilities[-1].end() if civilities else 0
 
 
+_NAME_ARTICLES = frozenset({"Le", "La"})
+# Words that open the name of a numbered place or thing, which NER takes for a name.
+_NUMBERED_THINGS = frozenset({"salle", "bureau", "porte", "guichet", "box", "bâtiment", "batiment", "escalier",
+                              "étage", "ligne", "bus", "quai", "voie", "hall", "pavillon", "aile", "niveau", "casier",
+                              "vol", "train", "tram", "car", "case", "couloir", "boxe", "cabine", "local"})
+
+
 def _name_finding(match: re.Match[str], score: float, how: str) -> list[Finding]:
     start, end = match.span("name")
     start += _after_last_civility(match.group("name"))  # "Reçu Monsieur Karim Haddad"
     words = match.string[start:end].split()
-    while words and words[0] in NOT_NAMES:  # "Madame Bonjour" is not a name
+    # "Madame Bonjour" is not a name; "née Le Goff" keeps its article
+    while words and words[0] in NOT_NAMES and not (words[0] in _NAME_ARTICLES and len(words) > 1):
         start += len(words[0]) + 1
         words = words[1:]
     while words and words[-1].rstrip(".,") in NOT_NAMES:
         end -= len(words[-1]) + 1
         words = words[:-1]
-    if not words or end <= start:
-        return []
+    if not words or end <= start or all(w.lower().strip(".,") in _stop_words() for w in words):
+        return []  # "Lui, il est né le": a pronoun
     return [Finding(start, end, PERSON, score, how)]
 
 
@@ -319,9 +420,24 @@ def trim_name(text: str, finding: Finding) -> Finding | None:
         words = words[1:]
     if not words or not any(ch.isupper() for ch in words[0][:1]):
         return None
+    if words[0].lower().rstrip(".,") in _NUMBERED_THINGS:
+        return None  # "Salle 112, au premier étage": a room
+    end = finding.end
+    digits = next((i for i, w in enumerate(words) if any(ch.isdigit() for ch in w)), None)
+    if digits is not None:  # "Yanis en CE2": the name ends before the code
+        words = words[:digits]
+        if words and words[-1] not in NOT_NAMES and words[-1].lower() not in _stop_words():
+            return None  # "Porte 12", "OT-2023-551902": a numbered thing, no one's name
+        while words and (words[-1] in NOT_NAMES or words[-1].lower() in _stop_words()):
+            words = words[:-1]
+        if not words:
+            return None
+        end = text.index(words[-1], start) + len(words[-1])
+    if sum(ch.isalpha() for ch in text[start:end]) < 2:
+        return None  # "un grand F.", "Ö avec deux points"
     if all(w in NOT_NAMES or w.lower() in _stop_words() for w in words):
         return None
-    return Finding(start, finding.end, PERSON, finding.score, finding.recognizer)
+    return Finding(start, end, PERSON, finding.score, finding.recognizer)
 
 
 # A word of a name followed through a conversation is at most this long: a longer "word"
@@ -347,13 +463,26 @@ def name_words(names: Iterable[str]) -> set[str]:
     return words
 
 
+_NAME_PARTICLE_WORDS = r"(?i:de[^\S\n]+la|de|du|des|le|la|van|von|der|den|di|da|del|della|el|ben|mac|mc)"
+_PARTICLES_BEFORE_WORD_RE = re.compile(
+    rf"(?<![\w'’-])((?:{_NAME_PARTICLE_WORDS}[^\S\n]+){{1,3}})([{_UPPER}][\w'’-]*)")
+_PARTICLE_END_RE = re.compile(rf"(?<![\w'’-])(?:{_NAME_PARTICLE_WORDS}[^\S\n]+){{1,3}}$")
+
+
 class NameMentions:
     """The words of the names found, compiled once (one trie regex, `trie_regex`) and
     found in any number of texts with one scan each: a request with thousands of names
     reads each text once, not once per name."""
 
     def __init__(self, names: Iterable[str]) -> None:
+        names = list(names)
         words = name_words(names)
+        # the particles said before a word in a name ("Yann Le Meur", "Odile de Villepreux"):
+        # a later mention keeps them ("Le Meur, en deux mots", "de Villepreux, oui")
+        self._particles: dict[str, set[str]] = {}
+        for name in names:
+            for m in _PARTICLES_BEFORE_WORD_RE.finditer(name):
+                self._particles.setdefault(m.group(2).lower(), set()).add(" ".join(m.group(1).lower().split()))
         self._pattern = re.compile(rf"(?<![\w-])(?:{trie_pattern(sorted(words))})(?![\w-])",
                                    re.IGNORECASE) if words else None
 
@@ -361,8 +490,17 @@ class NameMentions:
         """Every capitalised mention of one of the words in `text`, not as a place."""
         if self._pattern is None:
             return []
-        return [Finding(m.start(), m.end(), PERSON, 0.7, "repeat") for m in self._pattern.finditer(text)
-                if m.group()[0].isupper() and not names_a_place(text, m.start(), m.end())]
+        found = []
+        for m in self._pattern.finditer(text):
+            if m.group()[0].isupper() and not names_a_place(text, m.start(), m.end()):
+                start = m.start()
+                for particle in self._particles.get(m.group().lower(), ()):
+                    before = _PARTICLE_END_RE.search(text, max(0, start - 16), start)
+                    if before and " ".join(before.group().lower().split()) == particle:
+                        start = before.start()
+                        break
+                found.append(Finding(start, m.end(), PERSON, 0.7, "repeat"))
+        return found
 
 
 def repeat_mentions(text: str, names: Iterable[str]) -> list[Finding]:
@@ -379,7 +517,8 @@ _NAMED_PLACE_RE = re.compile(
     r"(?i:(?:école|ecole|maternelle|élémentaire|collège|college|lycée|lycee|groupe\s+scolaire|crèche|hôpital|"
     r"hopital|clinique|centre|gymnase|stade|salle|piscine|médiathèque|bibliothèque|maison|espace|place|rue|"
     r"avenue|boulevard|allée|impasse|quai|pont|station|gare|métro|metro|musée|fondation|institut|université|"
-    r"campus|parc|square|bâtiment|batiment|résidence|residence|foyer|cité|halle|complexe|pavillon|amphithéâtre|"
+    r"campus|parc|square|rond-point|carrefour|giratoire|parking|cours|chemin|route|passage|esplanade|promenade|"
+    r"bâtiment|batiment|résidence|residence|foyer|cité|halle|complexe|pavillon|amphithéâtre|"
     r"société|entreprise|établissements|ets|garage|cabinet|magasin|restaurant|pharmacie|boulangerie|mutuelle|"
     r"domaine|château|ferme|camping|hôtel|hotel)"
     r"(?:\s+(?:élémentaire|maternelle|primaire|publique|privée|municipale?|professionnel|général|polyvalent|"
@@ -387,6 +526,35 @@ _NAMED_PLACE_RE = re.compile(
     r"(?:de\s+la\s+|du\s+|des\s+|de\s+|d['’])?)$")
 
 
+# Makes and companies that name lists hold as surnames ("une Renault Clio", "chez
+# Peugeot"), companies named by their trade ("Martin Assurances"), towns by their hyphens
+# ("Boulogne-sur-Mer", "Mexico-Ville").
+_MAKES = frozenset({"renault", "peugeot", "citroën", "citroen", "dacia", "fiat", "toyota", "volkswagen", "opel",
+                    "nissan", "hyundai", "skoda", "škoda", "tesla", "mercedes", "mazda", "honda", "suzuki", "lancia",
+                    "porsche", "ferrari", "chevrolet", "mitsubishi", "yamaha", "kawasaki", "ducati", "piaggio",
+                    "michelin", "carrefour", "leclerc", "auchan", "intermarché", "decathlon", "ikea", "darty",
+                    "fnac", "lidl", "aldi", "monoprix", "foncia", "nexity", "orpi", "citya"})
+_TRADES = frozenset({"mutuelle", "assurance", "assurances", "banque", "immobilier", "habitat", "transports",
+                     "automobiles", "formation", "intérim", "interim", "énergie", "télécom", "distribution",
+                     "groupe", "group", "consulting", "associés", "avocats", "notaires", "logistique", "sécurité"})
+_TOWN_HYPHEN_RE = re.compile(r"-(?:sur|sous|lès|lez|les|en|la|le|aux|et)-|-Ville\b")
+
+
+def _not_a_person(span: str, after: str) -> bool:
+    words = span.split()
+    next_word = re.match(r"[^\S\n]+([\w'’-]+)", after)
+    return (words[0].lower() in _MAKES or words[-1].lower() in _TRADES
+            or (next_word is not None and next_word.group(1).lower() in _TRADES)
+            or _TOWN_HYPHEN_RE.search(span) is not None)
+
+
+# "je travaille chez Leroy Merlin": a company.
+_EMPLOYER_BEFORE_RE = re.compile(
+    r"(?i:(?<!\w)(?:travaill\w*|employée?|salariée?|embauchée?|stage|intérim|interim|cdi|cdd|apprentissage)"
+    r"[^\S\n]+chez[^\S\n]+$)")
+# "21000 Dijon": the town of a postal code. "São Luís", "San Sebastián": a town.
+_POSTCODE_BEFORE_RE = re.compile(r"(?<!\d)\d{5}[^\S\n]+$")
+_TOWN_WORD_RE = re.compile(r"(?:São|Sao|San|Santa|Santo|Sankt)[^\S\n]+[A-ZÀ-Ý]")
 # "je rentre au Portugal, à Braga", "on déménage au Mans": a town, whatever name lists say.
 _TOWN_BEFORE_RE = re.compile(r"(?i:(?<!\w)(?:à|au|aux|vers)\s+(?:Le\s+|La\s+)?$)")
 
@@ -406,6 +574,12 @@ def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
             continue
         if f.recognizer in ("gazetteer", "repeat") and _TOWN_BEFORE_RE.search(text[max(0, f.start - 12):f.start]):
             continue
+        if f.recognizer in ("spacy", "gazetteer", "repeat") and _EMPLOYER_BEFORE_RE.search(text[max(0, f.start - 40):f.start]):
+            continue
+        if f.recognizer in ("spacy", "gazetteer", "repeat") and (
+                _POSTCODE_BEFORE_RE.search(text[max(0, f.start - 8):f.start]) or _TOWN_WORD_RE.match(text, f.start)
+                or _not_a_person(text[f.start:f.end], text[f.end:f.end + 24])):
+            continue
         start, end = f.start, f.end
         before = _NEIGHBOUR_BEFORE_RE.search(text[max(0, start - 40):start])
         if before and before.group(1) not in NOT_NAMES and before.group(1).lower() not in _COMMON_WORDS \
@@ -414,7 +588,9 @@ def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
         after = _NEIGHBOUR_AFTER_RE.match(text[end:end + 40])
         if after and after.group(1) not in NOT_NAMES and after.group(1).lower() not in _COMMON_WORDS:
             end += len(after.group(0))
-        if start != f.start and names_a_place(text, start, end):
+        if (start, end) != (f.start, f.end) and (
+                names_a_place(text, start, end) or _TOWN_WORD_RE.match(text, start)
+                or (f.recognizer in ("spacy", "gazetteer", "repeat") and _not_a_person(text[start:end], text[end:end + 24]))):
             continue
         out.append(Finding(start, end, PERSON, f.score, f.recognizer))
         out.extend(_coordinated(text, start, end, f.score))
@@ -429,11 +605,13 @@ def _coordinated(text: str, start: int, end: int, score: float) -> list[Finding]
     """The other name of "Timéo et Lison", "Pascal et Armelle"."""
     found = []
     after = _AND_AFTER_RE.match(text[end:end + 40])
-    if after and after.group(1) not in NOT_NAMES and after.group(1).lower() not in _COMMON_WORDS:
+    if after and not any(ch.isdigit() for ch in after.group(1)) and after.group(1) not in NOT_NAMES \
+            and after.group(1).lower() not in _COMMON_WORDS:
         found.append(Finding(end + after.start(1), end + after.end(1), PERSON, min(score, 0.7), "coordinated"))
     window = text[max(0, start - 40):start]
     before = _AND_BEFORE_RE.search(window)
-    if before and before.group(1) not in NOT_NAMES and before.group(1).lower() not in _COMMON_WORDS:
+    if before and not any(ch.isdigit() for ch in before.group(1)) and before.group(1) not in NOT_NAMES \
+            and before.group(1).lower() not in _COMMON_WORDS:
         offset = start - len(window)
         found.append(Finding(offset + before.start(1), offset + before.end(1), PERSON, min(score, 0.7),
                              "coordinated"))

@@ -15,6 +15,7 @@ dictation full of corrections costs time in proportion to its length.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -41,6 +42,14 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+|\S", re.UNICODE)
 _SEPARATORS = {",", ".", "-", "/", "(", ")", "+", "–", "_", ":"}
 _CHUNK_RE = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{1,4}$")  # "FR76", "AB", "2A", "X4RT"
 _GLUED_CHUNK_RE = re.compile(r"^[A-Z]{5,8}$")  # the letters of "1ZVBWVLDT", glued to digits
+# In an agent's note written in lower case, a plate or a number keeps its letters in lower
+# case ("véhicule dk 318 wz", "plaque gh604tr"): with `lower_letters`, a word of one to three
+# plain letters that is no French word joins a run too (`lower_stop_words` says which are).
+_LOWER_CHUNK_RE = re.compile(r"^[a-z]{1,3}$")
+_LOWER_GLUED_CHUNK_RE = re.compile(r"^[a-z]{4,8}$")  # "rtbpff" of "x4rtbpff4"
+_HYPHENATED_CHUNKS_RE = re.compile(r"^[A-Z]{1,3}(?:-[A-Z]{1,3}){1,3}$")
+# "H P tiret 219 tiret K D": the dash said aloud inside a dictated identifier.
+SAID_DASHES = {"tiret"}
 # Hesitations Whisper writes inside a dictated number ("zéro six, euh, douze").
 HESITATIONS = {"euh", "heu", "hum", "hmm", "bah", "ben", "alors", "pardon", "attendez"}
 # The key of a NIR announced inside it: "..., clé 91", "..., et la clé, quatre-vingt-un".
@@ -245,11 +254,14 @@ def glued(left: Token, right: Token) -> bool:
     return left.end == right.start
 
 
-def token_runs(text: str, letters: bool = True) -> list[Run]:
+def token_runs(text: str, letters: bool = True, lower_letters: bool = False) -> list[Run]:
     """The runs of number-like tokens in `text`, number words read group by group.
 
     With `letters`, capital letters and short capital/digit chunks ("FR76", "AB", "2A")
-    join a run too (IBANs, plates, document numbers spelled out)."""
+    join a run too (IBANs, plates, document numbers spelled out). With `lower_letters`,
+    so do short words of plain lower-case letters that are no French word ("dk 318 wz"),
+    as capitals."""
+    stop_words = lower_stop_words() if lower_letters else frozenset()
     runs: list[Run] = []
     current: list[Token] = []
     pending_words: list[tuple[int, int, str]] = []  # number words awaiting their groups
@@ -320,7 +332,16 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
         elif letters and (_CHUNK_RE.match(word) or _GLUED_CHUNK_RE.match(word) and _glued_to_digits(text, start, end)):
             flush_words()
             current.append(Token(start, end, word))
-        elif word in _SEPARATORS or (lowered in HESITATIONS and (current or pending_words)):
+        elif letters and _HYPHENATED_CHUNKS_RE.match(word):  # "HD-RT 4418": one word, two chunks
+            flush_words()
+            for part in re.finditer(r"[A-Z]+", word):
+                current.append(Token(start + part.start(), start + part.end(), part.group()))
+        elif lower_letters and ((_LOWER_CHUNK_RE.match(word)
+                                 and (word not in stop_words or _glued_to_digits(text, start, end)))
+                                or (_LOWER_GLUED_CHUNK_RE.match(word) and _glued_to_digits(text, start, end))):
+            flush_words()
+            current.append(Token(start, end, word.upper()))
+        elif word in _SEPARATORS or ((lowered in HESITATIONS or lowered in SAID_DASHES) and (current or pending_words)):
             flush_words()
         else:
             flush_words()
@@ -328,6 +349,21 @@ def token_runs(text: str, letters: bool = True) -> list[Run]:
     flush_words()
     close()
     return runs
+
+
+@functools.cache
+def lower_stop_words() -> frozenset[str]:
+    """Short lower-case words that are French words, never the letters of an identifier:
+    spaCy's French stop words, the hesitations and corrections, and words of notes said
+    next to numbers ("h" of "14 h 30", "rdv", "bis"). Two-letter abbreviations ("km", "pv")
+    stay out: a plate may hold any pair of letters."""
+    from spacy.lang.fr.stop_words import STOP_WORDS
+
+    return frozenset({w for w in STOP_WORDS if len(w) <= 3} | HESITATIONS | CORRECTIONS | SAID_DASHES | {
+        "h", "min", "rdv", "tél", "tel", "ans", "an", "rue", "pas", "bis", "ter", "fps", "n", "no", "num", "tsa",
+        "mme", "m", "mlle", "ste", "oui", "non", "via", "cas", "lot", "box", "rsa", "caf", "apl", "aah", "css",
+        "cmu", "ame", "msa", "cni", "nir", "rib", "sms", "fax", "gaz", "eau", "bus", "car", "tgv", "rer", "vol",
+        "dos", "sac", "vie", "mer", "sud", "est", "et", "ou", "ni", "or", "si", "y", "à"})
 
 
 def _other_readings(tokens: list[Token], alternatives: list[tuple[int, list[Token]]],

@@ -60,14 +60,20 @@ def context_before(text: str, start: int, window: int = CONTEXT_WINDOW, end: int
     return text[max(0, start - window):start if end is None else end].lower()
 
 
+# Context words read as whole words although longer than four letters: "réside" is not
+# "résident" ("la carte résident"), nor "résidence".
+WHOLE_WORDS = frozenset({"réside", "reside"})
+
+
 @functools.cache
 def _context_re(words: tuple[str, ...]) -> re.Pattern[str]:
     """Context words as word starts ("immatricul" finds "immatriculation"); words of up to
-    four letters ("né", "caf", "nir", "sécu") only as whole words ("année" is not "née")."""
+    four letters ("né", "caf", "nir", "sécu") only as whole words ("année" is not "née"),
+    and those of `WHOLE_WORDS`."""
     parts = []
     for word in sorted({w.strip() for w in words}, key=len, reverse=True):
         escaped = re.escape(word).replace(r"\ ", r"\s+")
-        parts.append(escaped + (r"(?!\w)" if len(word) <= 4 else ""))
+        parts.append(escaped + (r"(?!\w)" if len(word) <= 4 or word in WHOLE_WORDS else ""))
     return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})")
 
 
@@ -152,6 +158,23 @@ def _inside_longer_number(text: str, run: Run, first: int, end: int) -> bool:
     return before or after
 
 
+# "Votre demande est enregistrée sous le numéro 0312847765": a file's number, written in one
+# group, where no telephone is spoken of (a phone is dictated in pairs).
+_FILE_CUE_RE = re.compile(
+    r"(?i:(?<!\w)(?:dossier|demande|référence|enregistrée?s?|suivi|commande|contrat|facture|récépissé|plainte|"
+    r"ticket|réclamation|convocation)(?!\w))")
+_PHONE_CUE_RE = re.compile(
+    r"(?i:(?<!\w)(?:téléphone|tél|tel|portable|mobile|fixe|joindre|joignable|appel\w*|rappel\w*|contacter|sms|"
+    r"whatsapp|standard|ligne)(?!\w))")
+
+
+def _file_number(text: str, run: Run, first: int, end: int) -> bool:
+    if end - first != 1 or run.tokens[first].spoken:
+        return False
+    sentence = _sentence_before(text, run.tokens[first].start)
+    return _FILE_CUE_RE.search(sentence) is not None and _PHONE_CUE_RE.search(sentence) is None
+
+
 def _span(run: Run, first: int, end: int) -> tuple[int, int]:
     return run.tokens[first].start, run.tokens[end - 1].end
 
@@ -174,23 +197,59 @@ NEW_ID_RE = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{9}")
 DIGITS_ID_RE = re.compile(r"\d{10}|\d{12}")
 PLATE_SIV_RE = re.compile(r"[A-HJ-NP-TV-Z]{2}\d{3}[A-HJ-NP-TV-Z]{2}")
 PLATE_FNI_RE = re.compile(r"\d{1,4}[A-Z]{1,3}(?:\d{2}|2A|2B|97\d)")
+# Plates from abroad, said as a number of their own where a vehicle is spoken of: Belgium
+# "2-HXL-705", Turkey "06 BV 2741", Germany "HD-RT 4418", Switzerland "VS 318240", Poland
+# "PO 51827", Spain "7314 HKD", the United Kingdom "KT21 BXU", Romania "B 123 ABC" (Italy's
+# are SIV-shaped).
+PLATE_FOREIGN_RE = re.compile(
+    r"(?=[A-Z0-9]{5,9}$)(?=(?:\d*[A-Z]){2})(?=(?:[A-Z]*\d){2})"
+    r"(?:\d{1,2}[A-Z]{1,3}\d{1,4}|\d{4}[A-Z]{3}|[A-Z]{2,5}\d{1,6}[A-Z]?|[A-Z]{2}\d{2}[A-Z]{2,3}|[A-Z]{1,2}\d{2,3}[A-Z]{3})")
+# What makes a number near a vehicle word something else, when said after it: "le ticket de
+# stationnement porte le numéro AB 1234", "l'avis de contravention", "la ligne C 12".
+_NOT_PLATE_RE = re.compile(
+    r"(?i:(?<!\w)(?:numéro|n°|ticket|pv|fps|amende|contravention|avis|formule|badge|horodateur|ligne|bus|salle|dossier|"
+    r"facture|contrat|devis|commande|récépissé|plainte|vin|série|châssis|chassis|siret|siren|télépaiement)(?!\w))")
 
 
-FOREIGN_PASSPORT_RE = re.compile(r"[A-Z]{1,2}\d{6,8}")
+def _other_than_plate(text: str, at: int) -> bool:
+    """A law or form reference just before the number, or a cue of another number said
+    after the last vehicle word of its sentence (the nearest cue counts)."""
+    if _LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None:
+        return True
+    sentence = _sentence_before(text, at).lower()
+    other = max((m.end() for m in _NOT_PLATE_RE.finditer(sentence)), default=-1)
+    if other < 0:
+        return False
+    plate = max((m.end() for m in _context_re(PLATE_CONTEXT).finditer(sentence)), default=-1)
+    return plate < other
+
+
+# A foreign passport: "FE 418273" (Ukraine), "B1427963", or digits alone ("382716459",
+# "271 904 386": many countries give nine digits).
+FOREIGN_PASSPORT_RE = re.compile(r"[A-Z]{1,2}\d{6,8}|\d{8,9}")
+# A new identity card spelled letter by letter may hold no digit: "K T R M W X B H A".
+SPELLED_CARD_RE = re.compile(r"[A-Z]{9}")
+CARD_CONTEXT = ("carte d'identité", "carte d’identité", "carte nationale", "cni", "pièce d'identité",
+                "pièce d’identité")
+# A spelled name is no card number: "le nom sur la carte d'identité, D U P O N T..."
+_NAME_SPELLING_RE = re.compile(r"(?i:(?<!\w)(?:nom|prénom|épel\w*|s['’]écrit)(?!\w))")
 PASSPORT_CONTEXT = ("passeport", "passport")
 _CODE_PREFIX_RE = re.compile(r"[A-Za-z]{2,}-\Z")
 # What makes a number near an identity word something else, when said after it: "j'instruis
 # votre dossier, le 2023-031-N-04418", "lettre suivie, numéro 1L 004..." (but "la facture
 # EDF et ma carte, l'ancienne, 1411..." is the card's number: the nearest cue counts).
-_NOT_IDENTITY_RE = re.compile(r"(?i:(?<!\w)(?:dossier|demande|pré-demande|avis|convocation)(?!\w))")
+_NOT_IDENTITY_RE = re.compile(r"(?i:(?<!\w)(?:dossier|demande|pré-demande|avis|convocation|plainte)(?!\w))")
 
 
 def _other_than_identity(text: str, at: int) -> bool:
     """A law or form reference just before the number, or a cue of another number
     (tracking, invoice, file...) said after the last identity word of its sentence."""
-    if _LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None:
-        return True
     sentence = _sentence_before(text, at).lower()
+    reference = _LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at])
+    if reference is not None:
+        # "mon titre de séjour, n° 9912345678": a document's number, not a text's
+        if not (reference.group().strip().lower() in ("n°", "no.") and _context_re(ID_CONTEXT).search(sentence)):
+            return True
     other = max((m.end() for m in _OTHER_NUMBER_RE.finditer(sentence)), default=-1)
     other = max(other, max((m.end() for m in _NOT_IDENTITY_RE.finditer(sentence)), default=-1))
     if other < 0:
@@ -252,7 +311,7 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
         return 0.9
 
     for first, end, _, score in aligned_matches(run, PHONE_RE, phone_score):
-        if not _inside_longer_number(text, run, first, end):
+        if not _inside_longer_number(text, run, first, end) and not _file_number(text, run, first, end):
             add(run, first, end, PHONE, score, "phone")
 
     reference = (_LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
@@ -295,16 +354,65 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
         if has_context(text, at, PASSPORT_CONTEXT, end=run.end):
             for first, end, _, score in aligned_matches(run, FOREIGN_PASSPORT_RE, lambda chars: 0.8):
                 add(run, first, end, ID_DOCUMENT, score, "passport-foreign")
-    # a code glued to letters ("ANEF-2024-13-0578812", "L2024-0611") is a file's reference
+        if (len(run.tokens) == 9 and all(len(t.value) == 1 for t in run.tokens) and run.said is None
+                and SPELLED_CARD_RE.fullmatch(run.alnum()[0]) and has_context(text, at, CARD_CONTEXT, end=run.end)
+                and not _NAME_SPELLING_RE.search(_sentence_before(text, at))):
+            add(run, 0, 9, ID_DOCUMENT, 0.75, "id-card-spelled")
+    # a code glued to letters ("ANEF-2024-13-0578812", "L2024-0611") is a file's reference,
+    # and so is a number with a slash ("01834/2024", "2023/117204"): no document has one
     findings = [f for f in findings if f.entity_type not in (TAX_NUMBER, CAF_NUMBER, ID_DOCUMENT)
-                or _CODE_PREFIX_RE.search(text, max(0, f.start - 12), f.start) is None]
+                or (_CODE_PREFIX_RE.search(text, max(0, f.start - 12), f.start) is None
+                    and not (f.entity_type == ID_DOCUMENT and "/" in text[f.start:f.end]))]
 
     for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.85):
         add(run, first, end, LICENSE_PLATE, score, "plate")
     if context(PLATE_CONTEXT, LICENSE_PLATE):
         for first, end, _, score in aligned_matches(run, PLATE_FNI_RE, lambda chars: 0.8):
             add(run, first, end, LICENSE_PLATE, score, "plate-fni")
+        if _whole_run_plate(run, PLATE_FOREIGN_RE) and not _other_than_plate(text, at):
+            add(run, 0, len(run.tokens), LICENSE_PLATE, 0.75, "plate-foreign")
     return findings
+
+
+def _whole_run_plate(run: Run, pattern: re.Pattern[str]) -> bool:
+    """The run, all of it, is a plate of `pattern`: a plate from abroad has no key nor fixed
+    shape, so only a number said on its own counts ("OT-2023-551902" holds "OT2023", but it
+    is one reference)."""
+    return run.said is None and pattern.fullmatch(run.alnum()[0]) is not None
+
+
+# An old plate in lower case: two or three letters ("4417 wxb 71"), never one ("14 h 30").
+PLATE_FNI_LOWER_RE = re.compile(r"\d{1,4}[A-Z]{2,3}(?:\d{2}|2A|2B|97\d)")
+
+
+def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) -> list[Finding]:
+    """Plates and passports in an agent's note written in lower case ("véhicule enlevé cn
+    318 wz", "plaque gh604tr", "f b tiret 417 tiret c x", "2 mzr 317", "passeport malien
+    b4827716"), where a vehicle or a passport is spoken of: `runs` read with
+    `lower_letters` (`numbers.token_runs`); only runs with letters in lower case (the
+    others are read as capitals already)."""
+    found: list[Finding] = []
+    for run in runs:
+        if not any(text[t.start:t.end].islower() for t in run.tokens if not t.spoken):
+            continue
+        if has_context(text, run.start, ID_CONTEXT, end=run.end) and not _other_than_identity(text, run.start):
+            patterns = [NEW_ID_RE, PASSPORT_RE]
+            if has_context(text, run.start, PASSPORT_CONTEXT, end=run.end):
+                patterns.append(FOREIGN_PASSPORT_RE)
+            for pattern in patterns:
+                for first, end, _, score in aligned_matches(run, pattern, lambda chars: 0.8):
+                    start, stop = _span(run, first, end)
+                    if "/" not in text[start:stop]:
+                        found.append(Finding(start, stop, ID_DOCUMENT, score, "id-lower-case"))
+        if not (LICENSE_PLATE in recent or has_context(text, run.start, PLATE_CONTEXT, end=run.end)):
+            continue
+        for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.8):
+            start, stop = _span(run, first, end)
+            found.append(Finding(start, stop, LICENSE_PLATE, score, "plate-lower-case"))
+        if (_whole_run_plate(run, PLATE_FNI_LOWER_RE) or _whole_run_plate(run, PLATE_FOREIGN_RE)) \
+                and not _other_than_plate(text, run.start):
+            found.append(Finding(run.start, run.end, LICENSE_PLATE, 0.75, "plate-lower-case"))
+    return found
 
 
 # ------------------------------------------------------------------ numbers said over two turns
@@ -526,7 +634,8 @@ def _date_digits(chars: str) -> float | None:
 
 # ------------------------------------------------------------------ addresses
 
-STREET_TYPES = (r"rue|avenue|av\.|boulevard|bd|allée|allee|impasse|place|chemin|route|quai|cours|square|"
+STREET_TYPES = (r"route\s+départementale|route\s+nationale|route\s+communale|chemin\s+rural|chemin\s+vicinal|"
+                r"rue|avenue|av\.|boulevard|bd|allée|allee|impasse|place|chemin|route|quai|cours|square|"
                 r"passage|voie|résidence|residence|lotissement|lieu-dit|lieudit|hameau|cité|cite|sentier|"
                 r"rond-point|faubourg|esplanade|promenade|villa|parvis|montée|traverse|ruelle|chaussée|clos|"
                 r"domaine|sente|venelle|square|mail|parc|quartier|"
@@ -551,19 +660,29 @@ HOUSE_NUMBER = rf"(?:\d{{1,4}}|{_SPOKEN_NUMBER})(?:\s*(?:bis|ter|quater|[A-D]\b)
 _NUMBER_AFTER = r"(?:,?\s*(?:(?i:numéro|n°)\s*)?\d{1,4}(?:\s*(?:bis|ter|quater))?(?=\s*,))"
 _CITY_WORD = r"[A-ZÀ-ÖØ-Ý][\w'’]*+(?:-[\w'’]++){0,6}+"
 _CITY = rf"{_CITY_WORD}(?:\s++(?:{_PARTICLE}\s*){{0,3}}+{_CITY_WORD}){{0,5}}+"
-_POSTCODE = rf"(?:\d{{5}}|\d{{2}}\s\d{{3}}|\d{{4}}-\d{{3}}|{_SPOKEN_NUMBER})"
+# Four digits: Belgium, Switzerland, Luxembourg ("Chaussée de Louvain 212, 1030 Schaerbeek").
+_POSTCODE = rf"(?:\d{{5}}|\d{{2}}\s\d{{3}}|\d{{4}}-\d{{3}}|\d{{4}}(?=\s+[A-ZÀ-Ý])|{_SPOKEN_NUMBER})"
+# Postcodes of letters and digits, said after the city: the United Kingdom ("LS6 2AB"),
+# Canada ("H7N 2K9"), the Netherlands ("1012 AB").
+_FOREIGN_POSTCODE = r"(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|\d{4}\s?[A-Z]{2})\b"
 COUNTRIES = (r"France|Belgique|Suisse|Luxembourg|Allemagne|Espagne|Portugal|Italie|Royaume-Uni|Pays-Bas|Pologne|"
              r"Roumanie|Maroc|Algérie|Tunisie|Sénégal|Mali|Côte\s+d['’]Ivoire|Cameroun|Turquie|Canada|"
              r"États-Unis|Brésil|Chine|Vietnam|Viêt\s+Nam|Ukraine|Comores|Madagascar|Haïti")
 _COUNTRY = rf"(?:,?\s*(?:{COUNTRIES}))"
 # A city after its postal code ("91230 Montgeron", "quatre-vingt-onze deux cent trente,
 # Montgeron"), "à City", or a city abroad followed by its country ("Casablanca, Maroc").
-POSTCODE_CITY = (rf"(?:(?:,?\s*{_POSTCODE},?\s+{_CITY}|\s+à\s+{_CITY}){_COUNTRY}?"
-                 rf"|,\s*{_CITY}{_COUNTRY})")
+# Abroad, the city, a region and the postcode after it: "Laval, Québec, H7N 2K9, Canada",
+# "Leeds, LS6 2AB, Royaume-Uni".
+# A town alone closes the sentence: "au 45, boulevard de la Liberté, Lille."
+POSTCODE_CITY = (rf"(?:(?:,?\s*{_POSTCODE},?\s+{_CITY}|,?\s+à\s+{_CITY}){_COUNTRY}?"
+                 rf"|(?:,\s*{_CITY}){{1,2}},\s*{_FOREIGN_POSTCODE}{_COUNTRY}?"
+                 rf"|,\s*{_CITY}{_COUNTRY}|,[^\S\n]*{_CITY}(?=[^\S\n]*(?:[.?!…\n]|$)))")
 _COMPLEMENT_WORDS = (rf"(?:(?i:bâtiment|batiment|bât\.|bat\.|immeuble)\s+{STREET_NAME}"
                      r"|(?i:escalier|esc\.|appartement|appart|appt|étage|porte|entrée|logement|chambre|boîte|lot|"
-                     r"tour|bloc|emplacement|villa|maison|parcelle)\s+[\w-]++"
-                     r"|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|\d{1,2}\s*[º°]\s*[A-Z]?\b|(?i:rez-de-chaussée))")
+                     r"tour|bloc|emplacement|villa|maison|parcelle|studio|pavillon|box|cellule)\s+[\w-]++"
+                     r"|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|\d{1,2}\s*[º°]\s*[A-Z]?\b|(?i:rez-de-chaussée))"
+                     # the side of a landing: "3e étage droite", "porte B, au fond"
+                     r"(?:,?[^\S\n]+(?i:(?:à[^\S\n]+|au[^\S\n]+)?(?:gauche|droite|fond|face)\b))?")
 COMPLEMENT = rf"(?:,?\s*{_COMPLEMENT_WORDS})"
 # What may come before the street: "Foyer Adoma, chambre 27, 2 rue...", "camping Les Ormes,
 # emplacement 28, route de Branne", "village de Santa-Maria, lieu-dit Funtanella".
@@ -573,8 +692,8 @@ _TYPE_ADJECTIVE = r"(?:\s+(?:universitaire|étudiante|sociale|services|seniors|p
 # A post-office box: "BP 318, 97310 Kourou", "boîte postale 12".
 POST_BOX = rf"\b(?:BP|B\.P\.|CS|TSA|(?i:boîte\s+postale))\s*\d{{1,6}}{POSTCODE_CITY}"
 ADDRESS_RE = re.compile(
-    rf"(?P<leading>(?:\b{_LEADING}(?:,\s*|\s+)){{0,4}})(?P<number>\b{HOUSE_NUMBER},?\s+)?\b(?i:{STREET_TYPES})"
-    rf"{_TYPE_ADJECTIVE}\s+{STREET_NAME}(?P<after>{_NUMBER_AFTER})?{COMPLEMENT}{{0,5}}+(?P<city>{POSTCODE_CITY})?"
+    rf"(?P<leading>(?:\b{_LEADING}(?:,\s*|\s+)){{0,4}})(?P<number>\b{HOUSE_NUMBER},?\s+)?\b(?P<type>(?i:{STREET_TYPES}))"
+    rf"{_TYPE_ADJECTIVE}\s+(?P<name>{STREET_NAME})(?P<after>{_NUMBER_AFTER})?{COMPLEMENT}{{0,5}}+(?P<city>{POSTCODE_CITY})?"
     rf"|(?P<box>{POST_BOX})",
     re.UNICODE,
 )
@@ -588,17 +707,29 @@ NAMED_PLACE_ADDRESS_RE = re.compile(
 COMPOUND_STREET_RE = re.compile(
     rf"\b[A-ZÄÖÜ][\w-]{{0,40}}?(?:straße|strasse|str\.|weg|platz|gasse|allee|ring|damm|straat|laan|plein)\s+"
     rf"\d{{1,4}}[a-z]?{COMPLEMENT}{{0,5}}+{POSTCODE_CITY}")
+# Streets in English, the number before: "27 Station Road, Leeds, LS6 2AB, Royaume-Uni"
+# (with the city after it).
+ENGLISH_STREET_RE = re.compile(
+    rf"\b\d{{1,4}}[^\S\n]+(?:[A-Z][a-z]++[^\S\n]+){{1,3}}+(?:Street|Road|Grove|Lane|Avenue|Drive|Close|Way|"
+    rf"Crescent|Terrace|Gardens|Court|Square|Row|Hill|Place|Mews|Walk|Boulevard)\b{POSTCODE_CITY}")
 # An agent's note in lower case: "domiciliée 3 impasse du moulin 59100 roubaix", "a déménagé
 # au résidence les érables bâtiment b 69200 vénissieux" (a number or a named place, the
 # postal code and the town close it).
+# A number in words in a note: "trois rue de la forge appartement deux 25000 besançon".
+_SPOKEN_HOUSE_NUMBER = rf"(?:{_NUMBER_WORD})(?!\w)(?:[\t -]++(?:{_NUMBER_WORD})(?!\w)){{0,4}}+"
 LOWER_ADDRESS_RE = re.compile(
-    rf"(?i:(?<![\w'’])(?:\d{{1,4}}(?:[^\S\n]+(?:bis|ter))?[^\S\n]+(?:{STREET_TYPES})"
+    rf"(?i:(?<![\w'’])(?:(?:\d{{1,4}}|{_SPOKEN_HOUSE_NUMBER})(?:[^\S\n]+(?:bis|ter))?[^\S\n]+(?:{STREET_TYPES})"
     rf"|résidence|residence|lieu-dit|lieudit|lotissement|hameau)"
     rf"(?:[^\S\n]+[\w'’-]+){{1,8}}?[^\S\n]+\d{{5}}[^\S\n]+[a-zà-öø-ÿ][\w'’-]*+)")
 # A home's postal code and town said without a street: "j'habite à 69008 Lyon", "code
 # postal 59200 Tourcoing" (with a personal address cue just before).
 POSTCODE_TOWN_RE = re.compile(rf"(?<![\w'’])\d{{5}}[^\S\n]+(?:{_CITY}|[a-zà-öø-ÿ][\w'’]*+(?:-[\w'’]++){{0,6}}+)")
 _POSTCODE_CONTEXT = ("code postal", "cp")
+# A postal code said in words, then its town, answering where: "Quatre-vingt-quatorze cent, Créteil."
+SPOKEN_POSTCODE_TOWN_RE = re.compile(rf"(?m:^[^\S\n]*(?P<code>{_SPOKEN_NUMBER}),?[^\S\n]+{_CITY})")
+_POSTCODE_DIGITS_RE = re.compile(r"\d{5}")
+# The previous turn asks where: "Dans quelle commune ?", "La ville ?", "Le code postal ?"
+_WHERE_QUESTION_RE = re.compile(r"(?i:(?<!\w)(?:commune|ville|localité|code\s+postal|adresse)(?!\w)[^\n]*\?\s*$)")
 ADDRESS_CONTEXT = ("habite", "adresse", "domicil", "vis", "vit", "demeure", "réside", "reside", "déménag",
                    "demenag", "logement", "loge", "hébergé", "heberge", "chez moi")
 # A person's own address, not an office's: "j'habite", "votre adresse" (not "l'adresse du CCAS").
@@ -613,10 +744,21 @@ _SERVICE_ADDRESS_RE = re.compile(
     r"(?i:(?<!\w)(?:ouverte?s?|situées?|situés?|se\s+trouve(?:nt)?|présentez-vous|rendez-vous|adressez-vous|"
     r"guichet|accueil|permanence|fourrière|mairie|préfecture|sous-préfecture|agence|antenne|bureau|tribunal|"
     r"commissariat|gendarmerie|centre|service|maison\s+france\s+services|caf|cpam|urssaf|trésorerie|ccas|"
-    r"commission|auprès|écrivez|écrire)(?!\w))")
+    r"commission|auprès|écrivez|écrire|employeur|entreprise|société|usine|magasin|cabinet|notaire|avocate?|"
+    # where a car stood or an accident happened: "j'étais garé 18 avenue de Grammont"
+    r"garée?s?|stationnée?s?|stationnement|accident|collision|accroché|percuté|enlevée?s?|eu\s+lieu)(?!\w))")
 _CEDEX_RE = re.compile(r"(?i:\s*cedex\b)")
+_LETTER_RE = re.compile(r"[^\W\d_]")
+_NUMBERED_ROAD_RE = re.compile(r"(?i:route|chemin|voie)")
+# "près de la place Jean-Jaurès", "en face du square": a street named as a landmark.
+_NEAR_BEFORE_RE = re.compile(
+    r"(?i:(?<!\w)(?:près|proche|à\s+côté|derrière|devant|en\s+face|au\s+coin|le\s+long|vers|autour)"
+    r"(?:\s+(?:de\s+la|de\s+l['’]|du|des|de|d['’]))?\s*$)")
 # "enlevée hier à 16 h 45, avenue...": the minutes of a time, not a house number.
 _TIME_BEFORE_RE = re.compile(r"(?i:\d{1,2}\s*h\s*$)")
+# "l'horodateur numéro 2231, place du Marché": the number of something else, not a house's.
+_NUMBERED_THING_BEFORE_RE = re.compile(
+    r"(?i:(?<!\w)(?:numéro|n°|no|horodateur|ligne|bus|salle|guichet|borne|box|quai|porte|place)\s*$)")
 
 
 def _sentence_before(text: str, start: int) -> str:
@@ -625,8 +767,16 @@ def _sentence_before(text: str, start: int) -> str:
     return before[cut + 1:]
 
 
+# A domiciliation at an association or an office: "vous serez domiciliée à la SPADA, 12 rue...".
+_DOMICILIATION_RE = re.compile(
+    r"(?i:domicili\w*+\s+(?:à|a|chez|auprès\s+d[eu]|au)\s+(?:la\s+|le\s+|l['’]|une?\s+)?"
+    r"(?:spada|ccas|cada|huda|association|secours|croix-rouge|emmaüs|mairie|structure|plateforme|[A-Z]{3,}\b))")
+
+
 def _office_address(text: str, start: int, end: int) -> bool:
     sentence = _sentence_before(text, start)
+    if _DOMICILIATION_RE.search(sentence):
+        return True
     return (_SERVICE_ADDRESS_RE.search(sentence) is not None
             and not has_context(sentence, len(sentence), PERSONAL_ADDRESS_CONTEXT)) or _CEDEX_RE.match(text, end) is not None
 
@@ -640,13 +790,20 @@ def find_addresses(text: str) -> list[Finding]:
             found.append(Finding(m.start(), m.end(), ADDRESS, 0.8, "post-box"))
             continue
         start = m.start()
+        if not _LETTER_RE.search(m.group("name")) and not _NUMBERED_ROAD_RE.match(m.group("type")):
+            continue  # "badge AB 4521, place 12": a numbered thing; a road may be a number ("route départementale 112")
         number = bool(m.group("number"))
-        if number and not m.group("leading") and _TIME_BEFORE_RE.search(text[max(0, start - 8):start]):
+        if number and not m.group("leading") and (_TIME_BEFORE_RE.search(text[max(0, start - 8):start])
+                                                  or _NUMBERED_THING_BEFORE_RE.search(text[max(0, start - 14):start])):
             start, number = m.end("number"), False
         if number or m.group("after"):
             score = 0.85
+        elif _NEAR_BEFORE_RE.search(text, max(0, start - 24), start):
+            continue  # "près de la place Jean-Jaurès": a landmark, not where someone lives
         elif m.group("city") and (m.group("leading") or has_context(text, start, ADDRESS_CONTEXT, window=60)):
             score = 0.8
+        elif m.group("city") and _POSTCODE_DIGITS_RE.search(m.group("city")):
+            score = 0.75  # a street with its postcode and town: "c'est impasse des Saules, 26400 Crest"
         elif has_context(text, start, ADDRESS_CONTEXT, window=60) or re.match(
                 r"(?i:résidence|residence|lieu-dit|lieudit|lotissement|hameau)", text[start:m.end()]):
             score = 0.7
@@ -660,10 +817,21 @@ def find_addresses(text: str) -> list[Finding]:
     for m in LOWER_ADDRESS_RE.finditer(text):
         if not _office_address(text, m.start(), m.end()):
             found.append(Finding(m.start(), m.end(), ADDRESS, 0.75, "address-lower-case"))
+    for m in SPOKEN_POSTCODE_TOWN_RE.finditer(text):  # "Quatre-vingt-quatorze cent, Créteil."
+        same_turn, previous_turn = _turns_before(text, m.start())
+        if not same_turn.strip() and _WHERE_QUESTION_RE.search(previous_turn):
+            runs = token_runs(m.group("code"), letters=False)
+            if len(runs) == 1 and re.fullmatch(r"\d{5}", runs[0].alnum()[0]):
+                found.append(Finding(m.start(), m.end(), ADDRESS, 0.7, "postcode-town"))
     for m in POSTCODE_TOWN_RE.finditer(text):
-        if (has_context(text, m.start(), PERSONAL_ADDRESS_CONTEXT + _POSTCODE_CONTEXT, window=60)
+        same_turn, previous_turn = _turns_before(text, m.start())
+        answer = len(same_turn.split()) <= 2 and _WHERE_QUESTION_RE.search(previous_turn) is not None
+        if ((answer or has_context(text, m.start(), PERSONAL_ADDRESS_CONTEXT + _POSTCODE_CONTEXT, window=60))
                 and not _office_address(text, m.start(), m.end())):
             found.append(Finding(m.start(), m.end(), ADDRESS, 0.7, "postcode-town"))
+    for m in ENGLISH_STREET_RE.finditer(text):
+        if not _office_address(text, m.start(), m.end()):
+            found.append(Finding(m.start(), m.end(), ADDRESS, 0.85, "address"))
     for m in COMPOUND_STREET_RE.finditer(text):
         if not _office_address(text, m.start(), m.end()):
             found.append(Finding(m.start(), m.end(), ADDRESS, 0.85, "address"))
