@@ -267,6 +267,16 @@ def _wrap_stream_response(
     return handler
 
 
+# The four shapes of a gRPC method: the handler's attribute, how grpc builds such a
+# handler, our wrapper for its responses, and whether its request is a stream.
+_HANDLER_SHAPES: tuple[tuple[str, Callable[..., Any], Callable[..., Any], bool], ...] = (
+    ("unary_unary", grpc.unary_unary_rpc_method_handler, _wrap_unary_response, False),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler, _wrap_unary_response, True),
+    ("unary_stream", grpc.unary_stream_rpc_method_handler, _wrap_stream_response, False),
+    ("stream_stream", grpc.stream_stream_rpc_method_handler, _wrap_stream_response, True),
+)
+
+
 def stream_bounds(settings: Any) -> StreamBounds:
     """The bounds a server's settings ask for (ServerSettings)."""
     return StreamBounds(settings.stream_idle_timeout_s, settings.stream_max_duration_s)
@@ -337,28 +347,12 @@ class ServiceInterceptor(aio.ServerInterceptor):
         refusal = await self._refusal(method, metadata, handler.request_streaming)
         if refusal is not None:
             return _refusing_handler(handler, method, metadata, refusal)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method, metadata, False, self.bounds, self.trust),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method, metadata, True, self.bounds, self.trust),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method, metadata, False, self.bounds, self.trust),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(handler.stream_stream, method, metadata, True, self.bounds, self.trust),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
+        for shape, make, wrap, streaming_request in _HANDLER_SHAPES:
+            behavior = getattr(handler, shape)
+            if behavior:
+                return make(  # type: ignore[no-any-return]
+                    wrap(behavior, method, metadata, streaming_request, self.bounds, self.trust),
+                    request_deserializer=_lenient(handler.request_deserializer),
+                    response_serializer=handler.response_serializer,
+                )
         return handler
