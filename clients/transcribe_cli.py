@@ -47,17 +47,15 @@ from parlons.clients.batch import (
 from parlons.clients.connection import Connection, add_connection_arguments
 from parlons.clients.errors import ParlonsRpcError
 from parlons.clients.inprocess import InProcessConfig, connect
-from parlons.clients.results import Transcript
 from parlons.clients.retry import RetryPolicy
 from parlons.clients.sdk import (
-    AnonymizationClient,
     GatewayClient,
     TranscriptionClient,
     TranslationClient,
     wait_until_serving,
 )
 from parlons.transcripts import SubtitleShape
-from parlons.v1 import anonymization_pb2, diarization_pb2, transcription_pb2, translation_pb2
+from parlons.v1 import anonymization_pb2, diarization_pb2, transcription_pb2
 
 console = Console(stderr=True)
 ANONYMIZATION_POLICIES = anonymized.POLICIES
@@ -82,17 +80,24 @@ def options_from_args(args: argparse.Namespace) -> transcription_pb2.Transcripti
 
 
 def services_for(args: argparse.Namespace) -> list[str]:
-    """What the in-process server starts: --diarize goes through the gateway's
-    TranscribeConversation (with --per-channel no diarisation model is needed)."""
+    """What the in-process server starts: speakers, translations and anonymisation come
+    from the gateway's TranscribeConversation (with --per-channel, or without --diarize,
+    no diarisation model is needed)."""
     names = ["transcription"]
     if args.translate_to:
         names.append("translation")
     if anonymizing(args):
         names.append("anonymization")
-    if args.diarize:
-        names += [] if args.per_channel else ["diarization"]
+    if args.diarize and not args.per_channel:
+        names.append("diarization")
+    if composing(args):
         names.append("gateway")
     return names
+
+
+def composing(args: argparse.Namespace) -> bool:
+    """Whether a file needs more than a transcript: then the gateway composes it."""
+    return bool(args.diarize or args.translate_to or anonymizing(args))
 
 
 def anonymizing(args: argparse.Namespace) -> bool:
@@ -124,19 +129,19 @@ def available_targets(client: TranslationClient, wanted: list[str]) -> list[str]
 
 @dataclass
 class Job:
-    """What every file of the run shares: clients, options, formats."""
+    """What every file of the run shares: clients, options, formats. A transcript alone
+    comes from the transcription service; speakers, translations and anonymisation from
+    the gateway's TranscribeConversation, which composes them (`gateway`)."""
 
     transcription: TranscriptionClient
     gateway: GatewayClient | None
-    translation: TranslationClient | None
     options: transcription_pb2.TranscriptionOptions
-    diarization: diarization_pb2.DiarizationOptions | None
+    diarization: diarization_pb2.DiarizationOptions | None  # None: no speakers
     targets: list[str]
     fmts: list[str]
     shape: SubtitleShape
     timeout_s: float | None
     anonymization: anonymization_pb2.AnonymizationOptions | None = None
-    anonymizer: AnonymizationClient | None = None
     mask_audio: str = ""  # "tone" or "silence": also write the recording with the spans masked
 
     def fingerprint(self) -> str:
@@ -172,19 +177,17 @@ class Job:
         uri = item.source.stem
         masked: list[tuple[float, float]] = []
         if self.gateway is not None:
+            speakers = self.diarization or diarization_pb2.DiarizationOptions(mode=diarization_pb2.NONE)
             conversation = self.gateway.transcribe_conversation_file(
-                item.source, self.options, diarization=self.diarization, target_languages=self.targets,
+                item.source, self.options, diarization=speakers, target_languages=self.targets,
                 uri=uri, timeout_s=self.timeout_s, anonymization=self.anonymization)
             main, translations, rttm = conversation.transcript, conversation.translations, conversation.to_rttm()
             masked = [(m.start_s, m.end_s) for m in conversation.proto.anonymization.masked]
-            self._warn_names(conversation.proto.anonymization.names_checked, item)
+            if self.anonymization is not None:
+                self._warn_names(conversation.proto.anonymization.names_checked, item)
         else:
             main = self.transcription.transcribe_file(item.source, self.options, timeout_s=self.timeout_s)
-            placeholders: list[str] = []
-            if self.anonymization is not None:
-                masked, placeholders = self._anonymize(main, item)
-            translations = {language: self._translate(main, language, placeholders) for language in self.targets}
-            rttm = ""
+            translations, rttm = {}, ""
         written: list[Path] = []
         if self.mask_audio:
             target = self.masked_path(item)
@@ -206,31 +209,6 @@ class Job:
         if not names_checked:
             console.print(f"[yellow]{item.source}: no name model for this language: identifiers were masked, "
                           "person names were NOT checked", highlight=False)
-
-    def _anonymize(self, transcript: Transcript, item: Item) -> tuple[list[tuple[float, float]], list[str]]:
-        """The segments through the anonymisation service as one conversation; returns
-        where the masked words were said and the placeholders used."""
-        assert self.anonymizer is not None and self.anonymization is not None
-        segments = transcript.proto.segments
-        options = anonymization_pb2.AnonymizationOptions()
-        options.CopyFrom(self.anonymization)
-        options.language = options.language or transcript.language or "fr"
-        response = self.anonymizer.anonymize([s.text for s in segments], options, timeout_s=self.timeout_s)
-        masked: list[tuple[float, float]] = []
-        for segment, result in zip(segments, response.texts, strict=True):
-            masked.extend((start, end) for start, end, _ in anonymized.apply_to_timed_text(segment, result))
-        transcript.proto.text = anonymized.joined_text(segments)
-        self._warn_names(response.names_checked, item)
-        return masked, sorted({span.replacement for t in response.texts for span in t.spans})
-
-    def _translate(self, transcript: Transcript, language: str, placeholders: list[str] | None = None) -> Transcript:
-        assert self.translation is not None
-        texts = [s.text.strip() for s in transcript.segments]
-        wanted = [t for t in texts if t]
-        glossary = anonymized.keep_placeholders(translation_pb2.Glossary(), placeholders or [])
-        translated = iter(self.translation.translate(wanted, language, glossary=glossary,
-                                                     timeout_s=self.timeout_s).texts if wanted else [])
-        return Transcript(transcripts.with_texts(transcript.proto, [next(translated) if t else "" for t in texts], language))
 
 
 class _SpeedColumn(ProgressColumn):
@@ -314,11 +292,10 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
             mode=diarization_pb2.CHANNEL if args.per_channel else diarization_pb2.NEURAL,
             num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers)
     anonymization = anonymization_from_args(args)
-    anonymizer = AnonymizationClient(transcription.channel, metadata=connection.metadata, retry=retry) \
-        if anonymization is not None and not args.diarize else None
-    job = Job(transcription, GatewayClient(transcription.channel, metadata=connection.metadata, retry=retry)
-              if args.diarize else None, translation, options_from_args(args), diarization, targets, fmts, shape,
-              args.timeout, anonymization, anonymizer, args.anonymize_audio or "")
+    gateway = GatewayClient(transcription.channel, metadata=connection.metadata, retry=retry) \
+        if composing(args) else None
+    job = Job(transcription, gateway, options_from_args(args), diarization, targets, fmts, shape,
+              args.timeout, anonymization, args.anonymize_audio or "")
     fingerprint = report.options_digest = job.fingerprint()
     todo: list[Item] = []
     for item in items:

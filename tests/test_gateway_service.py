@@ -170,6 +170,50 @@ def test_upload_rpc_and_the_transcribe_cli_through_the_gateway(
     assert (tmp_path / "stereo_diarization.rttm").read_text() == rttm
 
 
+def test_a_conversation_without_speakers_is_the_transcript_translated(
+    gateway: BackgroundServer, channel: grpc.Channel, tenants: Tenants, tmp_path: Path
+) -> None:
+    """Diarisation NONE: the transcription service's transcript, every field kept, one
+    turn per segment without a speaker, translated as a conversation is; the batch CLI
+    takes this path for translations without --diarize, and writes the same transcript."""
+    audio = (AUDIO / "jfk.flac").read_bytes()
+    plain = TranscriptionClient(channel, metadata=tenants.metadata("a")).transcribe(audio, timeout_s=120)
+    client = GatewayClient(channel, metadata=tenants.metadata("a"))
+    response = client.transcribe_conversation(
+        audio, diarization=diarization_pb2.DiarizationOptions(mode=diarization_pb2.NONE),
+        target_languages=["fr"], subtitles=True, timeout_s=120)
+    assert [s.text for s in response.transcript.segments] == [s.text for s in plain.segments]
+    assert (response.transcript.model, response.transcript.language) == (plain.model, plain.language)
+    assert response.transcript.segments[0].avg_logprob == plain.segments[0].avg_logprob  # the transcript itself
+    assert [t.text for t in response.turns] == [s.text.strip() for s in plain.segments]
+    assert all(t.speaker == "" for t in response.turns) and not response.speakers and response.rttm == ""
+    assert all(t.translations[0].language == "fr" and t.translations[0].text.strip() for t in response.turns)
+    translated = response.translated_transcripts[0]
+    assert translated.language == "fr" and len(translated.segments) == len(plain.segments)
+    assert response.srt.count("-->") >= len(plain.segments)
+    refused = _code(lambda: client.transcribe_conversation(
+        audio, diarization=diarization_pb2.DiarizationOptions(mode=diarization_pb2.NONE, num_speakers=2), timeout_s=60))
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT and "NONE" in (refused.details() or "")
+
+    from parlons.clients import transcribe_cli
+
+    def cli(*extra: str) -> Path:
+        out = tmp_path / ("-".join(extra) or "plain")
+        parser = argparse.ArgumentParser()
+        transcribe_cli.add_transcribe_command(parser.add_subparsers())
+        args = parser.parse_args(["transcribe", str(AUDIO / "jfk.flac"), "--server", gateway.address,
+                                  "--api-key", tenants.keys["a"], "--format", "txt,srt", "--output-dir", str(out),
+                                  *extra])
+        assert transcribe_cli.run_transcribe(args) == 0
+        return out
+
+    alone, translated_dir = cli(), cli("--translate-to", "fr")
+    assert (translated_dir / "jfk.txt").read_text() == (alone / "jfk.txt").read_text()
+    assert (translated_dir / "jfk.srt").read_text() == (alone / "jfk.srt").read_text()
+    french = (translated_dir / "jfk.fr.txt").read_text().splitlines()
+    assert len(french) == len((alone / "jfk.txt").read_text().splitlines()) and all(line.strip() for line in french)
+
+
 def test_translate_speech(channel: grpc.Channel, tenants: Tenants) -> None:
     client = GatewayClient(channel, metadata=tenants.metadata("a"))
     response = client.translate_speech((AUDIO / "jfk.flac").read_bytes(), "fr", timeout_s=120)

@@ -13,9 +13,11 @@ class DiarizationMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DIARIZATION_MODE_UNSPECIFIED: _ClassVar[DiarizationMode]
     NEURAL: _ClassVar[DiarizationMode]
     CHANNEL: _ClassVar[DiarizationMode]
+    NONE: _ClassVar[DiarizationMode]
 DIARIZATION_MODE_UNSPECIFIED: DiarizationMode
 NEURAL: DiarizationMode
 CHANNEL: DiarizationMode
+NONE: DiarizationMode
 
 class DiarizationOptions(_message.Message):
     __slots__ = ("mode", "num_speakers", "min_speakers", "max_speakers", "channel_speaker_names", "speaker_references", "reference_threshold")

@@ -252,6 +252,20 @@ def turns_from_channels(
     return turns
 
 
+def turns_from_segments(transcript: transcription_pb2.TranscribeResponse) -> list[gateway_pb2.ConversationTurn]:
+    """No diarisation: one turn per transcript segment (all of them, so that the turns and
+    the transcript's segments stay aligned), text stripped, no speaker."""
+    turns = []
+    for segment in transcript.segments:
+        turn = gateway_pb2.ConversationTurn(
+            start_s=segment.start_s, end_s=segment.end_s, text=segment.text.strip(),
+            language=segment.language or transcript.language, channel=segment.channel,
+        )
+        turn.words.extend(segment.words)
+        turns.append(turn)
+    return turns
+
+
 def speaker_summaries(
     turns: Sequence[gateway_pb2.ConversationTurn], similarity: dict[str, float] | None = None,
 ) -> list[diarization_pb2.SpeakerSummary]:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from google.protobuf.message import Message
 
 from parlons.languages import parse_tag, same_language
-from parlons import anonymized
+from parlons import anonymized, transcripts
 from parlons.errors import InvalidArgument, ParlonsError
 from parlons.services.gateway import compose
 from parlons.services.gateway.quotas import QuotaManager, estimate_audio_seconds
@@ -280,6 +280,8 @@ class GatewayCore:
         started = time.perf_counter()
         self.check_target_languages(request.target_languages)
         self.check_glossary(request.glossary)  # before any work
+        if request.diarization.mode == diarization_pb2.NONE:
+            return await self._conversation_without_speakers(call, request, data, started)
         options = transcription_pb2.TranscriptionOptions()
         options.CopyFrom(request.transcription)
         options.word_timestamps = True
@@ -321,6 +323,41 @@ class GatewayCore:
             await self._translate_turns(call, response, list(request.target_languages), glossary)
         response.processing_duration_s = time.perf_counter() - started
         compose.complete_transcripts(response, list(request.target_languages))
+        if request.subtitles:
+            response.srt, response.vtt = compose.subtitles(response)
+        return response
+
+    async def _conversation_without_speakers(
+        self, call: Call, request: gateway_pb2.TranscribeConversationRequest, data: bytes, started: float,
+    ) -> gateway_pb2.TranscribeConversationResponse:
+        """Diarisation NONE: the transcript as the transcription service gives it (the
+        client's options, every field kept), anonymised and translated as a conversation
+        is, one turn per segment (the batch CLI's path when it wants no speakers)."""
+        wanted = request.diarization
+        if wanted.num_speakers or wanted.min_speakers or wanted.max_speakers or wanted.speaker_references:
+            raise InvalidArgument("diarization.mode NONE attributes no speakers: leave out the speaker counts "
+                                  "and references, or choose NEURAL or CHANNEL", field="diarization.mode")
+        async with AudioCharge(self.quotas, call.tenant, data, request.config) as charge:
+            transcript = await self.transcribe_raw(call, data, request.config, request.transcription)
+            await charge.settle(transcript.audio_duration_s)
+        response = gateway_pb2.TranscribeConversationResponse(
+            language=transcript.language, audio_duration_s=transcript.audio_duration_s,
+            transcription_model=transcript.model)
+        glossary = request.glossary
+        if request.HasField("anonymization"):
+            summary, placeholders = await self.anonymize_timed(
+                call, transcript.segments, request.anonymization, transcript.language)
+            transcript.text = anonymized.joined_text(transcript.segments)
+            response.anonymization.CopyFrom(summary)
+            glossary = anonymized.keep_placeholders(glossary, placeholders)
+        response.turns.extend(compose.turns_from_segments(transcript))
+        targets = list(request.target_languages)
+        if targets:
+            await self._translate_turns(call, response, targets, glossary)
+        response.processing_duration_s = time.perf_counter() - started
+        response.transcript.CopyFrom(transcript)
+        for language in targets:
+            response.translated_transcripts.append(transcripts.translated_transcript(transcript, response.turns, language))
         if request.subtitles:
             response.srt, response.vtt = compose.subtitles(response)
         return response
@@ -397,7 +434,8 @@ class GatewayCore:
         Returns target -> the texts' translations, in the texts' order."""
         by_source: dict[str, list[int]] = {}
         for i, language in enumerate(languages):
-            by_source.setdefault(language, []).append(i)
+            if texts[i].strip():  # an empty text stays empty: nothing to send
+                by_source.setdefault(language, []).append(i)
         out = {target: list(texts) for target in dict.fromkeys(targets)}
         jobs = [
             (target, indices, self.translate_texts(call, [texts[i] for i in indices], source, target, glossary))
