@@ -15,6 +15,7 @@ dictation full of corrections costs time in proportion to its length.
 
 from __future__ import annotations
 
+import enum
 import functools
 import re
 from dataclasses import dataclass
@@ -261,94 +262,140 @@ def token_runs(text: str, letters: bool = True, lower_letters: bool = False) -> 
     join a run too (IBANs, plates, document numbers spelled out). With `lower_letters`,
     so do short words of plain lower-case letters that are no French word ("dk 318 wz"),
     as capitals."""
-    stop_words = lower_stop_words() if lower_letters else frozenset()
-    runs: list[Run] = []
-    current: list[Token] = []
-    pending_words: list[tuple[int, int, str]] = []  # number words awaiting their groups
+    return _RunReader(text, letters, lower_letters).read()
 
-    def flush_words() -> None:
-        if not pending_words:
+
+class _Word(enum.Enum):
+    """What a word is to a run of number-like tokens."""
+
+    SPELLED = enum.auto()  # a spelled-out stretch ("D comme Désiré", "double sept")
+    KEY_WORD = enum.auto()  # "clé" / "et la clé" inside a number: skipped
+    CORRECTION = enum.auto()  # "non", "pardon" inside a number: other readings follow
+    DIGITS = enum.auto()
+    NUMBER_WORD = enum.auto()  # "cinquante", "huit", "et" between number words
+    CHUNK = enum.auto()  # capitals or a capital/digit chunk ("FR76", "AB")
+    HYPHENATED = enum.auto()  # "HD-RT": one word, two chunks
+    LOWER_CHUNK = enum.auto()  # "dk", "wz" in an agent's lower-case note
+    SEPARATOR = enum.auto()  # punctuation, "euh", "tiret" said inside a number
+    OTHER = enum.auto()  # anything else ends the run
+
+
+class _RunReader:
+    """One pass over the words of a text, building runs of number-like tokens.
+
+    State: the run being read (`current`), the number words waiting to be read as groups
+    (`pending_words`), the other readings of those words (`alternatives`) and where a
+    correction was said (`corrections`); a run ends at a turn, at a word of no run, or at
+    words that read as no number."""
+
+    def __init__(self, text: str, letters: bool, lower_letters: bool) -> None:
+        self.text = text
+        self.letters = letters
+        self.lower_letters = lower_letters
+        self.stop_words = lower_stop_words() if lower_letters else frozenset()
+        self.spelled = _spelled_tokens(text, letters)
+        self.key_words = {m.start(): m.end() for m in _KEY_WORDS_RE.finditer(text)}
+        self.runs: list[Run] = []
+        self.current: list[Token] = []
+        self.pending_words: list[tuple[int, int, str]] = []
+        self.alternatives: list[tuple[int, list[Token]]] = []  # (position in the run, strict reading)
+        self.corrections: list[int] = []  # positions in the run where a correction was said
+
+    def read(self) -> list[Run]:
+        skip_until = -1
+        previous_end = 0
+        for start, end, word in words(self.text):
+            if start < skip_until:
+                continue
+            if "\n" in self.text[previous_end:start]:  # a run never goes from one turn to the next
+                self.flush_words()
+                self.close()
+            previous_end = end
+            kind = self.kind(start, end, word)
+            if kind is not _Word.NUMBER_WORD:
+                self.flush_words()
+            if kind is _Word.SPELLED:
+                token = self.spelled[start]
+                self.current.append(token)
+                skip_until = previous_end = token.end
+            elif kind is _Word.KEY_WORD:
+                skip_until = previous_end = self.key_words[start]
+            elif kind is _Word.CORRECTION:
+                if not self.corrections or self.corrections[-1] != len(self.current):
+                    self.corrections.append(len(self.current))
+            elif kind is _Word.NUMBER_WORD:
+                self.pending_words.append((start, end, word))
+            elif kind in (_Word.DIGITS, _Word.CHUNK):
+                self.current.append(Token(start, end, word))
+            elif kind is _Word.HYPHENATED:
+                for part in re.finditer(r"[A-Z]+", word):
+                    self.current.append(Token(start + part.start(), start + part.end(), part.group()))
+            elif kind is _Word.LOWER_CHUNK:
+                self.current.append(Token(start, end, word.upper()))
+            elif kind is _Word.OTHER:
+                self.close()
+        self.flush_words()
+        self.close()
+        return self.runs
+
+    def kind(self, start: int, end: int, word: str) -> _Word:
+        """What `word` is to the run, given what is being read."""
+        lowered = word.lower()
+        reading = bool(self.current or self.pending_words)
+        if start in self.spelled:
+            return _Word.SPELLED
+        if start in self.key_words and reading:
+            return _Word.KEY_WORD
+        if lowered in CORRECTIONS and reading:
+            return _Word.CORRECTION
+        if word.isdigit():
+            return _Word.DIGITS
+        if _atoms(word) is not None or (lowered == "et" and self.pending_words):
+            return _Word.NUMBER_WORD
+        glued_digits = _glued_to_digits(self.text, start, end)
+        if self.letters and (_CHUNK_RE.match(word) or _GLUED_CHUNK_RE.match(word) and glued_digits):
+            return _Word.CHUNK
+        if self.letters and _HYPHENATED_CHUNKS_RE.match(word):
+            return _Word.HYPHENATED
+        if self.lower_letters and ((_LOWER_CHUNK_RE.match(word) and (word not in self.stop_words or glued_digits))
+                                   or (_LOWER_GLUED_CHUNK_RE.match(word) and glued_digits)):
+            return _Word.LOWER_CHUNK
+        if word in _SEPARATORS or ((lowered in HESITATIONS or lowered in SAID_DASHES) and reading):
+            return _Word.SEPARATOR
+        return _Word.OTHER
+
+    def flush_words(self) -> None:
+        """Read the pending number words as groups of digits ("cinquante huit" -> 58,
+        and its strict other reading when it differs)."""
+        if not self.pending_words:
             return
         atoms: list[tuple[int, int, str]] = []  # (start, end, atom) with the word's span
-        for start, end, word in pending_words:
+        for start, end, word in self.pending_words:
             for atom in _atoms(word) or []:
                 atoms.append((start, end, atom))
-        pending_words.clear()
+        self.pending_words.clear()
         groups = spoken_groups([a[2] for a in atoms])
         if groups is None:  # not readable as numbers: drop the words, end the run
-            close()
+            self.close()
             return
-        strict = _strict_atoms(text, atoms)
+        strict = _strict_atoms(self.text, atoms)
         if strict is not None:
             strict_groups = spoken_groups([a[2] for a in strict])
             if strict_groups is not None and [g[0] for g in strict_groups] != [g[0] for g in groups]:
-                alternatives.append((len(current), [
+                self.alternatives.append((len(self.current), [
                     Token(strict[first][0], strict[last - 1][1], str(value), spoken=True)
                     for value, first, last in strict_groups]))
         for value, first, last in groups:
-            current.append(Token(atoms[first][0], atoms[last - 1][1], str(value), spoken=True))
+            self.current.append(Token(atoms[first][0], atoms[last - 1][1], str(value), spoken=True))
 
-    alternatives: list[tuple[int, list[Token]]] = []  # (position in the run, strict reading)
-
-    corrections: list[int] = []  # positions in the run where a correction was said
-
-    def close() -> None:
-        if current:
-            runs.append(Run(tuple(current)))
-            runs.extend(_other_readings(current, alternatives, corrections))
-            current.clear()
-            alternatives.clear()
-        corrections.clear()
-
-    spelled = _spelled_tokens(text, letters)
-    key_words = {m.start(): m.end() for m in _KEY_WORDS_RE.finditer(text)}
-    skip_until = -1
-    previous_end = 0
-    for start, end, word in words(text):
-        if start < skip_until:
-            continue
-        if "\n" in text[previous_end:start]:  # a run never goes from one turn to the next
-            flush_words()
-            close()
-        previous_end = end
-        lowered = word.lower()
-        if start in spelled:
-            flush_words()
-            token = spelled[start]
-            current.append(token)
-            skip_until = previous_end = token.end
-        elif start in key_words and (current or pending_words):
-            flush_words()
-            skip_until = previous_end = key_words[start]
-        elif lowered in CORRECTIONS and (current or pending_words):
-            flush_words()
-            if not corrections or corrections[-1] != len(current):
-                corrections.append(len(current))
-        elif word.isdigit():
-            flush_words()
-            current.append(Token(start, end, word))
-        elif _atoms(word) is not None or (lowered == "et" and pending_words):
-            pending_words.append((start, end, word))
-        elif letters and (_CHUNK_RE.match(word) or _GLUED_CHUNK_RE.match(word) and _glued_to_digits(text, start, end)):
-            flush_words()
-            current.append(Token(start, end, word))
-        elif letters and _HYPHENATED_CHUNKS_RE.match(word):  # "HD-RT 4418": one word, two chunks
-            flush_words()
-            for part in re.finditer(r"[A-Z]+", word):
-                current.append(Token(start + part.start(), start + part.end(), part.group()))
-        elif lower_letters and ((_LOWER_CHUNK_RE.match(word)
-                                 and (word not in stop_words or _glued_to_digits(text, start, end)))
-                                or (_LOWER_GLUED_CHUNK_RE.match(word) and _glued_to_digits(text, start, end))):
-            flush_words()
-            current.append(Token(start, end, word.upper()))
-        elif word in _SEPARATORS or ((lowered in HESITATIONS or lowered in SAID_DASHES) and (current or pending_words)):
-            flush_words()
-        else:
-            flush_words()
-            close()
-    flush_words()
-    close()
-    return runs
+    def close(self) -> None:
+        """End the run being read (with its other readings)."""
+        if self.current:
+            self.runs.append(Run(tuple(self.current)))
+            self.runs.extend(_other_readings(self.current, self.alternatives, self.corrections))
+            self.current.clear()
+            self.alternatives.clear()
+        self.corrections.clear()
 
 
 @functools.cache
