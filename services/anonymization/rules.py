@@ -267,111 +267,134 @@ def find_in_runs(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) ->
 
 
 def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
-    findings: list[Finding] = []
-
-    def add(run: Run, first: int, end: int, kind: str, score: float, how: str) -> None:
-        start, stop = _span(run, first, end)
-        findings.append(Finding(start, stop, kind, score, how))
-
-    at = run.start
-
-    def context(words: tuple[str, ...], kind: str) -> bool:
-        return kind in recent or has_context(text, at, words, end=run.end)
-
-    social = context(SOCIAL_CONTEXT, NIR)
-    tax = context(TAX_CONTEXT, TAX_NUMBER)
-
-    def nir_score(chars: str) -> float | None:
-        if len(chars) == 15:
-            return 0.95 if stdnum_nir.is_valid(chars) else (0.7 if social else 0.45)
-        if tax and not social:
-            return None
-        if social:
-            return 0.85
-        # without its key and without context: a NIR's structure (sex, month, place)
-        # that is not a valid tax number is still most likely a NIR
-        return 0.55 if _nir_structure(chars) and not stdnum_nif.is_valid(chars) else 0.4
-
-    for first, end, _, score in aligned_matches(run, NIR_RE, nir_score):
-        add(run, first, end, NIR, score, "nir")
-
-    def iban_score(chars: str) -> float | None:
-        if stdnum_iban.is_valid(chars, check_country=False):  # mod 97; national keys vary
-            return 0.95
-        if chars.startswith("FR") and len(chars) == 27 and context(IBAN_CONTEXT, IBAN):
-            return 0.7
-        return None
-
-    for first, end, _, score in aligned_matches(run, IBAN_RE, iban_score):
-        add(run, first, end, IBAN, score, "iban")
-
-    def phone_score(chars: str) -> float | None:
-        if len(chars) == 10 and context(ID_CONTEXT, ID_DOCUMENT) and not chars.startswith("0"):
-            return None
-        return 0.9
-
-    for first, end, _, score in aligned_matches(run, PHONE_RE, phone_score):
-        if not _inside_longer_number(text, run, first, end) and not _file_number(text, run, first, end):
-            add(run, first, end, PHONE, score, "phone")
-
-    reference = (_LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
-                 or _OTHER_NUMBER_RE.search(_sentence_before(text, at)) is not None)
-    amount = _AMOUNT_AFTER_RE.match(text, run.end, run.end + 80) is not None
-    if not reference and not amount:
-        # said with its context, 6 to 8 digits; only after a CAF number, its 7 digits
-        caf_re = CAF_RE if has_context(text, at, CAF_CONTEXT, end=run.end) else CAF_RECENT_RE
-        if caf_re is CAF_RE or CAF_NUMBER in recent:
-            for first, end, _, score in aligned_matches(run, caf_re, lambda chars: 0.85):
-                add(run, first, end, CAF_NUMBER, score, "caf")
-
-    question = _turns_before(text, at)[1]  # "Vous avez le numéro unique d'enregistrement ?"
-    other_number = _OTHER_NUMBER_RE.search(question) is not None and not _context_re(TAX_CONTEXT).search(
-        question.lower())
-
-    def tax_score(chars: str) -> float | None:
-        if other_number:
-            return None
-        if tax:
-            return 0.9 if stdnum_nif.is_valid(chars) else 0.85
-        # 13 digits from 0 cannot be a NIR (sex 1 or 2, 7/8 for a temporary one), nor from 3
-        # where no one spoke of social security
-        if chars[0] == "0" or (not social and (chars[0] == "3" or stdnum_nif.is_valid(chars))):
-            return 0.6
-        return None
-
-    for first, end, _, score in aligned_matches(run, TAX_RE, tax_score):
-        add(run, first, end, TAX_NUMBER, score, "tax")
-
-    identity = context(ID_CONTEXT, ID_DOCUMENT) and not _other_than_identity(text, at)
-    for first, end, _, score in aligned_matches(run, PASSPORT_RE, lambda chars: 0.85 if identity else 0.6):
-        add(run, first, end, ID_DOCUMENT, score, "passport")
-    if identity:
-        for first, end, _, score in aligned_matches(run, NEW_ID_RE, lambda chars: 0.8):
-            add(run, first, end, ID_DOCUMENT, score, "id-card")
-        for first, end, _, score in aligned_matches(run, DIGITS_ID_RE, lambda chars: 0.8):
-            add(run, first, end, ID_DOCUMENT, score, "id-digits")
-        # a foreign passport: "FE 418273" (Ukraine), "B1427963", "R0418873"
-        if has_context(text, at, PASSPORT_CONTEXT, end=run.end):
-            for first, end, _, score in aligned_matches(run, FOREIGN_PASSPORT_RE, lambda chars: 0.8):
-                add(run, first, end, ID_DOCUMENT, score, "passport-foreign")
-        if (len(run.tokens) == 9 and all(len(t.value) == 1 for t in run.tokens) and run.said is None
-                and SPELLED_CARD_RE.fullmatch(run.alnum()[0]) and has_context(text, at, CARD_CONTEXT, end=run.end)
-                and not _NAME_SPELLING_RE.search(_sentence_before(text, at))):
-            add(run, 0, 9, ID_DOCUMENT, 0.75, "id-card-spelled")
+    """Every identifier one run of number-like tokens holds, by type (`_RunIdentifiers`)."""
+    found = _RunIdentifiers(text, run, recent)
+    findings = [*found.nir(), *found.iban(), *found.phone(), *found.caf(), *found.tax(), *found.identity()]
     # a code glued to letters ("ANEF-2024-13-0578812", "L2024-0611") is a file's reference,
     # and so is a number with a slash ("01834/2024", "2023/117204"): no document has one
     findings = [f for f in findings if f.entity_type not in (TAX_NUMBER, CAF_NUMBER, ID_DOCUMENT)
                 or (_CODE_PREFIX_RE.search(text, max(0, f.start - 12), f.start) is None
                     and not (f.entity_type == ID_DOCUMENT and "/" in text[f.start:f.end]))]
+    return [*findings, *found.plates()]
 
-    for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.85):
-        add(run, first, end, LICENSE_PLATE, score, "plate")
-    if context(PLATE_CONTEXT, LICENSE_PLATE):
-        for first, end, _, score in aligned_matches(run, PLATE_FNI_RE, lambda chars: 0.8):
-            add(run, first, end, LICENSE_PLATE, score, "plate-fni")
-        if _whole_run_plate(run, PLATE_FOREIGN_RE) and not _other_than_plate(text, at):
-            add(run, 0, len(run.tokens), LICENSE_PLATE, 0.75, "plate-foreign")
-    return findings
+
+class _RunIdentifiers:
+    """The identifier rules for one run, each a method that returns its findings; what
+    several rules read of the run's surroundings (social-security or tax talk) is read once."""
+
+    def __init__(self, text: str, run: Run, recent: Recent) -> None:
+        self.text, self.run, self.recent, self.at = text, run, recent, run.start
+        self.social = self.context(SOCIAL_CONTEXT, NIR)
+        self.tax_talk = self.context(TAX_CONTEXT, TAX_NUMBER)
+
+    def context(self, words: tuple[str, ...], kind: str) -> bool:
+        """This type was found in recent turns, or its words are said around the run."""
+        return kind in self.recent or has_context(self.text, self.at, words, end=self.run.end)
+
+    def _matches(self, pattern: re.Pattern[str], kind: str, how: str,
+                 score: Callable[[str], float | None]) -> list[Finding]:
+        found = []
+        for first, end, _, value in aligned_matches(self.run, pattern, score):
+            start, stop = _span(self.run, first, end)
+            found.append(Finding(start, stop, kind, value, how))
+        return found
+
+    def nir(self) -> list[Finding]:
+        def score(chars: str) -> float | None:
+            if len(chars) == 15:
+                return 0.95 if stdnum_nir.is_valid(chars) else (0.7 if self.social else 0.45)
+            if self.tax_talk and not self.social:
+                return None
+            if self.social:
+                return 0.85
+            # without its key and without context: a NIR's structure (sex, month, place)
+            # that is not a valid tax number is still most likely a NIR
+            return 0.55 if _nir_structure(chars) and not stdnum_nif.is_valid(chars) else 0.4
+
+        return self._matches(NIR_RE, NIR, "nir", score)
+
+    def iban(self) -> list[Finding]:
+        def score(chars: str) -> float | None:
+            if stdnum_iban.is_valid(chars, check_country=False):  # mod 97; national keys vary
+                return 0.95
+            if chars.startswith("FR") and len(chars) == 27 and self.context(IBAN_CONTEXT, IBAN):
+                return 0.7
+            return None
+
+        return self._matches(IBAN_RE, IBAN, "iban", score)
+
+    def phone(self) -> list[Finding]:
+        def score(chars: str) -> float | None:
+            if len(chars) == 10 and self.context(ID_CONTEXT, ID_DOCUMENT) and not chars.startswith("0"):
+                return None
+            return 0.9
+
+        found = []
+        for first, end, _, value in aligned_matches(self.run, PHONE_RE, score):
+            if not _inside_longer_number(self.text, self.run, first, end) and not _file_number(
+                    self.text, self.run, first, end):
+                start, stop = _span(self.run, first, end)
+                found.append(Finding(start, stop, PHONE, value, "phone"))
+        return found
+
+    def caf(self) -> list[Finding]:
+        """Said with its context, 6 to 8 digits; only after a CAF number, its 7 digits;
+        never a legal reference, another number named before, or an amount."""
+        text, at = self.text, self.at
+        reference = (_LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
+                     or _OTHER_NUMBER_RE.search(_sentence_before(text, at)) is not None)
+        amount = _AMOUNT_AFTER_RE.match(text, self.run.end, self.run.end + 80) is not None
+        if reference or amount:
+            return []
+        caf_re = CAF_RE if has_context(text, at, CAF_CONTEXT, end=self.run.end) else CAF_RECENT_RE
+        if caf_re is not CAF_RE and CAF_NUMBER not in self.recent:
+            return []
+        return self._matches(caf_re, CAF_NUMBER, "caf", lambda chars: 0.85)
+
+    def tax(self) -> list[Finding]:
+        question = _turns_before(self.text, self.at)[1]  # "Vous avez le numéro unique d'enregistrement ?"
+        other_number = _OTHER_NUMBER_RE.search(question) is not None and not _context_re(TAX_CONTEXT).search(
+            question.lower())
+
+        def score(chars: str) -> float | None:
+            if other_number:
+                return None
+            if self.tax_talk:
+                return 0.9 if stdnum_nif.is_valid(chars) else 0.85
+            # 13 digits from 0 cannot be a NIR (sex 1 or 2, 7/8 for a temporary one), nor from 3
+            # where no one spoke of social security
+            if chars[0] == "0" or (not self.social and (chars[0] == "3" or stdnum_nif.is_valid(chars))):
+                return 0.6
+            return None
+
+        return self._matches(TAX_RE, TAX_NUMBER, "tax", score)
+
+    def identity(self) -> list[Finding]:
+        text, at, run = self.text, self.at, self.run
+        identity = self.context(ID_CONTEXT, ID_DOCUMENT) and not _other_than_identity(text, at)
+        found = self._matches(PASSPORT_RE, ID_DOCUMENT, "passport", lambda chars: 0.85 if identity else 0.6)
+        if not identity:
+            return found
+        found += self._matches(NEW_ID_RE, ID_DOCUMENT, "id-card", lambda chars: 0.8)
+        found += self._matches(DIGITS_ID_RE, ID_DOCUMENT, "id-digits", lambda chars: 0.8)
+        # a foreign passport: "FE 418273" (Ukraine), "B1427963", "R0418873"
+        if has_context(text, at, PASSPORT_CONTEXT, end=run.end):
+            found += self._matches(FOREIGN_PASSPORT_RE, ID_DOCUMENT, "passport-foreign", lambda chars: 0.8)
+        if (len(run.tokens) == 9 and all(len(t.value) == 1 for t in run.tokens) and run.said is None
+                and SPELLED_CARD_RE.fullmatch(run.alnum()[0]) and has_context(text, at, CARD_CONTEXT, end=run.end)
+                and not _NAME_SPELLING_RE.search(_sentence_before(text, at))):
+            start, stop = _span(run, 0, 9)
+            found.append(Finding(start, stop, ID_DOCUMENT, 0.75, "id-card-spelled"))
+        return found
+
+    def plates(self) -> list[Finding]:
+        found = self._matches(PLATE_SIV_RE, LICENSE_PLATE, "plate", lambda chars: 0.85)
+        if self.context(PLATE_CONTEXT, LICENSE_PLATE):
+            found += self._matches(PLATE_FNI_RE, LICENSE_PLATE, "plate-fni", lambda chars: 0.8)
+            if _whole_run_plate(self.run, PLATE_FOREIGN_RE) and not _other_than_plate(self.text, self.at):
+                start, stop = _span(self.run, 0, len(self.run.tokens))
+                found.append(Finding(start, stop, LICENSE_PLATE, 0.75, "plate-foreign"))
+        return found
 
 
 def _whole_run_plate(run: Run, pattern: re.Pattern[str]) -> bool:
