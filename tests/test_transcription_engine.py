@@ -348,3 +348,13 @@ def test_cancellation_stops_decoding(tiny: TranscriptionEngine, monkeypatch: pyt
     with pytest.raises(Cancelled):
         tiny.transcribe(long, options, cancel=_CancelAfter(checks=2))  # 3rd check: 1st segment
     assert len(windows) == 1  # stopped within the first window
+
+
+def test_a_language_identified_as_javanese_reaches_whisper_as_its_own_code(base: TranscriptionEngine) -> None:
+    """Identification answers BCP-47 (`jv`); the full-window decode must give faster-whisper
+    Whisper's code (`jw`): given `jv`, its tokenizer has no such language token and fails."""
+    audio = _load("jfk.flac")
+    options = TranscriptionOptions(language_candidates=("jv",), full_window=True, vad_filter=False, beam_size=1)
+    result = base.transcribe(audio, options)
+    assert result.language == "jv"  # the only candidate, sent back as BCP-47
+    assert result.segments and all(s.language == "jv" for s in result.segments)
