@@ -55,12 +55,7 @@ def call_with_retries(call: Callable[[], T], policy: RetryPolicy) -> T:
         try:
             return call()
         except grpc.RpcError as raw:
-            error = ParlonsRpcError.from_grpc(raw)
-            delay = policy.delay_s(attempt, error)
-            if delay is None:
-                raise error from None
-        if policy.on_retry is not None:
-            policy.on_retry(error, delay)
+            delay = _retry_delay(raw, attempt, policy)
         time.sleep(delay)
         attempt += 1
 
@@ -71,11 +66,18 @@ async def acall_with_retries(call: Callable[[], Awaitable[T]], policy: RetryPoli
         try:
             return await call()
         except grpc.RpcError as raw:
-            error = ParlonsRpcError.from_grpc(raw)
-            delay = policy.delay_s(attempt, error)
-            if delay is None:
-                raise error from None
-        if policy.on_retry is not None:
-            policy.on_retry(error, delay)
+            delay = _retry_delay(raw, attempt, policy)
         await asyncio.sleep(delay)
         attempt += 1
+
+
+def _retry_delay(raw: grpc.RpcError, attempt: int, policy: RetryPolicy) -> float:
+    """How long to wait before the next attempt (the sync and asyncio loops share it),
+    after telling `on_retry`; raises the call's error when it is not to be retried."""
+    error = ParlonsRpcError.from_grpc(raw)
+    delay = policy.delay_s(attempt, error)
+    if delay is None:
+        raise error from None
+    if policy.on_retry is not None:
+        policy.on_retry(error, delay)
+    return delay

@@ -28,7 +28,7 @@ import string
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
 
@@ -399,10 +399,7 @@ class RestFacade:
     async def transcriptions(self, request: web.Request) -> web.Response:
         call = await self._admitted(request)
         form = await read_form(request, self.max_upload_bytes)
-        fmt = form.get("response_format", "json").strip() or "json"
-        if fmt not in RESPONSE_FORMATS:
-            raise InvalidArgument(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got {fmt!r}",
-                                  field="response_format")
+        fmt = _response_format(form, RESPONSE_FORMATS)
         granularities = set(form.get_all("timestamp_granularities")) or {"segment"}
         unknown = granularities - {"word", "segment"}
         if unknown:
@@ -450,10 +447,7 @@ class RestFacade:
     async def translations(self, request: web.Request) -> web.Response:
         call = await self._admitted(request)
         form = await read_form(request, self.max_upload_bytes)
-        fmt = form.get("response_format", "json").strip() or "json"
-        if fmt not in TRANSLATION_FORMATS:
-            raise InvalidArgument(f"response_format must be one of {', '.join(TRANSLATION_FORMATS)}, got {fmt!r}",
-                                  field="response_format")
+        fmt = _response_format(form, TRANSLATION_FORMATS)
         self._check_duration(form.file)
         options = self._options(form, await self._model_option(call, form.get("model").strip()))
         target = form.get("target_language", "en").strip() or "en"
@@ -515,6 +509,15 @@ def _model_entry(model_id: str, aliases: list[str]) -> dict[str, Any]:
 
 def _ids(models: dict[str, list[str]]) -> list[str]:
     return [name for model, aliases in models.items() for name in (model, *aliases)]
+
+
+def _response_format(form: Any, allowed: Sequence[str]) -> str:
+    """The form's `response_format` (default json), one of `allowed`."""
+    fmt: str = form.get("response_format", "json").strip() or "json"
+    if fmt not in allowed:
+        raise InvalidArgument(f"response_format must be one of {', '.join(allowed)}, got {fmt!r}",
+                              field="response_format")
+    return fmt
 
 
 def _form_field(grpc_field: str) -> str | None:
