@@ -280,7 +280,25 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
             report.retries += 1
         console.print(f"[yellow]{error.status.name}: {error.message}; retrying in {delay_s:.1f} s", highlight=False)
 
-    retry = RetryPolicy(attempts=args.retries + 1, max_backoff_s=30.0, on_retry=on_retry)
+    job = _job(args, connection, fmts, shape, RetryPolicy(attempts=args.retries + 1, max_backoff_s=30.0,
+                                                          on_retry=on_retry))
+    fingerprint = report.options_digest = job.fingerprint()
+    todo = _not_done(args, job, items, fingerprint, report)
+    started = time.monotonic()
+    try:
+        _transcribe_all(args, job, todo, len(items) - len(todo), fingerprint, report, lock)
+    finally:
+        report.wall_s = round(time.monotonic() - started, 3)
+        _finish(args, report)
+        job.transcription.close()
+    if report.interrupted:
+        return 130
+    return 1 if report.counts()["failed"] else 0
+
+
+def _job(args: argparse.Namespace, connection: Connection, fmts: list[str], shape: SubtitleShape,
+         retry: RetryPolicy) -> Job:
+    """The run's clients (once the server answers) and options."""
     transcription = TranscriptionClient(connection, retry=retry)
     wait_until_serving(transcription.channel, metadata=connection.metadata)
     translation = TranslationClient(transcription.channel, metadata=connection.metadata, retry=retry) \
@@ -291,12 +309,16 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
         diarization = diarization_pb2.DiarizationOptions(
             mode=diarization_pb2.CHANNEL if args.per_channel else diarization_pb2.NEURAL,
             num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers)
-    anonymization = anonymization_from_args(args)
     gateway = GatewayClient(transcription.channel, metadata=connection.metadata, retry=retry) \
         if composing(args) else None
-    job = Job(transcription, gateway, options_from_args(args), diarization, targets, fmts, shape,
-              args.timeout, anonymization, args.anonymize_audio or "")
-    fingerprint = report.options_digest = job.fingerprint()
+    return Job(transcription, gateway, options_from_args(args), diarization, targets, fmts, shape,
+               args.timeout, anonymization_from_args(args), args.anonymize_audio or "")
+
+
+def _not_done(args: argparse.Namespace, job: Job, items: list[Item], fingerprint: str,
+              report: RunReport) -> list[Item]:
+    """The files to transcribe; those whose outputs exist with the same options are
+    reported skipped (unless --overwrite)."""
     todo: list[Item] = []
     for item in items:
         expected = job.expected(item)
@@ -305,10 +327,17 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
                                            outputs=[str(p) for paths in expected for p in paths if p.exists()]))
         else:
             todo.append(item)
+    return todo
+
+
+def _transcribe_all(args: argparse.Namespace, job: Job, todo: list[Item], skipped: int, fingerprint: str,
+                    report: RunReport, lock: threading.Lock) -> None:
+    """`args.jobs` files at a time, each reported as it ends; Ctrl-C keeps the finished
+    ones and reports the others interrupted."""
     durations = {item: probe_duration_s(item.source) or 0.0 for item in todo}
-    started = time.monotonic()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), _SpeedColumn(started), TimeElapsedColumn(),
-                        console=console, disable=args.quiet)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), _SpeedColumn(time.monotonic()),
+                        TimeElapsedColumn(), console=console, disable=args.quiet)
+
     def process(item: Item) -> FileReport:
         began = time.monotonic()
         forget_outputs(item, [path for paths in job.expected(item) for path in paths])
@@ -328,7 +357,7 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
     queue = list(todo)
     try:
         with progress:
-            task = progress.add_task(f"{len(todo)} file(s), {len(items) - len(todo)} already done",
+            task = progress.add_task(f"{len(todo)} file(s), {skipped} already done",
                                      total=sum(durations.values()) or None)
             while queue or pending:
                 while queue and len(pending) < args.jobs:
@@ -337,15 +366,7 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
                 finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for future in finished:
                     item = pending.pop(future)
-                    try:
-                        file_report = future.result()
-                    except ParlonsRpcError as exc:
-                        file_report = FileReport(str(item.source), "failed", str(exc))
-                        console.print(f"[red]{item.source}: {exc}")
-                    except (OSError, ValueError) as exc:
-                        file_report = FileReport(str(item.source), "failed", f"{type(exc).__name__}: {exc}")
-                        console.print(f"[red]{item.source}: {exc}")
-                    report.files.append(file_report)
+                    report.files.append(_file_report(item, future))
                     progress.advance(task, durations.get(item, 0.0))
     except KeyboardInterrupt:
         report.interrupted = True
@@ -357,12 +378,18 @@ def _run(args: argparse.Namespace, connection: Connection, items: list[Item], pr
         console.print("[yellow]interrupted: finished files are kept; run the same command again to resume")
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        report.wall_s = round(time.monotonic() - started, 3)
-        _finish(args, report)
-        transcription.close()
-    if report.interrupted:
-        return 130
-    return 1 if report.counts()["failed"] else 0
+
+
+def _file_report(item: Item, future: Future[FileReport]) -> FileReport:
+    """A finished file's report; a failure is said, and the run goes on."""
+    try:
+        return future.result()
+    except ParlonsRpcError as exc:
+        console.print(f"[red]{item.source}: {exc}")
+        return FileReport(str(item.source), "failed", str(exc))
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{item.source}: {exc}")
+        return FileReport(str(item.source), "failed", f"{type(exc).__name__}: {exc}")
 
 
 def _finish(args: argparse.Namespace, report: RunReport) -> None:
