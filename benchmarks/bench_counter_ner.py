@@ -108,6 +108,18 @@ def variants(lines: Any, texts: list[str], rules: list[list[Finding]], learned: 
             "union (PERSON, ADDRESS)": score(lines, union(texts, rules, learned, WEAK))}
 
 
+def print_pooled(per_file: dict[str, list[Evaluation]], what: str) -> None:
+    """Each system's figures pooled over the files, overall and per type."""
+    pooled = {k: merge(v) for k, v in per_file.items()}
+    print(f"\n### Pooled over {what}\n")
+    print("| system | gold | recall | precision | found | false alarms |")
+    print("|---|---|---|---|---|---|")
+    for k, ev in pooled.items():
+        print(row(k, ev))
+    print("\n### Per type, pooled\n")
+    print(per_type_table(pooled))
+
+
 def per_type_table(evs: dict[str, Evaluation]) -> str:
     names = list(evs)
     head = "| type | gold | " + " | ".join(f"{n} R / P" for n in names) + " |"
@@ -229,14 +241,7 @@ def cmd_cv_report(args) -> None:
         for k, ev in evs.items():
             per_file[k].append(ev)
             print(row(f"{fold} | {k}", ev))
-    pooled = {k: merge(v) for k, v in per_file.items()}
-    print("\n### Pooled over the seven files\n")
-    print("| system | gold | recall | precision | found | false alarms |")
-    print("|---|---|---|---|---|---|")
-    for k, ev in pooled.items():
-        print(row(k, ev))
-    print("\n### Per type, pooled\n")
-    print(per_type_table(pooled))
+    print_pooled(per_file, "the seven files")
     trains = [json.loads((WORK / "cv" / f"{f}_train.json").read_text())["seconds"]
               for f in FOLDS if (WORK / "cv" / f"{f}_train.json").exists()]
     print(f"\nSpeed on the CV files ({speed[2]} chars): rules {speed[2] / speed[0]:,.0f} chars/s, "
@@ -292,14 +297,7 @@ def cmd_final(args) -> None:
         for tname, s in evs["rules"].per_type.items():
             g = len(set(s.missed) - set(evs["union (accepted types)"].per_type[tname].missed))
             gained_types[tname] = gained_types.get(tname, 0) + g
-    pooled = {k: merge(v) for k, v in per.items()}
-    print("\n### Pooled over holdout4, 6, 8\n")
-    print("| system | gold | recall | precision | found | false alarms |")
-    print("|---|---|---|---|---|---|")
-    for k, ev in pooled.items():
-        print(row(k, ev))
-    print("\n### Per type, pooled\n")
-    print(per_type_table(pooled))
+    print_pooled(per, "holdout4, 6, 8")
     print("\nEntities the rules miss and the union (accepted types) finds, by gold type: "
           + ", ".join(f"{t} {n}" for t, n in gained_types.items() if n))
     size = sum(f.stat().st_size for f in args.model.rglob("*") if f.is_file())
