@@ -17,6 +17,7 @@ cross-validation figures only (`cv-report` writes choice.json); `final` reads it
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 import json
 import sys
 import time
@@ -90,6 +91,34 @@ def union(texts, rules, learned, types=TYPES) -> list[list[Finding]]:
     return out
 
 
+def lookalike(text: str, f: Finding) -> bool:
+    """A learned span that the rules' own look-alike cues say is no personal data: a name
+    of a place, company or employer; an office's address; an e-mail with no "@"; a number
+    after a legal reference or another number's cue (file, invoice, tracking...), glued
+    to a code, holding a slash, or followed by an amount."""
+    from parlons.services.anonymization import names, rules
+
+    span, kind = text[f.start:f.end], f.entity_type
+    before = text[max(0, f.start - 40):f.start]
+    if kind == "PERSON":
+        return (names.names_a_place(text, f.start, f.end) or names._not_a_person(span, text[f.end:f.end + 24])
+                or names._EMPLOYER_BEFORE_RE.search(before) is not None
+                or names._POSTCODE_BEFORE_RE.search(text[max(0, f.start - 8):f.start]) is not None)
+    if kind == "ADDRESS":
+        return rules._office_address(text, f.start, f.end)
+    if kind == "EMAIL":
+        return "@" not in span and "arobase" not in span.lower()
+    if kind == "DATE_OF_BIRTH":
+        return False
+    return (rules._other_than_identity(text, f.start)
+            or rules._CODE_PREFIX_RE.search(text, max(0, f.start - 12), f.start) is not None
+            or "/" in span or rules._AMOUNT_AFTER_RE.match(text, f.end, f.end + 80) is not None)
+
+
+def filtered(texts: list[str], learned: list[list[Finding]]) -> list[list[Finding]]:
+    return [[f for f in fs if not lookalike(text, f)] for text, fs in zip(texts, learned, strict=True)]
+
+
 def score(lines, findings):
     return evaluate(lines, lambda texts: findings)
 
@@ -100,12 +129,15 @@ def row(name, ev) -> str:
 
 
 def variants(lines: Any, texts: list[str], rules: list[list[Finding]], learned: list[list[Finding]],
-             types: list[str]) -> dict[str, Evaluation]:
+             types: list[str], chosen: list[str] | None = None) -> dict[str, Evaluation]:
     """The five systems the report compares, scored on one file."""
     return {"rules": score(lines, rules), "learned": score(lines, learned),
             "union": score(lines, union(texts, rules, learned)),
             "union (accepted types)": score(lines, union(texts, rules, learned, types)),
-            "union (PERSON, ADDRESS)": score(lines, union(texts, rules, learned, WEAK))}
+            "union (PERSON, ADDRESS)": score(lines, union(texts, rules, learned, WEAK)),
+            "union, filtered by look-alike cues": score(lines, union(texts, rules, filtered(texts, learned))),
+            **({"union, filtered, chosen types": score(lines, union(texts, rules, filtered(texts, learned), chosen))}
+               if chosen is not None else {})}
 
 
 def print_pooled(per_file: dict[str, list[Evaluation]], what: str) -> None:
@@ -223,8 +255,7 @@ def cmd_cv_report(args) -> None:
     print(f"Accepted types (>= half of added spans right): {', '.join(types)}\n")
     (WORK / "choice.json").write_text(json.dumps({"epochs": epoch, "types": types}))
 
-    per_file: dict[str, list[Evaluation]] = {"rules": [], "learned": [], "union": [], "union (accepted types)": [],
-           "union (PERSON, ADDRESS)": []}
+    per_file: dict[str, list[Evaluation]] = defaultdict(list)
     speed = [0.0, 0.0, 0]
     print("### Per file (each predicted by a model trained on the other six)\n")
     print("| file | system | gold | recall | precision | found | false alarms |")
@@ -271,8 +302,7 @@ def cmd_final(args) -> None:
     choice = json.loads((WORK / "choice.json").read_text())
     types = choice["types"]
     nlp = tcn.load_counter_ner(args.model)
-    per: dict[str, list[Evaluation]] = {"rules": [], "learned": [], "union": [], "union (accepted types)": [],
-           "union (PERSON, ADDRESS)": []}
+    per: dict[str, list[Evaluation]] = defaultdict(list)
     print(f"## Held-out files, once (model {args.model}, {choice['epochs']} epochs, "
           f"accepted types {', '.join(types)})\n")
     print("| file | system | gold | recall | precision | found | false alarms |")
@@ -306,6 +336,47 @@ def cmd_final(args) -> None:
           f"{speed[2] / speed[1]:,.0f} chars/s")
 
 
+def _learned_on(paths: list[Path], model: Path) -> list[tuple[Any, list[str], list[list[Finding]], list[list[Finding]]]]:
+    nlp = tcn.load_counter_ner(model)
+    out = []
+    for path in paths:
+        lines = read_corpus([path])
+        texts = [line.text for line in lines]
+        out.append((lines, texts, rules_findings(path)[0], tcn.predict(nlp, texts)))
+    return out
+
+
+def cmd_choose(args) -> None:
+    """On a blind tuning file (never the final one): which types' filtered learned spans
+    join the union (a type whose added spans are right at least `--right` of the time)."""
+    added: dict[str, list[int]] = {t: [0, 0] for t in TYPES}
+    for lines, texts, rules, learned in _learned_on(args.files, args.model):
+        r, u = score(lines, rules), score(lines, union(texts, rules, filtered(texts, learned)))
+        for t, s in u.per_type.items():
+            base = r.per_type.get(t)
+            added[t][0] += s.right - (base.right if base else 0)
+            added[t][1] += s.predicted - (base.predicted if base else 0)
+    types = [t for t in TYPES if added[t][1] > 0 and added[t][0] >= args.right * added[t][1]]
+    print("type: right / added by the filtered learned spans: "
+          + ", ".join(f"{t} {a}/{n}" for t, (a, n) in added.items() if n))
+    print(f"chosen types: {', '.join(types)}")
+    (WORK / "choice_filtered.json").write_text(json.dumps({"types": types, "files": [str(f) for f in args.files]}))
+
+
+def cmd_measure(args) -> None:
+    """Every variant on the given files (the final, single measurement on a new blind file)."""
+    choice = json.loads((WORK / "choice.json").read_text())
+    chosen = json.loads((WORK / "choice_filtered.json").read_text())["types"]
+    per: dict[str, list[Evaluation]] = defaultdict(list)
+    print("| file | system | gold | recall | precision | found | false alarms |")
+    print("|---|---|---|---|---|---|---|")
+    for path, (lines, texts, rules, learned) in zip(args.files, _learned_on(args.files, args.model), strict=True):
+        for k, ev in variants(lines, texts, rules, learned, choice["types"], chosen).items():
+            per[k].append(ev)
+            print(row(f"{path.stem.removeprefix('anonymization_fr_')} | {k}", ev))
+    print_pooled(per, ", ".join(p.stem.removeprefix("anonymization_fr_") for p in args.files))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -318,8 +389,16 @@ def main() -> None:
     p.add_argument("--show", action="store_true")
     p = sub.add_parser("final")
     p.add_argument("--model", type=Path, default=Path("/tmp/counter_ner"))
+    p = sub.add_parser("choose")
+    p.add_argument("--files", type=Path, nargs="+", required=True)
+    p.add_argument("--right", type=float, default=0.5)
+    p.add_argument("--model", type=Path, default=Path("/tmp/counter_ner"))
+    p = sub.add_parser("measure")
+    p.add_argument("--files", type=Path, nargs="+", required=True)
+    p.add_argument("--model", type=Path, default=Path("/tmp/counter_ner"))
     args = ap.parse_args()
-    {"cv-fold": cmd_cv_fold, "cv-report": cmd_cv_report, "final": cmd_final}[args.cmd](args)
+    {"cv-fold": cmd_cv_fold, "cv-report": cmd_cv_report, "final": cmd_final, "choose": cmd_choose,
+     "measure": cmd_measure}[args.cmd](args)
 
 
 if __name__ == "__main__":
