@@ -297,10 +297,12 @@ def rttm_from_turns(turns: Sequence[gateway_pb2.ConversationTurn], uri: str = "a
     return transcripts.to_rttm(transcripts.turns_to_transcript(conversation), uri)
 
 
-def complete_transcripts(response: gateway_pb2.TranscribeConversationResponse, targets: Sequence[str]) -> None:
-    """Fill `transcript` and `translated_transcripts` from the turns, so clients render
-    what they receive instead of rebuilding it."""
-    response.transcript.CopyFrom(transcripts.turns_to_transcript(response))
+def complete_transcripts(response: gateway_pb2.TranscribeConversationResponse, targets: Sequence[str],
+                         transcript: transcription_pb2.TranscribeResponse | None = None) -> None:
+    """Fill `transcript` (the one given, one segment per turn, else built from the turns)
+    and `translated_transcripts`, so clients render what they receive instead of
+    rebuilding it."""
+    response.transcript.CopyFrom(transcript if transcript is not None else transcripts.turns_to_transcript(response))
     for language in targets:
         response.translated_transcripts.append(
             transcripts.translated_transcript(response.transcript, response.turns, language))

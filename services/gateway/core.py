@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from google.protobuf.message import Message
 
 from parlons.languages import parse_tag, same_language
-from parlons import anonymized, transcripts
+from parlons import anonymized
 from parlons.errors import InvalidArgument, ParlonsError
 from parlons.services.gateway import compose
 from parlons.services.gateway.quotas import QuotaManager, estimate_audio_seconds
@@ -319,13 +319,7 @@ class GatewayCore:
                 call, response.turns, request.anonymization, response.language)
             response.anonymization.CopyFrom(summary)
             glossary = anonymized.keep_placeholders(glossary, placeholders)
-        if request.target_languages:
-            await self._translate_turns(call, response, list(request.target_languages), glossary)
-        response.processing_duration_s = time.perf_counter() - started
-        compose.complete_transcripts(response, list(request.target_languages))
-        if request.subtitles:
-            response.srt, response.vtt = compose.subtitles(response)
-        return response
+        return await self._translate_and_render(call, request, response, glossary, started)
 
     async def _conversation_without_speakers(
         self, call: Call, request: gateway_pb2.TranscribeConversationRequest, data: bytes, started: float,
@@ -351,13 +345,20 @@ class GatewayCore:
             response.anonymization.CopyFrom(summary)
             glossary = anonymized.keep_placeholders(glossary, placeholders)
         response.turns.extend(compose.turns_from_segments(transcript))
+        return await self._translate_and_render(call, request, response, glossary, started, transcript)
+
+    async def _translate_and_render(
+        self, call: Call, request: gateway_pb2.TranscribeConversationRequest,
+        response: gateway_pb2.TranscribeConversationResponse, glossary: translation_pb2.Glossary, started: float,
+        transcript: transcription_pb2.TranscribeResponse | None = None,
+    ) -> gateway_pb2.TranscribeConversationResponse:
+        """What every conversation ends with: its turns translated, the transcripts the
+        clients render (`transcript`, when given, is the conversation's own), subtitles."""
         targets = list(request.target_languages)
         if targets:
             await self._translate_turns(call, response, targets, glossary)
         response.processing_duration_s = time.perf_counter() - started
-        response.transcript.CopyFrom(transcript)
-        for language in targets:
-            response.translated_transcripts.append(transcripts.translated_transcript(transcript, response.turns, language))
+        compose.complete_transcripts(response, targets, transcript)
         if request.subtitles:
             response.srt, response.vtt = compose.subtitles(response)
         return response
