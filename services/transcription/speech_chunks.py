@@ -48,36 +48,39 @@ def transcribe_speech_chunks(
     if not chunks:
         return [], ("en" if not engine.is_multilingual else ""), 0.0, 0.0
     grouped = group_chunks(chunks, int(WINDOW_S * SAMPLE_RATE))
-    groups = [np.concatenate([samples[c["start"] : c["end"]] for c in group]) for group in grouped]
     language, probability = options.model_language, 1.0
     first = None  # the first group's encoding, when identification made it
     if language is None and engine.is_multilingual:
-        first, language, probability, _ = engine.identify(groups[0], options.model_candidates)
+        first, language, probability, _ = engine.identify(_joined(samples, grouped[0]), options.model_candidates)
     tag = tag_of_whisper(language or "en")
     segments: list[Segment] = []
     previous: list[int] = []
     pending = [(group, first if number == 0 else None) for number, group in enumerate(grouped)]
     while pending:
         raise_if_cancelled(cancel)
-        group_chunks_, encoded = pending.pop(0)
-        group = np.concatenate([samples[c["start"] : c["end"]] for c in group_chunks_])
-        raw = engine.decode_clip(group, options, language, prompt_tokens=previous or None, encoded=encoded)
+        chunk_group, encoded = pending.pop(0)
+        raw = engine.decode_clip(_joined(samples, chunk_group), options, language, prompt_tokens=previous or None, encoded=encoded)
         looped = next((i for i, segment in enumerate(raw) if loops([segment])), None)
         if looped is not None:
             # Keep what came before the loop and decode the rest of the group anew
             # (a loop that opens the clip is skipped): a fresh window rarely loops.
             resume = raw[looped].start if looped > 0 else raw[looped].end
-            rest = chunks_after(group_chunks_, int(resume * SAMPLE_RATE))
+            rest = chunks_after(chunk_group, int(resume * SAMPLE_RATE))
             if rest:
                 pending.insert(0, (rest, None))
             raw = raw[:looped]
-        restored = list(restore_speech_timestamps(raw, group_chunks_, SAMPLE_RATE))
+        restored = list(restore_speech_timestamps(raw, chunk_group, SAMPLE_RATE))
         segments.extend(
             collect_segments(restored, channel, tag, probability, 0.0, samples.shape[0] / SAMPLE_RATE, cancel)
         )
         previous = _next_prompt(engine, options, raw, previous)
-    kept = sum(g.shape[0] for g in groups)
+    kept = sum(c["end"] - c["start"] for c in chunks)  # the groups hold every chunk once
     return segments, tag, float(probability), kept / SAMPLE_RATE
+
+
+def _joined(samples: np.ndarray, chunks: list[dict[str, int]]) -> np.ndarray:
+    """The speech of a group of chunks, one after the other."""
+    return np.concatenate([samples[c["start"] : c["end"]] for c in chunks])
 
 
 def _next_prompt(engine: TranscriptionEngine, options: TranscriptionOptions, raw: list[Any],
