@@ -21,15 +21,14 @@ from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 
-from parlons.languages import same_language
+from parlons.audio_constants import SAMPLE_RATE as RATE
+from parlons.languages import DETECT, same_language
 from parlons.errors import InvalidArgument, ParlonsError
 from parlons.services.common.streams import StreamPump
 from parlons.services.gateway import compose
 from parlons.services.gateway.attribution import (
-    DETECT,
     MAX_VOICE_SAMPLE_BYTES,
     MAX_VOICE_SAMPLE_S,
-    RATE,
     Attributor,
     Party,
 )
