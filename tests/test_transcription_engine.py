@@ -6,6 +6,7 @@ import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -358,3 +359,47 @@ def test_a_language_identified_as_javanese_reaches_whisper_as_its_own_code(base:
     result = base.transcribe(audio, options)
     assert result.language == "jv"  # the only candidate, sent back as BCP-47
     assert result.segments and all(s.language == "jv" for s in result.segments)
+
+
+class _CountingEncoder:
+    """The CTranslate2 model with its `encode` calls counted."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.encodes = inner, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def encode(self, *args: object, **kwargs: object) -> object:
+        self.encodes += 1
+        return self.inner.encode(*args, **kwargs)
+
+
+def _counting(engine: TranscriptionEngine) -> tuple[TranscriptionEngine, _CountingEncoder]:
+    import copy
+
+    view = copy.copy(engine)
+    view._model = copy.copy(engine._model)
+    counter = _CountingEncoder(engine._model.model)
+    view._model.model = counter
+    return view, counter
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", ["fleurs-fr-003.ogg", "sample.wav"])
+def test_automatic_language_in_the_full_window_encodes_each_window_once(base: TranscriptionEngine, clip: str) -> None:
+    """faster-whisper without a language encodes its first window twice (identify, then
+    decode); the engine encodes it once and gets the same text and language."""
+    path = AUDIO.parent / "fleurs" / clip if clip.startswith("fleurs") else AUDIO / clip
+    samples = decode_audio(path.read_bytes()).mono()
+    ours, counter = _counting(base)
+    options = TranscriptionOptions(full_window=True, vad_filter=False, word_timestamps=True)
+    result = ours.transcribe(DecodedAudio.from_array(samples), options)
+    theirs_view, theirs_counter = _counting(base)
+    segments, info = theirs_view._model.transcribe(samples, language=None, beam_size=5, word_timestamps=True,
+                                                   vad_filter=False)
+    theirs = "".join(s.text for s in segments).strip()
+    assert result.text == theirs
+    assert result.language == tag_of_whisper(info.language)
+    assert abs(result.language_probability - info.language_probability) < 0.05
+    assert counter.encodes == theirs_counter.encodes - 1 >= 1

@@ -42,6 +42,7 @@ from parlons.services.common.audio import TARGET_RATE, DecodedAudio
 from parlons.errors import InvalidArgument, ModelCorrupt, ModelNotFound, NotFound
 from parlons.languages import LanguageTag, WhisperCode, tag_of_whisper, whisper_code
 from parlons.services.transcription.decode_options import clip_arguments, transcribe_arguments
+from parlons.services.transcription.first_window import IdentifiedFirstWindow, identify_first_window
 from parlons.services.transcription.languages import LIST_HINT, WHISPER_LANGUAGES
 from parlons.services.transcription.options import TranscriptionOptions
 from parlons.services.transcription.results import (
@@ -356,7 +357,12 @@ class TranscriptionEngine:
             if options.vad_filter:
                 return transcribe_speech_chunks(self, samples, options, channel, cancel)
         language_code = options.model_language
-        if language_code is None and options.model_candidates and self.is_multilingual:
+        identified: IdentifiedFirstWindow | None = None
+        if language_code is None and self.is_multilingual and not self.batched and not options.vad_filter:
+            # faster-whisper would encode the first window twice (identify, then decode).
+            identified = identify_first_window(self._model, samples, options.model_candidates)
+            language_code = identified.language
+        elif language_code is None and options.model_candidates and self.is_multilingual:
             detection = self.detect_language(samples, options.model_candidates)
             language_code = whisper_code(detection.language)
         kwargs = transcribe_arguments(options, language_code)
@@ -378,10 +384,10 @@ class TranscriptionEngine:
                     for s in np.arange(0.0, duration, WINDOW_S)
                 ]
         else:
-            runner = self._model
+            runner = self._model if identified is None else identified.model
         generator, info = runner.transcribe(samples, **kwargs)
         language = tag_of_whisper(info.language)
-        probability = float(info.language_probability)
+        probability = float(info.language_probability if identified is None else identified.probability)
         segments = collect_segments(generator, channel, language, probability, 0.0, duration, cancel)
         return segments, language, probability, float(info.duration_after_vad)
 

@@ -115,6 +115,7 @@ class Encoded:
     """A clip's features and its encoder output (reusable for language and decoding)."""
 
     features: np.ndarray  # (n_mels, frames of the clip + 1)
+    window: np.ndarray  # the encoder's input: the features cut or padded to window_frames
     output: ctranslate2.StorageView
     window_frames: int
 
@@ -127,7 +128,7 @@ def encode(model: WhisperModel, samples: np.ndarray, policy: WindowPolicy) -> En
     # full window here is exactly the one it would encode.
     content = features[:, : min(features.shape[-1] - 1, FULL_FRAMES)]
     window = pad_or_trim(content, frames)
-    return Encoded(features=features, output=model.encode(window), window_frames=frames)
+    return Encoded(features=features, window=window, output=model.encode(window), window_frames=frames)
 
 
 def language_probabilities(model: WhisperModel, encoded: Encoded) -> list[tuple[str, float]]:
