@@ -17,8 +17,8 @@ from typing import Final
 
 # Desks per CPU core (the measurement machine: 2 cores). `base`, 2026-12-07: French
 # read speech with the language given held 4 desks at p95 1.71 s, the English phone call
-# with automatic language 1 (3 desks: p95 4.6-5.0 s); 1.5 per core (3 on 2 cores) holds
-# counters whose parties' languages are known (the desk's case). `tiny` costs about
+# with automatic language 3 (p95 1.8-2.2 s, since the first window is encoded once); 1.5
+# per core (3 on 2 cores) holds both. `tiny` costs about
 # half of `base`; the larger models are scaled by their decoder and encoder costs, not
 # measured live here.
 _CPU_PER_CORE: Final = {

@@ -388,7 +388,7 @@ class StreamingSession:
         options = self.options.with_(
             # Unless the client gave it, the final identifies the language on the whole
             # utterance: the identification reads the same encoder output the decode then
-            # uses, so it costs one decoder step, and the first second that locked the
+            # uses (first_window.py), so it costs one decoder step, and the first second that locked the
             # interims' language is often too short to tell (espeak Arabic looks French).
             language=self.options.language,
             full_window=not self.config.dynamic_finals,
