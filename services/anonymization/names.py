@@ -522,7 +522,8 @@ _NAMED_PLACE_RE = re.compile(
     r"société|entreprise|établissements|ets|garage|cabinet|magasin|restaurant|pharmacie|boulangerie|mutuelle|"
     r"domaine|château|ferme|camping|hôtel|hotel)"
     r"(?:\s+(?:élémentaire|maternelle|primaire|publique|privée|municipale?|professionnel|général|polyvalent|"
-    r"sportif|culturel|social|universitaire|intercommunale?|hospitalier|médical|social))?\s+"
+    r"sportif|culturel|social|universitaire|intercommunale?|hospitalier|médical|social|"
+    r"de\s+santé|de\s+soins|de\s+quartier|de\s+loisirs|de\s+formation|d['’]accueil|d['’]hébergement))?\s+"
     r"(?:de\s+la\s+|du\s+|des\s+|de\s+|d['’])?)$")
 
 
@@ -557,6 +558,8 @@ _POSTCODE_BEFORE_RE = re.compile(r"(?<!\d)\d{5}[^\S\n]+$")
 _TOWN_WORD_RE = re.compile(r"(?:São|Sao|San|Santa|Santo|Sankt)[^\S\n]+[A-ZÀ-Ý]")
 # "je rentre au Portugal, à Braga", "on déménage au Mans": a town, whatever name lists say.
 _TOWN_BEFORE_RE = re.compile(r"(?i:(?<!\w)(?:à|au|aux|vers)\s+(?:Le\s+|La\s+)?$)")
+# "né le 19 décembre 1975 à Braga", "née à Jaffna": a birthplace, whoever found the word.
+_BORN_AT_RE = re.compile(r"(?i:(?<!\w)née?s?(?!\w)[^\n.?!;]{0,40}?(?<!\w)à[^\S\n]+(?:Le[^\S\n]+|La[^\S\n]+)?$)")
 
 
 # "J'habite", "L'adresse", "Qu'il": an elided pronoun or article and a common word, not
@@ -573,6 +576,8 @@ def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
         if names_a_place(text, f.start, f.end):
             continue
         if f.recognizer in ("gazetteer", "repeat") and _TOWN_BEFORE_RE.search(text[max(0, f.start - 12):f.start]):
+            continue
+        if _BORN_AT_RE.search(text[max(0, f.start - 60):f.start]):
             continue
         if f.recognizer in ("spacy", "gazetteer", "repeat") and _EMPLOYER_BEFORE_RE.search(text[max(0, f.start - 40):f.start]):
             continue

@@ -409,7 +409,7 @@ PLATE_FNI_LOWER_RE = re.compile(r"\d{1,4}[A-Z]{2,3}(?:\d{2}|2A|2B|97\d)")
 
 
 def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) -> list[Finding]:
-    """Plates and passports in an agent's note written in lower case ("véhicule enlevé cn
+    """Plates, passports and IBANs in an agent's note written in lower case ("véhicule enlevé cn
     318 wz", "plaque gh604tr", "f b tiret 417 tiret c x", "2 mzr 317", "passeport malien
     b4827716"), where a vehicle or a passport is spoken of: `runs` read with
     `lower_letters` (`numbers.token_runs`); only runs with letters in lower case (the
@@ -427,6 +427,12 @@ def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOT
                     start, stop = _span(run, first, end)
                     if "/" not in text[start:stop]:
                         found.append(Finding(start, stop, ID_DOCUMENT, score, "id-lower-case"))
+        # an IBAN in lower case ("nouveau rib fr76 1130 ...", "compte belge be46 ..."): its
+        # mod-97 checksum is the proof, as for one in capitals
+        for first, end, _, score in aligned_matches(
+                run, IBAN_RE, lambda chars: 0.95 if stdnum_iban.is_valid(chars, check_country=False) else None):
+            start, stop = _span(run, first, end)
+            found.append(Finding(start, stop, IBAN, score, "iban-lower-case"))
         if not (LICENSE_PLATE in recent or has_context(text, run.start, PLATE_CONTEXT, end=run.end)):
             continue
         for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.8):
@@ -513,7 +519,8 @@ _NUMBER_WORDS_RE = _number_words()
 # A part may end with a number said in words and a letter: "kovalenko quatre-vingt-six",
 # "mendes deux a"; a domain may be a number ("cent soixante-trois point com").
 _SPOKEN_DIGITS = rf"(?:{_NUMBER_WORDS_RE})(?!\w)(?:[ \t-]++(?:{_NUMBER_WORDS_RE})(?!\w)){{0,9}}+"
-_LOCAL_PART = rf"{_PART}(?:[ \t]++{_SPOKEN_DIGITS}(?:[ \t]++[a-z](?![\w'’]))?+)?+"
+# ... or with digits said as digits ("julie point fabre 76", "ousmane underscore sow 1990").
+_LOCAL_PART = rf"{_PART}(?:[ \t]++(?:{_SPOKEN_DIGITS}|\d{{1,4}}+(?!\w))(?:[ \t]++[a-z](?![\w'’]))?+)?+"
 _DOMAIN_PART = rf"(?:{_SPOKEN_DIGITS}(?=[ \t]*(?:point|\.))|{_PART})"
 # Spaces only, never a line break: a spoken address stays in its turn.
 # "leila.bouaziz, tout attaché, arobase...": said to be written as one word.
