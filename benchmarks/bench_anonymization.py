@@ -7,9 +7,12 @@ in characters per second; memory of the loaded NER model.
 
 Corpus, each file reported apart: tests/data/anonymization_fr_dev.txt (the rules were
 written on it), then test, holdout1, holdout2, holdout3, holdout5 and holdout7, each
-written blind, measured once untouched, then its classes of error fixed; and
-tests/data/holdout/anonymization_fr_holdout{4,6,8,9,10}.txt, written blind and never tuned on
-(holdout9 chose the learned recogniser's filter, docs/anonymization.md). Or your own annotated files
+written blind, measured once untouched, then its classes of error fixed; holdout8, holdout9
+and holdout10 (tests/data/training/: blind, measured, then training data of the learned
+recogniser); and
+tests/data/holdout/anonymization_fr_holdout{4,6,11,12}.txt, written blind: holdout4 and
+holdout6 never tuned on, holdout11 the file the learned recogniser's union was chosen
+on, holdout12 measured once (docs/anonymization.md). Or your own annotated files
 (markup `[[TYPE|text]]`, parlons.services.anonymization.evaluation). Matching is by the
 characters that would leak (evaluation.py): a gold entity is found when masked spans
 cover 90 % of its letters and digits, whatever their type; a masked span is right when
@@ -54,9 +57,12 @@ CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt",
            "holdout7 (held out, then its misses fixed)": DATA / "anonymization_fr_holdout7.txt",
            "holdout4 (held out, never tuned on)": DATA / "holdout" / "anonymization_fr_holdout4.txt",
            "holdout6 (held out, never tuned on)": DATA / "holdout" / "anonymization_fr_holdout6.txt",
-           "holdout8 (held out, never tuned on)": DATA / "holdout" / "anonymization_fr_holdout8.txt",
-           "holdout9 (held out; chose the learned recogniser's filter)": DATA / "holdout" / "anonymization_fr_holdout9.txt",
-           "holdout10 (held out, measured once)": DATA / "holdout" / "anonymization_fr_holdout10.txt"}
+           "holdout8 (blind, then learned recogniser training)": DATA / "training" / "anonymization_fr_holdout8.txt",
+           "holdout9 (blind, then learned recogniser training)": DATA / "training" / "anonymization_fr_holdout9.txt",
+           "holdout10 (blind, then learned recogniser training)": DATA / "training" / "anonymization_fr_holdout10.txt",
+           "holdout11 (blind; the union was chosen on it; rules fixed on it)":
+               DATA / "holdout" / "anonymization_fr_holdout11.txt",
+           "holdout12 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout12.txt"}
 TYPES = ("PERSON", "NIR", "IBAN", "PHONE", "EMAIL", "ADDRESS", "DATE_OF_BIRTH", "CAF_NUMBER", "TAX_NUMBER",
          "ID_DOCUMENT", "LICENSE_PLATE")
 PRESIDIO_NOT_PERSONAL = {"LOCATION", "ORGANIZATION", "DATE_TIME", "NRP", "URL"}

@@ -65,6 +65,12 @@ say "fetching default models: $DEFAULT_MODELS"
 # shellcheck disable=SC2086
 "$VENV/bin/parlons" models pull $DEFAULT_MODELS
 
+# The anonymisation service's learned recogniser (docs/anonymization.md): trained once from
+# the repository's annotated counter dialogues into the model cache (about 150 s on 2
+# cores; deterministic), checked against its manifest afterwards.
+say "learned anonymisation recogniser: training it if it is not installed"
+"$VENV/bin/python" scripts/train_counter_ner.py --if-missing | tail -1
+
 # Translation for a French counter, where a model hub (or $PARLONS_MODEL_MIRROR) answers:
 # French<->English direct (OPUS-MT, CC-BY attribution) and M2M100 (MIT) for ~100 other
 # languages, which an administration may use. Installed models are served as they are

@@ -47,6 +47,7 @@ from .entities import (
     Finding,
     Recent,
 )
+from .learned import LearnedRecognizer, union
 from .names import NameMentions, extend_and_filter, find_names, trim_name
 from .numbers import token_runs
 from .presidio_import import import_presidio_analyzer
@@ -131,6 +132,7 @@ class AnonymizationEngine:
         ner_models: dict[str, str] | None = None,
         resolve_model: Callable[[str, str], Path] = _resolve_model,
         limits: AnonymizeLimits | None = None,
+        learned_model: Path | None = None,
     ) -> None:
         import_presidio_analyzer()
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
@@ -156,6 +158,13 @@ class AnonymizationEngine:
             registry.add_recognizer(SpacyRecognizer(supported_language=lang, supported_entities=[PERSON]))
             self._analyzers[lang] = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
                                                    supported_languages=[lang])
+        self.learned: LearnedRecognizer | None = None
+        if learned_model is not None:
+            if "fr" not in self._analyzers:
+                raise InvalidArgument("the learned recogniser reads French and needs the French NER model "
+                                      "(anonymization.ner_models: fr=...)", field="anonymization.learned_model")
+            # fr_core_news_md's vocabulary and vectors, shared with the NER loaded above
+            self.learned = LearnedRecognizer(learned_model, self._analyzers["fr"].nlp_engine.nlp["fr"].vocab)
         self.load_seconds = time.perf_counter() - started
 
     def with_limits(self, *, max_texts: int | None = None, time_budget_s: float | None = None) -> AnonymizationEngine:
@@ -179,9 +188,11 @@ class AnonymizationEngine:
         only for the rules' context words: "mon numéro fiscal ?" then "c'est le 1 23 45
         678 901 23". `recent`: the types found in those turns."""
         options = options or AnonymizeOptions()
-        ner = self._ner([text], language, WorkBudget(self.limits.time_budget_s))[0]
-        return self._analyze(text, ner, options, compiled_terms(options.always_mask, options.never_mask),
-                             context, recent)
+        budget = WorkBudget(self.limits.time_budget_s)
+        ner = self._ner([text], language, budget)[0]
+        terms = compiled_terms(options.always_mask, options.never_mask)
+        found = self._analyze(text, ner, options, terms, context, recent)
+        return self._with_learned([text], [found], language, options, terms, budget)[0]
 
     def _analyze(self, text: str, ner: list[Finding], options: AnonymizeOptions, terms: Terms,
                  context: str = "", recent: Recent = NOTHING_RECENT) -> list[Finding]:
@@ -221,6 +232,24 @@ class AnonymizationEngine:
                     if trimmed is not None:
                         found[i].append(trimmed)
         return found
+
+    def _with_learned(self, units: Sequence[str], per_unit: list[list[Finding]], language: str,
+                      options: AnonymizeOptions, terms: Terms, budget: WorkBudget) -> list[list[Finding]]:
+        """Each unit's findings plus the learned recogniser's where no finding overlaps
+        them (`learned.union`), French only; the request's types, threshold and
+        never-mask terms apply to them as to the rules'. Batched like `_ner`."""
+        if self.learned is None or _base(language) != "fr":
+            return per_unit
+        out = list(per_unit)
+        indexed = [(u, 0, unit) for u, unit in enumerate(units) if unit.strip()]
+        for batch in _batches(indexed, NER_BATCH_CHARS):
+            budget.check("names")
+            for (u, _, unit), learned in zip(batch, self.learned.find([unit for _, _, unit in batch]), strict=True):
+                kept = [f for f in learned if f.score >= options.score_threshold
+                        and (not options.entity_types or f.entity_type in options.entity_types)]
+                if kept:
+                    out[u] = union(out[u], terms.without_allowed(unit, kept))
+        return out
 
     def check(self, texts: Sequence[str], options: AnonymizeOptions) -> None:
         """Refuse what the limits do not allow, before any work."""
@@ -296,6 +325,7 @@ class AnonymizationEngine:
             extra = extend_and_filter(unit, mentions.find(unit)) + _value_mentions(unit, values, options)
             if extra:
                 per_unit[u] = resolve_overlaps(per_unit[u] + terms.without_allowed(unit, extra))
+        per_unit = self._with_learned(units, per_unit, language, options, terms, budget)
         per_text: list[list[Finding]] = [[] for _ in texts]
         for (i, offset, _), findings in zip(pieces, per_unit, strict=True):
             per_text[i].extend(_shifted(findings, offset))

@@ -629,3 +629,11 @@ def names_a_place(text: str, start: int, end: int) -> bool:
     second_word = re.search(r"\s+", text[start:end])
     offsets = [start] + ([start + second_word.end()] if second_word else [])
     return any(_NAMED_PLACE_RE.search(text[max(0, o - 40):o]) for o in offsets)
+
+
+def not_a_person_name(text: str, start: int, end: int) -> bool:
+    """The capitalised words at [start, end) name a place, a company or an employer, or
+    the town of a postcode, by the cues `extend_and_filter` applies to NER's names."""
+    return (names_a_place(text, start, end) or _not_a_person(text[start:end], text[end:end + 24])
+            or _EMPLOYER_BEFORE_RE.search(text[max(0, start - 40):start]) is not None
+            or _POSTCODE_BEFORE_RE.search(text[max(0, start - 8):start]) is not None)

@@ -866,3 +866,21 @@ def find_addresses(text: str) -> list[Finding]:
         if not _office_address(text, m.start(), m.end()):
             found.append(Finding(m.start(), m.end(), ADDRESS, 0.85, "address"))
     return found
+
+
+# ------------------------------------------------------------------ cues other recognisers read
+
+
+def office_address(text: str, start: int, end: int) -> bool:
+    """The address at [start, end) is an office's (a service's, a domiciliation), not a
+    person's home: the cues `find_addresses` itself applies."""
+    return _office_address(text, start, end)
+
+
+def names_another_number(text: str, start: int, end: int) -> bool:
+    """The number at [start, end) is no personal identifier by the rules' own cues: a law
+    or form reference or another number's cue (file, tracking, invoice...) before it, a
+    code glued before it, a slash inside, or an amount after it."""
+    return (_other_than_identity(text, start)
+            or _CODE_PREFIX_RE.search(text, max(0, start - 12), start) is not None
+            or "/" in text[start:end] or _AMOUNT_AFTER_RE.match(text, end, end + 80) is not None)

@@ -13,12 +13,14 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from grpc import aio
 
 from parlons.services.anonymization.documents import anonymize_document
 from parlons.services.anonymization.engine import AnonymizationEngine, AnonymizeLimits, AnonymizeOptions
+from parlons.services.anonymization.learned import MODEL_NAME
 from parlons.services.anonymization.replace import PLACEHOLDER, PSEUDONYM, REDACT
 from parlons.services.common.config import AnonymizationSettings, ParlonsConfig
 from parlons.models.manager import ModelManager
@@ -153,10 +155,25 @@ class AnonymizationModule(EngineModule[AnonymizationEngine]):
     def model_label(self) -> str:
         return ",".join(self.ner_models.values()) or "rules"
 
+    def learned_model(self) -> Path | None:
+        """The learned recogniser's directory, as `[anonymization] learned_model` says."""
+        setting = self.settings.learned_model.strip()
+        if setting.lower() in ("off", ""):
+            return None
+        if setting.lower() == "auto":
+            installed = self.models.cache_dir / MODEL_NAME
+            if (installed / "ner" / "model").is_file():
+                return installed
+            log.info("anonymisation: rules and NER only; the learned recogniser %s is not in %s "
+                     "(scripts/train_counter_ner.py installs it)", MODEL_NAME, self.models.cache_dir)
+            return None
+        return Path(setting).expanduser()
+
     def _load_engine(self) -> AnonymizationEngine:
         s = self.settings
         return AnonymizationEngine(self.ner_models, resolve_model=self._resolve, limits=AnonymizeLimits(
-            max_chars_per_request=s.max_chars_per_request, max_texts=s.max_texts, time_budget_s=s.time_budget_s))
+            max_chars_per_request=s.max_chars_per_request, max_texts=s.max_texts, time_budget_s=s.time_budget_s),
+            learned_model=self.learned_model())
 
 
 def parse_ner_models(entries: list[str]) -> dict[str, str]:

@@ -235,6 +235,10 @@ class AnonymizationSettings(Section):
     # names in that language. Other languages get the rule recognisers only, and the
     # response says names were not checked.
     ner_models: list[str] = Field(default_factory=lambda: ["fr=spacy-fr-core-news-md"])
+    # The learned recogniser beside the rules, French (docs/anonymization.md): "auto" uses
+    # `counter-ner-fr` when it is in the model cache (scripts/train_counter_ner.py puts it
+    # there), "off" never; a directory: that trained model, which must load.
+    learned_model: str = "auto"
     # One request: characters over all its texts, and how many texts.
     max_chars_per_request: PositiveInt = 200_000
     max_texts: PositiveInt = 10_000
