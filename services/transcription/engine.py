@@ -358,8 +358,11 @@ class TranscriptionEngine:
                 return transcribe_speech_chunks(self, samples, options, channel, cancel)
         language_code = options.model_language
         identified: IdentifiedFirstWindow | None = None
-        if language_code is None and self.is_multilingual and not self.batched and not options.vad_filter:
-            # faster-whisper would encode the first window twice (identify, then decode).
+        if (language_code is None and not options.model_candidates and self.is_multilingual and not self.batched
+                and not options.vad_filter):
+            # faster-whisper would encode the first window twice (identify, then decode). With
+            # candidates the language window identifies (below): on a short utterance it tells
+            # a desk's two languages apart better than the 30-s window (espeak French).
             identified = identify_first_window(self._model, samples, options.model_candidates)
             language_code = identified.language
         elif language_code is None and options.model_candidates and self.is_multilingual:

@@ -13,6 +13,10 @@ and `transcribe` gets that language and a view of the model whose `encode` answe
 same window with the encoding already made. Any other window (the second 30 s of a
 longer clip) is encoded as usual; a window that is not byte for byte the one encoded is
 encoded anew, so the reuse can never change a result, only save the encoder pass.
+
+Only without language candidates: with them (a desk's two languages) the engine keeps
+identifying in its language window (`window.WindowPolicy.for_language`), which told
+espeak's French from English where the 30-s window did not.
 """
 
 from __future__ import annotations
