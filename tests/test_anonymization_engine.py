@@ -634,3 +634,56 @@ def test_makes_companies_towns_and_pronouns_are_no_name(engine: AnonymizationEng
 def test_an_employer_is_neither_an_address_nor_a_person(engine: AnonymizationEngine) -> None:
     assert masked(engine, "Mon employeur est au 14 rue des Forges, à Nantes.") == {}
     assert "PERSON" not in masked(engine, "Je travaille chez Leroy Merlin depuis mars.").values()
+
+
+# ------------------------------------------------------------------ holdout11's and holdout14's classes of error
+
+
+@pytest.mark.parametrize(("turns", "span", "kind"), [
+    # checksummed identifiers in an agent's lower-case note
+    (["mme guerin nouveau rib fr76 1130 6841 7618 4893 1679 742 pièce reçue"], "fr76 1130 6841 7618 4893 1679 742",
+     "IBAN"),
+    (["m santos compte belge be46 0784 1535 6536 vérifier la résidence"], "be46 0784 1535 6536", "IBAN"),
+    (["mme casanova nir 2 87 03 2b 033 784 21 demande de css"], "2 87 03 2b 033 784 21", "NIR"),
+    # a spoken e-mail whose local part ends with digits
+    (["mme fabre mail julie point fabre 76 arobase sfr point fr"], "julie point fabre 76 arobase sfr point fr",
+     "EMAIL"),
+    (["ousmane underscore sow 1990 arobase gmail point com."], "ousmane underscore sow 1990 arobase gmail point com",
+     "EMAIL"),
+    # "alloc" in a note names a CAF number
+    (["demande d'attestation de paiement alloc 71 478 66"], "71 478 66", "CAF_NUMBER"),
+])
+def test_identifiers_in_notes_and_spoken_forms(engine: AnonymizationEngine, turns: list[str], span: str,
+                                               kind: str) -> None:
+    assert conversation(engine, turns)[-1].get(span) == kind
+
+
+@pytest.mark.parametrize(("turns", "number"), [
+    # the last cue before the number names another kind of number
+    (["Votre numéro allocataire ?", "Ah, la réclamation a été enregistrée sous un autre numéro, 5810232."], "5810232"),
+    (["Vous êtes allocataire ?", "On peut faire un échéancier. Le plan porte le numéro 3942587."], "3942587"),
+    (["rappeler m baptiste numéro alloc 3981017 plan de remboursement 2473727 prélevé"], "2473727"),
+    # a France Travail identifier: seven digits glued to a letter
+    (["Votre numéro allocataire ?", "identifiant france travail 6250091a transmis"], "6250091"),
+    (["allocataire à rappeler m ferreira 5041391j radié le 28 février"], "5041391"),
+    # a tax stamp's or a notice's number after its cue, where taxes are spoken of
+    (["Votre numéro fiscal ?", "Le décompte 2169 6604 94038 de 48,30 euros."], "2169 6604 94038"),
+])
+def test_numbers_named_as_another_kind_are_left(engine: AnonymizationEngine, turns: list[str], number: str) -> None:
+    found = conversation(engine, turns)[-1]
+    assert not any(number in span for span in found), found
+
+
+def test_the_nearest_cue_decides_between_two_numbers(engine: AnonymizationEngine) -> None:
+    found = conversation(engine, ["rappeler m baptiste numéro alloc 3981017 plan de remboursement 2473727"])[-1]
+    assert found.get("3981017") == "CAF_NUMBER" and "2473727" not in found
+
+
+@pytest.mark.parametrize("text", [
+    "Moi c'est Claire Vasseur, et lui c'est Diogo Alves, né le 19 décembre 1975 à Braga.",
+    "Née le 19 juin 1990 à Jaffna. Votre titre de séjour, vous l'avez ?",
+    "Madame Popescu, c'est enregistré avec le médecin du centre de santé Simone Veil.",
+])
+def test_birthplaces_and_named_centres_are_no_names(engine: AnonymizationEngine, text: str) -> None:
+    found = conversation(engine, [text])[-1]
+    assert not {"Braga", "Jaffna", "Simone Veil", "Veil"} & set(found), found

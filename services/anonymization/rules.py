@@ -43,7 +43,7 @@ CONTEXT_WINDOW = 160  # characters before a candidate where its context words co
 SOCIAL_CONTEXT = ("sécurité sociale", "securite sociale", "sécu", "secu", "carte vitale", "nir", "insee",
                   "numéro social", "assuré", "ameli", "cpam")
 TAX_CONTEXT = ("fiscal", "fiscale", "impôt", "impot", "spi", "imposition", "finances publiques")
-CAF_CONTEXT = ("allocataire", "caf", "msa")
+CAF_CONTEXT = ("allocataire", "alloc", "caf", "msa")  # "numéro alloc" in a note
 ID_CONTEXT = ("passeport", "carte d'identité", "carte d’identité", "carte nationale", "cni", "pièce d'identité",
               "pièce d’identité", "titre de séjour", "récépissé", "numéro de titre", "carte de séjour",
               "carte de résident", "document", "titre", "carte", "numéro étranger", "agdref", "demande d'asile",
@@ -62,7 +62,7 @@ def context_before(text: str, start: int, window: int = CONTEXT_WINDOW, end: int
 
 # Context words read as whole words although longer than four letters: "réside" is not
 # "résident" ("la carte résident"), nor "résidence".
-WHOLE_WORDS = frozenset({"réside", "reside"})
+WHOLE_WORDS = frozenset({"réside", "reside", "alloc"})
 
 
 @functools.cache
@@ -239,6 +239,26 @@ _CODE_PREFIX_RE = re.compile(r"[A-Za-z]{2,}-\Z")
 # votre dossier, le 2023-031-N-04418", "lettre suivie, numéro 1L 004..." (but "la facture
 # EDF et ma carte, l'ancienne, 1411..." is the card's number: the nearest cue counts).
 _NOT_IDENTITY_RE = re.compile(r"(?i:(?<!\w)(?:dossier|demande|pré-demande|avis|convocation|plainte)(?!\w))")
+# What else a counter numbers, said before a number: "la réclamation 5810232", "le plan porte
+# le numéro 3942587", "identifiant France Travail 6250091", "le décompte 2169 6604 94038".
+# Not "dossier" nor "avis": a CAF file is named by its allocataire number ("dossier
+# 9241803"), and the tax number is read off the notice ("j'ai l'avis : 36 38 30...").
+_ANOTHER_NUMBER_RE = re.compile(
+    r"(?i:(?<!\w)(?:demande|pré-demande|convocation|plainte|réclamation|plan|échéancier|quittance|"
+    r"abonnement|offre|session|recours|courrier|acte|constat|décompte|devis|convention|"
+    r"france\s+travail|pôle\s+emploi)(?!\w))")
+
+
+def _named_as_another(text: str, at: int, own: tuple[str, ...]) -> bool:
+    """The last cue said before the number in its sentence names another kind of number
+    (`_OTHER_NUMBER_RE`, `_ANOTHER_NUMBER_RE`) rather than this kind (`own`): "numéro
+    allocataire 3981017 ... dossier transmis sous le numéro 3737851"."""
+    sentence = _sentence_before(text, at).lower()
+    other = max((m.end() for pattern in (_OTHER_NUMBER_RE, _ANOTHER_NUMBER_RE) for m in pattern.finditer(sentence)),
+                default=-1)
+    if other < 0:
+        return False
+    return max((m.end() for m in _context_re(own).finditer(sentence)), default=-1) < other
 
 
 def _other_than_identity(text: str, at: int) -> bool:
@@ -300,9 +320,13 @@ class _RunIdentifiers:
         return found
 
     def nir(self) -> list[Finding]:
+        another = _named_as_another(self.text, self.at, SOCIAL_CONTEXT)
+
         def score(chars: str) -> float | None:
             if len(chars) == 15:
-                return 0.95 if stdnum_nir.is_valid(chars) else (0.7 if self.social else 0.45)
+                return 0.95 if stdnum_nir.is_valid(chars) else (0.7 if self.social and not another else 0.45)
+            if another:
+                return None
             if self.tax_talk and not self.social:
                 return None
             if self.social:
@@ -342,19 +366,22 @@ class _RunIdentifiers:
         never a legal reference, another number named before, or an amount."""
         text, at = self.text, self.at
         reference = (_LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
-                     or _OTHER_NUMBER_RE.search(_sentence_before(text, at)) is not None)
+                     or _named_as_another(text, at, CAF_CONTEXT))
         amount = _AMOUNT_AFTER_RE.match(text, self.run.end, self.run.end + 80) is not None
         if reference or amount:
             return []
         caf_re = CAF_RE if has_context(text, at, CAF_CONTEXT, end=self.run.end) else CAF_RECENT_RE
         if caf_re is not CAF_RE and CAF_NUMBER not in self.recent:
             return []
-        return self._matches(caf_re, CAF_NUMBER, "caf", lambda chars: 0.85)
+        # glued to a letter ("6250091a", "5041391j"): a France Travail identifier or a code
+        return [f for f in self._matches(caf_re, CAF_NUMBER, "caf", lambda chars: 0.85)
+                if not text[f.end:f.end + 1].isalpha() and not text[max(0, f.start - 1):f.start].isalpha()]
 
     def tax(self) -> list[Finding]:
         question = _turns_before(self.text, self.at)[1]  # "Vous avez le numéro unique d'enregistrement ?"
-        other_number = _OTHER_NUMBER_RE.search(question) is not None and not _context_re(TAX_CONTEXT).search(
-            question.lower())
+        other_number = (_OTHER_NUMBER_RE.search(question) is not None
+                        and not _context_re(TAX_CONTEXT).search(question.lower())) or _named_as_another(
+            self.text, self.at, TAX_CONTEXT)
 
         def score(chars: str) -> float | None:
             if other_number:
@@ -409,7 +436,7 @@ PLATE_FNI_LOWER_RE = re.compile(r"\d{1,4}[A-Z]{2,3}(?:\d{2}|2A|2B|97\d)")
 
 
 def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) -> list[Finding]:
-    """Plates, passports and IBANs in an agent's note written in lower case ("véhicule enlevé cn
+    """Plates, passports, IBANs and Corsican NIRs in an agent's note written in lower case ("véhicule enlevé cn
     318 wz", "plaque gh604tr", "f b tiret 417 tiret c x", "2 mzr 317", "passeport malien
     b4827716"), where a vehicle or a passport is spoken of: `runs` read with
     `lower_letters` (`numbers.token_runs`); only runs with letters in lower case (the
@@ -427,12 +454,16 @@ def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOT
                     start, stop = _span(run, first, end)
                     if "/" not in text[start:stop]:
                         found.append(Finding(start, stop, ID_DOCUMENT, score, "id-lower-case"))
-        # an IBAN in lower case ("nouveau rib fr76 1130 ...", "compte belge be46 ..."): its
-        # mod-97 checksum is the proof, as for one in capitals
+        # an IBAN or a Corsican NIR in lower case ("nouveau rib fr76 1130 ...", "nir 2 87 03 2b
+        # 033 784 21"): the checksum is the proof, as in capitals
         for first, end, _, score in aligned_matches(
                 run, IBAN_RE, lambda chars: 0.95 if stdnum_iban.is_valid(chars, check_country=False) else None):
             start, stop = _span(run, first, end)
             found.append(Finding(start, stop, IBAN, score, "iban-lower-case"))
+        for first, end, _, score in aligned_matches(
+                run, NIR_RE, lambda chars: 0.95 if len(chars) == 15 and stdnum_nir.is_valid(chars) else None):
+            start, stop = _span(run, first, end)
+            found.append(Finding(start, stop, NIR, score, "nir-lower-case"))
         if not (LICENSE_PLATE in recent or has_context(text, run.start, PLATE_CONTEXT, end=run.end)):
             continue
         for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.8):
