@@ -10,9 +10,9 @@ written on it), then test, holdout1, holdout2, holdout3, holdout5 and holdout7, 
 written blind, measured once untouched, then its classes of error fixed; holdout8, holdout9
 and holdout10 (tests/data/training/: blind, measured, then training data of the learned
 recogniser); and
-tests/data/holdout/anonymization_fr_holdout{4,6,11,12,13}.txt, written blind: holdout4 and
+tests/data/holdout/anonymization_fr_holdout{4,6,11-15}.txt, written blind: holdout4 and
 holdout6 never tuned on, holdout11 the file the learned recogniser's union was chosen
-on, holdout12 and holdout13 measured once (docs/anonymization.md). Or your own annotated files
+on, holdout14 a tuning file, holdout12, holdout13 and holdout15 measured once (docs/anonymization.md). Or your own annotated files
 (markup `[[TYPE|text]]`, parlons.services.anonymization.evaluation). Matching is by the
 characters that would leak (evaluation.py): a gold entity is found when masked spans
 cover 90 % of its letters and digits, whatever their type; a masked span is right when
@@ -63,7 +63,9 @@ CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt",
            "holdout11 (blind; the union was chosen on it; rules fixed on it)":
                DATA / "holdout" / "anonymization_fr_holdout11.txt",
            "holdout12 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout12.txt",
-           "holdout13 (blind, written after every choice)": DATA / "holdout" / "anonymization_fr_holdout13.txt"}
+           "holdout13 (blind, written after every choice)": DATA / "holdout" / "anonymization_fr_holdout13.txt",
+           "holdout14 (blind tuning file: number look-alikes)": DATA / "holdout" / "anonymization_fr_holdout14.txt",
+           "holdout15 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout15.txt"}
 TYPES = ("PERSON", "NIR", "IBAN", "PHONE", "EMAIL", "ADDRESS", "DATE_OF_BIRTH", "CAF_NUMBER", "TAX_NUMBER",
          "ID_DOCUMENT", "LICENSE_PLATE")
 PRESIDIO_NOT_PERSONAL = {"LOCATION", "ORGANIZATION", "DATE_TIME", "NRP", "URL"}
