@@ -7,12 +7,12 @@ in characters per second; memory of the loaded NER model.
 
 Corpus, each file reported apart: tests/data/anonymization_fr_dev.txt (the rules were
 written on it), then test, holdout1, holdout2, holdout3, holdout5 and holdout7, each
-written blind, measured once untouched, then its classes of error fixed; holdout8, holdout9
-and holdout10 (tests/data/training/: blind, measured, then training data of the learned
-recogniser); and
-tests/data/holdout/anonymization_fr_holdout{4,6,11-15}.txt, written blind: holdout4 and
-holdout6 never tuned on, holdout11 the file the learned recogniser's union was chosen
-on, holdout14 a tuning file, holdout12, holdout13 and holdout15 measured once (docs/anonymization.md). Or your own annotated files
+written blind, measured once untouched, then its classes of error fixed; in
+tests/data/training/ (blind files, then training data of the learned recogniser): holdout8,
+holdout9, holdout10 (the rules measured on them), holdout11 and holdout14 (the union chosen
+and the rules fixed on them); and tests/data/holdout/anonymization_fr_holdout{4,6,12,13,15}.txt,
+written blind: holdout4 and holdout6 never tuned on, holdout12, holdout13 and holdout15
+measured once (docs/anonymization.md). Or your own annotated files
 (markup `[[TYPE|text]]`, parlons.services.anonymization.evaluation). Matching is by the
 characters that would leak (evaluation.py): a gold entity is found when masked spans
 cover 90 % of its letters and digits, whatever their type; a masked span is right when
@@ -60,11 +60,12 @@ CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt",
            "holdout8 (blind, then learned recogniser training)": DATA / "training" / "anonymization_fr_holdout8.txt",
            "holdout9 (blind, then learned recogniser training)": DATA / "training" / "anonymization_fr_holdout9.txt",
            "holdout10 (blind, then learned recogniser training)": DATA / "training" / "anonymization_fr_holdout10.txt",
-           "holdout11 (blind; the union was chosen on it; rules fixed on it)":
-               DATA / "holdout" / "anonymization_fr_holdout11.txt",
+           "holdout11 (blind; the union was chosen and the rules fixed on it; training)":
+               DATA / "training" / "anonymization_fr_holdout11.txt",
            "holdout12 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout12.txt",
            "holdout13 (blind, written after every choice)": DATA / "holdout" / "anonymization_fr_holdout13.txt",
-           "holdout14 (blind tuning file: number look-alikes)": DATA / "holdout" / "anonymization_fr_holdout14.txt",
+           "holdout14 (blind tuning file: number look-alikes; training)":
+               DATA / "training" / "anonymization_fr_holdout14.txt",
            "holdout15 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout15.txt"}
 TYPES = ("PERSON", "NIR", "IBAN", "PHONE", "EMAIL", "ADDRESS", "DATE_OF_BIRTH", "CAF_NUMBER", "TAX_NUMBER",
          "ID_DOCUMENT", "LICENSE_PLATE")

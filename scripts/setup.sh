@@ -66,8 +66,9 @@ say "fetching default models: $DEFAULT_MODELS"
 "$VENV/bin/parlons" models pull $DEFAULT_MODELS
 
 # The anonymisation service's learned recogniser (docs/anonymization.md): trained once from
-# the repository's annotated counter dialogues into the model cache (about 150 s on 2
-# cores; deterministic), checked against its manifest afterwards.
+# the repository's annotated counter dialogues into the model cache (about 3 min on 2
+# cores; deterministic; again when the checkout's training files change), checked
+# against its manifest afterwards.
 say "learned anonymisation recogniser: training it if it is not installed"
 "$VENV/bin/python" scripts/train_counter_ner.py --if-missing | tail -1
 

@@ -91,7 +91,7 @@ def test_on_blind_files_nobody_tuned_on_it_finds_more_at_about_the_same_precisio
         engines: tuple[AnonymizationEngine, AnonymizationEngine]) -> None:
     """holdout4 and holdout6 were written blind and never used to tune the rules nor to
     train or choose anything of the learned recogniser. Measured 2026-12-07 (recall /
-    precision, pooled): rules 0.955 / 0.983, with the learned recogniser 0.972 / 0.975
+    precision, pooled): rules 0.953 / 0.982, with the learned recogniser 0.983 / 0.973
     (bounds with margin: a model trained on another machine may differ a little)."""
     rules, learned = engines
     files = [HOLDOUT / "anonymization_fr_holdout4.txt", HOLDOUT / "anonymization_fr_holdout6.txt"]
@@ -101,7 +101,7 @@ def test_on_blind_files_nobody_tuned_on_it_finds_more_at_about_the_same_precisio
     recall_after = sum(s.found for s in after) / sum(s.gold for s in after)
     precision_after = sum(s.right for s in after) / sum(s.predicted for s in after)
     precision_before = sum(s.right for s in before) / sum(s.predicted for s in before)
-    assert recall_after >= recall_before + 0.008, (recall_before, recall_after)
+    assert recall_after >= recall_before + 0.015, (recall_before, recall_after)
     assert precision_after >= precision_before - 0.015, (precision_before, precision_after)
 
 
