@@ -249,13 +249,13 @@ _ANOTHER_NUMBER_RE = re.compile(
     r"france\s+travail|pôle\s+emploi)(?!\w))")
 
 
-def _named_as_another(text: str, at: int, own: tuple[str, ...]) -> bool:
+def _named_as_another(text: str, at: int, own: tuple[str, ...],
+                      others: tuple[re.Pattern[str], ...] = (_OTHER_NUMBER_RE, _ANOTHER_NUMBER_RE)) -> bool:
     """The last cue said before the number in its sentence names another kind of number
-    (`_OTHER_NUMBER_RE`, `_ANOTHER_NUMBER_RE`) rather than this kind (`own`): "numéro
-    allocataire 3981017 ... dossier transmis sous le numéro 3737851"."""
+    (`others`) rather than this kind (`own`): "numéro allocataire 3981017 ... plan de
+    remboursement 2473727"."""
     sentence = _sentence_before(text, at).lower()
-    other = max((m.end() for pattern in (_OTHER_NUMBER_RE, _ANOTHER_NUMBER_RE) for m in pattern.finditer(sentence)),
-                default=-1)
+    other = max((m.end() for pattern in others for m in pattern.finditer(sentence)), default=-1)
     if other < 0:
         return False
     return max((m.end() for m in _context_re(own).finditer(sentence)), default=-1) < other
@@ -270,12 +270,17 @@ def _other_than_identity(text: str, at: int) -> bool:
         # "mon titre de séjour, n° 9912345678": a document's number, not a text's
         if not (reference.group().strip().lower() in ("n°", "no.") and _context_re(ID_CONTEXT).search(sentence)):
             return True
-    other = max((m.end() for m in _OTHER_NUMBER_RE.finditer(sentence)), default=-1)
-    other = max(other, max((m.end() for m in _NOT_IDENTITY_RE.finditer(sentence)), default=-1))
-    if other < 0:
-        return False
-    identity = max((m.end() for m in _context_re(ID_CONTEXT).finditer(sentence)), default=-1)
-    return identity < other
+    return _named_as_another(text, at, ID_CONTEXT, (_OTHER_NUMBER_RE, _NOT_IDENTITY_RE))
+
+
+def _run_matches(run: Run, pattern: re.Pattern[str], kind: str, how: str,
+                 score: Callable[[str], float | None]) -> list[Finding]:
+    """`aligned_matches` of the run as findings of `kind`."""
+    found = []
+    for first, end, _, value in aligned_matches(run, pattern, score):
+        start, stop = _span(run, first, end)
+        found.append(Finding(start, stop, kind, value, how))
+    return found
 
 
 def find_in_runs(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) -> list[Finding]:
@@ -313,11 +318,7 @@ class _RunIdentifiers:
 
     def _matches(self, pattern: re.Pattern[str], kind: str, how: str,
                  score: Callable[[str], float | None]) -> list[Finding]:
-        found = []
-        for first, end, _, value in aligned_matches(self.run, pattern, score):
-            start, stop = _span(self.run, first, end)
-            found.append(Finding(start, stop, kind, value, how))
-        return found
+        return _run_matches(self.run, pattern, kind, how, score)
 
     def nir(self) -> list[Finding]:
         another = _named_as_another(self.text, self.at, SOCIAL_CONTEXT)
@@ -456,19 +457,13 @@ def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOT
                         found.append(Finding(start, stop, ID_DOCUMENT, score, "id-lower-case"))
         # an IBAN or a Corsican NIR in lower case ("nouveau rib fr76 1130 ...", "nir 2 87 03 2b
         # 033 784 21"): the checksum is the proof, as in capitals
-        for first, end, _, score in aligned_matches(
-                run, IBAN_RE, lambda chars: 0.95 if stdnum_iban.is_valid(chars, check_country=False) else None):
-            start, stop = _span(run, first, end)
-            found.append(Finding(start, stop, IBAN, score, "iban-lower-case"))
-        for first, end, _, score in aligned_matches(
-                run, NIR_RE, lambda chars: 0.95 if len(chars) == 15 and stdnum_nir.is_valid(chars) else None):
-            start, stop = _span(run, first, end)
-            found.append(Finding(start, stop, NIR, score, "nir-lower-case"))
+        found += _run_matches(run, IBAN_RE, IBAN, "iban-lower-case",
+                              lambda chars: 0.95 if stdnum_iban.is_valid(chars, check_country=False) else None)
+        found += _run_matches(run, NIR_RE, NIR, "nir-lower-case",
+                              lambda chars: 0.95 if len(chars) == 15 and stdnum_nir.is_valid(chars) else None)
         if not (LICENSE_PLATE in recent or has_context(text, run.start, PLATE_CONTEXT, end=run.end)):
             continue
-        for first, end, _, score in aligned_matches(run, PLATE_SIV_RE, lambda chars: 0.8):
-            start, stop = _span(run, first, end)
-            found.append(Finding(start, stop, LICENSE_PLATE, score, "plate-lower-case"))
+        found += _run_matches(run, PLATE_SIV_RE, LICENSE_PLATE, "plate-lower-case", lambda chars: 0.8)
         if (_whole_run_plate(run, PLATE_FNI_LOWER_RE) or _whole_run_plate(run, PLATE_FOREIGN_RE)) \
                 and not _other_than_plate(text, run.start):
             found.append(Finding(run.start, run.end, LICENSE_PLATE, 0.75, "plate-lower-case"))
