@@ -284,10 +284,9 @@ class ModelManager:
             raise ModelNotFound(
                 f"{path} is not a CTranslate2 Whisper model directory: it has no model.bin"
             )
-        record = InstallRecord.read(path) if path.is_dir() else None
-        if record is not None:  # a copied cache directory: hold it to its own manifest
-            report = self._check(None, path, record, full=False)
-            if report.status not in _HEALTHY:
+        if path.is_dir():  # a copied cache directory: held to its own manifest when it has one
+            report = verify_directory(path, full=False)
+            if report.status not in (*_HEALTHY, NOT_INSTALLED):
                 raise ModelCorrupt(report.message)
         return path.resolve()
 
@@ -393,8 +392,9 @@ class ModelManager:
             shutil.rmtree(trash, ignore_errors=True)
             return True
 
+    @staticmethod
     def _check(
-        self, entry: ModelEntry | None, directory: Path, record: InstallRecord | None, *, full: bool
+        entry: ModelEntry | None, directory: Path, record: InstallRecord | None, *, full: bool
     ) -> VerifyReport:
         """Compare installed files with their manifest and, when given, the catalog.
 
@@ -484,6 +484,13 @@ class _ModelLock:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def verify_directory(directory: Path, *, full: bool = True) -> VerifyReport:
+    """A model directory outside the catalog held to its own manifest (status
+    NOT_INSTALLED when it has none); `full=False` hashes only the files whose size or
+    mtime changed."""
+    return ModelManager._check(None, directory, InstallRecord.read(directory), full=full)
 
 
 def sha256_file(path: Path, on_progress: Callable[[int], None] | None = None) -> str:

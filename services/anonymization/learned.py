@@ -21,7 +21,6 @@ is checked at every load (an altered file is refused, as for every model).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -83,22 +82,20 @@ def blank_pipeline(vocab: Any) -> Any:
 
 
 def verify(directory: Path) -> None:
-    """Every file the manifest lists is there with its digest; ModelCorrupt otherwise."""
-    from parlons.models.manager import sha256_file
+    """Every file the manifest lists is there with its digest (the model manager's check
+    of a directory outside the catalog); ModelCorrupt otherwise."""
+    from parlons.models.manager import NOT_INSTALLED, OK, UNPINNED, verify_directory
 
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-        files = {f["name"]: f["sha256"] for f in manifest["files"]}
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelCorrupt(f"{MODEL_NAME} in {directory.name}: no readable manifest ({type(error).__name__}); "
-                           "train it again (scripts/train_counter_ner.py)") from None
-    if "ner/model" not in files:
-        raise ModelCorrupt(f"{MODEL_NAME}: the manifest lists no ner/model")
-    for name, digest in files.items():
-        path = directory / name
-        if not path.is_file() or sha256_file(path) != digest:
-            raise ModelCorrupt(f"{MODEL_NAME}: {name} is missing or altered (sha256 differs from the manifest); "
-                               "train it again (scripts/train_counter_ner.py)")
+    report = verify_directory(directory)
+    retrain = "train it again (scripts/train_counter_ner.py)"
+    if report.status == NOT_INSTALLED:
+        raise ModelCorrupt(f"{MODEL_NAME} in {directory.name}: no readable manifest; {retrain}")
+    if "ner/model" not in {check.name for check in report.files}:
+        raise ModelCorrupt(f"{MODEL_NAME}: the manifest lists no ner/model; {retrain}")
+    bad = [f"{check.name} ({check.detail})" for check in report.files if check.status not in (OK, UNPINNED)]
+    if bad:
+        raise ModelCorrupt(f"{MODEL_NAME}: missing or altered (the manifest's sha256 differs): "
+                           f"{', '.join(bad)}; {retrain}")
 
 
 class LearnedRecognizer:
