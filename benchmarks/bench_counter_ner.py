@@ -33,7 +33,7 @@ import train_counter_ner as tcn  # noqa: E402
 from parlons.services.anonymization.entities import Finding  # noqa: E402
 from parlons.services.anonymization.evaluation import Evaluation, evaluate, read_corpus  # noqa: E402
 from parlons.services.anonymization.learned import LABELS  # noqa: E402
-from parlons.services.anonymization.learned import lookalike as product_lookalike  # noqa: E402
+from parlons.services.anonymization.learned import lookalike  # noqa: E402
 
 WORK = Path("/tmp/counter_ner_work")
 FOLDS = [p.stem.removeprefix("anonymization_fr_") for p in tcn.TUNING]
@@ -91,11 +91,6 @@ def union(texts, rules, learned, types=TYPES) -> list[list[Finding]]:
                                  rule.entity_type, rule.score, rule.recognizer + "+" + tcn.RECOGNIZER))
         out.append(sorted(spans))
     return out
-
-
-def lookalike(text: str, f: Finding) -> bool:
-    """The product's look-alike filter (services/anonymization/learned.py)."""
-    return product_lookalike(text, f)
 
 
 def filtered(texts: list[str], learned: list[list[Finding]]) -> list[list[Finding]]:
