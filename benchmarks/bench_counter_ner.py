@@ -34,6 +34,7 @@ from parlons.services.anonymization.entities import Finding  # noqa: E402
 from parlons.services.anonymization.evaluation import Evaluation, evaluate, read_corpus  # noqa: E402
 from parlons.services.anonymization.learned import LABELS  # noqa: E402
 from parlons.services.anonymization.learned import lookalike  # noqa: E402
+from parlons.services.anonymization.lexicon import FrenchWords  # noqa: E402
 
 WORK = Path("/tmp/counter_ner_work")
 FOLDS = [p.stem.removeprefix("anonymization_fr_") for p in tcn.TUNING]
@@ -93,8 +94,20 @@ def union(texts, rules, learned, types=TYPES) -> list[list[Finding]]:
     return out
 
 
+# The dictionary the product's look-alike cues read (set when a trained model is loaded).
+_WORDS: FrenchWords | None = None
+
+
+def load_model(path: Path) -> Any:
+    """The trained recogniser's NER pipeline; the md pipeline's dictionary kept for `filtered`."""
+    global _WORDS
+    recognizer = tcn.load_counter_ner(path)
+    _WORDS = recognizer.words
+    return recognizer.nlp
+
+
 def filtered(texts: list[str], learned: list[list[Finding]]) -> list[list[Finding]]:
-    return [[f for f in fs if not lookalike(text, f)] for text, fs in zip(texts, learned, strict=True)]
+    return [[f for f in fs if not lookalike(text, f, _WORDS)] for text, fs in zip(texts, learned, strict=True)]
 
 
 def score(lines, findings):
@@ -279,7 +292,7 @@ def cmd_cv_report(args) -> None:
 def cmd_final(args) -> None:
     choice = json.loads((WORK / "choice.json").read_text())
     types = choice["types"]
-    nlp = tcn.load_counter_ner(args.model)
+    nlp = load_model(args.model)
     per: dict[str, list[Evaluation]] = defaultdict(list)
     print(f"## Held-out files, once (model {args.model}, {choice['epochs']} epochs, "
           f"accepted types {', '.join(types)})\n")
@@ -315,7 +328,7 @@ def cmd_final(args) -> None:
 
 
 def _learned_on(paths: list[Path], model: Path) -> list[tuple[Any, list[str], list[list[Finding]], list[list[Finding]]]]:
-    nlp = tcn.load_counter_ner(model)
+    nlp = load_model(model)
     out = []
     for path in paths:
         lines = read_corpus([path])

@@ -142,9 +142,14 @@ def save(nlp, out: Path, training: dict) -> None:
 
 
 def load_counter_ner(path: Path, vectors_from: Path | None = None):
+    """The trained recogniser on the md pipeline's vocabulary and lemmatizer tables."""
+    import spacy
+
     from parlons.services.anonymization.learned import LearnedRecognizer
 
-    return LearnedRecognizer(path, md_vocab(vectors_from)).nlp
+    md = spacy.load(vectors_from or md_dir(), exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler",
+                                                        "ner", "senter"])
+    return LearnedRecognizer(path, md)
 
 
 def default_out() -> Path:

@@ -17,6 +17,7 @@ from parlons.services.anonymization.engine import AnonymizationEngine, Anonymize
 from parlons.services.anonymization.entities import Finding
 from parlons.services.anonymization.evaluation import Evaluation, evaluate, read_corpus
 from parlons.services.anonymization.learned import MANIFEST, MODEL_NAME, lookalike, union
+from parlons.services.anonymization.lexicon import FrenchWords
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLDOUT = ROOT / "tests" / "data" / "holdout"
@@ -59,6 +60,49 @@ def test_the_rules_look_alike_cues_leave_a_learned_span_out(text: str, part: str
 ])
 def test_personal_data_is_no_look_alike(text: str, part: str, kind: str) -> None:
     assert not lookalike(text, _finding(text, part, kind))
+
+
+@pytest.fixture(scope="module")
+def words() -> FrenchWords:
+    """The dictionary of the French pipeline the engine loads."""
+    import spacy
+
+    path = ModelManager().resolve("spacy-fr-core-news-md", kind="ner")
+    return FrenchWords(spacy.load(path, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler", "ner",
+                                                 "senter"]))
+
+
+@pytest.mark.parametrize(("text", "part", "kind"), [
+    # a France Travail identifier, whatever type the model gives it
+    ("Mon identifiant c'est 4471093K, je suis inscrit depuis mai.", "4471093K", "ID_DOCUMENT"),
+    ("inscrit ft 6620318 b depuis 2023", "6620318 b", "LICENSE_PLATE"),
+    # a file's reference with a year in it
+    ("Oui, RDV-2025-4471-88.", "RDV-2025-4471-88", "PERSON"),
+    ("Attendez, 2024TX55102.", "2024TX55102", "PERSON"),
+    # fourteen digits: a SIRET's length, no personal identifier's
+    ("C'est 552 100 554 00019.", "552 100 554 00019", "CAF_NUMBER"),
+    # a "name" of common words, civilities and note words
+    ("jumeaux inscrits à la crèche", "jumeaux", "PERSON"),
+    ("mr absent au rendez-vous", "mr", "PERSON"),
+    ("Je suis infirmière libérale à Dreux.", "infirmière libérale", "PERSON"),
+    # an amount after an "address"
+    ("La prime, c'est 1 019,40 euros.", "1 019,40", "ADDRESS"),
+])
+def test_shapes_no_personal_data_has_leave_a_learned_span_out(words: FrenchWords, text: str, part: str,
+                                                              kind: str) -> None:
+    assert lookalike(text, _finding(text, part, kind), words)
+
+
+@pytest.mark.parametrize(("text", "part", "kind"), [
+    ("enfant à charge moussa koné scolarisé en CE2", "moussa koné", "PERSON"),
+    ("mme rose martin absente", "rose martin", "PERSON"),  # names that are words too
+    ("Je garde le nom de Leblanc, mon nom de jeune fille.", "Leblanc", "PERSON"),
+    ("Mon passeport c'est 19AB12345.", "19AB12345", "ID_DOCUMENT"),
+    ("Mon numéro fiscal, 3 04 512 778 912 6.", "3 04 512 778 912 6", "TAX_NUMBER"),  # thirteen digits
+])
+def test_names_and_identifiers_keep_their_learned_span(words: FrenchWords, text: str, part: str,
+                                                       kind: str) -> None:
+    assert not lookalike(text, _finding(text, part, kind), words)
 
 
 # ------------------------------------------------------------------ the trained model

@@ -48,6 +48,7 @@ from .entities import (
     Recent,
 )
 from .learned import LearnedRecognizer, union
+from .lexicon import FrenchWords
 from .names import NameMentions, extend_and_filter, find_names, trim_name
 from .numbers import token_runs
 from .presidio_import import import_presidio_analyzer
@@ -123,6 +124,23 @@ def _resolve_model(name: str, kind: str) -> Path:
     return ModelManager().resolve(name, kind=kind)
 
 
+# Parts of speech of a word that is no proper noun: "Bonne journée", "Prénom ?", "Montrez-moi".
+_NOT_A_NAME_POS = frozenset({"NOUN", "ADJ", "VERB", "ADV", "INTJ", "DET", "PRON", "ADP", "CCONJ", "SCONJ", "AUX"})
+
+
+def _tagged_common_word(nlp_artifacts: Any, start: int, end: int, words: FrenchWords | None) -> bool:
+    """spaCy's NER took one word for a name that its own tagger reads as a common word
+    (a noun, an adjective, a verb...) and that is a word of the dictionary no name list
+    knows ("Bonne journée", "Prénom ?"; not "le nom Ba", not a brand)."""
+    if words is None:
+        return False
+    span = nlp_artifacts.tokens.char_span(start, end, alignment_mode="expand")
+    if span is None or len(span) != 1:
+        return False
+    token = span[0]
+    return token.pos_ in _NOT_A_NAME_POS and words.common(token.text)
+
+
 class AnonymizationEngine:
     """Loads one spaCy pipeline per language that has one (model manager, offline) and a
     Presidio analyzer over them; every language gets the rule recognisers."""
@@ -158,13 +176,16 @@ class AnonymizationEngine:
             registry.add_recognizer(SpacyRecognizer(supported_language=lang, supported_entities=[PERSON]))
             self._analyzers[lang] = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
                                                    supported_languages=[lang])
+        # the French pipeline's dictionary, to tell a common word NER took for a name
+        self._words = {lang: FrenchWords(self._analyzers[lang].nlp_engine.nlp[lang]) for lang in self._analyzers
+                       if lang == "fr"}
         self.learned: LearnedRecognizer | None = None
         if learned_model is not None:
             if "fr" not in self._analyzers:
                 raise InvalidArgument("the learned recogniser reads French and needs the French NER model "
                                       "(anonymization.ner_models: fr=...)", field="anonymization.learned_model")
             # fr_core_news_md's vocabulary and vectors, shared with the NER loaded above
-            self.learned = LearnedRecognizer(learned_model, self._analyzers["fr"].nlp_engine.nlp["fr"].vocab)
+            self.learned = LearnedRecognizer(learned_model, self._analyzers["fr"].nlp_engine.nlp["fr"])
         self.load_seconds = time.perf_counter() - started
 
     def with_limits(self, *, max_texts: int | None = None, time_budget_s: float | None = None) -> AnonymizationEngine:
@@ -227,6 +248,8 @@ class AnonymizationEngine:
                                                           batch_size=len(batch))
             for (i, offset, piece), (_, nlp_artifacts) in zip(batch, artifacts, strict=True):
                 for r in analyzer.analyze(text=piece, language=lang, entities=[PERSON], nlp_artifacts=nlp_artifacts):
+                    if _tagged_common_word(nlp_artifacts, r.start, r.end, self._words.get(lang)):
+                        continue
                     name = Finding(offset + r.start, offset + r.end, PERSON, float(r.score), "spacy")
                     trimmed = trim_name(texts[i], name)
                     if trimmed is not None:

@@ -21,6 +21,7 @@ is checked at every load (an altered file is refused, as for every model).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -28,8 +29,9 @@ from typing import Any, Final
 from parlons.errors import ModelCorrupt, ModelNotFound
 
 from .entities import ADDRESS, DATE_OF_BIRTH, EMAIL, PERSON, Finding
-from .names import not_a_person_name
-from .rules import names_another_number, office_address
+from .lexicon import FrenchWords
+from .names import name_word_shape, no_name_word, not_a_person_name
+from .rules import amount_after, names_another_number, office_address
 
 MODEL_NAME: Final = "counter-ner-fr"
 RECOGNIZER: Final = "counter_ner"
@@ -101,35 +103,61 @@ def verify(directory: Path) -> None:
 class LearnedRecognizer:
     """The trained NER, loaded on a given vocabulary (with vectors)."""
 
-    def __init__(self, directory: Path, vocab: Any) -> None:
+    def __init__(self, directory: Path, nlp: Any) -> None:
+        """`nlp`: the loaded French pipeline (fr_core_news_md), for its vocabulary and
+        vectors and for its lemmatizer's dictionary (`FrenchWords`)."""
         if not (directory / "ner" / "model").is_file():
             raise ModelNotFound(f"{MODEL_NAME} is not installed in {directory.name}; "
                                 "train it with scripts/train_counter_ner.py")
         verify(directory)
-        self.nlp = blank_pipeline(vocab)
+        self.nlp = blank_pipeline(nlp.vocab)
         self.nlp.get_pipe("ner").from_disk(directory / "ner", exclude=["vocab"])
+        self.words = FrenchWords(nlp)
 
     def find(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Finding]]:
         """The learned spans of each text, look-alikes by the rules' cues left out."""
         found = []
         for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=batch_size), strict=True):
             spans = [Finding(e.start_char, e.end_char, e.label_, SCORE, RECOGNIZER) for e in doc.ents]
-            found.append([f for f in spans if not lookalike(text, f)])
+            found.append([f for f in spans if not lookalike(text, f, self.words)])
         return found
 
 
-def lookalike(text: str, finding: Finding) -> bool:
-    """A learned span the rules' own look-alike cues say is no personal data."""
+# A France Travail identifier ("5236442D", "1505862 V"): a look-alike by the conventions,
+# whatever type the model gave it (no document, plate or name has this shape).
+_JOB_SEEKER_ID_RE = re.compile(r"\d{7}[^\S\n]?[A-Za-z]\.?")
+# A file's reference with a year in it: "OT-2024-118204", "RDV-31555-7781", "2023RP26214".
+_REFERENCE_RE = re.compile(r"(?:[A-Za-z]{2,}-|(?:19|20)\d\d[A-Z]{2})[\dA-Z-]*\d")
+# Digits as a SIRET has them (14): no personal identifier has that many.
+_SIRET_LENGTH = 14
+
+
+def lookalike(text: str, finding: Finding, words: FrenchWords | None = None) -> bool:
+    """A learned span the rules' own look-alike cues say is no personal data, or whose
+    shape no personal data of any type has (the model's type is not trusted for this:
+    a span it calls a name may be a number it saw right but typed wrong)."""
     kind, span = finding.entity_type, text[finding.start:finding.end]
-    if kind == PERSON:
-        return not_a_person_name(text, finding.start, finding.end)
+    digits = sum(c.isdigit() for c in span)
+    if (_JOB_SEEKER_ID_RE.fullmatch(span.strip()) or _REFERENCE_RE.fullmatch(span.strip())
+            or (digits == _SIRET_LENGTH and not any(c.isalpha() for c in span))):
+        return True
+    if kind == PERSON and digits < 3:
+        return not_a_person_name(text, finding.start, finding.end) or (
+            words is not None and _common_words_only(span, words))
     if kind == ADDRESS:
-        return office_address(text, finding.start, finding.end)
+        return office_address(text, finding.start, finding.end) or amount_after(text, finding.end)
     if kind == EMAIL:
         return "@" not in span and "arobase" not in span.lower()
     if kind == DATE_OF_BIRTH:
         return False
     return names_another_number(text, finding.start, finding.end)
+
+
+def _common_words_only(span: str, words: FrenchWords) -> bool:
+    """Every word of a would-be name is a common word, a civility or a word of the notes
+    ("jumeaux", "directrice de", "mr", "iban"): no name in it."""
+    found = name_word_shape().findall(span)
+    return bool(found) and all(no_name_word(w) or words.common(w) for w in found)
 
 
 def union(rules: Sequence[Finding], learned: Sequence[Finding]) -> list[Finding]:

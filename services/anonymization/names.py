@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from parlons.services.common.trie_regex import trie_pattern
@@ -162,7 +163,7 @@ _NOTE_WORDS = frozenset({
     "compte", "attestation", "carte", "cni", "passeport", "titre", "adresse", "habite", "réside", "demeurant",
     "nouvel", "nouvelle", "nouveau", "ancien", "ancienne", "renouvellement", "déclaration", "dépôt", "dépose",
     "absent", "absente", "présent", "présente", "souhaite", "veut", "voudrait", "demandé", "signale", "signalé",
-    "fiscal", "fiscale", "fiscaux", "sécu", "caf", "cpam", "msa", "apl", "rsa", "aah", "css", "ehpad", "tribunal",
+    "fiscal", "fiscale", "fiscaux", "sécu", "spi", "siret", "siren", "caf", "cpam", "msa", "apl", "rsa", "aah", "css", "ehpad", "tribunal",
     "mariage", "divorce", "décès", "décédé", "décédée", "veuf", "veuve", "marié", "mariée", "pacsé", "pacsée",
     "séparé", "séparée", "divorcé", "divorcée", "épouse", "époux", "mari", "femme", "fils", "fille", "enfant",
     "enfants", "mère", "père", "témoin", "témoins", "avec", "chez", "sans", "ok", "rappel", "relance", "mois",
@@ -213,7 +214,8 @@ class _NoteLines:
         return self._note
 
 
-_CIVILITY_WORDS = frozenset({"m", "mme", "mmes", "mlle", "monsieur", "madame", "mademoiselle", "messieurs", "mesdames"})
+_CIVILITY_WORDS = frozenset({"m", "mr", "mme", "mmes", "mlle", "monsieur", "madame", "mademoiselle", "messieurs",
+                             "mesdames"})
 # "un monsieur m'a donné", "mme l'a appelé": an elided pronoun, no name.
 _ELIDED_PRONOUN_RE = re.compile(r"(?:[mlsjcnt]|qu)['’]")
 
@@ -223,7 +225,7 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
     third or fourth word only when it is a known name ("m nguyen van thanh", but "m
     martin paul vérifier la date" is two words); after "et", the second word too
     ("et kofi inscrits" is one name)."""
-    words = list(re.finditer(r"[\w'’]+(?:-[\w'’]+)*", text[start:end]))
+    words = list(_NAME_WORD_RE.finditer(text[start:end]))
     taken: list[re.Match[str]] = []
     for i, w in enumerate(words):
         word = w.group().lower()
@@ -251,6 +253,20 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
             after = start + taken[-1].end() + rest.end()
             found.extend(_name_words_at(text, after, min(len(text), after + 60), and_more=False, free_words=1))
     return found
+
+
+_NAME_WORD_RE = re.compile(r"[\w'’]+(?:-[\w'’]+)*")
+
+
+def name_word_shape() -> re.Pattern[str]:
+    """A word as the name rules read one ("jean-baptiste", "n'diaye")."""
+    return _NAME_WORD_RE
+
+
+def no_name_word(word: str) -> bool:
+    """A civility, a stop word or a word of agents' notes: never part of a name."""
+    lowered = word.lower()
+    return lowered in _CIVILITY_WORDS or lowered in _NOTE_WORDS or lowered in _stop_words()
 
 
 @functools.cache
@@ -536,16 +552,71 @@ _MAKES = frozenset({"renault", "peugeot", "citroën", "citroen", "dacia", "fiat"
                     "michelin", "carrefour", "leclerc", "auchan", "intermarché", "decathlon", "ikea", "darty",
                     "fnac", "lidl", "aldi", "monoprix", "foncia", "nexity", "orpi", "citya"})
 _TRADES = frozenset({"mutuelle", "assurance", "assurances", "banque", "immobilier", "habitat", "transports",
-                     "automobiles", "formation", "intérim", "interim", "énergie", "télécom", "distribution",
-                     "groupe", "group", "consulting", "associés", "avocats", "notaires", "logistique", "sécurité"})
+                     "transport", "automobiles", "formation", "intérim", "interim", "énergie", "télécom",
+                     "distribution", "groupe", "group", "consulting", "associés", "avocats", "notaires", "logistique",
+                     "sécurité", "garage", "menuiserie", "boulangerie", "pâtisserie", "boucherie", "charcuterie",
+                     "plomberie", "maçonnerie", "électricité", "peinture", "couverture", "jardins", "paysages",
+                     "ambulances", "taxis", "pompes", "nettoyage", "services", "bâtiment", "travaux", "auto-école",
+                     "pharmacie", "cabinet", "établissements", "ets", "société", "entreprise", "sarl", "sas", "eurl"})
+# Public figures, said as themselves or as the name of a street, a school, a hospital or a
+# room ("l'école Jean Moulin", "c'est Aimé Césaire", "la réforme Borne"): the namesakes of
+# French streets and schools most often met, and the heads of state and government of the
+# Fifth Republic. Never a private person's personal data (the conventions of the data sets).
+_PUBLIC_FIGURES = frozenset(unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower() for name in (
+    "Jean Jaurès", "Victor Hugo", "Jean Moulin", "Louis Pasteur", "Charles de Gaulle", "Jules Ferry",
+    "Léon Gambetta", "Georges Clemenceau", "Aristide Briand", "Jean Macé", "Paul Bert", "Anatole France",
+    "Émile Zola", "Voltaire", "Jean-Jacques Rousseau", "Molière", "Jean de La Fontaine", "Jacques Prévert",
+    "Marie Curie", "Pierre Curie", "Pierre et Marie Curie", "Louise Michel", "Simone Veil", "Jean Zay",
+    "Aimé Césaire", "Françoise Dolto", "Albert Camus", "Antoine de Saint-Exupéry", "Saint-Exupéry", "Paul Éluard",
+    "Louis Aragon", "Pablo Picasso", "Marcel Pagnol", "Jean Monnet", "Robert Schuman", "Léon Blum",
+    "Salvador Allende", "Nelson Mandela", "Martin Luther King", "Rosa Parks", "George Sand", "Alexandre Dumas",
+    "Honoré de Balzac", "Gustave Eiffel", "Jules Verne", "Guy Môquet", "Danielle Casanova", "Lucie Aubrac",
+    "Raymond Aubrac", "Jean Rostand", "Paul Langevin", "Frédéric Joliot-Curie", "Irène Joliot-Curie",
+    "Henri Barbusse", "Romain Rolland", "Condorcet", "Alphonse de Lamartine", "Alphonse Daudet", "Arthur Rimbaud",
+    "Paul Verlaine", "Charles Baudelaire", "Gérard Philipe", "Jean Vilar", "Édith Piaf", "Joséphine Baker",
+    "Gisèle Halimi", "Olympe de Gouges", "Jeanne d'Arc", "Jean Mermoz", "Roland Garros", "Henri Matisse",
+    "Claude Monet", "Auguste Renoir", "Paul Cézanne", "Maximilien Robespierre", "Jean Bart", "Ferdinand Foch",
+    "Maréchal Foch", "Maréchal Leclerc", "Général Leclerc", "Général de Gaulle", "Jean Giono", "Victor Schœlcher",
+    "Victor Schoelcher", "Toussaint Louverture", "Félix Éboué", "Gaston Monnerville", "Frantz Fanon", "Abbé Pierre",
+    "Jacques Brel", "Georges Brassens", "Jean Ferrat", "Marguerite Duras", "Simone de Beauvoir",
+    "Jean-Paul Sartre", "Ambroise Croizat", "Pierre Mendès France", "Mendès France", "Vincent Auriol", "René Coty",
+    "Georges Pompidou", "Pompidou", "Valéry Giscard d'Estaing", "Giscard d'Estaing", "François Mitterrand",
+    "Mitterrand", "Jacques Chirac", "Chirac", "Nicolas Sarkozy", "Sarkozy", "François Hollande",
+    "Emmanuel Macron", "Macron", "Élisabeth Borne", "Gabriel Attal", "Michel Barnier", "François Bayrou",
+    "Édouard Philippe", "Jean Castex", "Michel Rocard", "Lionel Jospin", "Sadi Carnot", "Lazare Carnot",
+    "Louis Blériot", "Marcel Cachin", "Pablo Neruda", "Maurice Thorez", "Paul Vaillant-Couturier",
+    "Youri Gagarine", "Guillaume Apollinaire", "Charles Péguy", "Paul Doumer", "Pierre Brossolette", "Jean Perrin",
+    "Ernest Renan", "Jean Lurçat", "Camille Claudel", "Marie Marvingt", "Germaine Tillion", "Geneviève de Gaulle",
+    "Joseph Kessel", "Albert Schweitzer", "Louis Braille", "Blaise Pascal", "René Descartes", "Denis Diderot",
+    "Montesquieu", "Gustave Flaubert", "Stendhal", "Marcel Proust", "Pierre de Ronsard", "Joachim du Bellay",
+    "François Rabelais", "Jean Racine", "Pierre Corneille", "Nicolas Boileau", "Hector Berlioz", "Claude Debussy",
+    "Maurice Ravel", "Georges Bizet", "Louis Armstrong", "Mahatma Gandhi", "Jean-Baptiste Clément",
+    "Marcel Sembat", "Louis Lumière", "Auguste et Louis Lumière", "Marcelin Berthelot", "Paul Painlevé",
+    "Jean Vigo", "Jacques Decour", "Gabriel Péri", "Pierre Sémard", "Danton", "Jean Prouvé", "Marc Bloch",
+    "Henri Wallon", "Elsa Triolet", "Olof Palme", "Salvador Dali",
+))
+_PUBLIC_FIGURES_FOLDED = frozenset(" ".join(re.split(r"[\s\-]+", name)) for name in _PUBLIC_FIGURES)
+# "Garage Martin et Fils", "Moreau Frères", "Durand & Cie": a family firm.
+_FAMILY_FIRM_AFTER_RE = re.compile(r"(?i:[^\S\n]+(?:(?:et|&)[^\S\n]+)?(?:fils|frères|cie|compagnie)(?!\w))")
+# "F comme François", "D comme Désiré": a spelling aid, not a person.
+_SPELLING_AID_BEFORE_RE = re.compile(r"(?<![\w'’])[A-Za-z][^\S\n]+comme[^\S\n]+$")
 _TOWN_HYPHEN_RE = re.compile(r"-(?:sur|sous|lès|lez|les|en|la|le|aux|et)-|-Ville\b")
 
 
+def public_figure(span: str) -> bool:
+    """The words name a public figure (`_PUBLIC_FIGURES`), whatever the accents, hyphens or case."""
+    folded = unicodedata.normalize("NFKD", span).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.split(r"[\s\-]+", folded.replace("’", "'"))) in _PUBLIC_FIGURES_FOLDED
+
+
 def _not_a_person(span: str, after: str) -> bool:
+    if public_figure(span):
+        return True
     words = span.split()
     next_word = re.match(r"[^\S\n]+([\w'’-]+)", after)
-    return (words[0].lower() in _MAKES or words[-1].lower() in _TRADES
+    return (words[0].lower() in _MAKES or words[0].lower() in _TRADES or words[-1].lower() in _TRADES
             or (next_word is not None and next_word.group(1).lower() in _TRADES)
+            or _FAMILY_FIRM_AFTER_RE.match(after) is not None
             or _TOWN_HYPHEN_RE.search(span) is not None)
 
 
@@ -579,7 +650,9 @@ def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
             continue
         if _BORN_AT_RE.search(text[max(0, f.start - 60):f.start]):
             continue
-        if f.recognizer in ("spacy", "gazetteer", "repeat") and _EMPLOYER_BEFORE_RE.search(text[max(0, f.start - 40):f.start]):
+        if f.recognizer in ("spacy", "gazetteer", "repeat") and (
+                _EMPLOYER_BEFORE_RE.search(text[max(0, f.start - 40):f.start])
+                or _SPELLING_AID_BEFORE_RE.search(text[max(0, f.start - 12):f.start])):
             continue
         if f.recognizer in ("spacy", "gazetteer", "repeat") and (
                 _POSTCODE_BEFORE_RE.search(text[max(0, f.start - 8):f.start]) or _TOWN_WORD_RE.match(text, f.start)

@@ -162,7 +162,7 @@ def _inside_longer_number(text: str, run: Run, first: int, end: int) -> bool:
 # group, where no telephone is spoken of (a phone is dictated in pairs).
 _FILE_CUE_RE = re.compile(
     r"(?i:(?<!\w)(?:dossier|demande|référence|enregistrée?s?|suivi|commande|contrat|facture|récépissé|plainte|"
-    r"ticket|réclamation|convocation)(?!\w))")
+    r"ticket|réclamation|convocation|adhérent|adhésion)(?!\w))")
 _PHONE_CUE_RE = re.compile(
     r"(?i:(?<!\w)(?:téléphone|tél|tel|portable|mobile|fixe|joindre|joignable|appel\w*|rappel\w*|contacter|sms|"
     r"whatsapp|standard|ligne)(?!\w))")
@@ -179,6 +179,9 @@ def _span(run: Run, first: int, end: int) -> tuple[int, int]:
     return run.tokens[first].start, run.tokens[end - 1].end
 
 
+# 08 numbers are the numbering plan's special numbers (free or shared-cost service lines:
+# "0 809 401 401", "0 892 705 705"), never a person's line or mobile, nor any other identifier.
+_SERVICE_LINE_RE = re.compile(r"(?:0|0033|33)8\d{8}")
 NIR_RE = re.compile(r"[12378]\d{2}(?:0[1-9]|1[0-2]|[2-9]\d)(?:\d{2}|2A|2B)\d{6}(?:\d{2})?")
 PHONE_RE = re.compile(r"0[1-9]\d{8}|(?:0033|33)0?[1-9]\d{8}")
 IBAN_RE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}")
@@ -208,7 +211,8 @@ PLATE_FOREIGN_RE = re.compile(
 # stationnement porte le numéro AB 1234", "l'avis de contravention", "la ligne C 12".
 _NOT_PLATE_RE = re.compile(
     r"(?i:(?<!\w)(?:numéro|n°|ticket|pv|fps|amende|contravention|avis|formule|badge|horodateur|ligne|bus|salle|dossier|"
-    r"facture|contrat|devis|commande|récépissé|plainte|vin|série|châssis|chassis|siret|siren|télépaiement)(?!\w))")
+    r"facture|contrat|devis|commande|récépissé|plainte|vin|série|châssis|chassis|siret|siren|télépaiement|"
+    r"cession)(?!\w))")
 
 
 def _other_than_plate(text: str, at: int) -> bool:
@@ -238,15 +242,16 @@ _CODE_PREFIX_RE = re.compile(r"[A-Za-z]{2,}-\Z")
 # What makes a number near an identity word something else, when said after it: "j'instruis
 # votre dossier, le 2023-031-N-04418", "lettre suivie, numéro 1L 004..." (but "la facture
 # EDF et ma carte, l'ancienne, 1411..." is the card's number: the nearest cue counts).
-_NOT_IDENTITY_RE = re.compile(r"(?i:(?<!\w)(?:dossier|demande|pré-demande|avis|convocation|plainte)(?!\w))")
+_NOT_IDENTITY_RE = re.compile(
+    r"(?i:(?<!\w)(?:dossier|demande|pré-demande|avis|convocation|plainte|réclamation)(?!\w))")
 # What else a counter numbers, said before a number: "la réclamation 5810232", "le plan porte
 # le numéro 3942587", "identifiant France Travail 6250091", "le décompte 2169 6604 94038".
 # Not "dossier" nor "avis": a CAF file is named by its allocataire number ("dossier
 # 9241803"), and the tax number is read off the notice ("j'ai l'avis : 36 38 30...").
 _ANOTHER_NUMBER_RE = re.compile(
     r"(?i:(?<!\w)(?:demande|pré-demande|convocation|plainte|réclamation|plan|échéancier|quittance|"
-    r"abonnement|offre|session|recours|courrier|acte|constat|décompte|devis|convention|"
-    r"france\s+travail|pôle\s+emploi)(?!\w))")
+    r"abonnement|offre|session|recours|courrier|acte|constat|décompte|devis|convention|bail|jugement|"
+    r"adhérent|enregistrée?s?\s+sous|france\s+travail|pôle\s+emploi)(?!\w))")
 
 
 def _named_as_another(text: str, at: int, own: tuple[str, ...],
@@ -292,14 +297,17 @@ def find_in_runs(text: str, runs: list[Run], recent: Recent = NOTHING_RECENT) ->
 
 
 def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
-    """Every identifier one run of number-like tokens holds, by type (`_RunIdentifiers`)."""
+    """Every identifier one run of number-like tokens holds, by type (`_RunIdentifiers`);
+    none in a service line's number."""
+    if _SERVICE_LINE_RE.fullmatch(run.alnum()[0]):
+        return []
     found = _RunIdentifiers(text, run, recent)
     findings = [*found.nir(), *found.iban(), *found.phone(), *found.caf(), *found.tax(), *found.identity()]
     # a code glued to letters ("ANEF-2024-13-0578812", "L2024-0611") is a file's reference,
-    # and so is a number with a slash ("01834/2024", "2023/117204"): no document has one
-    findings = [f for f in findings if f.entity_type not in (TAX_NUMBER, CAF_NUMBER, ID_DOCUMENT)
+    # and so is a number with a slash ("01834/2024", "94/70598"): no document nor CAF number has one
+    findings = [f for f in findings if f.entity_type not in (TAX_NUMBER, CAF_NUMBER, ID_DOCUMENT, PHONE)
                 or (_CODE_PREFIX_RE.search(text, max(0, f.start - 12), f.start) is None
-                    and not (f.entity_type == ID_DOCUMENT and "/" in text[f.start:f.end]))]
+                    and not (f.entity_type in (ID_DOCUMENT, CAF_NUMBER) and "/" in text[f.start:f.end]))]
     return [*findings, *found.plates()]
 
 
@@ -429,7 +437,15 @@ def _whole_run_plate(run: Run, pattern: re.Pattern[str]) -> bool:
     """The run, all of it, is a plate of `pattern`: a plate from abroad has no key nor fixed
     shape, so only a number said on its own counts ("OT-2023-551902" holds "OT2023", but it
     is one reference)."""
-    return run.said is None and pattern.fullmatch(run.alnum()[0]) is not None
+    chars = run.alnum()[0]
+    return (run.said is None and pattern.fullmatch(chars) is not None
+            and _ROAD_NUMBER_RE.fullmatch(chars) is None and _DAY_OF_MONTH_RE.fullmatch(chars) is None)
+
+
+# A road's number is no plate: "contrôle rn 137", "accident sur la d 938", "l'a 10".
+_ROAD_NUMBER_RE = re.compile(r"(?:RN|RD|CD|RC|VC|N|D|A)\d{1,4}")
+# A date: "commission le 15 mai 4 places disponibles".
+_DAY_OF_MONTH_RE = re.compile(r"\d{1,2}MAI\d*")
 
 
 # An old plate in lower case: two or three letters ("4417 wxb 71"), never one ("14 h 30").
@@ -801,6 +817,10 @@ _SERVICE_ADDRESS_RE = re.compile(
     r"guichet|accueil|permanence|fourrière|mairie|préfecture|sous-préfecture|agence|antenne|bureau|tribunal|"
     r"commissariat|gendarmerie|centre|service|maison\s+france\s+services|caf|cpam|urssaf|trésorerie|ccas|"
     r"commission|auprès|écrivez|écrire|employeur|entreprise|société|usine|magasin|cabinet|notaire|avocate?|"
+    # the office the agent speaks from, and places that receive the public: "revenez nous voir
+    # ici, au 67 boulevard...", "l'annexe du 2 place...", "l'école Louise Michel, au 4 rue..."
+    r"(?:c['’]est|voir|passer|venir|revenir|revenez)\s+ici|annexe|atelier|retrait|retirez|audience|police|école|"
+    r"collège|lycée|crèche|garage|"
     # where a car stood or an accident happened: "j'étais garé 18 avenue de Grammont"
     r"garée?s?|stationnée?s?|stationnement|accident|collision|accroché|percuté|enlevée?s?|eu\s+lieu)(?!\w))")
 _CEDEX_RE = re.compile(r"(?i:\s*cedex\b)")
@@ -829,12 +849,24 @@ _DOMICILIATION_RE = re.compile(
     r"(?:spada|ccas|cada|huda|association|secours|croix-rouge|emmaüs|mairie|structure|plateforme|[A-Z]{3,}\b))")
 
 
+# Opening hours said in the same sentence: "le mercredi de 14 h à 17 h, au 12 rue...".
+_OPENING_HOURS_RE = re.compile(r"(?i:(?<!\w)de\s+\d{1,2}\s*h(?:\s*\d{2})?\s+à\s+\d{1,2}\s*h)")
+
+
+def _sentence_after(text: str, end: int) -> str:
+    after = text[end:end + 120]
+    cut = min((i for i in (after.find(c) for c in ".?!\n") if i >= 0), default=len(after))
+    return after[:cut]
+
+
 def _office_address(text: str, start: int, end: int) -> bool:
     sentence = _sentence_before(text, start)
     if _DOMICILIATION_RE.search(sentence):
         return True
-    return (_SERVICE_ADDRESS_RE.search(sentence) is not None
-            and not has_context(sentence, len(sentence), PERSONAL_ADDRESS_CONTEXT)) or _CEDEX_RE.match(text, end) is not None
+    personal = has_context(sentence, len(sentence), PERSONAL_ADDRESS_CONTEXT)
+    if not personal and (_OPENING_HOURS_RE.search(sentence) or _OPENING_HOURS_RE.search(_sentence_after(text, end))):
+        return True
+    return (_SERVICE_ADDRESS_RE.search(sentence) is not None and not personal) or _CEDEX_RE.match(text, end) is not None
 
 
 def find_addresses(text: str) -> list[Finding]:
@@ -903,10 +935,15 @@ def office_address(text: str, start: int, end: int) -> bool:
     return _office_address(text, start, end)
 
 
+def amount_after(text: str, end: int) -> bool:
+    """An amount or a percentage follows: "1 084,43 euros", "10 %"."""
+    return _AMOUNT_AFTER_RE.match(text, end, end + 80) is not None
+
+
 def names_another_number(text: str, start: int, end: int) -> bool:
     """The number at [start, end) is no personal identifier by the rules' own cues: a law
     or form reference or another number's cue (file, tracking, invoice...) before it, a
     code glued before it, a slash inside, or an amount after it."""
     return (_other_than_identity(text, start)
             or _CODE_PREFIX_RE.search(text, max(0, start - 12), start) is not None
-            or "/" in text[start:end] or _AMOUNT_AFTER_RE.match(text, end, end + 80) is not None)
+            or "/" in text[start:end] or amount_after(text, end))
