@@ -87,10 +87,32 @@ def words() -> FrenchWords:
     ("Je suis infirmière libérale à Dreux.", "infirmière libérale", "PERSON"),
     # an amount after an "address"
     ("La prime, c'est 1 019,40 euros.", "1 019,40", "ADDRESS"),
+    # a France Travail identifier spelled with a spelling aid, said in words
+    ("Mon identifiant, c'est 3, 9, 0, 4, 4, 1, 7, M comme Marcel.", "3, 9, 0, 4, 4, 1, 7, M comme Marcel",
+     "TAX_NUMBER"),
+    ("c'est sept deux zéro un un quatre huit, B comme Bernard", "sept deux zéro un un quatre huit, B comme Bernard",
+     "ADDRESS"),
+    # a number type with no number in it, another number's cue inside the span
+    ("mme hoarau nouvelle adresse foyer emmaüs", "foyer", "TAX_NUMBER"),
+    ("m garcia artisan siret 403 119 770 00021 attestation", "siret 403 119 770 00021", "CAF_NUMBER"),
+    # another event's date: said in its turn, or asked just before
+    ("veuve depuis le décès de son mari le 9 mars", "9 mars", "DATE_OF_BIRTH"),
 ])
 def test_shapes_no_personal_data_has_leave_a_learned_span_out(words: FrenchWords, text: str, part: str,
                                                               kind: str) -> None:
     assert lookalike(text, _finding(text, part, kind), words)
+
+
+@pytest.mark.parametrize(("question", "answer", "birth"), [
+    ("Vous êtes arrivée en France quand ?", "Le 14 février 2011.", False),
+    ("La carte a été délivrée quand ?", "Le 2 juin 2019, à la préfecture.", False),
+    ("Et la première immatriculation ?", "Le 30 janvier 2015.", False),
+    ("Votre date de naissance ?", "Le 14 février 1981.", True),
+    ("Et votre fils ?", "Le 3 mai 2012, à Rouen.", True),  # an enumeration of births: the rules' cue
+])
+def test_a_learned_date_answering_another_event_is_no_birth_date(question: str, answer: str, birth: bool) -> None:
+    date = answer.removeprefix("Le ").split(",")[0].rstrip(".")
+    assert lookalike(answer, _finding(answer, date, "DATE_OF_BIRTH"), None, question) is not birth
 
 
 @pytest.mark.parametrize(("text", "part", "kind"), [

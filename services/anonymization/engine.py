@@ -267,7 +267,9 @@ class AnonymizationEngine:
         indexed = [(u, 0, unit) for u, unit in enumerate(units) if unit.strip()]
         for batch in _batches(indexed, NER_BATCH_CHARS):
             budget.check("names")
-            for (u, _, unit), learned in zip(batch, self.learned.find([unit for _, _, unit in batch]), strict=True):
+            before = [units[u - 1] if u else "" for u, _, _ in batch]
+            for (u, _, unit), learned in zip(batch, self.learned.find([unit for _, _, unit in batch], before),
+                                             strict=True):
                 kept = [f for f in learned if f.score >= options.score_threshold
                         and (not options.entity_types or f.entity_type in options.entity_types)]
                 if kept:

@@ -28,10 +28,11 @@ from typing import Any, Final
 
 from parlons.errors import ModelCorrupt, ModelNotFound
 
-from .entities import ADDRESS, DATE_OF_BIRTH, EMAIL, PERSON, Finding
+from .entities import ADDRESS, CAF_NUMBER, DATE_OF_BIRTH, EMAIL, NIR, PERSON, PHONE, TAX_NUMBER, Finding
 from .lexicon import FrenchWords
 from .names import name_word_shape, no_name_word, not_a_person_name
-from .rules import amount_after, names_another_number, office_address
+from .numbers import token_runs
+from .rules import amount_after, another_event_date, names_another_number, office_address
 
 MODEL_NAME: Final = "counter-ner-fr"
 RECOGNIZER: Final = "counter_ner"
@@ -114,12 +115,15 @@ class LearnedRecognizer:
         self.nlp.get_pipe("ner").from_disk(directory / "ner", exclude=["vocab"])
         self.words = FrenchWords(nlp)
 
-    def find(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Finding]]:
-        """The learned spans of each text, look-alikes by the rules' cues left out."""
+    def find(self, texts: Sequence[str], before: Sequence[str] | None = None,
+             batch_size: int = 64) -> list[list[Finding]]:
+        """The learned spans of each text, look-alikes by the rules' cues left out.
+        `before`: the turn said before each text (a date given as an answer)."""
         found = []
-        for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=batch_size), strict=True):
+        previous = before if before is not None else [""] * len(texts)
+        for text, doc, turn in zip(texts, self.nlp.pipe(texts, batch_size=batch_size), previous, strict=True):
             spans = [Finding(e.start_char, e.end_char, e.label_, SCORE, RECOGNIZER) for e in doc.ents]
-            found.append([f for f in spans if not lookalike(text, f, self.words)])
+            found.append([f for f in spans if not lookalike(text, f, self.words, turn)])
         return found
 
 
@@ -128,19 +132,26 @@ class LearnedRecognizer:
 _JOB_SEEKER_ID_RE = re.compile(r"\d{7}[^\S\n]?[A-Za-z]\.?")
 # A file's reference with a year in it: "OT-2024-118204", "RDV-31555-7781", "2023RP26214".
 _REFERENCE_RE = re.compile(r"(?:[A-Za-z]{2,}-|(?:19|20)\d\d[A-Z]{2})[\dA-Z-]*\d")
+# Types made of digits only: a span of them holds a number, written or said.
+_DIGITS_ONLY = frozenset({NIR, PHONE, CAF_NUMBER, TAX_NUMBER})
 # Digits as a SIRET has them (14): no personal identifier has that many.
 _SIRET_LENGTH = 14
 
 
-def lookalike(text: str, finding: Finding, words: FrenchWords | None = None) -> bool:
+def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, previous_turn: str = "") -> bool:
     """A learned span the rules' own look-alike cues say is no personal data, or whose
     shape no personal data of any type has (the model's type is not trusted for this:
     a span it calls a name may be a number it saw right but typed wrong)."""
     kind, span = finding.entity_type, text[finding.start:finding.end]
     digits = sum(c.isdigit() for c in span)
-    if (_JOB_SEEKER_ID_RE.fullmatch(span.strip()) or _REFERENCE_RE.fullmatch(span.strip())
+    runs = token_runs(span)
+    said = runs[0].alnum()[0] if len(runs) == 1 else ""  # "7, 5, 2, 8, 9, 5, 8, Z comme Zoé": 7528958Z
+    if (_JOB_SEEKER_ID_RE.fullmatch(span.strip()) or _JOB_SEEKER_ID_RE.fullmatch(said)
+            or _REFERENCE_RE.fullmatch(span.strip())
             or (digits == _SIRET_LENGTH and not any(c.isalpha() for c in span))):
         return True
+    if kind in _DIGITS_ONLY and not runs:
+        return True  # a number type with no number in it ("nouvel", "adoma")
     if kind == PERSON and digits < 3:
         return not_a_person_name(text, finding.start, finding.end) or (
             words is not None and _common_words_only(span, words))
@@ -149,7 +160,7 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None) -> 
     if kind == EMAIL:
         return "@" not in span and "arobase" not in span.lower()
     if kind == DATE_OF_BIRTH:
-        return False
+        return another_event_date(text[:finding.start], previous_turn)
     return names_another_number(text, finding.start, finding.end)
 
 

@@ -635,7 +635,7 @@ _BIRTH_WORD_RE = re.compile(
 _NOT_BIRTH_RE = re.compile(
     r"(?i:(?<!\w)(?:rendez-vous|rdv|convoca|convoqu|depuis|arrivée?s?|entrée?s?|mariée?s?|mariage|pacs|"
     r"divorc|décès|décédée?|embauch|licenci|contrat|jusqu|avant|après|à\s+partir|expire|valable|délivrée?|"
-    r"signée?|déposée?|envoyée?|reçue?|payée?|versée?|fin|début|prochaine?)(?!\w))")
+    r"signée?|déposée?|envoyée?|reçue?|payée?|versée?|fin|début|prochaine?|créée?|immatricul\w*)(?!\w))")
 # "le 14 janvier à 10 h": an appointment.
 _TIME_AFTER_RE = re.compile(r"(?i:,?\s*(?:à|a|vers)\s+\d{1,2}\s*(?:h|heures?)\b)")
 _YEAR_RE = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
@@ -649,6 +649,16 @@ def _turns_before(text: str, start: int) -> tuple[str, str]:
         return before, ""
     previous = before[:newline]
     return before[newline + 1:], previous[previous.rfind("\n") + 1:]
+
+
+def another_event_date(turn_before: str, previous_turn: str) -> bool:
+    """A date said as another event's: no birth cue just before it in its turn, and its
+    turn or the question before it names another event ("décédé quand ?", "arrivé en
+    France quand ?", "le 4 août" after "le décès"): a learned date that is no birth date."""
+    if _BIRTH_CUE_RE.search(turn_before):
+        return False
+    return _NOT_BIRTH_RE.search(turn_before) is not None or (
+        _NOT_BIRTH_RE.search(previous_turn) is not None and _BIRTH_WORD_RE.search(previous_turn) is None)
 
 
 def _is_birth_date(text: str, start: int, end: int, year: int | None, recent: Recent) -> bool:
@@ -942,8 +952,9 @@ def amount_after(text: str, end: int) -> bool:
 
 def names_another_number(text: str, start: int, end: int) -> bool:
     """The number at [start, end) is no personal identifier by the rules' own cues: a law
-    or form reference or another number's cue (file, tracking, invoice...) before it, a
-    code glued before it, a slash inside, or an amount after it."""
-    return (_other_than_identity(text, start)
+    or form reference or another number's cue (file, tracking, invoice...) before it or
+    inside it ("siret 942 173..."), a code glued before it, a slash inside, or an amount
+    after it."""
+    return (_other_than_identity(text, start) or _OTHER_NUMBER_RE.search(text, start, end) is not None
             or _CODE_PREFIX_RE.search(text, max(0, start - 12), start) is not None
             or "/" in text[start:end] or amount_after(text, end))
