@@ -10,9 +10,10 @@ written on it), then test, holdout1, holdout2, holdout3, holdout5 and holdout7, 
 written blind, measured once untouched, then its classes of error fixed; in
 tests/data/training/ (blind files, then training data of the learned recogniser): holdout8,
 holdout9, holdout10 (the rules measured on them), holdout11 and holdout14 (the union chosen
-and the rules fixed on them); and tests/data/holdout/anonymization_fr_holdout{4,6,12,13,15}.txt,
-written blind: holdout4 and holdout6 never tuned on, holdout12, holdout13 and holdout15
-measured once (docs/anonymization.md). Or your own annotated files
+and the rules fixed on them), holdout12, 13, 15, 16 and 17 (measured once each, then the
+look-alike cues fixed on their false alarms); and
+tests/data/holdout/anonymization_fr_holdout{4,6,18,19}.txt, written blind: holdout4 and
+holdout6 never tuned on, holdout18 and holdout19 measured once (docs/anonymization.md). Or your own annotated files
 (markup `[[TYPE|text]]`, parlons.services.anonymization.evaluation). Matching is by the
 characters that would leak (evaluation.py): a gold entity is found when masked spans
 cover 90 % of its letters and digits, whatever their type; a masked span is right when
@@ -62,11 +63,20 @@ CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt",
            "holdout10 (blind, then learned recogniser training)": DATA / "training" / "anonymization_fr_holdout10.txt",
            "holdout11 (blind; the union was chosen and the rules fixed on it; training)":
                DATA / "training" / "anonymization_fr_holdout11.txt",
-           "holdout12 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout12.txt",
-           "holdout13 (blind, written after every choice)": DATA / "holdout" / "anonymization_fr_holdout13.txt",
+           "holdout12 (blind, measured once; then look-alike cues fixed on it; training)":
+               DATA / "training" / "anonymization_fr_holdout12.txt",
+           "holdout13 (blind, measured once; then look-alike cues fixed on it; training)":
+               DATA / "training" / "anonymization_fr_holdout13.txt",
            "holdout14 (blind tuning file: number look-alikes; training)":
                DATA / "training" / "anonymization_fr_holdout14.txt",
-           "holdout15 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout15.txt"}
+           "holdout15 (blind, measured once; then look-alike cues fixed on it; training)":
+               DATA / "training" / "anonymization_fr_holdout15.txt",
+           "holdout16 (blind, measured once; then look-alike cues fixed on it; training)":
+               DATA / "training" / "anonymization_fr_holdout16.txt",
+           "holdout17 (blind, measured once; then look-alike cues fixed on it; training)":
+               DATA / "training" / "anonymization_fr_holdout17.txt",
+           "holdout18 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout18.txt",
+           "holdout19 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout19.txt"}
 TYPES = ("PERSON", "NIR", "IBAN", "PHONE", "EMAIL", "ADDRESS", "DATE_OF_BIRTH", "CAF_NUMBER", "TAX_NUMBER",
          "ID_DOCUMENT", "LICENSE_PLATE")
 PRESIDIO_NOT_PERSONAL = {"LOCATION", "ORGANIZATION", "DATE_TIME", "NRP", "URL"}

@@ -749,6 +749,13 @@ def test_here_meaning_this_country_keeps_the_home_address(engine: AnonymizationE
     (["véhicule à l'atelier réunion le 12 mai 3 personnes"], "12 mai 3"),
     # a reference code with a prefix is no phone
     (["Votre réclamation porte le numéro RC-33-2025-07714."], "33-2025-07714"),
+    # cues in the plural, a voter's number, a quantity
+    (["allocataire 2290417 dossiers surendettement contrats 5518230 et 7730125"], "7730125"),
+    (["titre de séjour renouvelé demandes 310598442107 et 772031558190 en cours"], "772031558190"),
+    (["Vous êtes allocataire ?", "Mon numéro d'électeur, c'est le 4471206."], "4471206"),
+    (["Vous êtes allocataire ?", "Elle a 1 352 000 km, je crois."], "1 352 000"),
+    # a date read as letters and digits in a note is no identity card
+    (["carte de séjour valable depuis le 14 mai 2022 ok"], "14 mai 2022"),
 ])
 def test_service_lines_and_other_numbers_are_left(engine: AnonymizationEngine, turns: list[str],
                                                   number: str) -> None:

@@ -97,6 +97,18 @@ def words() -> FrenchWords:
     ("m garcia artisan siret 403 119 770 00021 attestation", "siret 403 119 770 00021", "CAF_NUMBER"),
     # another event's date: said in its turn, or asked just before
     ("veuve depuis le décès de son mari le 9 mars", "9 mars", "DATE_OF_BIRTH"),
+    # a vehicle's serial number, a registration document's formule, a reference with a year
+    ("Le numéro de série, VF3LCYHZ6JS123456.", "VF3LCYHZ6JS123456", "LICENSE_PLATE"),
+    ("La formule, c'est 2018BK40217.", "2018BK40217", "ID_DOCUMENT"),
+    ("Le procès-verbal porte le 2024-PV-11873.", "2024-PV-11873", "LICENSE_PLATE"),
+    # a web site
+    ("Faites-le sur ameli.fr, c'est plus simple.", "ameli.fr", "LICENSE_PLATE"),
+    # a plate or a document made of a word
+    ("dossier cni à compléter", "cni", "LICENSE_PLATE"),
+    # a "name" with digits, a quantity inside the span, a town in "-ville"
+    ("Oui, KT4R92PL.", "KT4R92PL", "PERSON"),
+    ("Elle affiche 96 400 kilomètres.", "96 400 kilomètres", "CAF_NUMBER"),
+    ("mariage célébré à hô chi minh-ville le 2 mai", "hô chi minh-ville", "PERSON"),
 ])
 def test_shapes_no_personal_data_has_leave_a_learned_span_out(words: FrenchWords, text: str, part: str,
                                                               kind: str) -> None:
@@ -121,6 +133,7 @@ def test_a_learned_date_answering_another_event_is_no_birth_date(question: str, 
     ("Je garde le nom de Leblanc, mon nom de jeune fille.", "Leblanc", "PERSON"),
     ("Mon passeport c'est 19AB12345.", "19AB12345", "ID_DOCUMENT"),
     ("Mon numéro fiscal, 3 04 512 778 912 6.", "3 04 512 778 912 6", "TAX_NUMBER"),  # thirteen digits
+    ("La plaque, c'est D Z...", "D Z", "LICENSE_PLATE"),  # spelled capitals
 ])
 def test_names_and_identifiers_keep_their_learned_span(words: FrenchWords, text: str, part: str,
                                                        kind: str) -> None:

@@ -28,7 +28,19 @@ from typing import Any, Final
 
 from parlons.errors import ModelCorrupt, ModelNotFound
 
-from .entities import ADDRESS, CAF_NUMBER, DATE_OF_BIRTH, EMAIL, NIR, PERSON, PHONE, TAX_NUMBER, Finding
+from .entities import (
+    ADDRESS,
+    CAF_NUMBER,
+    DATE_OF_BIRTH,
+    EMAIL,
+    ID_DOCUMENT,
+    LICENSE_PLATE,
+    NIR,
+    PERSON,
+    PHONE,
+    TAX_NUMBER,
+    Finding,
+)
 from .lexicon import FrenchWords
 from .names import name_word_shape, no_name_word, not_a_person_name
 from .numbers import token_runs
@@ -130,10 +142,19 @@ class LearnedRecognizer:
 # A France Travail identifier ("5236442D", "1505862 V"): a look-alike by the conventions,
 # whatever type the model gave it (no document, plate or name has this shape).
 _JOB_SEEKER_ID_RE = re.compile(r"\d{7}[^\S\n]?[A-Za-z]\.?")
-# A file's reference with a year in it: "OT-2024-118204", "RDV-31555-7781", "2023RP26214".
-_REFERENCE_RE = re.compile(r"(?:[A-Za-z]{2,}-|(?:19|20)\d\d[A-Z]{2})[\dA-Z-]*\d")
+# A file's reference: a prefix, or a year, then digits ("OT-2024-118204", "RDV-31555-7781",
+# "2023RP26214", "2025-FR-00371"); a registration document's "formule" ("2979PA30261").
+_REFERENCE_RE = re.compile(r"(?:[A-Za-z]{2,}-|(?:19|20)\d\d(?:[A-Z]{2}|-))[\dA-Z-]*\d|\d{4}[A-Z]{2}\d{5}")
+# A vehicle's serial number (VIN, 17 characters): no person's identifier.
+_VIN_RE = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
+# A web site: "ants.gouv.fr", "histovec.interieur.gouv.fr".
+_WEB_SITE_RE = re.compile(r"(?i:\w\.(?:gouv\.fr|fr|com|org|net|eu|info)(?!\w))")
+# A spelling aid: "K comme Kilo".
+_SPELLING_AID_RE = re.compile(r"(?<![\w'’])([A-Za-z])[^\S\n]+comme[^\S\n]+[\w'’-]+")
 # Types made of digits only: a span of them holds a number, written or said.
 _DIGITS_ONLY = frozenset({NIR, PHONE, CAF_NUMBER, TAX_NUMBER})
+# Types made of digits and letters, the letters spelled ("D Z 59", "K comme Kilo").
+_SPELLED_OR_DIGITS = frozenset({LICENSE_PLATE, ID_DOCUMENT})
 # Digits as a SIRET has them (14): no personal identifier has that many.
 _SIRET_LENGTH = 14
 
@@ -147,13 +168,19 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
     runs = token_runs(span)
     said = runs[0].alnum()[0] if len(runs) == 1 else ""  # "7, 5, 2, 8, 9, 5, 8, Z comme Zoé": 7528958Z
     if (_JOB_SEEKER_ID_RE.fullmatch(span.strip()) or _JOB_SEEKER_ID_RE.fullmatch(said)
-            or _REFERENCE_RE.fullmatch(span.strip())
-            or (digits == _SIRET_LENGTH and not any(c.isalpha() for c in span))):
+            or _REFERENCE_RE.fullmatch(span.strip()) or _VIN_RE.fullmatch(span.strip())
+            or (digits == _SIRET_LENGTH and not any(c.isalpha() for c in span))
+            or (kind != EMAIL and _WEB_SITE_RE.search(span))):
         return True
     if kind in _DIGITS_ONLY and not runs:
         return True  # a number type with no number in it ("nouvel", "adoma")
-    if kind == PERSON and digits < 3:
-        return not_a_person_name(text, finding.start, finding.end) or (
+    if kind in _SPELLED_OR_DIGITS and not any(c.isdigit() for c in said) and re.search(
+            r"[a-zà-ÿ]{2}", _SPELLING_AID_RE.sub(r"\1", span)):
+        return True  # a plate or a document is digits or spelled capitals, not a word ("cni", "drm")
+    if kind == PERSON:
+        # a "name" with digits: a number the model typed wrong, or a code; seen far more
+        # often as a false alarm than as personal data (holdout8-15)
+        return digits >= 3 or not_a_person_name(text, finding.start, finding.end) or (
             words is not None and _common_words_only(span, words))
     if kind == ADDRESS:
         return office_address(text, finding.start, finding.end) or amount_after(text, finding.end)

@@ -600,7 +600,7 @@ _PUBLIC_FIGURES_FOLDED = frozenset(" ".join(re.split(r"[\s\-]+", name)) for name
 _FAMILY_FIRM_AFTER_RE = re.compile(r"(?i:[^\S\n]+(?:(?:et|&)[^\S\n]+)?(?:fils|frères|cie|compagnie)(?!\w))")
 # "F comme François", "D comme Désiré": a spelling aid, not a person.
 _SPELLING_AID_BEFORE_RE = re.compile(r"(?<![\w'’])[A-Za-z][^\S\n]+comme[^\S\n]+$")
-_TOWN_HYPHEN_RE = re.compile(r"-(?:sur|sous|lès|lez|les|en|la|le|aux|et)-|-Ville\b")
+_TOWN_HYPHEN_RE = re.compile(r"-(?:sur|sous|lès|lez|les|en|la|le|aux|et)-|(?i:-ville)\b")
 
 
 def public_figure(span: str) -> bool:

@@ -162,7 +162,7 @@ def _inside_longer_number(text: str, run: Run, first: int, end: int) -> bool:
 # group, where no telephone is spoken of (a phone is dictated in pairs).
 _FILE_CUE_RE = re.compile(
     r"(?i:(?<!\w)(?:dossier|demande|référence|enregistrée?s?|suivi|commande|contrat|facture|récépissé|plainte|"
-    r"ticket|réclamation|convocation|adhérent|adhésion)(?!\w))")
+    r"ticket|réclamation|convocation|adhérent|adhésion)s?(?!\w))")
 _PHONE_CUE_RE = re.compile(
     r"(?i:(?<!\w)(?:téléphone|tél|tel|portable|mobile|fixe|joindre|joignable|appel\w*|rappel\w*|contacter|sms|"
     r"whatsapp|standard|ligne)(?!\w))")
@@ -189,11 +189,13 @@ CAF_RE = re.compile(r"\d{6,8}")
 CAF_RECENT_RE = re.compile(r"\d{7}")
 # "1 084,43 euros", "12 500 €": an amount, whatever the context.
 _AMOUNT_AFTER_RE = re.compile(
-    r"(?i:(?:[ \t,]*+(?:(?:et|ou)[ \t]++)?\d[\d \t.,]*+)*+[ \t]*(?:euros?|€|eur\b|centimes|%|pour[ \t]*cent))")
+    r"(?i:(?:[ \t,]*+(?:(?:et|ou)[ \t]++)?\d[\d \t.,]*+)*+[ \t]*(?:euros?|€|eur\b|centimes|%|pour[ \t]*cent|"
+    # a quantity: "148 320 kilomètres", "12 500 km"
+    r"kilomètres?\b|km\b|kilos?\b|kg\b|mètres?\b|m²|m2\b))")
 # Numbers that belong to no one: "le numéro de l'envoi, c'est 1A 195 862 4403 7", "le SIRET".
 _OTHER_NUMBER_RE = re.compile(
     r"(?i:(?<!\w)(?:envoi|suivie?|colis|recommandée?|siret|siren|ine|facture|commande|contrat|référence|"
-    r"ticket|guichet|bureau|salle|ligne|vol|train|numéro\s+unique|enregistrement)(?!\w))")
+    r"ticket|guichet|bureau|salle|ligne|vol|train|numéro\s+unique|enregistrement|électeur|neph)s?(?!\w))")
 TAX_RE = re.compile(r"[0-3]\d{12}")
 PASSPORT_RE = re.compile(r"\d{2}[A-Z]{2}\d{5}")
 NEW_ID_RE = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{9}")
@@ -212,7 +214,7 @@ PLATE_FOREIGN_RE = re.compile(
 _NOT_PLATE_RE = re.compile(
     r"(?i:(?<!\w)(?:numéro|n°|ticket|pv|fps|amende|contravention|avis|formule|badge|horodateur|ligne|bus|salle|dossier|"
     r"facture|contrat|devis|commande|récépissé|plainte|vin|série|châssis|chassis|siret|siren|télépaiement|"
-    r"cession)(?!\w))")
+    r"cession)s?(?!\w))")
 
 
 def _other_than_plate(text: str, at: int) -> bool:
@@ -243,7 +245,7 @@ _CODE_PREFIX_RE = re.compile(r"[A-Za-z]{2,}-\Z")
 # votre dossier, le 2023-031-N-04418", "lettre suivie, numéro 1L 004..." (but "la facture
 # EDF et ma carte, l'ancienne, 1411..." is the card's number: the nearest cue counts).
 _NOT_IDENTITY_RE = re.compile(
-    r"(?i:(?<!\w)(?:dossier|demande|pré-demande|avis|convocation|plainte|réclamation)(?!\w))")
+    r"(?i:(?<!\w)(?:dossier|demande|pré-demande|avis|convocation|plainte|réclamation)s?(?!\w))")
 # What else a counter numbers, said before a number: "la réclamation 5810232", "le plan porte
 # le numéro 3942587", "identifiant France Travail 6250091", "le décompte 2169 6604 94038".
 # Not "dossier" nor "avis": a CAF file is named by its allocataire number ("dossier
@@ -251,7 +253,7 @@ _NOT_IDENTITY_RE = re.compile(
 _ANOTHER_NUMBER_RE = re.compile(
     r"(?i:(?<!\w)(?:demande|pré-demande|convocation|plainte|réclamation|plan|échéancier|quittance|"
     r"abonnement|offre|session|recours|courrier|acte|constat|décompte|devis|convention|bail|jugement|"
-    r"adhérent|enregistrée?s?\s+sous|france\s+travail|pôle\s+emploi)(?!\w))")
+    r"adhérent|enregistrée?s?\s+sous|france\s+travail|pôle\s+emploi)s?(?!\w))")
 
 
 def _named_as_another(text: str, at: int, own: tuple[str, ...],
@@ -305,7 +307,7 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
     findings = [*found.nir(), *found.iban(), *found.phone(), *found.caf(), *found.tax(), *found.identity()]
     # a code glued to letters ("ANEF-2024-13-0578812", "L2024-0611") is a file's reference,
     # and so is a number with a slash ("01834/2024", "94/70598"): no document nor CAF number has one
-    findings = [f for f in findings if f.entity_type not in (TAX_NUMBER, CAF_NUMBER, ID_DOCUMENT, PHONE)
+    findings = [f for f in findings if f.entity_type not in (TAX_NUMBER, CAF_NUMBER, ID_DOCUMENT, PHONE, NIR)
                 or (_CODE_PREFIX_RE.search(text, max(0, f.start - 12), f.start) is None
                     and not (f.entity_type in (ID_DOCUMENT, CAF_NUMBER) and "/" in text[f.start:f.end]))]
     return [*findings, *found.plates()]
@@ -439,13 +441,13 @@ def _whole_run_plate(run: Run, pattern: re.Pattern[str]) -> bool:
     is one reference)."""
     chars = run.alnum()[0]
     return (run.said is None and pattern.fullmatch(chars) is not None
-            and _ROAD_NUMBER_RE.fullmatch(chars) is None and _DAY_OF_MONTH_RE.fullmatch(chars) is None)
+            and _ROAD_NUMBER_RE.fullmatch(chars) is None and _DATE_RUN_RE.search(chars) is None)
 
 
 # A road's number is no plate: "contrôle rn 137", "accident sur la d 938", "l'a 10".
 _ROAD_NUMBER_RE = re.compile(r"(?:RN|RD|CD|RC|VC|N|D|A)\d{1,4}")
-# A date: "commission le 15 mai 4 places disponibles".
-_DAY_OF_MONTH_RE = re.compile(r"\d{1,2}MAI\d*")
+# A date read as one run of letters and digits: "commission le 15 mai 4 places", "le 12 mai 2021".
+_DATE_RUN_RE = re.compile(r"(?<!\d)\d{1,2}(?:JANV|FÉVR|FEVR|MARS|AVR|MAI|JUIN|JUIL|AOÛT|AOUT|SEPT|OCT|NOV|DÉC|DEC)")
 
 
 # An old plate in lower case: two or three letters ("4417 wxb 71"), never one ("14 h 30").
@@ -462,6 +464,8 @@ def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOT
     for run in runs:
         if not any(text[t.start:t.end].islower() for t in run.tokens if not t.spoken):
             continue
+        if _DATE_RUN_RE.search(run.alnum()[0]):
+            continue  # "depuis le 12 mai 2021 ok": a date, whatever shape its letters and digits take
         if has_context(text, run.start, ID_CONTEXT, end=run.end) and not _other_than_identity(text, run.start):
             patterns = [NEW_ID_RE, PASSPORT_RE]
             if has_context(text, run.start, PASSPORT_CONTEXT, end=run.end):
@@ -957,4 +961,10 @@ def names_another_number(text: str, start: int, end: int) -> bool:
     after it."""
     return (_other_than_identity(text, start) or _OTHER_NUMBER_RE.search(text, start, end) is not None
             or _CODE_PREFIX_RE.search(text, max(0, start - 12), start) is not None
-            or "/" in text[start:end] or amount_after(text, end))
+            or "/" in text[start:end] or amount_after(text, _after_last_digit(text, start, end)))
+
+
+def _after_last_digit(text: str, start: int, end: int) -> int:
+    """Where the digits of [start, end) stop: a span may hold its unit ("148 320 kilomètres")."""
+    last = max((i for i in range(start, end) if text[i].isdigit()), default=end - 1)
+    return last + 1
