@@ -730,6 +730,12 @@ def test_an_office_address_by_its_hours_or_the_place_that_receives_the_public(en
     assert not any(office in span or span in office for span in masked(engine, text)), masked(engine, text)
 
 
+def test_a_transfer_code_is_no_plate_but_the_plate_of_a_transfer_is(engine: AnonymizationEngine) -> None:
+    assert conversation(engine, ["véhicule vendu code de cession KX4821P remis à l'acheteur"])[-1] == {}
+    assert conversation(engine, ["La cession du véhicule GH-482-KL est enregistrée."])[-1].get(
+        "GH-482-KL") == "LICENSE_PLATE"
+
+
 def test_here_meaning_this_country_keeps_the_home_address(engine: AnonymizationEngine) -> None:
     text = "Au Maroc c'était à Fès, et ici j'habite au 14 rue des Acacias, 59000 Lille."
     assert masked(engine, text).get("14 rue des Acacias, 59000 Lille") == "ADDRESS"

@@ -134,6 +134,11 @@ def test_a_learned_date_answering_another_event_is_no_birth_date(question: str, 
     ("Mon passeport c'est 19AB12345.", "19AB12345", "ID_DOCUMENT"),
     ("Mon numéro fiscal, 3 04 512 778 912 6.", "3 04 512 778 912 6", "TAX_NUMBER"),  # thirteen digits
     ("La plaque, c'est D Z...", "D Z", "LICENSE_PLATE"),  # spelled capitals
+    # a name before a trade word said after it, in a note
+    ("appel maître kaddouri cabinet 04 38 98 42 12", "kaddouri", "PERSON"),
+    ("m lefort bâtiment b porte cassée", "lefort", "PERSON"),
+    # a part of a number said over two turns, whatever type the model gave it
+    ("Il cherche... 81 63.", "81 63", "PERSON"),
 ])
 def test_names_and_identifiers_keep_their_learned_span(words: FrenchWords, text: str, part: str,
                                                        kind: str) -> None:

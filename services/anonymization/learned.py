@@ -149,6 +149,8 @@ _REFERENCE_RE = re.compile(r"(?:[A-Za-z]{2,}-|(?:19|20)\d\d(?:[A-Z]{2}|-))[\dA-Z
 _VIN_RE = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
 # A web site: "ants.gouv.fr", "histovec.interieur.gouv.fr".
 _WEB_SITE_RE = re.compile(r"(?i:\w\.(?:gouv\.fr|fr|com|org|net|eu|info)(?!\w))")
+# A word of letters and digits mixed, which no name has.
+_CODE_WORD_RE = re.compile(r"(?=[\w-]*[^\W\d_])(?=[\w-]*\d)[\w-]*\w")
 # A spelling aid: "K comme Kilo".
 _SPELLING_AID_RE = re.compile(r"(?<![\w'’])([A-Za-z])[^\S\n]+comme[^\S\n]+[\w'’-]+")
 # Types made of digits only: a span of them holds a number, written or said.
@@ -177,10 +179,10 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
     if kind in _SPELLED_OR_DIGITS and not any(c.isdigit() for c in said) and re.search(
             r"[a-zà-ÿ]{2}", _SPELLING_AID_RE.sub(r"\1", span)):
         return True  # a plate or a document is digits or spelled capitals, not a word ("cni", "drm")
-    if kind == PERSON:
-        # a "name" with digits: a number the model typed wrong, or a code; seen far more
-        # often as a false alarm than as personal data (holdout8-15)
-        return digits >= 3 or not_a_person_name(text, finding.start, finding.end) or (
+    if kind == PERSON and _CODE_WORD_RE.search(span):
+        return True  # a "name" with a word of letters and digits ("EY16K3SK"): a code
+    if kind == PERSON and digits < 3:
+        return not_a_person_name(text, finding.start, finding.end) or (
             words is not None and _common_words_only(span, words))
     if kind == ADDRESS:
         return office_address(text, finding.start, finding.end) or amount_after(text, finding.end)

@@ -552,12 +552,14 @@ _MAKES = frozenset({"renault", "peugeot", "citroën", "citroen", "dacia", "fiat"
                     "michelin", "carrefour", "leclerc", "auchan", "intermarché", "decathlon", "ikea", "darty",
                     "fnac", "lidl", "aldi", "monoprix", "foncia", "nexity", "orpi", "citya"})
 _TRADES = frozenset({"mutuelle", "assurance", "assurances", "banque", "immobilier", "habitat", "transports",
-                     "transport", "automobiles", "formation", "intérim", "interim", "énergie", "télécom",
-                     "distribution", "groupe", "group", "consulting", "associés", "avocats", "notaires", "logistique",
-                     "sécurité", "garage", "menuiserie", "boulangerie", "pâtisserie", "boucherie", "charcuterie",
-                     "plomberie", "maçonnerie", "électricité", "peinture", "couverture", "jardins", "paysages",
-                     "ambulances", "taxis", "pompes", "nettoyage", "services", "bâtiment", "travaux", "auto-école",
-                     "pharmacie", "cabinet", "établissements", "ets", "société", "entreprise", "sarl", "sas", "eurl"})
+                     "automobiles", "formation", "intérim", "interim", "énergie", "télécom", "distribution",
+                     "groupe", "group", "consulting", "associés", "avocats", "notaires", "logistique", "sécurité"})
+# A trade said first names a firm after its owner: "Transports Morvan", "Garage Martin",
+# "Menuiserie Lefort" (said after a name, "m lefort bâtiment b", these words are no firm).
+_FIRM_FIRST_WORDS = frozenset({"transports", "transport", "garage", "menuiserie", "boulangerie", "pâtisserie",
+                               "boucherie", "charcuterie", "plomberie", "maçonnerie", "jardins", "paysages",
+                               "ambulances", "taxis", "nettoyage", "auto-école", "pharmacie", "établissements", "ets",
+                               "sarl", "sas", "eurl"})
 # Public figures, said as themselves or as the name of a street, a school, a hospital or a
 # room ("l'école Jean Moulin", "c'est Aimé Césaire", "la réforme Borne"): the namesakes of
 # French streets and schools most often met, and the heads of state and government of the
@@ -614,7 +616,7 @@ def _not_a_person(span: str, after: str) -> bool:
         return True
     words = span.split()
     next_word = re.match(r"[^\S\n]+([\w'’-]+)", after)
-    return (words[0].lower() in _MAKES or words[0].lower() in _TRADES or words[-1].lower() in _TRADES
+    return (words[0].lower() in _MAKES or words[0].lower() in _FIRM_FIRST_WORDS or words[-1].lower() in _TRADES
             or (next_word is not None and next_word.group(1).lower() in _TRADES)
             or _FAMILY_FIRM_AFTER_RE.match(after) is not None
             or _TOWN_HYPHEN_RE.search(span) is not None)

@@ -214,7 +214,7 @@ PLATE_FOREIGN_RE = re.compile(
 _NOT_PLATE_RE = re.compile(
     r"(?i:(?<!\w)(?:numéro|n°|ticket|pv|fps|amende|contravention|avis|formule|badge|horodateur|ligne|bus|salle|dossier|"
     r"facture|contrat|devis|commande|récépissé|plainte|vin|série|châssis|chassis|siret|siren|télépaiement|"
-    r"cession)s?(?!\w))")
+    r"code\s+(?:de\s+)?cession)s?(?!\w))")
 
 
 def _other_than_plate(text: str, at: int) -> bool:
