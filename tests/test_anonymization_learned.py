@@ -134,6 +134,8 @@ def test_a_learned_date_answering_another_event_is_no_birth_date(question: str, 
     ("Mon passeport c'est 19AB12345.", "19AB12345", "ID_DOCUMENT"),
     ("Mon numéro fiscal, 3 04 512 778 912 6.", "3 04 512 778 912 6", "TAX_NUMBER"),  # thirteen digits
     ("La plaque, c'est D Z...", "D Z", "LICENSE_PLATE"),  # spelled capitals
+    ("mail kaci.mohamed@gmail.com envoyé", "kaci.mohamed@gmail.com", "PERSON"),  # an e-mail typed wrong
+    ("mail oliveira.joao85@gmail.com ok", "oliveira.joao85@gmail.com", "LICENSE_PLATE"),
     # a name before a trade word said after it, in a note
     ("appel maître kaddouri cabinet 04 38 98 42 12", "kaddouri", "PERSON"),
     ("m lefort bâtiment b porte cassée", "lefort", "PERSON"),

@@ -150,6 +150,8 @@ _REFERENCE_RE = re.compile(r"(?:[A-Za-z]{2,}-|(?:19|20)\d\d(?:[A-Z]{2}|-))[\dA-Z
 _VIN_RE = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
 # A web site: "ants.gouv.fr", "histovec.interieur.gouv.fr".
 _WEB_SITE_RE = re.compile(r"(?i:\w\.(?:gouv\.fr|fr|com|org|net|eu|info)(?!\w))")
+# An e-mail address, written or said, whatever type the model gave it.
+_EMAIL_SHAPE_RE = re.compile(r"(?i:@|(?<!\w)arobase(?!\w))")
 # A word of letters and digits mixed, which no name has.
 _CODE_WORD_RE = re.compile(r"(?=[\w-]*[^\W\d_])(?=[\w-]*\d)[\w-]*\w")
 # A spelling aid: "K comme Kilo".
@@ -167,13 +169,15 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
     shape no personal data of any type has (the model's type is not trusted for this:
     a span it calls a name may be a number it saw right but typed wrong)."""
     kind, span = finding.entity_type, text[finding.start:finding.end]
+    if _EMAIL_SHAPE_RE.search(span):
+        return False  # an e-mail address, whatever type the model gave it
     digits = sum(c.isdigit() for c in span)
     runs = token_runs(span)
     said = runs[0].alnum()[0] if len(runs) == 1 else ""  # "7, 5, 2, 8, 9, 5, 8, Z comme Zoé": 7528958Z
     if (_JOB_SEEKER_ID_RE.fullmatch(span.strip()) or _JOB_SEEKER_ID_RE.fullmatch(said)
             or _REFERENCE_RE.fullmatch(span.strip()) or _VIN_RE.fullmatch(span.strip())
             or (digits == _SIRET_LENGTH and not any(c.isalpha() for c in span))
-            or (kind != EMAIL and _WEB_SITE_RE.search(span))):
+            or _WEB_SITE_RE.search(span)):
         return True
     if kind in _DIGITS_ONLY and not runs:
         return True  # a number type with no number in it ("nouvel", "adoma")
