@@ -115,6 +115,13 @@ def test_shapes_no_personal_data_has_leave_a_learned_span_out(words: FrenchWords
     assert lookalike(text, _finding(text, part, kind), words)
 
 
+def test_a_learned_date_is_judged_by_its_own_line_and_the_line_before() -> None:
+    text = ("Vous avez rendez-vous pour le renouvellement ?\noui\nvotre date de naissance, s'il vous plaît\n"
+            "euh c'est le quatre août soixante-dix-neuf")
+    date = "quatre août soixante-dix-neuf"
+    assert not lookalike(text, _finding(text, date, "DATE_OF_BIRTH"))
+
+
 @pytest.mark.parametrize(("question", "answer", "birth"), [
     ("Vous êtes arrivée en France quand ?", "Le 14 février 2011.", False),
     ("La carte a été délivrée quand ?", "Le 2 juin 2019, à la préfecture.", False),
@@ -136,6 +143,9 @@ def test_a_learned_date_answering_another_event_is_no_birth_date(question: str, 
     ("La plaque, c'est D Z...", "D Z", "LICENSE_PLATE"),  # spelled capitals
     ("mail kaci.mohamed@gmail.com envoyé", "kaci.mohamed@gmail.com", "PERSON"),  # an e-mail typed wrong
     ("mail oliveira.joao85@gmail.com ok", "oliveira.joao85@gmail.com", "LICENSE_PLATE"),
+    ("Je suis né le 1985-03-12 à Lyon.", "1985-03-12", "DATE_OF_BIRTH"),  # an ISO date is no reference
+    ("Votre nom ?\nRossignol.", "Rossignol", "PERSON"),  # a surname that is also a word
+    ("ma plaque c'est GH 458 KM", "GH 458 KM", "LICENSE_PLATE"),  # a plate's letters are no unit
     # a name before a trade word said after it, in a note
     ("appel maître kaddouri cabinet 04 38 98 42 12", "kaddouri", "PERSON"),
     ("m lefort bâtiment b porte cassée", "lefort", "PERSON"),

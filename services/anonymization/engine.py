@@ -185,7 +185,8 @@ class AnonymizationEngine:
                 raise InvalidArgument("the learned recogniser reads French and needs the French NER model "
                                       "(anonymization.ner_models: fr=...)", field="anonymization.learned_model")
             # fr_core_news_md's vocabulary and vectors, shared with the NER loaded above
-            self.learned = LearnedRecognizer(learned_model, self._analyzers["fr"].nlp_engine.nlp["fr"])
+            self.learned = LearnedRecognizer(learned_model, self._analyzers["fr"].nlp_engine.nlp["fr"],
+                                             self._words["fr"])
         self.load_seconds = time.perf_counter() - started
 
     def with_limits(self, *, max_texts: int | None = None, time_budget_s: float | None = None) -> AnonymizationEngine:

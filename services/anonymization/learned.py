@@ -117,16 +117,16 @@ def verify(directory: Path) -> None:
 class LearnedRecognizer:
     """The trained NER, loaded on a given vocabulary (with vectors)."""
 
-    def __init__(self, directory: Path, nlp: Any) -> None:
+    def __init__(self, directory: Path, nlp: Any, words: FrenchWords | None = None) -> None:
         """`nlp`: the loaded French pipeline (fr_core_news_md), for its vocabulary and
-        vectors and for its lemmatizer's dictionary (`FrenchWords`)."""
+        vectors and for its lemmatizer's dictionary (`words`, built from it when not given)."""
         if not (directory / "ner" / "model").is_file():
             raise ModelNotFound(f"{MODEL_NAME} is not installed in {directory.name}; "
                                 "train it with scripts/train_counter_ner.py")
         verify(directory)
         self.nlp = blank_pipeline(nlp.vocab)
         self.nlp.get_pipe("ner").from_disk(directory / "ner", exclude=["vocab"])
-        self.words = FrenchWords(nlp)
+        self.words = words if words is not None else FrenchWords(nlp)
 
     def find(self, texts: Sequence[str], before: Sequence[str] | None = None,
              batch_size: int = 64) -> list[list[Finding]]:
@@ -145,7 +145,8 @@ class LearnedRecognizer:
 _JOB_SEEKER_ID_RE = re.compile(r"\d{7}[^\S\n]?[A-Za-z]\.?")
 # A file's reference: a prefix, or a year, then digits ("OT-2024-118204", "RDV-31555-7781",
 # "2023RP26214", "2025-FR-00371"); a registration document's "formule" ("2979PA30261").
-_REFERENCE_RE = re.compile(r"(?:[A-Za-z]{2,}-|(?:19|20)\d\d(?:[A-Z]{2}|-))[\dA-Z-]*\d|\d{4}[A-Z]{2}\d{5}")
+_REFERENCE_RE = re.compile(r"(?!(?:19|20)\d\d-[01]?\d-[0-3]?\d\Z)"  # not a date, "1985-03-12"
+                           r"(?:[A-Za-z]{2,}-|(?:19|20)\d\d(?:[A-Z]{2}|-))[\dA-Z-]*\d|\d{4}[A-Z]{2}\d{5}")
 # A vehicle's serial number (VIN, 17 characters): no person's identifier.
 _VIN_RE = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
 # A web site: "ants.gouv.fr", "histovec.interieur.gouv.fr".
@@ -187,14 +188,20 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
     if kind == PERSON and _CODE_WORD_RE.search(span):
         return True  # a "name" with a word of letters and digits ("EY16K3SK"): a code
     if kind == PERSON and digits < 3:
+        # dictionary words only count in lower case (a note): "Rossignol." may be a surname
         return not_a_person_name(text, finding.start, finding.end) or (
-            words is not None and _common_words_only(span, words))
+            words is not None and span.islower() and _common_words_only(span, words))
     if kind == ADDRESS:
         return office_address(text, finding.start, finding.end) or amount_after(text, finding.end)
     if kind == EMAIL:
         return "@" not in span and "arobase" not in span.lower()
     if kind == DATE_OF_BIRTH:
-        return another_event_date(text[:finding.start], previous_turn)
+        # the date's own line, and the line before it (in this text, or the previous turn)
+        before = text[:finding.start]
+        line_start = before.rfind("\n")
+        if line_start >= 0:
+            previous_turn = before[:line_start].rsplit("\n", 1)[-1]
+        return another_event_date(before[line_start + 1:], previous_turn)
     return names_another_number(text, finding.start, finding.end)
 
 

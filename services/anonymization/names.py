@@ -566,36 +566,28 @@ _FIRM_FIRST_WORDS = frozenset({"transports", "transport", "garage", "menuiserie"
 # Fifth Republic. Never a private person's personal data (the conventions of the data sets).
 _PUBLIC_FIGURES = frozenset(unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower() for name in (
     "Jean Jaurès", "Victor Hugo", "Jean Moulin", "Louis Pasteur", "Charles de Gaulle", "Jules Ferry",
-    "Léon Gambetta", "Georges Clemenceau", "Aristide Briand", "Jean Macé", "Paul Bert", "Anatole France",
-    "Émile Zola", "Voltaire", "Jean-Jacques Rousseau", "Molière", "Jean de La Fontaine", "Jacques Prévert",
-    "Marie Curie", "Pierre Curie", "Pierre et Marie Curie", "Louise Michel", "Simone Veil", "Jean Zay",
-    "Aimé Césaire", "Françoise Dolto", "Albert Camus", "Antoine de Saint-Exupéry", "Saint-Exupéry", "Paul Éluard",
-    "Louis Aragon", "Pablo Picasso", "Marcel Pagnol", "Jean Monnet", "Robert Schuman", "Léon Blum",
-    "Salvador Allende", "Nelson Mandela", "Martin Luther King", "Rosa Parks", "George Sand", "Alexandre Dumas",
-    "Honoré de Balzac", "Gustave Eiffel", "Jules Verne", "Guy Môquet", "Danielle Casanova", "Lucie Aubrac",
-    "Raymond Aubrac", "Jean Rostand", "Paul Langevin", "Frédéric Joliot-Curie", "Irène Joliot-Curie",
-    "Henri Barbusse", "Romain Rolland", "Condorcet", "Alphonse de Lamartine", "Alphonse Daudet", "Arthur Rimbaud",
-    "Paul Verlaine", "Charles Baudelaire", "Gérard Philipe", "Jean Vilar", "Édith Piaf", "Joséphine Baker",
-    "Gisèle Halimi", "Olympe de Gouges", "Jeanne d'Arc", "Jean Mermoz", "Roland Garros", "Henri Matisse",
-    "Claude Monet", "Auguste Renoir", "Paul Cézanne", "Maximilien Robespierre", "Jean Bart", "Ferdinand Foch",
-    "Maréchal Foch", "Maréchal Leclerc", "Général Leclerc", "Général de Gaulle", "Jean Giono", "Victor Schœlcher",
-    "Victor Schoelcher", "Toussaint Louverture", "Félix Éboué", "Gaston Monnerville", "Frantz Fanon", "Abbé Pierre",
-    "Jacques Brel", "Georges Brassens", "Jean Ferrat", "Marguerite Duras", "Simone de Beauvoir",
-    "Jean-Paul Sartre", "Ambroise Croizat", "Pierre Mendès France", "Mendès France", "Vincent Auriol", "René Coty",
-    "Georges Pompidou", "Pompidou", "Valéry Giscard d'Estaing", "Giscard d'Estaing", "François Mitterrand",
-    "Mitterrand", "Jacques Chirac", "Chirac", "Nicolas Sarkozy", "Sarkozy", "François Hollande",
-    "Emmanuel Macron", "Macron", "Élisabeth Borne", "Gabriel Attal", "Michel Barnier", "François Bayrou",
-    "Édouard Philippe", "Jean Castex", "Michel Rocard", "Lionel Jospin", "Sadi Carnot", "Lazare Carnot",
-    "Louis Blériot", "Marcel Cachin", "Pablo Neruda", "Maurice Thorez", "Paul Vaillant-Couturier",
-    "Youri Gagarine", "Guillaume Apollinaire", "Charles Péguy", "Paul Doumer", "Pierre Brossolette", "Jean Perrin",
-    "Ernest Renan", "Jean Lurçat", "Camille Claudel", "Marie Marvingt", "Germaine Tillion", "Geneviève de Gaulle",
-    "Joseph Kessel", "Albert Schweitzer", "Louis Braille", "Blaise Pascal", "René Descartes", "Denis Diderot",
-    "Montesquieu", "Gustave Flaubert", "Stendhal", "Marcel Proust", "Pierre de Ronsard", "Joachim du Bellay",
-    "François Rabelais", "Jean Racine", "Pierre Corneille", "Nicolas Boileau", "Hector Berlioz", "Claude Debussy",
-    "Maurice Ravel", "Georges Bizet", "Louis Armstrong", "Mahatma Gandhi", "Jean-Baptiste Clément",
-    "Marcel Sembat", "Louis Lumière", "Auguste et Louis Lumière", "Marcelin Berthelot", "Paul Painlevé",
-    "Jean Vigo", "Jacques Decour", "Gabriel Péri", "Pierre Sémard", "Danton", "Jean Prouvé", "Marc Bloch",
-    "Henri Wallon", "Elsa Triolet", "Olof Palme", "Salvador Dali",
+    "Léon Gambetta", "Georges Clemenceau", "Aristide Briand", "Anatole France", "Émile Zola", "Voltaire",
+    "Jean-Jacques Rousseau", "Molière", "Jean de La Fontaine", "Jacques Prévert", "Marie Curie",
+    "Pierre et Marie Curie", "Louise Michel", "Simone Veil", "Aimé Césaire", "Françoise Dolto", "Albert Camus",
+    "Antoine de Saint-Exupéry", "Saint-Exupéry", "Paul Éluard", "Louis Aragon", "Pablo Picasso", "Marcel Pagnol",
+    "Robert Schuman", "Léon Blum", "Salvador Allende", "Nelson Mandela", "Martin Luther King", "Rosa Parks",
+    "George Sand", "Alexandre Dumas", "Honoré de Balzac", "Gustave Eiffel", "Jules Verne", "Guy Môquet",
+    "Danielle Casanova", "Lucie Aubrac", "Raymond Aubrac", "Frédéric Joliot-Curie", "Irène Joliot-Curie",
+    "Condorcet", "Alphonse de Lamartine", "Alphonse Daudet", "Arthur Rimbaud", "Charles Baudelaire",
+    "Gérard Philipe", "Édith Piaf", "Joséphine Baker", "Gisèle Halimi", "Olympe de Gouges", "Jeanne d'Arc",
+    "Roland Garros", "Henri Matisse", "Auguste Renoir", "Paul Cézanne", "Maximilien Robespierre",
+    "Ferdinand Foch", "Maréchal Foch", "Maréchal Leclerc", "Général Leclerc", "Général de Gaulle",
+    "Victor Schœlcher", "Victor Schoelcher", "Toussaint Louverture", "Félix Éboué", "Gaston Monnerville",
+    "Frantz Fanon", "Abbé Pierre", "Jacques Brel", "Georges Brassens", "Marguerite Duras", "Simone de Beauvoir",
+    "Jean-Paul Sartre", "Ambroise Croizat", "Pierre Mendès France", "Mendès France", "Georges Pompidou",
+    "Pompidou", "Valéry Giscard d'Estaing", "Giscard d'Estaing", "François Mitterrand", "Mitterrand",
+    "Jacques Chirac", "Chirac", "Nicolas Sarkozy", "Sarkozy", "François Hollande", "Emmanuel Macron", "Macron",
+    "Élisabeth Borne", "François Bayrou", "Lionel Jospin", "Louis Blériot", "Pablo Neruda",
+    "Paul Vaillant-Couturier", "Youri Gagarine", "Guillaume Apollinaire", "Germaine Tillion",
+    "Geneviève de Gaulle", "Albert Schweitzer", "Blaise Pascal", "René Descartes", "Denis Diderot", "Montesquieu",
+    "Gustave Flaubert", "Marcel Proust", "Pierre de Ronsard", "Joachim du Bellay", "François Rabelais",
+    "Nicolas Boileau", "Hector Berlioz", "Claude Debussy", "Maurice Ravel", "Georges Bizet", "Louis Armstrong",
+    "Mahatma Gandhi", "Auguste et Louis Lumière", "Elsa Triolet", "Olof Palme", "Salvador Dali",
 ))
 _PUBLIC_FIGURES_FOLDED = frozenset(" ".join(re.split(r"[\s\-]+", name)) for name in _PUBLIC_FIGURES)
 # "Garage Martin et Fils", "Moreau Frères", "Durand & Cie": a family firm.
@@ -612,8 +604,6 @@ def public_figure(span: str) -> bool:
 
 
 def _not_a_person(span: str, after: str) -> bool:
-    if public_figure(span):
-        return True
     words = span.split()
     next_word = re.match(r"[^\S\n]+([\w'’-]+)", after)
     return (words[0].lower() in _MAKES or words[0].lower() in _FIRM_FIRST_WORDS or words[-1].lower() in _TRADES
@@ -652,6 +642,8 @@ def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
             continue
         if _BORN_AT_RE.search(text[max(0, f.start - 60):f.start]):
             continue
+        if f.recognizer in ("spacy", "gazetteer") and public_figure(text[f.start:f.end]):
+            continue  # not a name said again ("je m'appelle Jean Moulin", then "Jean Moulin")
         if f.recognizer in ("spacy", "gazetteer", "repeat") and (
                 _EMPLOYER_BEFORE_RE.search(text[max(0, f.start - 40):f.start])
                 or _SPELLING_AID_BEFORE_RE.search(text[max(0, f.start - 12):f.start])):
@@ -670,6 +662,7 @@ def extend_and_filter(text: str, names: list[Finding]) -> list[Finding]:
             end += len(after.group(0))
         if (start, end) != (f.start, f.end) and (
                 names_a_place(text, start, end) or _TOWN_WORD_RE.match(text, start)
+                or (f.recognizer in ("spacy", "gazetteer") and public_figure(text[start:end]))
                 or (f.recognizer in ("spacy", "gazetteer", "repeat") and _not_a_person(text[start:end], text[end:end + 24]))):
             continue
         out.append(Finding(start, end, PERSON, f.score, f.recognizer))
@@ -709,6 +702,7 @@ def names_a_place(text: str, start: int, end: int) -> bool:
 def not_a_person_name(text: str, start: int, end: int) -> bool:
     """The capitalised words at [start, end) name a place, a company or an employer, or
     the town of a postcode, by the cues `extend_and_filter` applies to NER's names."""
-    return (names_a_place(text, start, end) or _not_a_person(text[start:end], text[end:end + 24])
+    return (names_a_place(text, start, end) or public_figure(text[start:end])
+            or _not_a_person(text[start:end], text[end:end + 24])
             or _EMPLOYER_BEFORE_RE.search(text[max(0, start - 40):start]) is not None
             or _POSTCODE_BEFORE_RE.search(text[max(0, start - 8):start]) is not None)

@@ -241,6 +241,8 @@ CARD_CONTEXT = ("carte d'identité", "carte d’identité", "carte nationale", "
 _NAME_SPELLING_RE = re.compile(r"(?i:(?<!\w)(?:nom|prénom|épel\w*|s['’]écrit)(?!\w))")
 PASSPORT_CONTEXT = ("passeport", "passport")
 _CODE_PREFIX_RE = re.compile(r"[A-Za-z]{2,}-\Z")
+# A code's capitals before a phone or a NIR ("RC-33-2024-06612"); not a word ("portable-06...").
+_CAPITAL_CODE_PREFIX_RE = re.compile(r"(?<![a-zà-ÿ])[A-Z]{2,}-\Z")
 # What makes a number near an identity word something else, when said after it: "j'instruis
 # votre dossier, le 2023-031-N-04418", "lettre suivie, numéro 1L 004..." (but "la facture
 # EDF et ma carte, l'ancienne, 1411..." is the card's number: the nearest cue counts).
@@ -308,7 +310,8 @@ def _find_in_run(text: str, run: Run, recent: Recent) -> list[Finding]:
     # a code glued to letters ("ANEF-2024-13-0578812", "L2024-0611") is a file's reference,
     # and so is a number with a slash ("01834/2024", "94/70598"): no document nor CAF number has one
     findings = [f for f in findings if f.entity_type not in (TAX_NUMBER, CAF_NUMBER, ID_DOCUMENT, PHONE, NIR)
-                or (_CODE_PREFIX_RE.search(text, max(0, f.start - 12), f.start) is None
+                or ((_CODE_PREFIX_RE if f.entity_type not in (PHONE, NIR) else _CAPITAL_CODE_PREFIX_RE).search(
+                    text, max(0, f.start - 12), f.start) is None
                     and not (f.entity_type in (ID_DOCUMENT, CAF_NUMBER) and "/" in text[f.start:f.end]))]
     return [*findings, *found.plates()]
 
@@ -464,9 +467,9 @@ def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOT
     for run in runs:
         if not any(text[t.start:t.end].islower() for t in run.tokens if not t.spoken):
             continue
-        if _DATE_RUN_RE.search(run.alnum()[0]):
-            continue  # "depuis le 12 mai 2021 ok": a date, whatever shape its letters and digits take
-        if has_context(text, run.start, ID_CONTEXT, end=run.end) and not _other_than_identity(text, run.start):
+        dated = _DATE_RUN_RE.search(run.alnum()[0]) is not None  # "depuis le 12 mai 2021 ok"
+        if (not dated and has_context(text, run.start, ID_CONTEXT, end=run.end)
+                and not _other_than_identity(text, run.start)):
             patterns = [NEW_ID_RE, PASSPORT_RE]
             if has_context(text, run.start, PASSPORT_CONTEXT, end=run.end):
                 patterns.append(FOREIGN_PASSPORT_RE)
@@ -481,7 +484,7 @@ def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOT
                               lambda chars: 0.95 if stdnum_iban.is_valid(chars, check_country=False) else None)
         found += _run_matches(run, NIR_RE, NIR, "nir-lower-case",
                               lambda chars: 0.95 if len(chars) == 15 and stdnum_nir.is_valid(chars) else None)
-        if not (LICENSE_PLATE in recent or has_context(text, run.start, PLATE_CONTEXT, end=run.end)):
+        if dated or not (LICENSE_PLATE in recent or has_context(text, run.start, PLATE_CONTEXT, end=run.end)):
             continue
         found += _run_matches(run, PLATE_SIV_RE, LICENSE_PLATE, "plate-lower-case", lambda chars: 0.8)
         if (_whole_run_plate(run, PLATE_FNI_LOWER_RE) or _whole_run_plate(run, PLATE_FOREIGN_RE)) \
@@ -833,8 +836,7 @@ _SERVICE_ADDRESS_RE = re.compile(
     r"commission|auprès|écrivez|écrire|employeur|entreprise|société|usine|magasin|cabinet|notaire|avocate?|"
     # the office the agent speaks from, and places that receive the public: "revenez nous voir
     # ici, au 67 boulevard...", "l'annexe du 2 place...", "l'école Louise Michel, au 4 rue..."
-    r"(?:c['’]est|voir|passer|venir|revenir|revenez)\s+ici|annexe|atelier|retrait|retirez|audience|police|école|"
-    r"collège|lycée|crèche|garage|"
+    r"(?:c['’]est|voir|passer|venir|revenir|revenez)\s+ici|atelier|retrait|retirez|audience|"
     # where a car stood or an accident happened: "j'étais garé 18 avenue de Grammont"
     r"garée?s?|stationnée?s?|stationnement|accident|collision|accroché|percuté|enlevée?s?|eu\s+lieu)(?!\w))")
 _CEDEX_RE = re.compile(r"(?i:\s*cedex\b)")
@@ -863,14 +865,12 @@ _DOMICILIATION_RE = re.compile(
     r"(?:spada|ccas|cada|huda|association|secours|croix-rouge|emmaüs|mairie|structure|plateforme|[A-Z]{3,}\b))")
 
 
-# Opening hours said in the same sentence: "le mercredi de 14 h à 17 h, au 12 rue...".
-_OPENING_HOURS_RE = re.compile(r"(?i:(?<!\w)de\s+\d{1,2}\s*h(?:\s*\d{2})?\s+à\s+\d{1,2}\s*h)")
-
-
-def _sentence_after(text: str, end: int) -> str:
-    after = text[end:end + 120]
-    cut = min((i for i in (after.find(c) for c in ".?!\n") if i >= 0), default=len(after))
-    return after[:cut]
+# A place that receives the public named just before the address: "l'école Louise Michel,
+# au 4 rue...", "à l'annexe du 2 place...", "Le garage Renault Martin, 23 route..." (not
+# "après l'école, les enfants rentrent au 12 rue...").
+_PLACE_JUST_BEFORE_RE = re.compile(
+    r"(?i:(?<!\w)(?:école|collège|lycée|crèche|garage|police|annexe|gendarmerie|commissariat)(?!\w)"
+    r"[^,.;:!?\n]{0,40}+,?[^\S\n]*(?:au|à|du)?[^\S\n]*\Z)")
 
 
 def _office_address(text: str, start: int, end: int) -> bool:
@@ -878,7 +878,7 @@ def _office_address(text: str, start: int, end: int) -> bool:
     if _DOMICILIATION_RE.search(sentence):
         return True
     personal = has_context(sentence, len(sentence), PERSONAL_ADDRESS_CONTEXT)
-    if not personal and (_OPENING_HOURS_RE.search(sentence) or _OPENING_HOURS_RE.search(_sentence_after(text, end))):
+    if not personal and _PLACE_JUST_BEFORE_RE.search(text, max(0, start - 60), start):
         return True
     return (_SERVICE_ADDRESS_RE.search(sentence) is not None and not personal) or _CEDEX_RE.match(text, end) is not None
 
@@ -965,6 +965,7 @@ def names_another_number(text: str, start: int, end: int) -> bool:
 
 
 def _after_last_digit(text: str, start: int, end: int) -> int:
-    """Where the digits of [start, end) stop: a span may hold its unit ("148 320 kilomètres")."""
+    """Where the digits of [start, end) stop when the span holds its unit in lower case
+    ("148 320 kilomètres"; not a plate's letters, "GH 458 KM")."""
     last = max((i for i in range(start, end) if text[i].isdigit()), default=end - 1)
-    return last + 1
+    return last + 1 if text[last + 1:end].islower() else end
