@@ -106,8 +106,21 @@ def load_model(path: Path) -> Any:
     return recognizer.nlp
 
 
+def _words() -> FrenchWords:
+    """The md pipeline's dictionary, loaded once (also when the model was trained here, by
+    the cross-validation commands, rather than loaded)."""
+    global _WORDS
+    if _WORDS is None:
+        import spacy
+
+        _WORDS = FrenchWords(spacy.load(tcn.md_dir(), exclude=["tok2vec", "morphologizer", "parser",
+                                                               "attribute_ruler", "ner", "senter"]))
+    return _WORDS
+
+
 def filtered(texts: list[str], learned: list[list[Finding]]) -> list[list[Finding]]:
-    return [[f for f in fs if not lookalike(text, f, _WORDS)] for text, fs in zip(texts, learned, strict=True)]
+    words = _words()
+    return [[f for f in fs if not lookalike(text, f, words)] for text, fs in zip(texts, learned, strict=True)]
 
 
 def score(lines, findings):
