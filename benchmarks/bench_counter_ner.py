@@ -34,7 +34,7 @@ from parlons.services.anonymization.entities import Finding  # noqa: E402
 from parlons.services.anonymization.evaluation import Evaluation, evaluate, read_corpus  # noqa: E402
 from parlons.services.anonymization.learned import LABELS  # noqa: E402
 from parlons.services.anonymization.learned import lookalike  # noqa: E402
-from parlons.services.anonymization.lexicon import FrenchWords  # noqa: E402
+from parlons.services.anonymization.lexicon import FrenchWords, load_vocabulary_and_lemmatizer  # noqa: E402
 
 WORK = Path("/tmp/counter_ner_work")
 FOLDS = [p.stem.removeprefix("anonymization_fr_") for p in tcn.TUNING]
@@ -111,10 +111,7 @@ def _words() -> FrenchWords:
     the cross-validation commands, rather than loaded)."""
     global _WORDS
     if _WORDS is None:
-        import spacy
-
-        _WORDS = FrenchWords(spacy.load(tcn.md_dir(), exclude=["tok2vec", "morphologizer", "parser",
-                                                               "attribute_ruler", "ner", "senter"]))
+        _WORDS = FrenchWords(load_vocabulary_and_lemmatizer(tcn.md_dir()))
     return _WORDS
 
 

@@ -145,13 +145,10 @@ def save(nlp, out: Path, training: dict) -> None:
 
 def load_counter_ner(path: Path, vectors_from: Path | None = None):
     """The trained recogniser on the md pipeline's vocabulary and lemmatizer tables."""
-    import spacy
-
     from parlons.services.anonymization.learned import LearnedRecognizer
+    from parlons.services.anonymization.lexicon import load_vocabulary_and_lemmatizer
 
-    md = spacy.load(vectors_from or md_dir(), exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler",
-                                                        "ner", "senter"])
-    return LearnedRecognizer(path, md)
+    return LearnedRecognizer(path, load_vocabulary_and_lemmatizer(vectors_from or md_dir()))
 
 
 def default_out() -> Path:

@@ -17,7 +17,7 @@ from parlons.services.anonymization.engine import AnonymizationEngine, Anonymize
 from parlons.services.anonymization.entities import Finding
 from parlons.services.anonymization.evaluation import Evaluation, evaluate, read_corpus
 from parlons.services.anonymization.learned import MANIFEST, MODEL_NAME, lookalike, union
-from parlons.services.anonymization.lexicon import FrenchWords
+from parlons.services.anonymization.lexicon import FrenchWords, load_vocabulary_and_lemmatizer
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLDOUT = ROOT / "tests" / "data" / "holdout"
@@ -65,11 +65,8 @@ def test_personal_data_is_no_look_alike(text: str, part: str, kind: str) -> None
 @pytest.fixture(scope="module")
 def words() -> FrenchWords:
     """The dictionary of the French pipeline the engine loads."""
-    import spacy
-
     path = ModelManager().resolve("spacy-fr-core-news-md", kind="ner")
-    return FrenchWords(spacy.load(path, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler", "ner",
-                                                 "senter"]))
+    return FrenchWords(load_vocabulary_and_lemmatizer(path))
 
 
 @pytest.mark.parametrize(("text", "part", "kind"), [

@@ -177,8 +177,7 @@ class AnonymizationEngine:
             self._analyzers[lang] = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
                                                    supported_languages=[lang])
         # the French pipeline's dictionary, to tell a common word NER took for a name
-        self._words = {lang: FrenchWords(self._analyzers[lang].nlp_engine.nlp[lang]) for lang in self._analyzers
-                       if lang == "fr"}
+        self._words = {"fr": FrenchWords(self._analyzers["fr"].nlp_engine.nlp["fr"])} if "fr" in self._analyzers else {}
         self.learned: LearnedRecognizer | None = None
         if learned_model is not None:
             if "fr" not in self._analyzers:

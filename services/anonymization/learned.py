@@ -43,7 +43,7 @@ from .entities import (
     Finding,
 )
 from .lexicon import FrenchWords
-from .names import name_word_shape, no_name_word, not_a_person_name
+from .names import NAME_WORD_RE, no_name_word, not_a_person_name
 from .numbers import token_runs
 from .rules import amount_after, another_event_date, names_another_number, office_address
 
@@ -208,7 +208,7 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
 def _common_words_only(span: str, words: FrenchWords) -> bool:
     """Every word of a would-be name is a common word, a civility or a word of the notes
     ("jumeaux", "directrice de", "mr", "iban"): no name in it."""
-    found = name_word_shape().findall(span)
+    found = NAME_WORD_RE.findall(span)
     return bool(found) and all(no_name_word(w) or words.common(w) for w in found)
 
 

@@ -10,9 +10,23 @@ name on its own.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .names import lower_gazetteer
+
+# What `FrenchWords` and the learned recogniser need of fr_core_news_md is its vocabulary
+# (with the vectors) and its lemmatizer's tables; the rest is not loaded.
+_NOT_NEEDED = ["tok2vec", "morphologizer", "parser", "attribute_ruler", "ner", "senter"]
+
+
+def load_vocabulary_and_lemmatizer(model_dir: Path) -> Any:
+    """fr_core_news_md (at `model_dir`) with only its vocabulary and lemmatizer, for
+    scripts and benchmarks that build `FrenchWords` or the learned recogniser without the
+    engine (the engine shares the pipeline it has loaded)."""
+    import spacy
+
+    return spacy.load(model_dir, exclude=_NOT_NEEDED)
 
 
 class FrenchWords:

@@ -214,6 +214,8 @@ class _NoteLines:
         return self._note
 
 
+# A word as the name rules read one ("jean-baptiste", "n'diaye").
+NAME_WORD_RE = re.compile(r"[\w'’]+(?:-[\w'’]+)*")
 _CIVILITY_WORDS = frozenset({"m", "mr", "mme", "mmes", "mlle", "monsieur", "madame", "mademoiselle", "messieurs",
                              "mesdames"})
 # "un monsieur m'a donné", "mme l'a appelé": an elided pronoun, no name.
@@ -225,7 +227,7 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
     third or fourth word only when it is a known name ("m nguyen van thanh", but "m
     martin paul vérifier la date" is two words); after "et", the second word too
     ("et kofi inscrits" is one name)."""
-    words = list(_NAME_WORD_RE.finditer(text[start:end]))
+    words = list(NAME_WORD_RE.finditer(text[start:end]))
     taken: list[re.Match[str]] = []
     for i, w in enumerate(words):
         word = w.group().lower()
@@ -253,14 +255,6 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
             after = start + taken[-1].end() + rest.end()
             found.extend(_name_words_at(text, after, min(len(text), after + 60), and_more=False, free_words=1))
     return found
-
-
-_NAME_WORD_RE = re.compile(r"[\w'’]+(?:-[\w'’]+)*")
-
-
-def name_word_shape() -> re.Pattern[str]:
-    """A word as the name rules read one ("jean-baptiste", "n'diaye")."""
-    return _NAME_WORD_RE
 
 
 def no_name_word(word: str) -> bool:
@@ -564,7 +558,13 @@ _FIRM_FIRST_WORDS = frozenset({"transports", "transport", "garage", "menuiserie"
 # room ("l'école Jean Moulin", "c'est Aimé Césaire", "la réforme Borne"): the namesakes of
 # French streets and schools most often met, and the heads of state and government of the
 # Fifth Republic. Never a private person's personal data (the conventions of the data sets).
-_PUBLIC_FIGURES = frozenset(unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower() for name in (
+def _folded(words: str) -> str:
+    """Without accents, case, hyphens or curly apostrophes: "Jean-Moulin" is "jean moulin"."""
+    ascii_lower = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.split(r"[\s\-]+", ascii_lower.replace("’", "'")))
+
+
+_PUBLIC_FIGURES = frozenset(_folded(name) for name in (
     "Jean Jaurès", "Victor Hugo", "Jean Moulin", "Louis Pasteur", "Charles de Gaulle", "Jules Ferry",
     "Léon Gambetta", "Georges Clemenceau", "Aristide Briand", "Anatole France", "Émile Zola", "Voltaire",
     "Jean-Jacques Rousseau", "Molière", "Jean de La Fontaine", "Jacques Prévert", "Marie Curie",
@@ -589,7 +589,6 @@ _PUBLIC_FIGURES = frozenset(unicodedata.normalize("NFKD", name).encode("ascii", 
     "Nicolas Boileau", "Hector Berlioz", "Claude Debussy", "Maurice Ravel", "Georges Bizet", "Louis Armstrong",
     "Mahatma Gandhi", "Auguste et Louis Lumière", "Elsa Triolet", "Olof Palme", "Salvador Dali",
 ))
-_PUBLIC_FIGURES_FOLDED = frozenset(" ".join(re.split(r"[\s\-]+", name)) for name in _PUBLIC_FIGURES)
 # "Garage Martin et Fils", "Moreau Frères", "Durand & Cie": a family firm.
 _FAMILY_FIRM_AFTER_RE = re.compile(r"(?i:[^\S\n]+(?:(?:et|&)[^\S\n]+)?(?:fils|frères|cie|compagnie)(?!\w))")
 # "F comme François", "D comme Désiré": a spelling aid, not a person.
@@ -599,8 +598,7 @@ _TOWN_HYPHEN_RE = re.compile(r"-(?:sur|sous|lès|lez|les|en|la|le|aux|et)-|(?i:-
 
 def public_figure(span: str) -> bool:
     """The words name a public figure (`_PUBLIC_FIGURES`), whatever the accents, hyphens or case."""
-    folded = unicodedata.normalize("NFKD", span).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.split(r"[\s\-]+", folded.replace("’", "'"))) in _PUBLIC_FIGURES_FOLDED
+    return _folded(span) in _PUBLIC_FIGURES
 
 
 def _not_a_person(span: str, after: str) -> bool:

@@ -222,12 +222,7 @@ def _other_than_plate(text: str, at: int) -> bool:
     after the last vehicle word of its sentence (the nearest cue counts)."""
     if _LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None:
         return True
-    sentence = _sentence_before(text, at).lower()
-    other = max((m.end() for m in _NOT_PLATE_RE.finditer(sentence)), default=-1)
-    if other < 0:
-        return False
-    plate = max((m.end() for m in _context_re(PLATE_CONTEXT).finditer(sentence)), default=-1)
-    return plate < other
+    return _named_as_another(text, at, PLATE_CONTEXT, (_NOT_PLATE_RE,))
 
 
 # A foreign passport: "FE 418273" (Ukraine), "B1427963", or digits alone ("382716459",
