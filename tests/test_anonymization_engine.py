@@ -792,3 +792,41 @@ def test_service_lines_and_other_numbers_are_left(engine: AnonymizationEngine, t
                                                   number: str) -> None:
     found = conversation(engine, turns)[-1]
     assert not any(number in span or span in number for span in found), found
+
+
+@pytest.mark.parametrize(("text", "name", "not_name"), [
+    # a long dictionary word ends a name in a note
+    ("mme ferrand injoignable ce matin rappeler lundi", "ferrand", "injoignable"),
+    ("sa fille amandine scolarisée en cm2", "amandine", "scolarisée"),
+    ("m kowalczyk expulsé du logement le 3", "kowalczyk", "expulsé"),
+    # short dictionary words are names too
+    ("m traoré issa numéro fiscal à vérifier", "traoré issa", ""),
+    # a town's name in "-ville" is no place word
+    ("appel mme granville pierre né le 3 mai 1980", "granville pierre", ""),
+])
+def test_a_name_in_a_note_stops_at_a_word_of_the_dictionary(engine: AnonymizationEngine, text: str, name: str,
+                                                             not_name: str) -> None:
+    names = [span for span, kind in masked(engine, text).items() if kind == "PERSON"]
+    assert name in names and not any(not_name and not_name in span for span in names), names
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("Je suis allé à la mairie de Vienne hier.", "Vienne"),
+    ("Le CCAS de Florence, bonjour.", "Florence"),
+    ("Le bébé est né à la maternité Suzanne Lacore.", "Lacore"),
+    ("Avec un B, le B de Bertrand.", "Bertrand"),
+    ("Grazie, merci madame.", "Grazie"),
+    ("Buenos días, je viens pour ma cousine.", "Buenos"),
+])
+def test_towns_of_offices_named_places_aids_and_greetings_are_no_name(engine: AnonymizationEngine, text: str,
+                                                                      kept: str) -> None:
+    names = [span for span, kind in masked(engine, text).items() if kind == "PERSON"]
+    assert not any(kept in span for span in names), names
+
+
+def test_a_plate_with_its_hyphens_in_a_note_and_a_building_before_an_address(engine: AnonymizationEngine) -> None:
+    assert masked(engine, "relance pour fk-381-tz en attente du paiement").get("fk-381-tz") == "LICENSE_PLATE"
+    assert masked(engine, "cession enregistrée pour gk 415 tw code remis").get("gk 415 tw") == "LICENSE_PLATE"
+    found = masked(engine, "famille relogée bâtiment c escalier 2 12 rue des acacias 44600 saint-nazaire")
+    assert found.get("bâtiment c escalier 2 12 rue des acacias 44600 saint-nazaire") == "ADDRESS", found
+    assert masked(engine, "code de cession PK4521D remis à l'acheteur") == {}

@@ -106,6 +106,11 @@ def words() -> FrenchWords:
     ("Oui, KT4R92PL.", "KT4R92PL", "PERSON"),
     ("Elle affiche 96 400 kilomètres.", "96 400 kilomètres", "CAF_NUMBER"),
     ("mariage célébré à hô chi minh-ville le 2 mai", "hô chi minh-ville", "PERSON"),
+    # a note's time stamp, a service's name taken for an address, a greeting, a language
+    ("14h05 appel mme", "14h05 appel mme", "ADDRESS"),
+    ("Mairie de Vernon, bonjour.", "Mairie de Vernon", "ADDRESS"),
+    ("Buongiorno... bonjour.", "Buongiorno", "PERSON"),
+    ("Il parle shimaoré.", "shimaoré", "PERSON"),
 ])
 def test_shapes_no_personal_data_has_leave_a_learned_span_out(words: FrenchWords, text: str, part: str,
                                                               kind: str) -> None:

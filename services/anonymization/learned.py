@@ -165,6 +165,10 @@ _SPELLED_OR_DIGITS = frozenset({LICENSE_PLATE, ID_DOCUMENT})
 _SIRET_LENGTH = 14
 
 
+# A time of day that opens a span: "9h22", "10 h 30", "14h".
+_TIME_OF_DAY_RE = re.compile(r"\d{1,2}[^\S\n]?h(?:[^\S\n]?\d{2})?(?!\w)")
+
+
 def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, previous_turn: str = "") -> bool:
     """A learned span the rules' own look-alike cues say is no personal data, or whose
     shape no personal data of any type has (the model's type is not trusted for this:
@@ -192,6 +196,8 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
         return not_a_person_name(text, finding.start, finding.end) or (
             words is not None and span.islower() and _common_words_only(span, words))
     if kind == ADDRESS:
+        if _TIME_OF_DAY_RE.match(span):
+            return True  # a note's time stamp, "9h22 appel mme"
         return office_address(text, finding.start, finding.end) or amount_after(text, finding.end)
     if kind == EMAIL:
         return "@" not in span and "arobase" not in span.lower()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from parlons.services.common.trie_regex import trie_pattern
 
@@ -41,6 +41,18 @@ NOT_NAMES = {
     "Félicitations", "Bravo", "Attention", "Entendu", "Exactement", "Absolument", "Tenez", "Regardez", "Voyons",
     "Désolé", "Désolée", "Enchanté", "Enchantée", "Bienvenue", "Courage", "Allô", "Allo", "Salut", "Coucou",
 }
+# Greetings and courtesy words in the languages visitors speak at a counter ("Buongiorno...
+# bonjour", "Oui, perfetto"), and languages they are said to speak ("elle parle shimaoré"):
+# never a name, whatever shape a recogniser saw.
+FOREIGN_COURTESY = frozenset({
+    "buongiorno", "buonasera", "grazie", "prego", "perfetto", "ciao", "scusi", "buenos", "buenas", "días", "dias",
+    "tardes", "noches", "gracias", "perfecto", "vale", "claro", "hola", "bom", "dia", "obrigado", "obrigada",
+    "desculpe", "guten", "morgen", "tag", "danke", "bitte", "genau", "hello", "thanks", "please", "sorry",
+    "salam", "salaam", "inchallah", "hamdoulillah", "wallah", "merhaba", "tamam", "teşekkürler", "bună", "buna",
+    "ziua", "mulțumesc", "multumesc", "dzień", "dobry", "dziękuję", "dziekuje", "spasibo", "dobryi", "dyakuyu",
+    "shimaoré", "shimaore", "kibushi", "wolof", "bambara", "lingala", "soninké", "soninke", "peul", "tamoul",
+    "dari", "pachto", "pashto", "ourdou", "tigrinya", "créole", "kréyol", "kreyol",
+})
 CIVILITY_RE = re.compile(rf"\b{CIVILITY}[^\S\n]+(?P<name>{FULL_NAME})")
 INTRO_RE = re.compile(
     rf"(?i:\b(?:je[^\S\n]+m['’]appelle|je[^\S\n]+me[^\S\n]+nomme|moi[^\S\n]+c['’]est|mon[^\S\n]+nom(?:[^\S\n]+de[^\S\n]+famille)?(?:[^\S\n]+c['’]est|[^\S\n]+est|,)?|"
@@ -173,10 +185,11 @@ _NOTE_WORDS = frozenset({
 })
 
 
-def _lower_case_names(text: str) -> list[Finding]:
+def _lower_case_names(text: str, common: Callable[[str], bool] | None = None) -> list[Finding]:
     """Names after a civility in lower case, or a relative or a role in a note line (see
     `LOWER_NAME_RE`); in a note, "x et y" after a role gives both ("témoins ousmane traoré
-    et jean-baptiste lemaire")."""
+    et jean-baptiste lemaire"). `common`: whether a word is a common word of the
+    dictionary and no name ("m lemaire domiciliation ouverte", "sa femme enceinte")."""
     found = []
     note = _NoteLines(text)
     for m in LOWER_NAME_RE.finditer(text):
@@ -185,7 +198,8 @@ def _lower_case_names(text: str) -> list[Finding]:
                 continue  # "à 5 m de chez moi"
         elif not note.at(m.start()):
             continue
-        names = _name_words_at(text, m.start("name"), m.end("name"), and_more=True)
+        names = _name_words_at(text, m.start("name"), m.end("name"), and_more=True, common=common,
+                               first_may_be_common=bool(m.group("civility")))
         if m.group("list") and len(names) < 2:
             continue  # "enfants kwame ama et kofi", never "enfants scolarisés"
         found.extend(names)
@@ -222,11 +236,22 @@ _CIVILITY_WORDS = frozenset({"m", "mr", "mme", "mmes", "mlle", "monsieur", "mada
 _ELIDED_PRONOUN_RE = re.compile(r"(?:[mlsjcnt]|qu)['’]")
 
 
-def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: int = 2) -> list[Finding]:
+# Short dictionary words are names too, in lists nobody can make whole ("issa", "duc",
+# "hadj", "grâce"); the words of a note that follow a name are longer ("duplicata",
+# "joignable", "hospitalisé").
+_COMMON_MIN_CHARS = 6
+
+
+def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: int = 2,
+                   common: Callable[[str], bool] | None = None, first_may_be_common: bool = False) -> list[Finding]:
     """The name words that open text[start:end) (at most four), up to a common word; a
     third or fourth word only when it is a known name ("m nguyen van thanh", but "m
     martin paul vérifier la date" is two words); after "et", the second word too
-    ("et kofi inscrits" is one name)."""
+    ("et kofi inscrits" is one name).
+
+    `common` (a dictionary) ends the name at a word of the dictionary that no name list
+    holds, of six letters or more ("mme chapuis duplicata", "jean-michel hospitalisé"); the first word after a
+    civility (`first_may_be_common`) is a name whatever it is ("mme vigneron")."""
     words = list(NAME_WORD_RE.finditer(text[start:end]))
     taken: list[re.Match[str]] = []
     for i, w in enumerate(words):
@@ -241,7 +266,9 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
             continue
         if (word in _NOTE_WORDS or word in _stop_words() or _ELIDED_PRONOUN_RE.match(word) or word in _CIVILITY_WORDS
                 or word in _COMMON_WORDS or word in NUMBER_WORDS
-                or any(ch.isdigit() for ch in word) or len(word) < 2 or word.capitalize() in NOT_NAMES):
+                or any(ch.isdigit() for ch in word) or len(word) < 2 or word.capitalize() in NOT_NAMES
+                or (common is not None and (own or not first_may_be_common) and len(word) >= _COMMON_MIN_CHARS
+                    and common(word))):
             break
         taken.append(w)
     while taken and taken[-1].group().lower() in _NAME_PARTICLES:
@@ -253,7 +280,8 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
         rest = re.match(r"[^\S\n]+et[^\S\n]+", text[start + taken[-1].end():end + 60])
         if rest:
             after = start + taken[-1].end() + rest.end()
-            found.extend(_name_words_at(text, after, min(len(text), after + 60), and_more=False, free_words=1))
+            found.extend(_name_words_at(text, after, min(len(text), after + 60), and_more=False, free_words=1,
+                                        common=common))
     return found
 
 
@@ -320,7 +348,10 @@ def _listed_names(text: str) -> list[Finding]:
     return found
 
 
-def find_names(text: str) -> list[Finding]:
+def find_names(text: str, common: Callable[[str], bool] | None = None) -> list[Finding]:
+    """Names by the rules: lists, civilities, introductions, spelling, answers, notes.
+    `common`: whether a word is a common word of the dictionary and no name (the engine's
+    `lexicon.FrenchWords`), which ends a name in lower case."""
     found: list[Finding] = find_gazetteer_names(text) + _known_lower_case_pairs(text) + _listed_names(text)
     for m in CIVILITY_RE.finditer(text):
         found.extend(_name_finding(m, 0.85, "civility"))
@@ -336,7 +367,7 @@ def find_names(text: str) -> list[Finding]:
         if len(letters) >= 3 and (any(w in before for w in _PLAIN_SPELL_CONTEXT) or re.search(r"[-.,]", m.group())):
             found.append(Finding(m.start(), m.end(), PERSON, 0.75, "spelled"))
     found.extend(_answers_to_name_questions(text))
-    found.extend(_lower_case_names(text))
+    found.extend(_lower_case_names(text, common))
     return found
 
 
@@ -522,15 +553,17 @@ def repeat_mentions(text: str, names: Iterable[str]) -> list[Finding]:
 # A capitalised word right before or after a name is part of it ("Tharshini Sivakumar").
 _NEIGHBOUR_BEFORE_RE = re.compile(rf"(?<![\w'’-])([{_UPPER}][\w'’]*(?:-[{_UPPER}][\w'’]*)*) $")
 _NEIGHBOUR_AFTER_RE = re.compile(rf"^ ([{_UPPER}][\w'’]*(?:-[{_UPPER}][\w'’]*)*)(?![\w-])")
-# Places and institutions named after people: "l'école Jules-Ferry", "rue Victor Hugo".
+# Places and institutions named after people: "l'école Jules-Ferry", "rue Victor Hugo",
+# "la maternité Jeanne de Flandre"; or by their town: "la mairie de Vienne", "CCAS de Vienne".
 _NAMED_PLACE_RE = re.compile(
-    r"(?i:(?:école|ecole|maternelle|élémentaire|collège|college|lycée|lycee|groupe\s+scolaire|crèche|hôpital|"
+    r"(?i:(?<!\w)(?:école|ecole|maternelle|élémentaire|collège|college|lycée|lycee|groupe\s+scolaire|crèche|hôpital|"
     r"hopital|clinique|centre|gymnase|stade|salle|piscine|médiathèque|bibliothèque|maison|espace|place|rue|"
     r"avenue|boulevard|allée|impasse|quai|pont|station|gare|métro|metro|musée|fondation|institut|université|"
     r"campus|parc|square|rond-point|carrefour|giratoire|parking|cours|chemin|route|passage|esplanade|promenade|"
     r"bâtiment|batiment|résidence|residence|foyer|cité|halle|complexe|pavillon|amphithéâtre|"
     r"société|entreprise|établissements|ets|garage|cabinet|magasin|restaurant|pharmacie|boulangerie|mutuelle|"
-    r"domaine|château|ferme|camping|hôtel|hotel)"
+    r"domaine|château|ferme|camping|hôtel|hotel|maternité|mairie|préfecture|sous-préfecture|ccas|agence|accueil|"
+    r"tribunal|commune|ville|antenne|trésorerie|commissariat|gendarmerie|ehpad|chu)"
     r"(?:\s+(?:élémentaire|maternelle|primaire|publique|privée|municipale?|professionnel|général|polyvalent|"
     r"sportif|culturel|social|universitaire|intercommunale?|hospitalier|médical|social|"
     r"de\s+santé|de\s+soins|de\s+quartier|de\s+loisirs|de\s+formation|d['’]accueil|d['’]hébergement))?\s+"
@@ -591,8 +624,8 @@ _PUBLIC_FIGURES = frozenset(_folded(name) for name in (
 ))
 # "Garage Martin et Fils", "Moreau Frères", "Durand & Cie": a family firm.
 _FAMILY_FIRM_AFTER_RE = re.compile(r"(?i:[^\S\n]+(?:(?:et|&)[^\S\n]+)?(?:fils|frères|cie|compagnie)(?!\w))")
-# "F comme François", "D comme Désiré": a spelling aid, not a person.
-_SPELLING_AID_BEFORE_RE = re.compile(r"(?<![\w'’])[A-Za-z][^\S\n]+comme[^\S\n]+$")
+# "F comme François", "D comme Désiré", "le V de Victor": a spelling aid, not a person.
+_SPELLING_AID_BEFORE_RE = re.compile(r"(?<![\w'’])[A-Za-z][^\S\n]+(?:comme|de)[^\S\n]+$")
 _TOWN_HYPHEN_RE = re.compile(r"-(?:sur|sous|lès|lez|les|en|la|le|aux|et)-|(?i:-ville)\b")
 
 
@@ -604,7 +637,8 @@ def public_figure(span: str) -> bool:
 def _not_a_person(span: str, after: str) -> bool:
     words = span.split()
     next_word = re.match(r"[^\S\n]+([\w'’-]+)", after)
-    return (words[0].lower() in _MAKES or words[0].lower() in _FIRM_FIRST_WORDS or words[-1].lower() in _TRADES
+    return (all(w.lower().strip(".,…") in FOREIGN_COURTESY for w in words)
+            or words[0].lower() in _MAKES or words[0].lower() in _FIRM_FIRST_WORDS or words[-1].lower() in _TRADES
             or (next_word is not None and next_word.group(1).lower() in _TRADES)
             or _FAMILY_FIRM_AFTER_RE.match(after) is not None
             or _TOWN_HYPHEN_RE.search(span) is not None)

@@ -49,7 +49,7 @@ ID_CONTEXT = ("passeport", "carte d'identité", "carte d’identité", "carte na
               "carte de résident", "document", "titre", "carte", "numéro étranger", "agdref", "demande d'asile",
               "attestation de demande")
 PLATE_CONTEXT = ("plaque", "immatricul", "voiture", "véhicule", "vehicule", "moto", "carte grise", "scooter",
-                 "camionnette")
+                 "camionnette", "cession", "siv")
 IBAN_CONTEXT = ("iban", "rib", "compte", "bancaire", "banque", "virement")
 BIRTH_CONTEXT = ("né", "née", "nés", "nées", "naissance", "naît", "nait", "naquit", "naître")
 
@@ -262,7 +262,8 @@ def _named_as_another(text: str, at: int, own: tuple[str, ...],
     other = max((m.end() for pattern in others for m in pattern.finditer(sentence)), default=-1)
     if other < 0:
         return False
-    return max((m.end() for m in _context_re(own).finditer(sentence)), default=-1) < other
+    # a cue of another number that ends with an own word ("code de cession") is the other
+    return max((m.end() for m in _context_re(own).finditer(sentence)), default=-1) <= other
 
 
 def _other_than_identity(text: str, at: int) -> bool:
@@ -448,6 +449,8 @@ _ROAD_NUMBER_RE = re.compile(r"(?:RN|RD|CD|RC|VC|N|D|A)\d{1,4}")
 _DATE_RUN_RE = re.compile(r"(?<!\d)\d{1,2}(?:JANV|FÉVR|FEVR|MARS|AVR|MAI|JUIN|JUIL|AOÛT|AOUT|SEPT|OCT|NOV|DÉC|DEC)")
 
 
+# A plate with its two hyphens, in lower case: a shape nothing else has ("xr-246-zh").
+_HYPHENATED_PLATE_RE = re.compile(r"(?<![\w-])[a-hj-np-tv-z]{2}-\d{3}-[a-hj-np-tv-z]{2}(?![\w-])")
 # An old plate in lower case: two or three letters ("4417 wxb 71"), never one ("14 h 30").
 PLATE_FNI_LOWER_RE = re.compile(r"\d{1,4}[A-Z]{2,3}(?:\d{2}|2A|2B|97\d)")
 
@@ -479,7 +482,8 @@ def find_lower_case_identifiers(text: str, runs: list[Run], recent: Recent = NOT
                               lambda chars: 0.95 if stdnum_iban.is_valid(chars, check_country=False) else None)
         found += _run_matches(run, NIR_RE, NIR, "nir-lower-case",
                               lambda chars: 0.95 if len(chars) == 15 and stdnum_nir.is_valid(chars) else None)
-        if dated or not (LICENSE_PLATE in recent or has_context(text, run.start, PLATE_CONTEXT, end=run.end)):
+        if dated or not (LICENSE_PLATE in recent or has_context(text, run.start, PLATE_CONTEXT, end=run.end)
+                         or _HYPHENATED_PLATE_RE.search(text, run.start, run.end)):
             continue
         found += _run_matches(run, PLATE_SIV_RE, LICENSE_PLATE, "plate-lower-case", lambda chars: 0.8)
         if (_whole_run_plate(run, PLATE_FNI_LOWER_RE) or _whole_run_plate(run, PLATE_FOREIGN_RE)) \
@@ -800,9 +804,11 @@ ENGLISH_STREET_RE = re.compile(
 # au résidence les érables bâtiment b 69200 vénissieux" (a number or a named place, the
 # postal code and the town close it).
 # A number in words in a note: "trois rue de la forge appartement deux 25000 besançon".
+# The building may come first: "bâtiment 4 résidence les peupliers 2 avenue...".
 _SPOKEN_HOUSE_NUMBER = rf"(?:{_NUMBER_WORD})(?!\w)(?:[\t -]++(?:{_NUMBER_WORD})(?!\w)){{0,4}}+"
+_LOWER_LEADING = r"(?:(?:bâtiment|batiment|bât|immeuble|escalier|appartement|appt|étage)[^\S\n]+[\w-]{1,12}+[^\S\n]+){0,3}+"
 LOWER_ADDRESS_RE = re.compile(
-    rf"(?i:(?<![\w'’])(?:(?:\d{{1,4}}|{_SPOKEN_HOUSE_NUMBER})(?:[^\S\n]+(?:bis|ter))?[^\S\n]+(?:{STREET_TYPES})"
+    rf"(?i:(?<![\w'’]){_LOWER_LEADING}(?:(?:\d{{1,4}}|{_SPOKEN_HOUSE_NUMBER})(?:[^\S\n]+(?:bis|ter))?[^\S\n]+(?:{STREET_TYPES})"
     rf"|résidence|residence|lieu-dit|lieudit|lotissement|hameau)"
     rf"(?:[^\S\n]+[\w'’-]+){{1,8}}?[^\S\n]+\d{{5}}[^\S\n]+[a-zà-öø-ÿ][\w'’-]*+)")
 # A home's postal code and town said without a street: "j'habite à 69008 Lyon", "code
@@ -940,8 +946,9 @@ def find_addresses(text: str) -> list[Finding]:
 
 def office_address(text: str, start: int, end: int) -> bool:
     """The address at [start, end) is an office's (a service's, a domiciliation), not a
-    person's home: the cues `find_addresses` itself applies."""
-    return _office_address(text, start, end)
+    person's home: the cues `find_addresses` itself applies, or the span opens with the
+    service ("CCAS de Vienne", "Maison France Services de Boussac", as a model may take it)."""
+    return _office_address(text, start, end) or _SERVICE_ADDRESS_RE.match(text, start, end) is not None
 
 
 def amount_after(text: str, end: int) -> bool:
