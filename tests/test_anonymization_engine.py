@@ -830,3 +830,23 @@ def test_a_plate_with_its_hyphens_in_a_note_and_a_building_before_an_address(eng
     found = masked(engine, "famille relogée bâtiment c escalier 2 12 rue des acacias 44600 saint-nazaire")
     assert found.get("bâtiment c escalier 2 12 rue des acacias 44600 saint-nazaire") == "ADDRESS", found
     assert masked(engine, "code de cession PK4521D remis à l'acheteur") == {}
+
+
+def test_a_number_named_in_its_own_note_is_not_judged_by_the_note_before(engine: AnonymizationEngine) -> None:
+    found = conversation(engine, ["borne 2 en panne ticket de maintenance 7302813",
+                                  "demande de m garnier avec numéro fiscal 0480702457126 transmise"])[-1]
+    assert found.get("0480702457126") == "TAX_NUMBER", found
+
+
+@pytest.mark.parametrize(("text", "span", "kind"), [
+    ("aide cantine pour le foyer 5608791 quotient 512 accord", "5608791", "CAF_NUMBER"),
+    ("facture d'énergie réglée pour le foyer 7384431 virement fait", "7384431", "CAF_NUMBER"),
+    ("Vous habitez toujours section Grand-Fond, 97139 Les Abymes ?", "section Grand-Fond, 97139 Les Abymes", "ADDRESS"),
+    ("Chez ma tante, chemin des Goyaviers, lieu-dit Bellevue, 97490 Sainte-Clotilde.",
+     "chemin des Goyaviers, lieu-dit Bellevue, 97490 Sainte-Clotilde", "ADDRESS"),
+    ("mme tran thi lan née le 4 juin 1972 demande un délai", "tran thi lan", "PERSON"),
+    ("m van den broek joost installé depuis mars", "van den broek joost", "PERSON"),
+])
+def test_households_overseas_localities_and_particles(engine: AnonymizationEngine, text: str, span: str,
+                                                      kind: str) -> None:
+    assert masked(engine, text).get(span) == kind, masked(engine, text)

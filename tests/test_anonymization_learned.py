@@ -57,6 +57,9 @@ def test_the_rules_look_alike_cues_leave_a_learned_span_out(text: str, part: str
     ("enfant à charge moussa koné scolarisé en CE2", "moussa koné", "PERSON"),
     ("Mon numéro allocataire c'est 6571454.", "6571454", "CAF_NUMBER"),
     ("Je suis née le 3 mars 1987.", "3 mars 1987", "DATE_OF_BIRTH"),
+    # a civility before a name is no place's word ("passage" is a street's and a visit's)
+    ("passage mr oukili pour le dossier", "oukili", "PERSON"),
+    ("Il habite 4 rue des Beaux Jours, à Nantes.", "4 rue des Beaux Jours", "ADDRESS"),
 ])
 def test_personal_data_is_no_look_alike(text: str, part: str, kind: str) -> None:
     assert not lookalike(text, _finding(text, part, kind))
@@ -111,6 +114,14 @@ def words() -> FrenchWords:
     ("Mairie de Vernon, bonjour.", "Mairie de Vernon", "ADDRESS"),
     ("Buongiorno... bonjour.", "Buongiorno", "PERSON"),
     ("Il parle shimaoré.", "shimaoré", "PERSON"),
+    # a quantity, however said
+    ("Vous avez quarante-huit heures pour le faire.", "quarante-huit", "DATE_OF_BIRTH"),
+    ("d'ici soixante-douze heures, c'est réglé", "soixante-douze heures", "ADDRESS"),
+    ("Trois mille deux cents et quelques, je crois.", "Trois mille deux cents", "CAF_NUMBER"),
+    # the word before the span: a trade, a public figure's first name, a named place
+    ("Je suis chez Plomberie Vasseur depuis mars.", "Vasseur", "PERSON"),
+    ("Ce sera le collège Aristide Briand.", "Briand", "PERSON"),
+    ("sortie du centre hospitalier henri mondor prévue le 3", "mondor", "PERSON"),
 ])
 def test_shapes_no_personal_data_has_leave_a_learned_span_out(words: FrenchWords, text: str, part: str,
                                                               kind: str) -> None:

@@ -165,6 +165,16 @@ _SPELLED_OR_DIGITS = frozenset({LICENSE_PLATE, ID_DOCUMENT})
 _SIRET_LENGTH = 14
 
 
+# Units of a quantity, a duration or an amount, inside a span or right after it; or an
+# approximation ("deux mille trois cents et quelques").
+# (abbreviations in lower case only: "GH 458 KM" is a plate)
+_UNITS = (r"(?:(?i:euros?|centimes|heures?|jours?|ans|années|mois|semaines?|minutes?|secondes?|chevaux|"
+          r"kilomètres?|kilos?|mètres?|pour[^\S\n]*cent)|km|kg|m²|€|%)")
+_UNIT_RE = re.compile(rf"(?<!\w){_UNITS}(?!\w)")
+_UNIT_AT_END_RE = re.compile(rf"(?<!\w){_UNITS}[\s.,]*$")
+_UNIT_AFTER_RE = re.compile(rf"[^\S\n]*(?:{_UNITS}(?!\w)|(?i:et)[^\S\n]+quelques(?!\w))")
+# The word right before a span ("Nettoyage" before "Delcroix").
+_WORD_BEFORE_RE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]*)[^\S\n]+$")
 # A time of day that opens a span: "9h22", "10 h 30", "14h".
 _TIME_OF_DAY_RE = re.compile(r"\d{1,2}[^\S\n]?h(?:[^\S\n]?\d{2})?(?!\w)")
 
@@ -189,9 +199,21 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
     if kind in _SPELLED_OR_DIGITS and not any(c.isdigit() for c in said) and re.search(
             r"[a-zà-ÿ]{2}", _SPELLING_AID_RE.sub(r"\1", span)):
         return True  # a plate or a document is digits or spelled capitals, not a word ("cni", "drm")
+    if kind not in (PERSON, EMAIL) and _UNIT_AFTER_RE.match(text, finding.end) or (
+            kind not in (PERSON, EMAIL, ADDRESS) and _UNIT_RE.search(span)) or (
+            kind == ADDRESS and _quantity(span)):
+        # a quantity, however said: "quarante-huit heures", "vingt-deux euros cinquante"
+        # (an address only when it ends on the unit: "rue des Beaux Jours" is a street)
+        return True
     if kind == PERSON and _CODE_WORD_RE.search(span):
         return True  # a "name" with a word of letters and digits ("EY16K3SK"): a code
     if kind == PERSON and digits < 3:
+        # the word before counts too: "Nettoyage Delcroix", "Aristide Briand", "centre
+        # hospitalier lucien hussel" (the model took the last word alone)
+        before = _WORD_BEFORE_RE.search(text, max(0, finding.start - 40), finding.start)
+        if before is not None and not no_name_word(before.group(1)) \
+                and not_a_person_name(text, before.start(1), finding.end):
+            return True
         # dictionary words only count in lower case (a note): "Rossignol." may be a surname
         return not_a_person_name(text, finding.start, finding.end) or (
             words is not None and span.islower() and _common_words_only(span, words))
@@ -209,6 +231,16 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
             previous_turn = before[:line_start].rsplit("\n", 1)[-1]
         return another_event_date(before[line_start + 1:], previous_turn)
     return names_another_number(text, finding.start, finding.end)
+
+
+def _quantity(span: str) -> bool:
+    """The span is a number and its unit, nothing else: "quarante-huit heures", "12 jours"."""
+    unit = _UNIT_AT_END_RE.search(span)
+    if unit is None:
+        return False
+    number = span[:unit.start()].strip()
+    runs = token_runs(number)
+    return bool(runs) and len(runs) == 1 and runs[0].start == 0 and runs[0].end >= len(number)
 
 
 def _common_words_only(span: str, words: FrenchWords) -> bool:

@@ -165,7 +165,9 @@ LOWER_NAME_RE = re.compile(
     rf"(?<![\w'’.-])(?:(?P<civility>{_LOWER_CIVILITY})|(?P<cue>{_NOTE_CUE})|(?P<list>enfants|petits-enfants))"
     rf"(?=(?P<name>(?:[^\S\n]+{_ANY_WORD}){{1,4}}))")
 _NAME_PARTICLES = frozenset({"de", "du", "des", "van", "von", "der", "den", "ben", "bin", "ibn", "el", "al", "da",
-                             "dos", "das", "di", "le", "la", "ould", "abou", "abu", "bou", "ait", "aït", "de la"})
+                             "dos", "das", "di", "le", "la", "ould", "abou", "abu", "bou", "ait", "aït", "de la",
+                             # Vietnamese middle names, said between the family and the given name
+                             "thi", "thị", "văn"})
 # Words of an agent's notes that follow a name: never part of it.
 _NOTE_WORDS = frozenset({
     "né", "née", "nés", "nées", "domicilié", "domiciliée", "domiciliés", "allocataire", "allocataires", "nir",
@@ -260,7 +262,10 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
         if len(own) >= free_words and word not in _NAME_PARTICLES and not _known_lower(word):
             break
         if word in _NAME_PARTICLES:
-            if not taken and (i + 1 >= len(words) or words[i + 1].group().lower() in _NAME_PARTICLES):
+            following = i + 1  # "m van der berg pieter", "mme de la fontaine": the particles, then a word
+            while following < len(words) and words[following].group().lower() in _NAME_PARTICLES:
+                following += 1
+            if not taken and (following >= len(words) or following - i > 3):
                 break
             taken.append(w)
             continue
@@ -586,7 +591,7 @@ _TRADES = frozenset({"mutuelle", "assurance", "assurances", "banque", "immobilie
 _FIRM_FIRST_WORDS = frozenset({"transports", "transport", "garage", "menuiserie", "boulangerie", "pâtisserie",
                                "boucherie", "charcuterie", "plomberie", "maçonnerie", "jardins", "paysages",
                                "ambulances", "taxis", "nettoyage", "auto-école", "pharmacie", "établissements", "ets",
-                               "sarl", "sas", "eurl"})
+                               "sarl", "sas", "eurl", "gaec", "earl", "scea", "atelier"})
 # Public figures, said as themselves or as the name of a street, a school, a hospital or a
 # room ("l'école Jean Moulin", "c'est Aimé Césaire", "la réforme Borne"): the namesakes of
 # French streets and schools most often met, and the heads of state and government of the
@@ -639,6 +644,7 @@ def _not_a_person(span: str, after: str) -> bool:
     next_word = re.match(r"[^\S\n]+([\w'’-]+)", after)
     return (all(w.lower().strip(".,…") in FOREIGN_COURTESY for w in words)
             or words[0].lower() in _MAKES or words[0].lower() in _FIRM_FIRST_WORDS or words[-1].lower() in _TRADES
+            or words[-1].lower() in ("frères", "freres")  # "Dos Santos Frères": a family firm
             or (next_word is not None and next_word.group(1).lower() in _TRADES)
             or _FAMILY_FIRM_AFTER_RE.match(after) is not None
             or _TOWN_HYPHEN_RE.search(span) is not None)

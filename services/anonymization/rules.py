@@ -44,6 +44,9 @@ SOCIAL_CONTEXT = ("sécurité sociale", "securite sociale", "sécu", "secu", "ca
                   "numéro social", "assuré", "ameli", "cpam")
 TAX_CONTEXT = ("fiscal", "fiscale", "impôt", "impot", "spi", "imposition", "finances publiques")
 CAF_CONTEXT = ("allocataire", "alloc", "caf", "msa")  # "numéro alloc" in a note
+# The household's number said right after the word: "aide cantine pour le foyer 4608798" (a
+# CCAS note: the CAF number is the household's).
+_HOUSEHOLD_BEFORE_RE = re.compile(r"(?i:(?<!\w)foyer(?:[^\S\n]+(?:n°|no|numéro))?[^\S\n]*$)")
 ID_CONTEXT = ("passeport", "carte d'identité", "carte d’identité", "carte nationale", "cni", "pièce d'identité",
               "pièce d’identité", "titre de séjour", "récépissé", "numéro de titre", "carte de séjour",
               "carte de résident", "document", "titre", "carte", "numéro étranger", "agdref", "demande d'asile",
@@ -376,11 +379,12 @@ class _RunIdentifiers:
         never a legal reference, another number named before, or an amount."""
         text, at = self.text, self.at
         reference = (_LEGAL_REFERENCE_RE.search(text[max(0, at - 30):at]) is not None
-                     or _named_as_another(text, at, CAF_CONTEXT))
+                     or _named_as_another(text, at, (*CAF_CONTEXT, "foyer")))
         amount = _AMOUNT_AFTER_RE.match(text, self.run.end, self.run.end + 80) is not None
         if reference or amount:
             return []
-        caf_re = CAF_RE if has_context(text, at, CAF_CONTEXT, end=self.run.end) else CAF_RECENT_RE
+        caf_re = CAF_RE if (has_context(text, at, CAF_CONTEXT, end=self.run.end)
+                            or _HOUSEHOLD_BEFORE_RE.search(text, max(0, at - 20), at)) else CAF_RECENT_RE
         if caf_re is not CAF_RE and CAF_NUMBER not in self.recent:
             return []
         # glued to a letter ("6250091a", "5041391j"): a France Travail identifier or a code
@@ -388,10 +392,13 @@ class _RunIdentifiers:
                 if not text[f.end:f.end + 1].isalpha() and not text[max(0, f.start - 1):f.start].isalpha()]
 
     def tax(self) -> list[Finding]:
-        question = _turns_before(self.text, self.at)[1]  # "Vous avez le numéro unique d'enregistrement ?"
-        other_number = (_OTHER_NUMBER_RE.search(question) is not None
-                        and not _context_re(TAX_CONTEXT).search(question.lower())) or _named_as_another(
-            self.text, self.at, TAX_CONTEXT)
+        # "Vous avez le numéro unique d'enregistrement ?": the question names the answer's
+        # number, unless the answer names it itself ("... numéro fiscal 0462...")
+        same_turn, question = _turns_before(self.text, self.at)
+        asked_another = (_OTHER_NUMBER_RE.search(question) is not None
+                         and not _context_re(TAX_CONTEXT).search(question.lower())
+                         and not _context_re(TAX_CONTEXT).search(same_turn.lower()))
+        other_number = asked_another or _named_as_another(self.text, self.at, TAX_CONTEXT)
 
         def score(chars: str) -> float | None:
             if other_number:
@@ -727,6 +734,8 @@ STREET_TYPES = (r"route\s+départementale|route\s+nationale|route\s+communale|ch
                 r"passage|voie|résidence|residence|lotissement|lieu-dit|lieudit|hameau|cité|cite|sentier|"
                 r"rond-point|faubourg|esplanade|promenade|villa|parvis|montée|traverse|ruelle|chaussée|clos|"
                 r"domaine|sente|venelle|square|mail|parc|quartier|"
+                # overseas, a locality: "section Boisvin, 97139 Les Abymes"
+                r"section|"
                 # abroad: Portugal, Spain, Italy, Germany, the Netherlands, Poland...
                 r"rua|avenida|travessa|largo|praça|calle|carrer|plaza|viale|piazza|strada|straße|strasse|weg|"
                 r"laan|straat|ulica")
@@ -765,7 +774,7 @@ _COUNTRY = rf"(?:,?\s*(?:{COUNTRIES}))"
 POSTCODE_CITY = (rf"(?:(?:,?\s*{_POSTCODE},?\s+{_CITY}|,?\s+à\s+{_CITY}){_COUNTRY}?"
                  rf"|(?:,\s*{_CITY}){{1,2}},\s*{_FOREIGN_POSTCODE}{_COUNTRY}?"
                  rf"|,\s*{_CITY}{_COUNTRY}|,[^\S\n]*{_CITY}(?=[^\S\n]*(?:[.?!…\n]|$)))")
-_COMPLEMENT_WORDS = (rf"(?:(?i:bâtiment|batiment|bât\.|bat\.|immeuble)\s+{STREET_NAME}"
+_COMPLEMENT_WORDS = (rf"(?:(?i:bâtiment|batiment|bât\.|bat\.|immeuble|lieu-dit|lieudit|section|hameau)\s+{STREET_NAME}"
                      r"|(?i:escalier|esc\.|appartement|appart|appt|étage|porte|entrée|logement|chambre|boîte|lot|"
                      r"tour|bloc|emplacement|villa|maison|parcelle|studio|pavillon|box|cellule)\s+[\w-]++"
                      r"|\d{1,2}\s*(?:e|è|ème|eme|er|ère)\s+étage|\d{1,2}\s*[º°]\s*[A-Z]?\b|(?i:rez-de-chaussée))"
