@@ -122,6 +122,10 @@ def words() -> FrenchWords:
     ("Je suis chez Plomberie Vasseur depuis mars.", "Vasseur", "PERSON"),
     ("Ce sera le collège Aristide Briand.", "Briand", "PERSON"),
     ("sortie du centre hospitalier henri mondor prévue le 3", "mondor", "PERSON"),
+    # digits glued to letters are a code, no CAF, phone or tax number; an office's post box
+    ("Oui, numéro KDR7TW4Q2.", "KDR7TW4Q2", "CAF_NUMBER"),
+    ("Le formulaire, c'est le S3802.", "S3802", "TAX_NUMBER"),
+    ("Écrivez à la CPAM, TSA 60012, 69907 Lyon cedex.", "60012, 69907", "ID_DOCUMENT"),
 ])
 def test_shapes_no_personal_data_has_leave_a_learned_span_out(words: FrenchWords, text: str, part: str,
                                                               kind: str) -> None:

@@ -155,6 +155,8 @@ _WEB_SITE_RE = re.compile(r"(?i:\w\.(?:gouv\.fr|fr|com|org|net|eu|info)(?!\w))")
 _EMAIL_SHAPE_RE = re.compile(r"(?i:@|(?<!\w)arobase(?!\w))")
 # A word of letters and digits mixed, which no name has.
 _CODE_WORD_RE = re.compile(r"(?=[\w-]*[^\W\d_])(?=[\w-]*\d)[\w-]*\w")
+# An office's post box: "CS 30012", "TSA 71152", "BP 318".
+_POST_BOX_RE = re.compile(r"(?<!\w)(?:CS|TSA|BP|B\.P\.)[^\S\n]*\d")
 # A spelling aid: "K comme Kilo".
 _SPELLING_AID_RE = re.compile(r"(?<![\w'’])([A-Za-z])[^\S\n]+comme[^\S\n]+[\w'’-]+")
 # Types made of digits only: a span of them holds a number, written or said.
@@ -196,6 +198,10 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
         return True
     if kind in _DIGITS_ONLY and not runs:
         return True  # a number type with no number in it ("nouvel", "adoma")
+    if kind in (CAF_NUMBER, PHONE, TAX_NUMBER) and _CODE_WORD_RE.search(span):
+        return True  # digits glued to letters ("BCGW6HB6Z1", "S3704"): a code, not these numbers
+    if _POST_BOX_RE.search(text, max(0, finding.start - 6), finding.end):
+        return True  # an office's post box and its postcode: "CS 30012, 38045 Grenoble cedex"
     if kind in _SPELLED_OR_DIGITS and not any(c.isdigit() for c in said) and re.search(
             r"[a-zà-ÿ]{2}", _SPELLING_AID_RE.sub(r"\1", span)):
         return True  # a plate or a document is digits or spelled capitals, not a word ("cni", "drm")
