@@ -11,9 +11,9 @@ written blind, measured once untouched, then its classes of error fixed; in
 tests/data/training/ (blind files, then training data of the learned recogniser): holdout8,
 holdout9, holdout10 (the rules measured on them), holdout11 and holdout14 (the union chosen
 and the rules fixed on them), holdout12, 13, 15, 16 and 17 (measured once each, then the
-look-alike cues fixed on their false alarms); and
-tests/data/holdout/anonymization_fr_holdout{4,6,18,19}.txt, written blind: holdout4 and
-holdout6 never tuned on, holdout18 and holdout19 measured once (docs/anonymization.md). Or your own annotated files
+look-alike cues fixed on their false alarms), holdout18 and 19 (the same, a day later); and
+tests/data/holdout/anonymization_fr_holdout{4,6,20,21,22}.txt, written blind: holdout4 and
+holdout6 never tuned on, holdout20, 21 and 22 measured once (docs/anonymization.md). Or your own annotated files
 (markup `[[TYPE|text]]`, parlons.services.anonymization.evaluation). Matching is by the
 characters that would leak (evaluation.py): a gold entity is found when masked spans
 cover 90 % of its letters and digits, whatever their type; a masked span is right when
@@ -75,8 +75,13 @@ CORPORA = {"dev (tuned on)": DATA / "anonymization_fr_dev.txt",
                DATA / "training" / "anonymization_fr_holdout16.txt",
            "holdout17 (blind, measured once; then look-alike cues fixed on it; training)":
                DATA / "training" / "anonymization_fr_holdout17.txt",
-           "holdout18 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout18.txt",
-           "holdout19 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout19.txt"}
+           "holdout18 (blind, measured once; then the rules fixed on it; training)":
+               DATA / "training" / "anonymization_fr_holdout18.txt",
+           "holdout19 (blind, measured once; then the rules fixed on it; training)":
+               DATA / "training" / "anonymization_fr_holdout19.txt",
+           "holdout20 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout20.txt",
+           "holdout21 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout21.txt",
+           "holdout22 (blind, measured once)": DATA / "holdout" / "anonymization_fr_holdout22.txt"}
 TYPES = ("PERSON", "NIR", "IBAN", "PHONE", "EMAIL", "ADDRESS", "DATE_OF_BIRTH", "CAF_NUMBER", "TAX_NUMBER",
          "ID_DOCUMENT", "LICENSE_PLATE")
 PRESIDIO_NOT_PERSONAL = {"LOCATION", "ORGANIZATION", "DATE_TIME", "NRP", "URL"}

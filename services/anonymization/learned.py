@@ -16,7 +16,7 @@ another event's question) nor its shape, whatever type the model gave it (`looka
 The weights: the component's own CNN encoder plus fr_core_news_md's static vectors
 (shared with the NER the engine already loads, never copied), about 6 MB, trained on the
 repository's annotated dialogues by `scripts/train_counter_ner.py` (deterministic: fixed
-seed; seventeen annotated files) into the model cache as `counter-ner-fr`, with a manifest of sha256 digests that
+seed; nineteen annotated files) into the model cache as `counter-ner-fr`, with a manifest of sha256 digests that
 is checked at every load (an altered file is refused, as for every model).
 """
 
