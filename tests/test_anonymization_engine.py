@@ -850,3 +850,21 @@ def test_a_number_named_in_its_own_note_is_not_judged_by_the_note_before(engine:
 def test_households_overseas_localities_and_particles(engine: AnonymizationEngine, text: str, span: str,
                                                       kind: str) -> None:
     assert masked(engine, text).get(span) == kind, masked(engine, text)
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("girard prime activité recalculée caf 4412871", "girard"),
+    ("14 h 05 lemoine dossier complet rappel demain", "lemoine"),
+    ("15h20 dupuis guillaume ts à renouveler", "dupuis guillaume"),
+])
+def test_a_note_that_opens_on_a_listed_name(engine: AnonymizationEngine, text: str, name: str) -> None:
+    assert masked(engine, text).get(name) == "PERSON", masked(engine, text)
+
+
+@pytest.mark.parametrize("text", [
+    "france travail appelé ce matin pour le dossier",
+    "rose et bleu cases cochées sur le formulaire",
+    "histovec consulté pas de gage",
+])
+def test_a_note_that_opens_on_a_word_is_no_name(engine: AnonymizationEngine, text: str) -> None:
+    assert "PERSON" not in masked(engine, text).values(), masked(engine, text)

@@ -299,13 +299,13 @@ class AnonymizationEngine:
                                       field=f"options.{name}")
 
     def _rules(self, text: str, context: str = "", recent: Recent = NOTHING_RECENT) -> list[Finding]:
-        common = self._words["fr"].common if "fr" in self._words else None
+        words = self._words.get("fr")
         prefix = f"{context}\n" if context else ""
         whole = prefix + text
         runs = [r for r in token_runs(whole) if r.start >= len(prefix)]
         lower_runs = [r for r in token_runs(whole, lower_letters=True) if r.start >= len(prefix)]
         found = (find_in_runs(whole, runs, recent) + find_emails(whole) + find_dates_of_birth(whole, runs, recent)
-                 + find_addresses(whole) + find_names(whole, common)
+                 + find_addresses(whole) + find_names(whole, words)
                  + find_lower_case_identifiers(whole, lower_runs, recent))
         shift = len(prefix)
         kept = [Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.recognizer)
@@ -313,7 +313,7 @@ class AnonymizationEngine:
         if any(f.start < shift < f.end for f in found):
             # a match ran from the context into this text, so the text's own part was not
             # matched alone: the text's patterns again without the context
-            kept += (find_emails(text) + find_addresses(text) + find_names(text, common)
+            kept += (find_emails(text) + find_addresses(text) + find_names(text, words)
                      + find_dates_of_birth(text, token_runs(text), recent))
         return kept
 

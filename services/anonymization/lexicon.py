@@ -47,7 +47,11 @@ class FrenchWords:
     def __len__(self) -> int:
         return len(self._lemmas) + len(self._inflected)
 
+    def known(self, word: str) -> bool:
+        """`word` is in the dictionary (a name list may hold it too: "rose", "poulain")."""
+        lowered = word.lower()
+        return lowered in self._lemmas or lowered in self._inflected
+
     def common(self, word: str) -> bool:
         """`word` is in the dictionary and in no name list."""
-        lowered = word.lower()
-        return (lowered in self._lemmas or lowered in self._inflected) and lowered not in lower_gazetteer()
+        return self.known(word) and word.lower() not in lower_gazetteer()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 from parlons.services.common.trie_regex import trie_pattern
 
@@ -149,6 +150,16 @@ def find_gazetteer_names(text: str) -> list[Finding]:
     return found
 
 
+class Dictionary(Protocol):
+    """What the name rules ask of a language's dictionary (`lexicon.FrenchWords`)."""
+
+    def common(self, word: str) -> bool:
+        """A word of the dictionary that no name list holds."""
+
+    def known(self, word: str) -> bool:
+        """A word of the dictionary, whether or not a name list holds it too."""
+
+
 # Notes dictated by an agent come back in lower case, without punctuation: "rdv avec mme
 # dufresne-morel pour...", "m nguyen van thanh né le...", "sa fille yasmina el amrani tél...",
 # "usager mercier gérard numéro fiscal...". After a civility in lower case (any line), or a
@@ -187,11 +198,11 @@ _NOTE_WORDS = frozenset({
 })
 
 
-def _lower_case_names(text: str, common: Callable[[str], bool] | None = None) -> list[Finding]:
+def _lower_case_names(text: str, words: Dictionary | None = None) -> list[Finding]:
     """Names after a civility in lower case, or a relative or a role in a note line (see
     `LOWER_NAME_RE`); in a note, "x et y" after a role gives both ("témoins ousmane traoré
-    et jean-baptiste lemaire"). `common`: whether a word is a common word of the
-    dictionary and no name ("m lemaire domiciliation ouverte", "sa femme enceinte")."""
+    et jean-baptiste lemaire"). `words`: the dictionary, whose common words end a name
+    ("m lemaire domiciliation ouverte", "sa femme enceinte")."""
     found = []
     note = _NoteLines(text)
     for m in LOWER_NAME_RE.finditer(text):
@@ -200,7 +211,7 @@ def _lower_case_names(text: str, common: Callable[[str], bool] | None = None) ->
                 continue  # "à 5 m de chez moi"
         elif not note.at(m.start()):
             continue
-        names = _name_words_at(text, m.start("name"), m.end("name"), and_more=True, common=common,
+        names = _name_words_at(text, m.start("name"), m.end("name"), and_more=True, dictionary=words,
                                first_may_be_common=bool(m.group("civility")))
         if m.group("list") and len(names) < 2:
             continue  # "enfants kwame ama et kofi", never "enfants scolarisés"
@@ -245,13 +256,13 @@ _COMMON_MIN_CHARS = 6
 
 
 def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: int = 2,
-                   common: Callable[[str], bool] | None = None, first_may_be_common: bool = False) -> list[Finding]:
+                   dictionary: Dictionary | None = None, first_may_be_common: bool = False) -> list[Finding]:
     """The name words that open text[start:end) (at most four), up to a common word; a
     third or fourth word only when it is a known name ("m nguyen van thanh", but "m
     martin paul vérifier la date" is two words); after "et", the second word too
     ("et kofi inscrits" is one name).
 
-    `common` (a dictionary) ends the name at a word of the dictionary that no name list
+    `dictionary` ends the name at a word of the dictionary that no name list
     holds, of six letters or more ("mme chapuis duplicata", "jean-michel hospitalisé"); the first word after a
     civility (`first_may_be_common`) is a name whatever it is ("mme vigneron")."""
     words = list(NAME_WORD_RE.finditer(text[start:end]))
@@ -272,8 +283,8 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
         if (word in _NOTE_WORDS or word in _stop_words() or _ELIDED_PRONOUN_RE.match(word) or word in _CIVILITY_WORDS
                 or word in _COMMON_WORDS or word in NUMBER_WORDS
                 or any(ch.isdigit() for ch in word) or len(word) < 2 or word.capitalize() in NOT_NAMES
-                or (common is not None and (own or not first_may_be_common) and len(word) >= _COMMON_MIN_CHARS
-                    and common(word))):
+                or (dictionary is not None and (own or not first_may_be_common) and len(word) >= _COMMON_MIN_CHARS
+                    and dictionary.common(word))):
             break
         taken.append(w)
     while taken and taken[-1].group().lower() in _NAME_PARTICLES:
@@ -286,7 +297,7 @@ def _name_words_at(text: str, start: int, end: int, and_more: bool, free_words: 
         if rest:
             after = start + taken[-1].end() + rest.end()
             found.extend(_name_words_at(text, after, min(len(text), after + 60), and_more=False, free_words=1,
-                                        common=common))
+                                        dictionary=dictionary))
     return found
 
 
@@ -353,10 +364,11 @@ def _listed_names(text: str) -> list[Finding]:
     return found
 
 
-def find_names(text: str, common: Callable[[str], bool] | None = None) -> list[Finding]:
+def find_names(text: str, words: Dictionary | None = None) -> list[Finding]:
     """Names by the rules: lists, civilities, introductions, spelling, answers, notes.
-    `common`: whether a word is a common word of the dictionary and no name (the engine's
-    `lexicon.FrenchWords`), which ends a name in lower case."""
+    `words`: the language's dictionary (the engine's `lexicon.FrenchWords`): its common
+    words end a name in lower case; a note that opens on a listed name no dictionary
+    holds opens on that name ("caron mpr pac devis...")."""
     found: list[Finding] = find_gazetteer_names(text) + _known_lower_case_pairs(text) + _listed_names(text)
     for m in CIVILITY_RE.finditer(text):
         found.extend(_name_finding(m, 0.85, "civility"))
@@ -372,7 +384,31 @@ def find_names(text: str, common: Callable[[str], bool] | None = None) -> list[F
         if len(letters) >= 3 and (any(w in before for w in _PLAIN_SPELL_CONTEXT) or re.search(r"[-.,]", m.group())):
             found.append(Finding(m.start(), m.end(), PERSON, 0.75, "spelled"))
     found.extend(_answers_to_name_questions(text))
-    found.extend(_lower_case_names(text, common))
+    found.extend(_lower_case_names(text, words))
+    if words is not None:
+        found.extend(_note_opening_names(text, words))
+    return found
+
+
+# A note that opens on a name, after its time stamp or not: "caron mpr pac devis 14800",
+# "11 h 48 poulain chèque énergie périmé".
+_NOTE_OPENING_RE = re.compile(
+    r"(?m:^(?:\d{1,2}[^\S\n]?h(?:[^\S\n]?\d{2})?[^\S\n]+)?(?=[a-zà-öø-ÿ])(?P<rest>[^\n]{1,80}))")
+
+
+def _note_opening_names(text: str, words: Dictionary) -> list[Finding]:
+    """The name a note opens on: a word the name lists hold and the dictionary does not
+    ("lemaire", "hoarau"; never "france", "poulain", "rose"), and the listed names after it."""
+    known = lower_gazetteer()
+    found = []
+    for m in _NOTE_OPENING_RE.finditer(text):
+        first = NAME_WORD_RE.match(m.group("rest"))
+        word = first.group().lower() if first else ""
+        if (len(word) < 3 or word not in known or words.known(word) or no_name_word(word)
+                or word in _COMMON_WORDS or word in NUMBER_WORDS):
+            continue
+        found.extend(_name_words_at(text, m.start("rest"), m.end("rest"), and_more=False, free_words=1,
+                                    dictionary=words, first_may_be_common=True))
     return found
 
 
