@@ -868,3 +868,15 @@ def test_a_note_that_opens_on_a_listed_name(engine: AnonymizationEngine, text: s
 ])
 def test_a_note_that_opens_on_a_word_is_no_name(engine: AnonymizationEngine, text: str) -> None:
     assert "PERSON" not in masked(engine, text).values(), masked(engine, text)
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("nouvelle adresse 9 rue des forges 60120 breteuil sur noye", "9 rue des forges 60120 breteuil sur noye"),
+    ("courrier à renvoyer au 3 allée des pins 72000 le mans", "3 allée des pins 72000 le mans"),
+    ("domiciliée 4 rue haute 02100 saint quentin depuis mars", "4 rue haute 02100 saint quentin"),
+    ("visite résidence les hauts de la vallée bâtiment c appartement 12 35200 rennes",
+     "résidence les hauts de la vallée bâtiment c appartement 12 35200 rennes"),
+])
+def test_an_address_in_a_note_with_a_town_of_several_words(engine: AnonymizationEngine, text: str,
+                                                           address: str) -> None:
+    assert masked(engine, text).get(address) == "ADDRESS", masked(engine, text)

@@ -816,10 +816,14 @@ ENGLISH_STREET_RE = re.compile(
 # The building may come first: "bâtiment 4 résidence les peupliers 2 avenue...".
 _SPOKEN_HOUSE_NUMBER = rf"(?:{_NUMBER_WORD})(?!\w)(?:[\t -]++(?:{_NUMBER_WORD})(?!\w)){{0,4}}+"
 _LOWER_LEADING = r"(?:(?:bâtiment|batiment|bât|immeuble|escalier|appartement|appt|étage)[^\S\n]+[\w-]{1,12}+[^\S\n]+){0,3}+"
+# A town in lower case, its words apart as Whisper writes them: "saint quentin", "le mans",
+# "ailly sur noye", "les côtes-d'arey".
+_LOWER_TOWN = (r"(?:(?:le|la|les|saint|sainte|st|ste)[^\S\n]+)?[a-zà-öø-ÿ][\w'’-]*+"
+               r"(?:[^\S\n]+(?:sur|sous|lès|lez|en|de|du|des|aux|au|et|la|le|les)[^\S\n]+[a-zà-öø-ÿ][\w'’-]*+){0,2}+")
 LOWER_ADDRESS_RE = re.compile(
     rf"(?i:(?<![\w'’]){_LOWER_LEADING}(?:(?:\d{{1,4}}|{_SPOKEN_HOUSE_NUMBER})(?:[^\S\n]+(?:bis|ter))?[^\S\n]+(?:{STREET_TYPES})"
     rf"|résidence|residence|lieu-dit|lieudit|lotissement|hameau)"
-    rf"(?:[^\S\n]+[\w'’-]+){{1,8}}?[^\S\n]+\d{{5}}[^\S\n]+[a-zà-öø-ÿ][\w'’-]*+)")
+    rf"(?:[^\S\n]+[\w'’-]+){{1,12}}?[^\S\n]+\d{{5}}[^\S\n]+{_LOWER_TOWN})")
 # A home's postal code and town said without a street: "j'habite à 69008 Lyon", "code
 # postal 59200 Tourcoing" (with a personal address cue just before).
 POSTCODE_TOWN_RE = re.compile(rf"(?<![\w'’])\d{{5}}[^\S\n]+(?:{_CITY}|[a-zà-öø-ÿ][\w'’]*+(?:-[\w'’]++){{0,6}}+)")
