@@ -817,6 +817,9 @@ def test_a_name_in_a_note_stops_at_a_word_of_the_dictionary(engine: Anonymizatio
     ("Avec un B, le B de Bertrand.", "Bertrand"),
     ("Grazie, merci madame.", "Grazie"),
     ("Buenos días, je viens pour ma cousine.", "Buenos"),
+    ("Papa, dis oui à la dame.", "Papa"),
+    ("Née le ?", "Née"),
+    ("Urssaf Bretagne, bonjour.", "Urssaf"),
 ])
 def test_towns_of_offices_named_places_aids_and_greetings_are_no_name(engine: AnonymizationEngine, text: str,
                                                                       kept: str) -> None:

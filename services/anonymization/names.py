@@ -41,6 +41,8 @@ NOT_NAMES = {
     "Loi", "Décret", "Monsieur.", "Madame.", "Président", "Préfet", "Maire", "Docteur", "Maître",
     "Félicitations", "Bravo", "Attention", "Entendu", "Exactement", "Absolument", "Tenez", "Regardez", "Voyons",
     "Désolé", "Désolée", "Enchanté", "Enchantée", "Bienvenue", "Courage", "Allô", "Allo", "Salut", "Coucou",
+    # a relative called by kinship ("Papa, dis oui à la dame"), a birth asked ("Née le ?")
+    "Papa", "Maman", "Mamie", "Papi", "Papy", "Tonton", "Tata", "Né", "Née", "Nés", "Nées",
 }
 # Greetings and courtesy words in the languages visitors speak at a counter ("Buongiorno...
 # bonjour", "Oui, perfetto"), and languages they are said to speak ("elle parle shimaoré"):
@@ -627,7 +629,9 @@ _TRADES = frozenset({"mutuelle", "assurance", "assurances", "banque", "immobilie
 _FIRM_FIRST_WORDS = frozenset({"transports", "transport", "garage", "menuiserie", "boulangerie", "pâtisserie",
                                "boucherie", "charcuterie", "plomberie", "maçonnerie", "jardins", "paysages",
                                "ambulances", "taxis", "nettoyage", "auto-école", "pharmacie", "établissements", "ets",
-                               "sarl", "sas", "eurl", "gaec", "earl", "scea", "atelier"})
+                               "sarl", "sas", "eurl", "gaec", "earl", "scea", "atelier",
+                               # a public body and its region: "Urssaf Bretagne", "MSA Lorraine"
+                               "urssaf", "msa", "caf", "cpam", "carsat", "mgen", "ameli"})
 # Public figures, said as themselves or as the name of a street, a school, a hospital or a
 # room ("l'école Jean Moulin", "c'est Aimé Césaire", "la réforme Borne"): the namesakes of
 # French streets and schools most often met, and the heads of state and government of the
