@@ -45,7 +45,7 @@ from .entities import (
 from .lexicon import FrenchWords
 from .names import NAME_WORD_RE, no_name_word, not_a_person_name
 from .numbers import token_runs
-from .rules import amount_after, another_event_date, names_another_number, office_address
+from .rules import AMOUNT_UNITS, amount_after, another_event_date, names_another_number, office_address
 
 MODEL_NAME: Final = "counter-ner-fr"
 RECOGNIZER: Final = "counter_ner"
@@ -167,14 +167,15 @@ _SPELLED_OR_DIGITS = frozenset({LICENSE_PLATE, ID_DOCUMENT})
 _SIRET_LENGTH = 14
 
 
-# Units of a quantity, a duration or an amount, inside a span or right after it; or an
-# approximation ("deux mille trois cents et quelques").
-# (abbreviations in lower case only: "GH 458 KM" is a plate)
-_UNITS = (r"(?:(?i:euros?|centimes|heures?|jours?|ans|années|mois|semaines?|minutes?|secondes?|chevaux|"
-          r"kilomètres?|kilos?|mètres?|pour[^\S\n]*cent)|km|kg|m²|€|%)")
+# Units of an amount, a quantity (the rules') or a duration, inside a span or right after
+# it; or an approximation ("deux mille trois cents et quelques").
+_UNITS = rf"(?i:{AMOUNT_UNITS}|heures?|jours?|ans|années|mois|semaines?|minutes?|secondes?|chevaux)"
 _UNIT_RE = re.compile(rf"(?<!\w){_UNITS}(?!\w)")
 _UNIT_AT_END_RE = re.compile(rf"(?<!\w){_UNITS}[\s.,]*$")
 _UNIT_AFTER_RE = re.compile(rf"[^\S\n]*(?:{_UNITS}(?!\w)|(?i:et)[^\S\n]+quelques(?!\w))")
+# Types whose span holds only a number, a unit said inside is a quantity (not a plate or a
+# document, whose letters may read as one: "GH 458 KM").
+_NUMBER_ONLY = frozenset({NIR, PHONE, CAF_NUMBER, TAX_NUMBER, DATE_OF_BIRTH})
 # The word right before a span ("Nettoyage" before "Delcroix").
 _WORD_BEFORE_RE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]*)[^\S\n]+$")
 # A time of day that opens a span: "9h22", "10 h 30", "14h".
@@ -206,7 +207,7 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
             r"[a-zà-ÿ]{2}", _SPELLING_AID_RE.sub(r"\1", span)):
         return True  # a plate or a document is digits or spelled capitals, not a word ("cni", "drm")
     if kind not in (PERSON, EMAIL) and _UNIT_AFTER_RE.match(text, finding.end) or (
-            kind not in (PERSON, EMAIL, ADDRESS) and _UNIT_RE.search(span)) or (
+            kind in _NUMBER_ONLY and _UNIT_RE.search(span)) or (
             kind == ADDRESS and _quantity(span)):
         # a quantity, however said: "quarante-huit heures", "vingt-deux euros cinquante"
         # (an address only when it ends on the unit: "rue des Beaux Jours" is a street)

@@ -190,11 +190,10 @@ PHONE_RE = re.compile(r"0[1-9]\d{8}|(?:0033|33)0?[1-9]\d{8}")
 IBAN_RE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}")
 CAF_RE = re.compile(r"\d{6,8}")
 CAF_RECENT_RE = re.compile(r"\d{7}")
+# The units of an amount or a quantity ("148 320 kilomètres", "12 500 km"), case ignored.
+AMOUNT_UNITS = r"(?:euros?|€|eur\b|centimes|%|pour[ \t]*cent|kilomètres?\b|km\b|kilos?\b|kg\b|mètres?\b|m²|m2\b)"
 # "1 084,43 euros", "12 500 €": an amount, whatever the context.
-_AMOUNT_AFTER_RE = re.compile(
-    r"(?i:(?:[ \t,]*+(?:(?:et|ou)[ \t]++)?\d[\d \t.,]*+)*+[ \t]*(?:euros?|€|eur\b|centimes|%|pour[ \t]*cent|"
-    # a quantity: "148 320 kilomètres", "12 500 km"
-    r"kilomètres?\b|km\b|kilos?\b|kg\b|mètres?\b|m²|m2\b))")
+_AMOUNT_AFTER_RE = re.compile(rf"(?i:(?:[ \t,]*+(?:(?:et|ou)[ \t]++)?\d[\d \t.,]*+)*+[ \t]*{AMOUNT_UNITS})")
 # Numbers that belong to no one: "le numéro de l'envoi, c'est 1A 195 862 4403 7", "le SIRET".
 _OTHER_NUMBER_RE = re.compile(
     r"(?i:(?<!\w)(?:envoi|suivie?|colis|recommandée?|siret|siren|ine|facture|commande|contrat|référence|"
