@@ -217,9 +217,9 @@ def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, pre
     if kind == PERSON and digits < 3:
         # the word before counts too: "Nettoyage Delcroix", "Aristide Briand", "centre
         # hospitalier lucien hussel" (the model took the last word alone)
-        before = _WORD_BEFORE_RE.search(text, max(0, finding.start - 40), finding.start)
-        if before is not None and not no_name_word(before.group(1)) \
-                and not_a_person_name(text, before.start(1), finding.end):
+        word_before = _WORD_BEFORE_RE.search(text, max(0, finding.start - 40), finding.start)
+        if word_before is not None and not no_name_word(word_before.group(1)) \
+                and not_a_person_name(text, word_before.start(1), finding.end):
             return True
         # dictionary words only count in lower case (a note): "Rossignol." may be a surname
         return not_a_person_name(text, finding.start, finding.end) or (
