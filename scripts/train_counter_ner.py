@@ -17,7 +17,7 @@ token boundaries (alignment "expand").
 
 Never pass tests/data/holdout/* to --train: those files are kept for measurement
 (holdout4 and holdout6 never tuned on; holdout20 and later files measured once). About
-300 s on 2 cores.
+300-460 s on 2 cores.
 """
 
 from __future__ import annotations
