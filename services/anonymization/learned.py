@@ -43,7 +43,7 @@ from .entities import (
     Finding,
 )
 from .lexicon import FrenchWords
-from .names import NAME_WORD_RE, no_name_word, not_a_person_name
+from .names import NAME_WORD_RE, TIME_OF_DAY, no_name_word, not_a_person_name
 from .numbers import token_runs
 from .rules import AMOUNT_UNITS, amount_after, another_event_date, names_another_number, office_address
 
@@ -179,7 +179,7 @@ _NUMBER_ONLY = frozenset({NIR, PHONE, CAF_NUMBER, TAX_NUMBER, DATE_OF_BIRTH})
 # The word right before a span ("Nettoyage" before "Delcroix").
 _WORD_BEFORE_RE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]*)[^\S\n]+$")
 # A time of day that opens a span: "9h22", "10 h 30", "14h".
-_TIME_OF_DAY_RE = re.compile(r"\d{1,2}[^\S\n]?h(?:[^\S\n]?\d{2})?(?!\w)")
+_TIME_OF_DAY_RE = re.compile(TIME_OF_DAY)
 
 
 def lookalike(text: str, finding: Finding, words: FrenchWords | None = None, previous_turn: str = "") -> bool:

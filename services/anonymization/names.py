@@ -392,22 +392,23 @@ def find_names(text: str, words: Dictionary | None = None) -> list[Finding]:
     return found
 
 
+# A time of day as a note stamps it: "9h22", "10 h 30", "14h".
+TIME_OF_DAY = r"\d{1,2}[^\S\n]?h(?:[^\S\n]?\d{2})?(?!\w)"
 # A note that opens on a name, after its time stamp or not: "caron mpr pac devis 14800",
 # "11 h 48 poulain chèque énergie périmé".
-_NOTE_OPENING_RE = re.compile(
-    r"(?m:^(?:\d{1,2}[^\S\n]?h(?:[^\S\n]?\d{2})?[^\S\n]+)?(?=[a-zà-öø-ÿ])(?P<rest>[^\n]{1,80}))")
+_NOTE_OPENING_RE = re.compile(rf"(?m:^(?:{TIME_OF_DAY}[^\S\n]+)?(?=[a-zà-öø-ÿ])(?P<rest>[^\n]{{1,80}}))")
 
 
 def _note_opening_names(text: str, words: Dictionary) -> list[Finding]:
     """The name a note opens on: a word the name lists hold and the dictionary does not
-    ("lemaire", "hoarau"; never "france", "poulain", "rose"), and the listed names after it."""
+    ("lemaire", "hoarau"; never "france", "poulain", "rose"), and the listed names after it
+    (`_name_words_at` turns away stop words, note words and numbers)."""
     known = lower_gazetteer()
     found = []
     for m in _NOTE_OPENING_RE.finditer(text):
         first = NAME_WORD_RE.match(m.group("rest"))
         word = first.group().lower() if first else ""
-        if (len(word) < 3 or word not in known or words.known(word) or no_name_word(word)
-                or word in _COMMON_WORDS or word in NUMBER_WORDS):
+        if word not in known or words.known(word):
             continue
         found.extend(_name_words_at(text, m.start("rest"), m.end("rest"), and_more=False, free_words=1,
                                     dictionary=words, first_may_be_common=True))
